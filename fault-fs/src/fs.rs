@@ -1,0 +1,1322 @@
+//! The FUSE side: a thin [`fuser::Filesystem`] over the [`Tree`], with every
+//! request numbered, traced and run through the [`FaultPlan`].
+//!
+//! Each handler describes its op, asks [`FaultFs::gate`] what the plan says,
+//! and hands [`FaultFs::run`] a closure that applies the op to the tree and one
+//! that answers the kernel. Stalled ops park both closures on a thread of their
+//! own, so the session keeps serving the probes that look at the target
+//! meanwhile.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use fuser::{
+    AccessFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType, Filesystem,
+    FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::op::{OpKind, OpRecord, Shared, Trace};
+use crate::plan::{Fault, FaultPlan, DEFAULT_STALL_DEADLINE};
+use crate::tree::{NewNode, NodeKind, RenameMode, Tree};
+
+/// No kernel caching of entries or attributes: every lookup reaches the
+/// daemon, so faults see every op and a reset tree is never masked by stale
+/// kernel state.
+const TTL: Duration = Duration::ZERO;
+
+/// Largest write request the kernel may send (its own cap is 1 MiB).
+const MAX_WRITE: u32 = 1024 * 1024;
+
+/// Bits of [`OpRecord::flags`] for setattr: which attributes were set.
+pub const SETATTR_SIZE: u32 = 1;
+/// setattr changed the mode.
+pub const SETATTR_MODE: u32 = 2;
+/// setattr changed the owner or group.
+pub const SETATTR_OWNER: u32 = 4;
+/// setattr changed times.
+pub const SETATTR_TIMES: u32 = 8;
+
+/// An open file.
+#[derive(Debug, Clone, Copy)]
+struct Handle {
+    ino: u64,
+    append: bool,
+}
+
+/// Everything behind the one lock: the tree, the trace and the plan's state.
+#[derive(Debug)]
+struct State {
+    tree: Tree,
+    trace: Trace,
+    next_seq: u64,
+    plan: FaultPlan,
+    /// Matches counted so far, per rule of the plan.
+    matches: Vec<u64>,
+    /// Only ops of this process group are faulted and counted.
+    scope: Option<u32>,
+    handles: HashMap<u64, Handle>,
+    next_fh: u64,
+}
+
+/// A parked op waiting for release.
+#[derive(Debug)]
+struct StallGate {
+    record: OpRecord,
+    released: Mutex<bool>,
+    wake: Condvar,
+}
+
+impl StallGate {
+    fn release(&self) {
+        *lock(&self.released) = true;
+        self.wake.notify_all();
+    }
+
+    /// Waits until released or until `deadline`.
+    fn wait(&self, deadline: Instant) {
+        let mut released = lock(&self.released);
+        while !*released {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            released = self
+                .wake
+                .wait_timeout(released, deadline - now)
+                .map(|(guard, _)| guard)
+                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Stalls {
+    parked: Mutex<Vec<Arc<StallGate>>>,
+    changed: Condvar,
+}
+
+#[derive(Debug)]
+struct Inner {
+    state: Mutex<State>,
+    stalls: Stalls,
+    /// pid -> (process group, command name), read once from /proc.
+    procs: Mutex<HashMap<u32, (u32, Shared)>>,
+    own_pgid: u32,
+    own_pid: u32,
+}
+
+/// Locks a mutex, recovering from poisoning: a FUSE handler must never panic,
+/// and the state stays consistent because every change is applied whole.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The file system: hand it to [`crate::FaultMount`]; keep a [`FaultFsHandle`]
+/// to watch and steer it.
+#[derive(Debug, Clone)]
+pub struct FaultFs {
+    inner: Arc<Inner>,
+}
+
+/// A handle to a mounted [`FaultFs`]: trace, plan, stalls and snapshots.
+#[derive(Debug, Clone)]
+pub struct FaultFsHandle {
+    inner: Arc<Inner>,
+}
+
+/// Where an op acts: an inode, or a name in a directory.
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Ino(u64),
+    Entry(u64, &'a OsStr),
+}
+
+/// What the plan decided for one op.
+enum Verdict {
+    Proceed,
+    Fail(Errno),
+    KillBefore(Signal),
+    KillAfter(Signal),
+    ShortWrite(u64),
+    Stall(Arc<StallGate>, Instant),
+}
+
+/// One op on its way through [`FaultFs::run`].
+struct Gate {
+    seq: u64,
+    pid: u32,
+    pgid: u32,
+    verdict: Verdict,
+}
+
+fn attr_of(node: &crate::tree::Inode) -> FileAttr {
+    let size = node.size();
+    let kind = match node.kind {
+        NodeKind::File(_) => FileType::RegularFile,
+        NodeKind::Dir(_) => FileType::Directory,
+        NodeKind::Symlink(_) => FileType::Symlink,
+    };
+    FileAttr {
+        ino: INodeNo(node.ino),
+        size,
+        blocks: size.div_ceil(512),
+        atime: node.atime,
+        mtime: node.mtime,
+        ctime: node.ctime,
+        crtime: node.ctime,
+        kind,
+        perm: node.perm,
+        nlink: node.nlink,
+        uid: node.uid,
+        gid: node.gid,
+        rdev: 0,
+        blksize: 4096,
+        flags: 0,
+    }
+}
+
+fn time_of(time: TimeOrNow) -> SystemTime {
+    match time {
+        TimeOrNow::SpecificTime(time) => time,
+        TimeOrNow::Now => SystemTime::now(),
+    }
+}
+
+/// Reads a process's group and command name from /proc; (0, "?") once it is gone.
+fn proc_info(pid: u32) -> (u32, String) {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return (0, "?".into());
+    };
+    // comm is in parentheses and may itself hold spaces or ')'.
+    let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+        return (0, "?".into());
+    };
+    let comm = stat[open + 1..close].to_owned();
+    let pgid = stat[close + 1..]
+        .split_whitespace()
+        .nth(2)
+        .and_then(|field| field.parse().ok())
+        .unwrap_or(0);
+    (pgid, comm)
+}
+
+impl Default for FaultFs {
+    fn default() -> Self {
+        Self::new(Tree::new(), FaultPlan::default())
+    }
+}
+
+impl FaultFs {
+    /// A file system over `tree` with `plan` in force.
+    pub fn new(tree: Tree, plan: FaultPlan) -> Self {
+        let matches = vec![0; plan.rules.len()];
+        let state = State {
+            tree,
+            trace: Trace::default(),
+            next_seq: 1,
+            plan,
+            matches,
+            scope: None,
+            handles: HashMap::new(),
+            next_fh: 1,
+        };
+        FaultFs {
+            inner: Arc::new(Inner {
+                state: Mutex::new(state),
+                stalls: Stalls::default(),
+                procs: Mutex::new(HashMap::new()),
+                own_pgid: nix::unistd::getpgrp().as_raw() as u32,
+                own_pid: std::process::id(),
+            }),
+        }
+    }
+
+    /// A handle to watch and steer this file system once mounted.
+    pub fn handle(&self) -> FaultFsHandle {
+        FaultFsHandle {
+            inner: self.inner.clone(),
+        }
+    }
+
+    fn caller(&self, pid: u32) -> (u32, Shared) {
+        if let Some(known) = lock(&self.inner.procs).get(&pid) {
+            return known.clone();
+        }
+        let (pgid, comm) = proc_info(pid);
+        let known = (pgid, Shared::from(comm.as_str()));
+        if pgid != 0 {
+            lock(&self.inner.procs).insert(pid, known.clone());
+        }
+        known
+    }
+
+    /// Numbers and traces one op, and asks the plan what to do with it.
+    fn gate(
+        &self,
+        req: &Request,
+        kind: OpKind,
+        at: At<'_>,
+        at2: Option<At<'_>>,
+        (offset, len, flags): (u64, u64, u32),
+    ) -> Gate {
+        let pid = req.pid();
+        let (pgid, comm) = self.caller(pid);
+        let mut state = lock(&self.inner.state);
+        let path_of = |state: &State, at: At<'_>| -> String {
+            match at {
+                At::Ino(ino) => state.tree.path_of(ino),
+                At::Entry(parent, name) => {
+                    let mut path = state.tree.path_of(parent);
+                    if !path.ends_with('/') {
+                        path.push('/');
+                    }
+                    path.push_str(&name.to_string_lossy());
+                    path
+                }
+            }
+        };
+        let path = path_of(&state, at);
+        let path = state.trace.intern(&path);
+        let path2 = at2.map(|at2| {
+            let p = path_of(&state, at2);
+            state.trace.intern(&p)
+        });
+        let ino = match at {
+            At::Ino(ino) | At::Entry(ino, _) => ino,
+        };
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        let mut record = OpRecord {
+            seq,
+            pid,
+            pgid,
+            comm,
+            kind,
+            ino,
+            path,
+            path2,
+            offset,
+            len,
+            flags,
+            errno: 0,
+            fault: None,
+        };
+        let in_scope = pid != 0 && state.scope.is_none_or(|scope| scope == pgid);
+        let mut verdict = Verdict::Proceed;
+        if in_scope {
+            let State {
+                plan,
+                matches,
+                trace,
+                ..
+            } = &mut *state;
+            for (rule, count) in plan.rules.iter().zip(matches.iter_mut()) {
+                if !rule.matches(&record) {
+                    continue;
+                }
+                *count += 1;
+                if rule.nth.is_some_and(|nth| nth != *count) {
+                    continue;
+                }
+                verdict = match &rule.fault {
+                    Fault::KillBefore(signal) => Verdict::KillBefore(*signal),
+                    Fault::KillAfter(signal) => Verdict::KillAfter(*signal),
+                    Fault::Errno(errno) => Verdict::Fail(Errno::from_i32(*errno)),
+                    Fault::ShortWrite(short) if kind == OpKind::Write => {
+                        Verdict::ShortWrite(short.bytes_of(len))
+                    }
+                    Fault::ShortWrite(_) => continue,
+                    Fault::Stall(duration) => {
+                        let deadline =
+                            Instant::now() + duration.unwrap_or(DEFAULT_STALL_DEADLINE);
+                        let gate = Arc::new(StallGate {
+                            record: record.clone(),
+                            released: Mutex::new(false),
+                            wake: Condvar::new(),
+                        });
+                        Verdict::Stall(gate, deadline)
+                    }
+                };
+                record.fault = Some(trace.intern(&rule.fault.to_string()));
+                tracing::debug!(seq, %kind, fault = %rule.fault, "fault fires");
+                break;
+            }
+        }
+        if let Verdict::Stall(gate, _) = &mut verdict {
+            // The gate's copy must carry the fault too, for whoever waits on it.
+            if let Some(gate) = Arc::get_mut(gate) {
+                gate.record.fault = record.fault.clone();
+            }
+        }
+        state.trace.push(record);
+        Gate {
+            seq,
+            pid,
+            pgid,
+            verdict,
+        }
+    }
+
+    /// Sends `signal` to the caller's process group (never to our own).
+    fn signal_caller(&self, gate: &Gate, signal: Signal) {
+        let target = if gate.pgid > 1 && gate.pgid != self.inner.own_pgid {
+            Pid::from_raw(-(gate.pgid as i32))
+        } else if gate.pid > 1 && gate.pid != self.inner.own_pid {
+            Pid::from_raw(gate.pid as i32)
+        } else {
+            return;
+        };
+        if let Err(err) = kill(target, signal) {
+            tracing::warn!(%target, ?signal, %err, "kill fault could not signal the caller");
+        }
+    }
+
+    /// Applies an op per its gate's verdict and answers the kernel.
+    ///
+    /// `apply` gets the state and, for a short write, the byte limit.
+    fn run<T, A, R>(&self, gate: Gate, apply: A, respond: R)
+    where
+        T: Send + 'static,
+        A: FnOnce(&mut State, Option<u64>) -> Result<T, Errno> + Send + 'static,
+        R: FnOnce(Result<T, Errno>) + Send + 'static,
+    {
+        match gate.verdict {
+            Verdict::Stall(ref stall, deadline) => {
+                let stall = stall.clone();
+                {
+                    lock(&self.inner.stalls.parked).push(stall.clone());
+                    self.inner.stalls.changed.notify_all();
+                }
+                let fs = self.clone();
+                let spawned = std::thread::Builder::new()
+                    .name(format!("stall-{}", gate.seq))
+                    .spawn(move || {
+                        stall.wait(deadline);
+                        lock(&fs.inner.stalls.parked).retain(|s| !Arc::ptr_eq(s, &stall));
+                        fs.inner.stalls.changed.notify_all();
+                        let result = fs.apply(gate.seq, apply, None);
+                        respond(result);
+                    });
+                if let Err(err) = spawned {
+                    tracing::error!(%err, "cannot park a stalled op; it fails with EIO");
+                }
+            }
+            Verdict::Proceed => respond(self.apply(gate.seq, apply, None)),
+            Verdict::ShortWrite(limit) => respond(self.apply(gate.seq, apply, Some(limit))),
+            Verdict::Fail(errno) => {
+                lock(&self.inner.state)
+                    .trace
+                    .set_result(gate.seq, errno.code());
+                respond(Err(errno));
+            }
+            Verdict::KillBefore(signal) => {
+                self.signal_caller(&gate, signal);
+                lock(&self.inner.state)
+                    .trace
+                    .set_result(gate.seq, libc::EINTR);
+                respond(Err(Errno::EINTR));
+            }
+            Verdict::KillAfter(signal) => {
+                let result = self.apply(gate.seq, apply, None);
+                self.signal_caller(&gate, signal);
+                respond(result);
+            }
+        }
+    }
+
+    fn apply<T>(
+        &self,
+        seq: u64,
+        apply: impl FnOnce(&mut State, Option<u64>) -> Result<T, Errno>,
+        limit: Option<u64>,
+    ) -> Result<T, Errno> {
+        let mut state = lock(&self.inner.state);
+        let result = apply(&mut state, limit);
+        if let Err(errno) = &result {
+            state.trace.set_result(seq, errno.code());
+        }
+        result
+    }
+
+    /// Entry reply data for an inode, counting the kernel's new reference.
+    fn entry(state: &mut State, ino: u64) -> Result<FileAttr, Errno> {
+        let attr = attr_of(state.tree.get(ino)?);
+        state.tree.pin(ino);
+        Ok(attr)
+    }
+
+    fn new_node(req: &Request, mode: u32, umask: u32) -> NewNode {
+        NewNode {
+            perm: (mode & !umask & 0o7777) as u16,
+            uid: req.uid(),
+            gid: req.gid(),
+        }
+    }
+
+    fn open_handle(state: &mut State, ino: u64, flags: i32) -> Result<u64, Errno> {
+        let writes = flags & libc::O_ACCMODE != libc::O_RDONLY;
+        if flags & libc::O_TRUNC != 0 && writes {
+            state.tree.truncate(ino, 0)?;
+        }
+        let fh = state.next_fh;
+        state.next_fh += 1;
+        state.handles.insert(
+            fh,
+            Handle {
+                ino,
+                append: flags & libc::O_APPEND != 0,
+            },
+        );
+        state.tree.pin(ino);
+        Ok(fh)
+    }
+}
+
+fn reply_entry(reply: ReplyEntry) -> impl FnOnce(Result<FileAttr, Errno>) + Send {
+    move |result| match result {
+        Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
+        Err(errno) => reply.error(errno),
+    }
+}
+
+fn reply_attr(reply: ReplyAttr) -> impl FnOnce(Result<FileAttr, Errno>) + Send {
+    move |result| match result {
+        Ok(attr) => reply.attr(&TTL, &attr),
+        Err(errno) => reply.error(errno),
+    }
+}
+
+fn reply_empty(reply: ReplyEmpty) -> impl FnOnce(Result<(), Errno>) + Send {
+    move |result| match result {
+        Ok(()) => reply.ok(),
+        Err(errno) => reply.error(errno),
+    }
+}
+
+fn reply_xattr(reply: ReplyXattr, size: u32) -> impl FnOnce(Result<Vec<u8>, Errno>) + Send {
+    move |result| match result {
+        Ok(value) if size == 0 => reply.size(value.len() as u32),
+        Ok(value) if value.len() > size as usize => reply.error(Errno::ERANGE),
+        Ok(value) => reply.data(&value),
+        Err(errno) => reply.error(errno),
+    }
+}
+
+const NO_ARGS: (u64, u64, u32) = (0, 0, 0);
+
+impl Filesystem for FaultFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        // O_TRUNC arrives with the open (as the trace should show it), not as
+        // a separate setattr.
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_ATOMIC_O_TRUNC);
+        let _ = config.set_max_write(MAX_WRITE);
+        let _ = config.set_max_readahead(MAX_WRITE);
+        Ok(())
+    }
+
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let gate = self.gate(req, OpKind::Lookup, At::Entry(parent.0, name), None, NO_ARGS);
+        let name = name.to_owned();
+        self.run(
+            gate,
+            move |state, _| {
+                let ino = state.tree.lookup(parent.0, &name)?;
+                Self::entry(state, ino)
+            },
+            reply_entry(reply),
+        );
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        lock(&self.inner.state).tree.unpin(ino.0, nlookup);
+    }
+
+    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let gate = self.gate(req, OpKind::Getattr, At::Ino(ino.0), None, NO_ARGS);
+        self.run(
+            gate,
+            move |state, _| Ok(attr_of(state.tree.get(ino.0)?)),
+            reply_attr(reply),
+        );
+    }
+
+    fn setattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        _fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let mut mask = 0;
+        for (set, bit) in [
+            (size.is_some(), SETATTR_SIZE),
+            (mode.is_some(), SETATTR_MODE),
+            (uid.is_some() || gid.is_some(), SETATTR_OWNER),
+            (atime.is_some() || mtime.is_some(), SETATTR_TIMES),
+        ] {
+            if set {
+                mask |= bit;
+            }
+        }
+        let args = (size.unwrap_or(0), u64::from(mode.unwrap_or(0)), mask);
+        let gate = self.gate(req, OpKind::Setattr, At::Ino(ino.0), None, args);
+        self.run(
+            gate,
+            move |state, _| {
+                let tree = &mut state.tree;
+                if let Some(size) = size {
+                    tree.truncate(ino.0, size)?;
+                }
+                if let Some(mode) = mode {
+                    tree.chmod(ino.0, mode)?;
+                }
+                if uid.is_some() || gid.is_some() {
+                    tree.chown(ino.0, uid, gid)?;
+                }
+                if atime.is_some() || mtime.is_some() {
+                    tree.set_times(ino.0, atime.map(time_of), mtime.map(time_of))?;
+                }
+                Ok(attr_of(tree.get(ino.0)?))
+            },
+            reply_attr(reply),
+        );
+    }
+
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        let gate = self.gate(req, OpKind::Readlink, At::Ino(ino.0), None, NO_ARGS);
+        self.run(
+            gate,
+            move |state, _| state.tree.readlink(ino.0),
+            move |result| match result {
+                Ok(target) => reply.data(target.as_encoded_bytes()),
+                Err(errno) => reply.error(errno),
+            },
+        );
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let args = (0, 0, mode);
+        let gate = self.gate(req, OpKind::Mknod, At::Entry(parent.0, name), None, args);
+        let name = name.to_owned();
+        let new = Self::new_node(req, mode, umask);
+        self.run(
+            gate,
+            move |state, _| {
+                // Only regular files: devices, FIFOs and sockets are not what
+                // replacing a binary involves.
+                if mode & libc::S_IFMT != libc::S_IFREG {
+                    return Err(Errno::EPERM);
+                }
+                let ino = state.tree.create_file(parent.0, &name, new)?;
+                Self::entry(state, ino)
+            },
+            reply_entry(reply),
+        );
+    }
+
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let gate = self.gate(req, OpKind::Mkdir, At::Entry(parent.0, name), None, NO_ARGS);
+        let name = name.to_owned();
+        let new = Self::new_node(req, mode, umask);
+        self.run(
+            gate,
+            move |state, _| {
+                let ino = state.tree.mkdir(parent.0, &name, new)?;
+                Self::entry(state, ino)
+            },
+            reply_entry(reply),
+        );
+    }
+
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let gate = self.gate(req, OpKind::Unlink, At::Entry(parent.0, name), None, NO_ARGS);
+        let name = name.to_owned();
+        self.run(
+            gate,
+            move |state, _| state.tree.unlink(parent.0, &name).map(drop),
+            reply_empty(reply),
+        );
+    }
+
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let gate = self.gate(req, OpKind::Rmdir, At::Entry(parent.0, name), None, NO_ARGS);
+        let name = name.to_owned();
+        self.run(
+            gate,
+            move |state, _| state.tree.rmdir(parent.0, &name).map(drop),
+            reply_empty(reply),
+        );
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        let gate = self.gate(
+            req,
+            OpKind::Symlink,
+            At::Entry(parent.0, link_name),
+            None,
+            NO_ARGS,
+        );
+        let name = link_name.to_owned();
+        let target = target.as_os_str().to_owned();
+        let new = Self::new_node(req, 0o777, 0);
+        self.run(
+            gate,
+            move |state, _| {
+                let ino = state.tree.symlink(parent.0, &name, &target, new)?;
+                Self::entry(state, ino)
+            },
+            reply_entry(reply),
+        );
+    }
+
+    fn rename(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let args = (0, 0, flags.bits());
+        let gate = self.gate(
+            req,
+            OpKind::Rename,
+            At::Entry(parent.0, name),
+            Some(At::Entry(newparent.0, newname)),
+            args,
+        );
+        let (name, newname) = (name.to_owned(), newname.to_owned());
+        self.run(
+            gate,
+            move |state, _| {
+                let bits = flags.bits();
+                let mode = match bits {
+                    0 => RenameMode::Replace,
+                    libc::RENAME_NOREPLACE => RenameMode::NoReplace,
+                    libc::RENAME_EXCHANGE => RenameMode::Exchange,
+                    _ => return Err(Errno::EINVAL),
+                };
+                state
+                    .tree
+                    .rename(parent.0, &name, newparent.0, &newname, mode)
+            },
+            reply_empty(reply),
+        );
+    }
+
+    fn link(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        let gate = self.gate(
+            req,
+            OpKind::Link,
+            At::Ino(ino.0),
+            Some(At::Entry(newparent.0, newname)),
+            NO_ARGS,
+        );
+        let newname = newname.to_owned();
+        self.run(
+            gate,
+            move |state, _| {
+                state.tree.link(ino.0, newparent.0, &newname)?;
+                Self::entry(state, ino.0)
+            },
+            reply_entry(reply),
+        );
+    }
+
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let args = (0, 0, flags.0 as u32);
+        let gate = self.gate(req, OpKind::Open, At::Ino(ino.0), None, args);
+        self.run(
+            gate,
+            move |state, _| {
+                if state.tree.get(ino.0)?.is_dir() && flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
+                    return Err(Errno::EISDIR);
+                }
+                Self::open_handle(state, ino.0, flags.0)
+            },
+            move |result| match result {
+                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                Err(errno) => reply.error(errno),
+            },
+        );
+    }
+
+    fn read(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let args = (offset, u64::from(size), 0);
+        let gate = self.gate(req, OpKind::Read, At::Ino(ino.0), None, args);
+        self.run(
+            gate,
+            move |state, _| state.tree.read(ino.0, offset, size as usize),
+            move |result| match result {
+                Ok(data) => reply.data(&data),
+                Err(errno) => reply.error(errno),
+            },
+        );
+    }
+
+    fn write(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let args = (offset, data.len() as u64, 0);
+        let gate = self.gate(req, OpKind::Write, At::Ino(ino.0), None, args);
+        // Owned: a stalled write is applied later, on another thread.
+        let data = data.to_vec();
+        self.run(
+            gate,
+            move |state, limit| {
+                let append = state.handles.get(&fh.0).is_some_and(|h| h.append);
+                let offset = if append {
+                    state.tree.content(ino.0)?.len()
+                } else {
+                    offset
+                };
+                let take = limit.map_or(data.len(), |limit| limit as usize);
+                state.tree.write(ino.0, offset, &data[..take])
+            },
+            move |result| match result {
+                Ok(written) => reply.written(written as u32),
+                Err(errno) => reply.error(errno),
+            },
+        );
+    }
+
+    fn flush(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        let gate = self.gate(req, OpKind::Flush, At::Ino(ino.0), None, NO_ARGS);
+        self.run(
+            gate,
+            move |state, _| state.tree.get(ino.0).map(drop),
+            reply_empty(reply),
+        );
+    }
+
+    fn release(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        // Release cannot fail usefully (close(2) has returned already), so it
+        // is traced but never faulted or stalled.
+        let gate = self.gate(req, OpKind::Release, At::Ino(ino.0), None, NO_ARGS);
+        let gate = Gate {
+            verdict: Verdict::Proceed,
+            ..gate
+        };
+        self.run(
+            gate,
+            move |state, _| {
+                if let Some(handle) = state.handles.remove(&fh.0) {
+                    state.tree.unpin(handle.ino, 1);
+                }
+                Ok(())
+            },
+            reply_empty(reply),
+        );
+    }
+
+    fn fsync(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        let kind = if datasync {
+            OpKind::Fdatasync
+        } else {
+            OpKind::Fsync
+        };
+        let gate = self.gate(req, kind, At::Ino(ino.0), None, NO_ARGS);
+        self.run(
+            gate,
+            move |state, _| state.tree.get(ino.0).map(drop),
+            reply_empty(reply),
+        );
+    }
+
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let gate = self.gate(req, OpKind::Opendir, At::Ino(ino.0), None, NO_ARGS);
+        self.run(
+            gate,
+            move |state, _| {
+                if !state.tree.get(ino.0)?.is_dir() {
+                    return Err(Errno::ENOTDIR);
+                }
+                Ok(())
+            },
+            move |result| match result {
+                Ok(()) => reply.opened(FileHandle(0), FopenFlags::empty()),
+                Err(errno) => reply.error(errno),
+            },
+        );
+    }
+
+    fn readdir(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let args = (offset, 0, 0);
+        let gate = self.gate(req, OpKind::Readdir, At::Ino(ino.0), None, args);
+        self.run(
+            gate,
+            move |state, _| {
+                let entries = state.tree.readdir(ino.0)?;
+                Ok(entries
+                    .into_iter()
+                    .skip(offset as usize)
+                    .map(|(child, node, name)| (child, attr_of(node).kind, name))
+                    .collect::<Vec<(u64, FileType, OsString)>>())
+            },
+            move |result| match result {
+                Ok(entries) => {
+                    for (index, (child, kind, name)) in entries.into_iter().enumerate() {
+                        let next = offset + index as u64 + 1;
+                        if reply.add(INodeNo(child), next, kind, &name) {
+                            break;
+                        }
+                    }
+                    reply.ok();
+                }
+                Err(errno) => reply.error(errno),
+            },
+        );
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn fsyncdir(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        let gate = self.gate(req, OpKind::Fsyncdir, At::Ino(ino.0), None, NO_ARGS);
+        self.run(
+            gate,
+            move |state, _| state.tree.get(ino.0).map(drop),
+            reply_empty(reply),
+        );
+    }
+
+    fn statfs(&self, req: &Request, ino: INodeNo, reply: ReplyStatfs) {
+        let gate = self.gate(req, OpKind::Statfs, At::Ino(ino.0), None, NO_ARGS);
+        self.run(
+            gate,
+            move |state, _| Ok((state.tree.bytes_used(), state.tree.inode_count() as u64)),
+            move |result| match result {
+                Ok((used, files)) => {
+                    const BLOCK: u64 = 4096;
+                    const BLOCKS: u64 = 16 << 20; // 64 GiB of 4 KiB blocks
+                    const FILES: u64 = 1 << 20;
+                    let free = BLOCKS.saturating_sub(used.div_ceil(BLOCK));
+                    reply.statfs(
+                        BLOCKS,
+                        free,
+                        free,
+                        FILES,
+                        FILES.saturating_sub(files),
+                        BLOCK as u32,
+                        255,
+                        BLOCK as u32,
+                    );
+                }
+                Err(errno) => reply.error(errno),
+            },
+        );
+    }
+
+    fn setxattr(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let args = (0, value.len() as u64, flags as u32);
+        let gate = self.gate(req, OpKind::Setxattr, At::Ino(ino.0), None, args);
+        let (name, value) = (name.to_owned(), value.to_vec());
+        self.run(
+            gate,
+            move |state, _| state.tree.setxattr(ino.0, &name, &value, flags),
+            reply_empty(reply),
+        );
+    }
+
+    fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let gate = self.gate(req, OpKind::Getxattr, At::Ino(ino.0), None, NO_ARGS);
+        let name = name.to_owned();
+        self.run(
+            gate,
+            move |state, _| state.tree.getxattr(ino.0, &name),
+            reply_xattr(reply, size),
+        );
+    }
+
+    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let gate = self.gate(req, OpKind::Listxattr, At::Ino(ino.0), None, NO_ARGS);
+        self.run(
+            gate,
+            move |state, _| state.tree.listxattr(ino.0),
+            reply_xattr(reply, size),
+        );
+    }
+
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let gate = self.gate(req, OpKind::Removexattr, At::Ino(ino.0), None, NO_ARGS);
+        let name = name.to_owned();
+        self.run(
+            gate,
+            move |state, _| state.tree.removexattr(ino.0, &name),
+            reply_empty(reply),
+        );
+    }
+
+    fn access(&self, req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        // With default_permissions the kernel checks modes itself; this only
+        // confirms the inode exists.
+        let gate = self.gate(req, OpKind::Access, At::Ino(ino.0), None, NO_ARGS);
+        self.run(
+            gate,
+            move |state, _| state.tree.get(ino.0).map(drop),
+            reply_empty(reply),
+        );
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let args = (0, 0, flags as u32);
+        let gate = self.gate(req, OpKind::Create, At::Entry(parent.0, name), None, args);
+        let name = name.to_owned();
+        let new = Self::new_node(req, mode, umask);
+        self.run(
+            gate,
+            move |state, _| {
+                let ino = match state.tree.lookup(parent.0, &name) {
+                    Ok(_) if flags & libc::O_EXCL != 0 => return Err(Errno::EEXIST),
+                    Ok(ino) => ino,
+                    Err(_) => state.tree.create_file(parent.0, &name, new)?,
+                };
+                let fh = Self::open_handle(state, ino, flags)?;
+                Ok((Self::entry(state, ino)?, fh))
+            },
+            move |result| match result {
+                Ok((attr, fh)) => reply.created(
+                    &TTL,
+                    &attr,
+                    Generation(0),
+                    FileHandle(fh),
+                    FopenFlags::empty(),
+                ),
+                Err(errno) => reply.error(errno),
+            },
+        );
+    }
+
+    fn fallocate(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        let args = (offset, length, mode as u32);
+        let gate = self.gate(req, OpKind::Fallocate, At::Ino(ino.0), None, args);
+        self.run(
+            gate,
+            move |state, _| {
+                let size = state.tree.content(ino.0)?.len();
+                let end = offset + length;
+                let keep_size = mode & libc::FALLOC_FL_KEEP_SIZE != 0;
+                let zero = mode & (libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_ZERO_RANGE) != 0;
+                let known = libc::FALLOC_FL_KEEP_SIZE
+                    | libc::FALLOC_FL_PUNCH_HOLE
+                    | libc::FALLOC_FL_ZERO_RANGE;
+                if mode & !known != 0 {
+                    return Err(Errno::EOPNOTSUPP);
+                }
+                if zero && offset < size {
+                    let zeros = vec![0; (end.min(size) - offset) as usize];
+                    state.tree.write(ino.0, offset, &zeros)?;
+                }
+                if !keep_size && end > size {
+                    state.tree.truncate(ino.0, end)?;
+                }
+                Ok(())
+            },
+            reply_empty(reply),
+        );
+    }
+
+    fn lseek(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: ReplyLseek,
+    ) {
+        let args = (offset.max(0) as u64, 0, whence as u32);
+        let gate = self.gate(req, OpKind::Lseek, At::Ino(ino.0), None, args);
+        self.run(
+            gate,
+            move |state, _| {
+                let size = state.tree.content(ino.0)?.len() as i64;
+                // The tree has no holes: data everywhere, one hole at the end.
+                match whence {
+                    libc::SEEK_DATA if offset < size => Ok(offset),
+                    libc::SEEK_HOLE if offset < size => Ok(size),
+                    libc::SEEK_DATA | libc::SEEK_HOLE => Err(Errno::ENXIO),
+                    _ => Err(Errno::EINVAL),
+                }
+            },
+            move |result| match result {
+                Ok(offset) => reply.offset(offset),
+                Err(errno) => reply.error(errno),
+            },
+        );
+    }
+
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        // isatty() and friends ask; a regular file is no terminal.
+        reply.error(Errno::ENOTTY);
+    }
+
+    fn copy_file_range(
+        &self,
+        req: &Request,
+        ino_in: INodeNo,
+        _fh_in: FileHandle,
+        offset_in: u64,
+        ino_out: INodeNo,
+        _fh_out: FileHandle,
+        offset_out: u64,
+        len: u64,
+        _flags: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        let args = (offset_out, len, 0);
+        let gate = self.gate(
+            req,
+            OpKind::CopyFileRange,
+            At::Ino(ino_in.0),
+            Some(At::Ino(ino_out.0)),
+            args,
+        );
+        self.run(
+            gate,
+            move |state, limit| {
+                let len = limit.unwrap_or(len).min(u64::from(u32::MAX));
+                let data = state.tree.read(ino_in.0, offset_in, len as usize)?;
+                state.tree.write(ino_out.0, offset_out, &data)
+            },
+            move |result| match result {
+                Ok(written) => reply.written(written as u32),
+                Err(errno) => reply.error(errno),
+            },
+        );
+    }
+}
+
+impl FaultFsHandle {
+    /// A copy of every op traced so far.
+    pub fn trace(&self) -> Vec<OpRecord> {
+        lock(&self.inner.state).trace.records().to_vec()
+    }
+
+    /// Removes and returns the ops traced so far.
+    pub fn take_trace(&self) -> Vec<OpRecord> {
+        lock(&self.inner.state).trace.take()
+    }
+
+    /// Puts a new plan in force, with its match counts at zero.
+    pub fn set_plan(&self, plan: FaultPlan) {
+        let mut state = lock(&self.inner.state);
+        state.matches = vec![0; plan.rules.len()];
+        state.plan = plan;
+    }
+
+    /// Faults and counts only ops of this process group (`None`: every op).
+    /// Forgets cached process details, since pids are reused.
+    pub fn set_scope(&self, pgid: Option<u32>) {
+        lock(&self.inner.procs).clear();
+        lock(&self.inner.state).scope = pgid;
+    }
+
+    /// Ops parked by a stall fault right now.
+    pub fn stalled(&self) -> Vec<OpRecord> {
+        lock(&self.inner.stalls.parked)
+            .iter()
+            .map(|gate| gate.record.clone())
+            .collect()
+    }
+
+    /// Waits until an op is stalled (returns it) or `timeout` passes.
+    pub fn wait_for_stall(&self, timeout: Duration) -> Option<OpRecord> {
+        let deadline = Instant::now() + timeout;
+        let mut parked = lock(&self.inner.stalls.parked);
+        loop {
+            if let Some(gate) = parked.first() {
+                return Some(gate.record.clone());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            parked = self
+                .inner
+                .stalls
+                .changed
+                .wait_timeout(parked, deadline - now)
+                .map(|(guard, _)| guard)
+                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+        }
+    }
+
+    /// Lets every stalled op go on.
+    pub fn release_stalls(&self) {
+        for gate in lock(&self.inner.stalls.parked).iter() {
+            gate.release();
+        }
+    }
+
+    /// A snapshot of the tree (cheap: contents are shared copy-on-write).
+    pub fn snapshot(&self) -> Tree {
+        lock(&self.inner.state).tree.clone()
+    }
+
+    /// Replaces the tree with a snapshot, keeping inode numbers unique. The
+    /// kernel caches nothing (zero TTLs, no keep-cache), so it sees the reset
+    /// at its next lookup; handles still open keep working on what they had.
+    pub fn restore(&self, snapshot: &Tree) {
+        lock(&self.inner.state).tree.restore(snapshot);
+    }
+
+    /// Runs `f` on the tree, under the lock. Do not touch the mount from `f`.
+    pub fn with_tree<T>(&self, f: impl FnOnce(&mut Tree) -> T) -> T {
+        f(&mut lock(&self.inner.state).tree)
+    }
+}

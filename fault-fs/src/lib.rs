@@ -1,0 +1,38 @@
+//! fault-fs: an in-memory FUSE file system that numbers, traces and faults
+//! every operation of the program under test.
+//!
+//! The principal types:
+//! - [`FaultFs`]: the file system, over an in-memory [`Tree`];
+//! - [`FaultMount`]: a mounted `FaultFs`, unmounted when dropped;
+//! - [`FaultFsHandle`]: reads the [`Trace`] of [`OpRecord`]s, puts a
+//!   [`FaultPlan`] in force, releases stalled ops, snapshots and restores
+//!   the tree;
+//! - [`Rule`] and [`Fault`]: one line of a plan, `write#3:kill-after`.
+//!
+//! ```no_run
+//! use fault_fs::{FaultFs, FaultMount, FaultPlan};
+//!
+//! let plan = FaultPlan::from_specs(&["write#2:kill-after"]).unwrap();
+//! let mount = FaultMount::mount(FaultFs::new(Default::default(), plan), "/tmp/m".as_ref()).unwrap();
+//! // ... run a program against /tmp/m ...
+//! for op in mount.handle().trace() {
+//!     println!("{op}");
+//! }
+//! // Dropping `mount` unmounts.
+//! ```
+//!
+//! fault-fs knows nothing of scenarios: the harness crate builds on it.
+
+mod fs;
+mod mount;
+pub mod op;
+pub mod plan;
+pub mod tree;
+
+pub use fs::{
+    FaultFs, FaultFsHandle, SETATTR_MODE, SETATTR_OWNER, SETATTR_SIZE, SETATTR_TIMES,
+};
+pub use mount::{is_mount_point, load_dir, preflight, FaultMount, MountError};
+pub use op::{OpKind, OpRecord, Trace};
+pub use plan::{Fault, FaultPlan, PlanError, Rule, ShortWrite};
+pub use tree::Tree;

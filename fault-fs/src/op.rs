@@ -1,0 +1,357 @@
+//! Ops and the trace: what the program under test asked of the file system.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use serde::{Serialize, Serializer};
+
+/// The kind of one FUSE request, named as the trace and fault specs spell it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum OpKind {
+    /// Name lookup in a directory.
+    Lookup,
+    /// Attribute read (`stat`).
+    Getattr,
+    /// Attribute change: chmod, chown, truncate, utimes.
+    Setattr,
+    /// Open of an existing file.
+    Open,
+    /// Create-and-open of a new file.
+    Create,
+    /// Data read.
+    Read,
+    /// Data write.
+    Write,
+    /// `close` of one descriptor.
+    Flush,
+    /// Last close of an open file.
+    Release,
+    /// `fsync` of a file.
+    Fsync,
+    /// `fdatasync` of a file.
+    Fdatasync,
+    /// `fsync` of a directory.
+    Fsyncdir,
+    /// Directory creation.
+    Mkdir,
+    /// Directory removal.
+    Rmdir,
+    /// Removal of a name.
+    Unlink,
+    /// Rename (any flags).
+    Rename,
+    /// Hard link.
+    Link,
+    /// Symlink creation.
+    Symlink,
+    /// Symlink read.
+    Readlink,
+    /// Node creation without open (`mknod`).
+    Mknod,
+    /// Directory open.
+    Opendir,
+    /// Directory listing.
+    Readdir,
+    /// Last close of a directory.
+    Releasedir,
+    /// File system statistics.
+    Statfs,
+    /// Permission check.
+    Access,
+    /// Extended attribute write.
+    Setxattr,
+    /// Extended attribute read.
+    Getxattr,
+    /// Extended attribute listing.
+    Listxattr,
+    /// Extended attribute removal.
+    Removexattr,
+    /// Space allocation.
+    Fallocate,
+    /// In-kernel copy between two files of the mount.
+    CopyFileRange,
+    /// `lseek` with SEEK_DATA / SEEK_HOLE.
+    Lseek,
+}
+
+impl OpKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [OpKind; 32] = [
+        OpKind::Lookup,
+        OpKind::Getattr,
+        OpKind::Setattr,
+        OpKind::Open,
+        OpKind::Create,
+        OpKind::Read,
+        OpKind::Write,
+        OpKind::Flush,
+        OpKind::Release,
+        OpKind::Fsync,
+        OpKind::Fdatasync,
+        OpKind::Fsyncdir,
+        OpKind::Mkdir,
+        OpKind::Rmdir,
+        OpKind::Unlink,
+        OpKind::Rename,
+        OpKind::Link,
+        OpKind::Symlink,
+        OpKind::Readlink,
+        OpKind::Mknod,
+        OpKind::Opendir,
+        OpKind::Readdir,
+        OpKind::Releasedir,
+        OpKind::Statfs,
+        OpKind::Access,
+        OpKind::Setxattr,
+        OpKind::Getxattr,
+        OpKind::Listxattr,
+        OpKind::Removexattr,
+        OpKind::Fallocate,
+        OpKind::CopyFileRange,
+        OpKind::Lseek,
+    ];
+
+    /// The name used in traces and fault specs.
+    pub fn name(self) -> &'static str {
+        match self {
+            OpKind::Lookup => "lookup",
+            OpKind::Getattr => "getattr",
+            OpKind::Setattr => "setattr",
+            OpKind::Open => "open",
+            OpKind::Create => "create",
+            OpKind::Read => "read",
+            OpKind::Write => "write",
+            OpKind::Flush => "flush",
+            OpKind::Release => "release",
+            OpKind::Fsync => "fsync",
+            OpKind::Fdatasync => "fdatasync",
+            OpKind::Fsyncdir => "fsyncdir",
+            OpKind::Mkdir => "mkdir",
+            OpKind::Rmdir => "rmdir",
+            OpKind::Unlink => "unlink",
+            OpKind::Rename => "rename",
+            OpKind::Link => "link",
+            OpKind::Symlink => "symlink",
+            OpKind::Readlink => "readlink",
+            OpKind::Mknod => "mknod",
+            OpKind::Opendir => "opendir",
+            OpKind::Readdir => "readdir",
+            OpKind::Releasedir => "releasedir",
+            OpKind::Statfs => "statfs",
+            OpKind::Access => "access",
+            OpKind::Setxattr => "setxattr",
+            OpKind::Getxattr => "getxattr",
+            OpKind::Listxattr => "listxattr",
+            OpKind::Removexattr => "removexattr",
+            OpKind::Fallocate => "fallocate",
+            OpKind::CopyFileRange => "copy_file_range",
+            OpKind::Lseek => "lseek",
+        }
+    }
+
+    /// True for ops that change the tree: the ones whose interruption matters.
+    pub fn is_mutating(self) -> bool {
+        matches!(
+            self,
+            OpKind::Setattr
+                | OpKind::Create
+                | OpKind::Write
+                | OpKind::Mkdir
+                | OpKind::Rmdir
+                | OpKind::Unlink
+                | OpKind::Rename
+                | OpKind::Link
+                | OpKind::Symlink
+                | OpKind::Mknod
+                | OpKind::Setxattr
+                | OpKind::Removexattr
+                | OpKind::Fallocate
+                | OpKind::CopyFileRange
+        ) || self.is_sync()
+    }
+
+    /// True for the durability barriers: fsync, fdatasync, fsyncdir.
+    pub fn is_sync(self) -> bool {
+        matches!(self, OpKind::Fsync | OpKind::Fdatasync | OpKind::Fsyncdir)
+    }
+}
+
+impl fmt::Display for OpKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serialize for OpKind {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+/// An op kind name that is not one of [`OpKind::ALL`].
+#[derive(Debug, thiserror::Error)]
+#[error("unknown op kind `{0}` (hint: one of {list})", list = OpKind::ALL.map(OpKind::name).join(", "))]
+pub struct UnknownOpKind(pub String);
+
+impl FromStr for OpKind {
+    type Err = UnknownOpKind;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OpKind::ALL
+            .into_iter()
+            .find(|kind| kind.name() == s)
+            .ok_or_else(|| UnknownOpKind(s.to_owned()))
+    }
+}
+
+/// A string shared between trace records (paths and command names repeat a lot).
+pub type Shared = Arc<str>;
+
+/// One traced op. Kept small: the trace of a large copy holds many of these.
+#[derive(Clone, Debug, Serialize)]
+pub struct OpRecord {
+    /// Sequence number within the mount, from 1.
+    pub seq: u64,
+    /// Calling process.
+    pub pid: u32,
+    /// Process group of the caller (0 when unknown).
+    pub pgid: u32,
+    /// Command name of the caller (`/proc/PID/comm`).
+    pub comm: Shared,
+    /// What was asked.
+    pub kind: OpKind,
+    /// Inode the op acts on (the parent directory for name ops).
+    pub ino: u64,
+    /// Path of the file or entry acted on.
+    pub path: Shared,
+    /// Second path: the destination of rename and link.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path2: Option<Shared>,
+    /// Byte offset (read, write, fallocate, lseek) or new size (truncate).
+    pub offset: u64,
+    /// Byte count (read, write, copy) or 0.
+    pub len: u64,
+    /// Open flags, rename flags or setattr mask, by op.
+    pub flags: u32,
+    /// 0 for success, else the errno returned.
+    pub errno: i32,
+    /// Fault applied to this op, if any (its spec).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fault: Option<Shared>,
+}
+
+impl OpRecord {
+    /// Whether the open or create carried `O_TRUNC`.
+    pub fn truncates(&self) -> bool {
+        matches!(self.kind, OpKind::Open | OpKind::Create) && self.flags as i32 & libc::O_TRUNC != 0
+    }
+
+    /// Whether the op can change what is stored: a mutating kind, or an open
+    /// with `O_TRUNC`.
+    pub fn is_mutating(&self) -> bool {
+        self.kind.is_mutating() || self.truncates()
+    }
+
+    /// Whether the create carried `O_EXCL`.
+    pub fn exclusive(&self) -> bool {
+        self.kind == OpKind::Create && self.flags as i32 & libc::O_EXCL != 0
+    }
+}
+
+impl fmt::Display for OpRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{} {} {}", self.seq, self.kind, self.path)?;
+        if let Some(path2) = &self.path2 {
+            write!(f, " -> {path2}")?;
+        }
+        match self.kind {
+            OpKind::Read | OpKind::Write | OpKind::CopyFileRange => {
+                write!(f, " @{} +{}", self.offset, self.len)?
+            }
+            OpKind::Open | OpKind::Create => {
+                for (flag, name) in [
+                    (libc::O_TRUNC, "O_TRUNC"),
+                    (libc::O_EXCL, "O_EXCL"),
+                    (libc::O_APPEND, "O_APPEND"),
+                ] {
+                    if self.flags as i32 & flag != 0 {
+                        write!(f, " {name}")?;
+                    }
+                }
+            }
+            OpKind::Setattr if self.flags & crate::SETATTR_SIZE != 0 => {
+                write!(f, " size={}", self.offset)?
+            }
+            _ => {}
+        }
+        write!(f, " [{} pid {}]", self.comm, self.pid)?;
+        if self.errno != 0 {
+            write!(f, " = {}", crate::plan::errno_name(self.errno))?;
+        }
+        if let Some(fault) = &self.fault {
+            write!(f, " (fault {fault})")?;
+        }
+        Ok(())
+    }
+}
+
+/// The ordered list of ops a mount has seen, with interned strings.
+#[derive(Debug, Default)]
+pub struct Trace {
+    records: Vec<OpRecord>,
+    strings: HashMap<Box<str>, Shared>,
+}
+
+impl Trace {
+    /// Interns a string, so repeated paths cost one pointer per record.
+    pub fn intern(&mut self, s: &str) -> Shared {
+        if let Some(shared) = self.strings.get(s) {
+            return shared.clone();
+        }
+        let shared: Shared = Arc::from(s);
+        self.strings.insert(Box::from(s), shared.clone());
+        shared
+    }
+
+    /// Appends a record.
+    pub fn push(&mut self, record: OpRecord) {
+        self.records.push(record);
+    }
+
+    /// Sets the result of the record with sequence number `seq`.
+    pub fn set_result(&mut self, seq: u64, errno: i32) {
+        // Records are appended in seq order, so the index is seq - first seq.
+        let first = self.records.first().map_or(1, |r| r.seq);
+        if let Some(record) = seq
+            .checked_sub(first)
+            .and_then(|i| self.records.get_mut(i as usize))
+        {
+            record.errno = errno;
+        }
+    }
+
+    /// All records, in order.
+    pub fn records(&self) -> &[OpRecord] {
+        &self.records
+    }
+
+    /// Removes and returns all records (interned strings are kept).
+    pub fn take(&mut self) -> Vec<OpRecord> {
+        std::mem::take(&mut self.records)
+    }
+
+    /// Writes the records as JSON Lines.
+    pub fn write_json_lines(
+        records: &[OpRecord],
+        mut out: impl std::io::Write,
+    ) -> std::io::Result<()> {
+        for record in records {
+            serde_json::to_writer(&mut out, record)?;
+            out.write_all(b"\n")?;
+        }
+        out.flush()
+    }
+}

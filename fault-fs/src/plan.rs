@@ -1,0 +1,482 @@
+//! Fault plans: which op gets which fault.
+//!
+//! A plan is a list of [`Rule`]s. Each rule matches op kinds, optionally a
+//! path glob, a pid or a command name, and fires on the Nth match (or on every
+//! match when no N is given). The one-line form is
+//! `OPS[#N][@GLOB]:FAULT`, for example `write#3:kill-after`,
+//! `rename:errno=EIO`, `create,open@*/target*#1:stall=2s`.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use globset::{GlobBuilder, GlobMatcher};
+use nix::sys::signal::Signal;
+use serde::Deserialize;
+
+use crate::op::{OpKind, OpRecord};
+
+/// How long a `stall` without a duration waits for release before it gives up.
+pub const DEFAULT_STALL_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The expected one-line format, quoted in every parse error.
+pub const SPEC_FORMAT: &str = "OPS[#N][@GLOB]:FAULT, e.g. `write#3:kill-after`, `rename:errno=EIO`; \
+FAULT is kill-before[=SIG], kill-after[=SIG], errno=NAME, short-write=K|K%, stall[=DURATION]";
+
+/// What happens to a matched op.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Fault {
+    /// Signal the caller's process group; answer without applying the op.
+    KillBefore(Signal),
+    /// Apply the op, signal the caller's process group, then answer.
+    KillAfter(Signal),
+    /// Fail the op with this errno, without applying it.
+    Errno(i32),
+    /// Apply only part of a write and report the short count.
+    ShortWrite(ShortWrite),
+    /// Hold the op until released through the API or until the duration
+    /// (or [`DEFAULT_STALL_DEADLINE`]) passes, then apply it.
+    Stall(Option<Duration>),
+}
+
+/// How much of a write a `short-write` fault lets through.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ShortWrite {
+    /// This many bytes (at most the request's length).
+    Bytes(u64),
+    /// This percentage of the request, rounded down.
+    Percent(u8),
+}
+
+impl ShortWrite {
+    /// Bytes to apply of a write of `len` bytes.
+    pub fn bytes_of(self, len: u64) -> u64 {
+        match self {
+            ShortWrite::Bytes(bytes) => bytes.min(len),
+            ShortWrite::Percent(percent) => len * u64::from(percent) / 100,
+        }
+    }
+}
+
+/// A fault plan, a rule or a fault that does not parse.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// A one-line spec is malformed.
+    #[error("bad fault spec `{spec}`: {reason} (hint: the format is {SPEC_FORMAT})")]
+    Spec {
+        /// The spec as given.
+        spec: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A plan file could not be read.
+    #[error("cannot read fault plan {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A plan file is not valid TOML for a plan.
+    #[error("bad fault plan {path}: {message}")]
+    File {
+        /// The file.
+        path: String,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+}
+
+fn spec_error(spec: &str, reason: impl Into<String>) -> PlanError {
+    PlanError::Spec {
+        spec: spec.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// The name of an errno (`EIO`), or its number when it has none.
+pub fn errno_name(errno: i32) -> String {
+    let name = format!("{:?}", nix::errno::Errno::from_raw(errno));
+    if name.starts_with('E') {
+        name
+    } else {
+        errno.to_string()
+    }
+}
+
+/// Parses an errno by name (`EIO`, `ENOSPC`, ...) or number.
+pub fn parse_errno(name: &str) -> Option<i32> {
+    if let Ok(number) = name.parse::<i32>() {
+        return (number > 0).then_some(number);
+    }
+    let upper = name.to_ascii_uppercase();
+    (1..200).find(|&n| format!("{:?}", nix::errno::Errno::from_raw(n)) == upper)
+}
+
+/// Parses a signal by name, with or without `SIG` (`TERM`, `SIGKILL`), or number.
+pub fn parse_signal(name: &str) -> Option<Signal> {
+    if let Ok(number) = name.parse::<i32>() {
+        return Signal::try_from(number).ok();
+    }
+    let upper = name.to_ascii_uppercase();
+    let full = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    Signal::from_str(&full).ok()
+}
+
+fn signal_suffix(signal: Signal) -> String {
+    if signal == Signal::SIGKILL {
+        String::new()
+    } else {
+        format!("={}", signal.as_str().trim_start_matches("SIG"))
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Fault::KillBefore(signal) => write!(f, "kill-before{}", signal_suffix(*signal)),
+            Fault::KillAfter(signal) => write!(f, "kill-after{}", signal_suffix(*signal)),
+            Fault::Errno(errno) => write!(f, "errno={}", errno_name(*errno)),
+            Fault::ShortWrite(ShortWrite::Bytes(bytes)) => write!(f, "short-write={bytes}"),
+            Fault::ShortWrite(ShortWrite::Percent(percent)) => {
+                write!(f, "short-write={percent}%")
+            }
+            Fault::Stall(None) => f.write_str("stall"),
+            Fault::Stall(Some(duration)) => {
+                write!(f, "stall={}", humantime::format_duration(*duration))
+            }
+        }
+    }
+}
+
+impl FromStr for Fault {
+    type Err = PlanError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (name, arg) = match s.split_once('=') {
+            Some((name, arg)) => (name, Some(arg)),
+            None => (s, None),
+        };
+        let signal = |arg: Option<&str>| match arg {
+            None => Ok(Signal::SIGKILL),
+            Some(arg) => {
+                parse_signal(arg).ok_or_else(|| spec_error(s, format!("unknown signal `{arg}`")))
+            }
+        };
+        match name {
+            "kill-before" => Ok(Fault::KillBefore(signal(arg)?)),
+            "kill-after" => Ok(Fault::KillAfter(signal(arg)?)),
+            "errno" => {
+                let arg = arg.ok_or_else(|| spec_error(s, "errno needs a name, e.g. errno=EIO"))?;
+                parse_errno(arg)
+                    .map(Fault::Errno)
+                    .ok_or_else(|| spec_error(s, format!("unknown errno `{arg}`")))
+            }
+            "short-write" => {
+                let arg = arg.ok_or_else(|| {
+                    spec_error(s, "short-write needs a size, e.g. short-write=100 or =50%")
+                })?;
+                if let Some(percent) = arg.strip_suffix('%') {
+                    match percent.parse::<u8>() {
+                        Ok(p) if p < 100 => Ok(Fault::ShortWrite(ShortWrite::Percent(p))),
+                        _ => Err(spec_error(s, "a percentage must be 0 to 99")),
+                    }
+                } else {
+                    arg.parse::<u64>()
+                        .map(|bytes| Fault::ShortWrite(ShortWrite::Bytes(bytes)))
+                        .map_err(|_| spec_error(s, format!("`{arg}` is not a byte count")))
+                }
+            }
+            "stall" => match arg {
+                None => Ok(Fault::Stall(None)),
+                Some(arg) => humantime::parse_duration(arg)
+                    .map(|d| Fault::Stall(Some(d)))
+                    .map_err(|e| spec_error(s, format!("bad duration `{arg}`: {e}"))),
+            },
+            _ => Err(spec_error(s, format!("unknown fault `{name}`"))),
+        }
+    }
+}
+
+/// A path glob, kept with its source so a rule prints as it was written.
+#[derive(Clone, Debug)]
+pub struct PathGlob {
+    source: String,
+    matcher: GlobMatcher,
+}
+
+impl PathGlob {
+    /// Compiles a glob; `*` matches across `/`.
+    pub fn new(source: &str) -> Result<Self, String> {
+        let glob = GlobBuilder::new(source)
+            .literal_separator(false)
+            .build()
+            .map_err(|e| e.to_string())?;
+        Ok(PathGlob {
+            source: source.to_owned(),
+            matcher: glob.compile_matcher(),
+        })
+    }
+
+    /// Whether `path` matches.
+    pub fn is_match(&self, path: &str) -> bool {
+        self.matcher.is_match(path)
+    }
+}
+
+/// One rule of a plan.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    /// Op kinds that match; empty matches every kind.
+    pub ops: Vec<OpKind>,
+    /// Fire on this match only (1-based); `None` fires on every match.
+    pub nth: Option<u64>,
+    /// Only ops whose path (or second path) matches.
+    pub path: Option<PathGlob>,
+    /// Only ops of this process.
+    pub pid: Option<u32>,
+    /// Only ops of processes with this command name.
+    pub comm: Option<String>,
+    /// What to do.
+    pub fault: Fault,
+}
+
+impl Rule {
+    /// A rule for the Nth op of one kind: the shape of a crash point.
+    pub fn at(kind: OpKind, nth: u64, fault: Fault) -> Self {
+        Rule {
+            ops: vec![kind],
+            nth: Some(nth),
+            path: None,
+            pid: None,
+            comm: None,
+            fault,
+        }
+    }
+
+    /// Whether the op matches this rule's filters (the Nth count aside).
+    pub fn matches(&self, op: &OpRecord) -> bool {
+        (self.ops.is_empty() || self.ops.contains(&op.kind))
+            && self.path.as_ref().is_none_or(|glob| {
+                glob.is_match(&op.path) || op.path2.as_deref().is_some_and(|p| glob.is_match(p))
+            })
+            && self.pid.is_none_or(|pid| pid == op.pid)
+            && self.comm.as_deref().is_none_or(|comm| comm == &*op.comm)
+    }
+}
+
+impl fmt::Display for Rule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.ops.is_empty() {
+            f.write_str("*")?;
+        } else {
+            let names: Vec<&str> = self.ops.iter().map(|k| k.name()).collect();
+            f.write_str(&names.join(","))?;
+        }
+        if let Some(nth) = self.nth {
+            write!(f, "#{nth}")?;
+        }
+        if let Some(path) = &self.path {
+            write!(f, "@{}", path.source)?;
+        }
+        write!(f, ":{}", self.fault)
+    }
+}
+
+impl FromStr for Rule {
+    type Err = PlanError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (matcher, fault) = s
+            .rsplit_once(':')
+            .ok_or_else(|| spec_error(s, "missing `:FAULT`"))?;
+        let fault: Fault = fault.parse().map_err(|e| match e {
+            PlanError::Spec { reason, .. } => spec_error(s, reason),
+            other => other,
+        })?;
+        let (matcher, path) = match matcher.split_once('@') {
+            Some((ops, glob)) => (
+                ops,
+                Some(PathGlob::new(glob).map_err(|e| spec_error(s, format!("bad glob: {e}")))?),
+            ),
+            None => (matcher, None),
+        };
+        let (ops, nth) = match matcher.split_once('#') {
+            Some((ops, nth)) => match nth.parse::<u64>() {
+                Ok(n) if n >= 1 => (ops, Some(n)),
+                _ => return Err(spec_error(s, format!("`#{nth}`: N must be a number from 1"))),
+            },
+            None => (matcher, None),
+        };
+        let ops = if ops == "*" || ops.is_empty() {
+            Vec::new()
+        } else {
+            ops.split(',')
+                .map(|name| name.trim().parse::<OpKind>())
+                .collect::<Result<_, _>>()
+                .map_err(|e| spec_error(s, e.to_string()))?
+        };
+        if matches!(fault, Fault::ShortWrite(_))
+            && !ops.is_empty()
+            && !ops.contains(&OpKind::Write)
+        {
+            return Err(spec_error(s, "short-write applies to write ops only"));
+        }
+        Ok(Rule {
+            ops,
+            nth,
+            path,
+            pid: None,
+            comm: None,
+            fault,
+        })
+    }
+}
+
+/// A whole plan: rules tried in order; the first that fires wins.
+#[derive(Clone, Debug, Default)]
+pub struct FaultPlan {
+    /// The rules.
+    pub rules: Vec<Rule>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlanFile {
+    #[serde(default)]
+    rule: Vec<RuleFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    #[serde(default)]
+    ops: Vec<String>,
+    nth: Option<u64>,
+    path: Option<String>,
+    pid: Option<u32>,
+    comm: Option<String>,
+    fault: String,
+}
+
+impl FaultPlan {
+    /// A plan of one-line specs.
+    pub fn from_specs<S: AsRef<str>>(specs: &[S]) -> Result<Self, PlanError> {
+        let rules = specs
+            .iter()
+            .map(|s| s.as_ref().parse())
+            .collect::<Result<_, _>>()?;
+        Ok(FaultPlan { rules })
+    }
+
+    /// Parses a TOML plan: `[[rule]]` tables with `ops`, `nth`, `path`, `pid`,
+    /// `comm` and `fault` (a FAULT as in the one-line form).
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, PlanError> {
+        let file_error = |message: String| PlanError::File {
+            path: path.display().to_string(),
+            message,
+        };
+        let file: PlanFile = toml::from_str(text).map_err(|e| file_error(e.to_string()))?;
+        let mut rules = Vec::new();
+        for (index, rule) in file.rule.into_iter().enumerate() {
+            let at = |what: String| file_error(format!("rule {}: {what}", index + 1));
+            let ops = rule
+                .ops
+                .iter()
+                .map(|name| name.parse::<OpKind>())
+                .collect::<Result<_, _>>()
+                .map_err(|e| at(e.to_string()))?;
+            let fault = rule.fault.parse().map_err(|e: PlanError| at(e.to_string()))?;
+            let glob = match rule.path {
+                Some(glob) => Some(PathGlob::new(&glob).map_err(|e| at(format!("path: {e}")))?),
+                None => None,
+            };
+            if rule.nth == Some(0) {
+                return Err(at("nth counts from 1".into()));
+            }
+            rules.push(Rule {
+                ops,
+                nth: rule.nth,
+                path: glob,
+                pid: rule.pid,
+                comm: rule.comm,
+                fault,
+            });
+        }
+        Ok(FaultPlan { rules })
+    }
+
+    /// Reads a TOML plan file.
+    pub fn from_file(path: &Path) -> Result<Self, PlanError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PlanError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_round_trip() {
+        for spec in [
+            "write#3:kill-after",
+            "rename:errno=EIO",
+            "write#2:kill-before=TERM",
+            "create,open@*/target*#1:stall=2s",
+            "write:short-write=100",
+            "write#1:short-write=50%",
+            "*:errno=ENOSPC",
+            "fsync:stall",
+        ] {
+            let rule: Rule = spec.parse().unwrap();
+            assert_eq!(rule.to_string(), spec);
+        }
+    }
+
+    #[test]
+    fn bad_specs_name_the_format() {
+        for spec in [
+            "write#3",
+            "wrote:kill-after",
+            "write#0:kill-after",
+            "write:errno=EWHAT",
+            "write:kill-after=NOPE",
+            "rename:short-write=5",
+        ] {
+            let err = spec.parse::<Rule>().unwrap_err().to_string();
+            assert!(err.contains("the format is OPS[#N]"), "{spec}: {err}");
+        }
+    }
+
+    #[test]
+    fn errno_and_signal_names() {
+        assert_eq!(parse_errno("ENOSPC"), Some(libc::ENOSPC));
+        assert_eq!(parse_errno("edquot"), Some(libc::EDQUOT));
+        assert_eq!(errno_name(libc::EROFS), "EROFS");
+        assert_eq!(parse_signal("TERM"), Some(Signal::SIGTERM));
+        assert_eq!(parse_signal("SIGKILL"), Some(Signal::SIGKILL));
+    }
+
+    #[test]
+    fn toml_plan_reports_position() {
+        let err = FaultPlan::from_toml("[[rule]]\nops = [\"write\"]\nfault = 3\n", Path::new("p.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 3"), "{err}");
+        let plan = FaultPlan::from_toml(
+            "[[rule]]\nops = [\"write\"]\nnth = 2\ncomm = \"cp\"\nfault = \"kill-after\"\n",
+            Path::new("p.toml"),
+        )
+        .unwrap();
+        assert_eq!(plan.rules[0].to_string(), "write#2:kill-after");
+    }
+}

@@ -1,0 +1,8 @@
+//! The `swapfault` binary: everything lives in [`cli`] and the library crates.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::init_tracing();
+    cli::main()
+}
