@@ -26,6 +26,51 @@ struct Cli {
 enum Command {
     /// Mount fault-fs in the foreground (Ctrl-C or SIGTERM unmounts).
     Mount(MountArgs),
+    /// Run one scenario once, with its faults or those given here.
+    Run(RunArgs),
+    /// Run an ad-hoc strategy once against the built-in canary.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Scenario file (TOML).
+    scenario: PathBuf,
+    /// Fault rule, OPS[#N][@GLOB]:FAULT; replaces the scenario's faults; may be repeated.
+    #[arg(long = "fault", value_name = "SPEC")]
+    faults: Vec<String>,
+    /// Do not retry after an interruption.
+    #[arg(long)]
+    no_retry: bool,
+    /// Print JSON instead of the human report.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct CheckArgs {
+    /// The strategy: a shell command that replaces $SWAPFAULT_TARGET with $SWAPFAULT_NEW.
+    #[arg(long, value_name = "CMD")]
+    strategy: String,
+    /// What the target is.
+    #[arg(long, default_value = "lib", value_name = "exe|lib")]
+    target: harness::TargetKind,
+    /// Canary size (bytes, or with KiB/MiB).
+    #[arg(long, default_value = "256KiB", value_parser = parse_size)]
+    size: u64,
+    /// Fault rule, OPS[#N][@GLOB]:FAULT; may be repeated.
+    #[arg(long = "fault", value_name = "SPEC")]
+    faults: Vec<String>,
+    /// Do not retry after an interruption.
+    #[arg(long)]
+    no_retry: bool,
+    /// Print JSON instead of the human report.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    harness::scenario::parse_size(text)
 }
 
 #[derive(Debug, clap::Args)]
@@ -53,6 +98,16 @@ enum Failure {
     Environment(anyhow::Error),
 }
 
+impl From<harness::RunError> for Failure {
+    fn from(err: harness::RunError) -> Self {
+        if err.is_environment() {
+            Failure::Environment(err.into())
+        } else {
+            Failure::Usage(err.into())
+        }
+    }
+}
+
 impl From<MountError> for Failure {
     fn from(err: MountError) -> Self {
         if err.is_environment() {
@@ -63,10 +118,11 @@ impl From<MountError> for Failure {
     }
 }
 
-/// Sets up logging from `SWAPFAULT_LOG` (default: warnings), to stderr.
+/// Sets up logging from `SWAPFAULT_LOG` (default: warnings; fuser's complaints
+/// about replies to requests whose caller was killed are expected and hidden).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SWAPFAULT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,fuser::reply=off"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -78,6 +134,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Mount(args) => mount(args),
+        Command::Run(args) => run(args),
+        Command::Check(args) => check(args),
     };
     match outcome {
         Ok(code) => code,
@@ -141,12 +199,86 @@ fn mount(args: MountArgs) -> Result<ExitCode, Failure> {
     let unmounted = mount.unmount();
     if let Some(path) = &args.trace {
         let file = std::fs::File::create(path).map_err(|e| {
-            Failure::Usage(anyhow::anyhow!("cannot write trace {}: {e}", path.display()))
+            Failure::Usage(anyhow::anyhow!(
+                "cannot write trace {}: {e}",
+                path.display()
+            ))
         })?;
         Trace::write_json_lines(&records, std::io::BufWriter::new(file)).map_err(|e| {
-            Failure::Usage(anyhow::anyhow!("cannot write trace {}: {e}", path.display()))
+            Failure::Usage(anyhow::anyhow!(
+                "cannot write trace {}: {e}",
+                path.display()
+            ))
         })?;
     }
     unmounted.map_err(|e| Failure::Environment(anyhow::anyhow!("unmount failed: {e}")))?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn parse_rules(specs: &[String]) -> Result<Vec<fault_fs::Rule>, Failure> {
+    Ok(FaultPlan::from_specs(specs)
+        .map_err(|e| Failure::Usage(e.into()))?
+        .rules)
+}
+
+/// Runs a prepared scenario once and prints the report; exit 1 on a finding
+/// the scenario did not expect.
+fn run_and_report(
+    prepared: &harness::Prepared,
+    faults: &[fault_fs::Rule],
+    retry: bool,
+    json: bool,
+) -> Result<ExitCode, Failure> {
+    use std::io::IsTerminal;
+    let options = harness::RunOptions { retry };
+    let outcome = harness::run(prepared, faults, &options)?;
+    let scenario = &prepared.scenario;
+    let mut stdout = std::io::stdout().lock();
+    let written = if json {
+        harness::report::write_json(&mut stdout, &scenario.name, &outcome, &scenario.expect)
+    } else {
+        let title = format!(
+            "swapfault: {} ({} target {})",
+            scenario.name,
+            match scenario.kind {
+                harness::TargetKind::Exe => "executable",
+                harness::TargetKind::Lib => "library",
+            },
+            prepared.target_rel()
+        );
+        harness::report::write_human(
+            &mut stdout,
+            &title,
+            &outcome,
+            &scenario.expect,
+            std::io::stdout().is_terminal(),
+        )
+    };
+    written.map_err(|e| Failure::Environment(e.into()))?;
+    let lines = harness::report::judge(&outcome, &scenario.expect);
+    Ok(if harness::report::all_as_expected(&lines) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn run(args: RunArgs) -> Result<ExitCode, Failure> {
+    let scenario =
+        harness::Scenario::from_file(&args.scenario).map_err(|e| Failure::Usage(e.into()))?;
+    let specs = if args.faults.is_empty() {
+        scenario.faults.clone()
+    } else {
+        args.faults.clone()
+    };
+    let faults = parse_rules(&specs)?;
+    let prepared = harness::Prepared::new(scenario)?;
+    run_and_report(&prepared, &faults, !args.no_retry, args.json)
+}
+
+fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
+    let faults = parse_rules(&args.faults)?;
+    let scenario = harness::Scenario::ad_hoc(&args.strategy, args.target, args.size);
+    let prepared = harness::Prepared::new(scenario)?;
+    run_and_report(&prepared, &faults, !args.no_retry, args.json)
 }

@@ -14,10 +14,10 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use fuser::{
-    AccessFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType, Filesystem,
-    FopenFlags, Generation, INodeNo, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr,
-    ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen,
-    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
+    Generation, INodeNo, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -336,8 +336,7 @@ impl FaultFs {
                     }
                     Fault::ShortWrite(_) => continue,
                     Fault::Stall(duration) => {
-                        let deadline =
-                            Instant::now() + duration.unwrap_or(DEFAULT_STALL_DEADLINE);
+                        let deadline = Instant::now() + duration.unwrap_or(DEFAULT_STALL_DEADLINE);
                         let gate = Arc::new(StallGate {
                             record: record.clone(),
                             released: Mutex::new(false),
@@ -524,7 +523,13 @@ impl Filesystem for FaultFs {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let gate = self.gate(req, OpKind::Lookup, At::Entry(parent.0, name), None, NO_ARGS);
+        let gate = self.gate(
+            req,
+            OpKind::Lookup,
+            At::Entry(parent.0, name),
+            None,
+            NO_ARGS,
+        );
         let name = name.to_owned();
         self.run(
             gate,
@@ -666,7 +671,13 @@ impl Filesystem for FaultFs {
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let gate = self.gate(req, OpKind::Unlink, At::Entry(parent.0, name), None, NO_ARGS);
+        let gate = self.gate(
+            req,
+            OpKind::Unlink,
+            At::Entry(parent.0, name),
+            None,
+            NO_ARGS,
+        );
         let name = name.to_owned();
         self.run(
             gate,
@@ -1274,12 +1285,13 @@ impl FaultFsHandle {
             .collect()
     }
 
-    /// Waits until an op is stalled (returns it) or `timeout` passes.
+    /// Waits until an op is stalled and not yet released (returns it) or
+    /// `timeout` passes.
     pub fn wait_for_stall(&self, timeout: Duration) -> Option<OpRecord> {
         let deadline = Instant::now() + timeout;
         let mut parked = lock(&self.inner.stalls.parked);
         loop {
-            if let Some(gate) = parked.first() {
+            if let Some(gate) = parked.iter().find(|gate| !*lock(&gate.released)) {
                 return Some(gate.record.clone());
             }
             let now = Instant::now();

@@ -26,7 +26,9 @@ pub enum MountError {
     #[error("mount point {0} is not a directory (hint: name an empty directory)")]
     NotADir(PathBuf),
     /// The mount point has entries.
-    #[error("mount point {0} is not empty (hint: name an empty directory; use --from to copy files in)")]
+    #[error(
+        "mount point {0} is not empty (hint: name an empty directory; use --from to copy files in)"
+    )]
     NotEmpty(PathBuf),
     /// Something is mounted there already.
     #[error("{0} is already a mount point (hint: unmount it with `umount {0}` or pick another directory)")]
@@ -62,9 +64,8 @@ impl MountError {
 }
 
 fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join(program).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
 /// Checks the machine and the mount point before mounting.
@@ -85,8 +86,7 @@ pub fn preflight(dir: &Path) -> Result<(), MountError> {
     if is_mount_point(&canonical) {
         return Err(MountError::AlreadyMounted(dir.to_owned()));
     }
-    let mut entries =
-        std::fs::read_dir(dir).map_err(|_| MountError::MissingDir(dir.to_owned()))?;
+    let mut entries = std::fs::read_dir(dir).map_err(|_| MountError::MissingDir(dir.to_owned()))?;
     if entries.next().is_some() {
         return Err(MountError::NotEmpty(dir.to_owned()));
     }

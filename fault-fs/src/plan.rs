@@ -21,7 +21,8 @@ use crate::op::{OpKind, OpRecord};
 pub const DEFAULT_STALL_DEADLINE: Duration = Duration::from_secs(30);
 
 /// The expected one-line format, quoted in every parse error.
-pub const SPEC_FORMAT: &str = "OPS[#N][@GLOB]:FAULT, e.g. `write#3:kill-after`, `rename:errno=EIO`; \
+pub const SPEC_FORMAT: &str =
+    "OPS[#N][@GLOB]:FAULT, e.g. `write#3:kill-after`, `rename:errno=EIO`; \
 FAULT is kill-before[=SIG], kill-after[=SIG], errno=NAME, short-write=K|K%, stall[=DURATION]";
 
 /// What happens to a matched op.
@@ -309,7 +310,12 @@ impl FromStr for Rule {
         let (ops, nth) = match matcher.split_once('#') {
             Some((ops, nth)) => match nth.parse::<u64>() {
                 Ok(n) if n >= 1 => (ops, Some(n)),
-                _ => return Err(spec_error(s, format!("`#{nth}`: N must be a number from 1"))),
+                _ => {
+                    return Err(spec_error(
+                        s,
+                        format!("`#{nth}`: N must be a number from 1"),
+                    ))
+                }
             },
             None => (matcher, None),
         };
@@ -321,9 +327,7 @@ impl FromStr for Rule {
                 .collect::<Result<_, _>>()
                 .map_err(|e| spec_error(s, e.to_string()))?
         };
-        if matches!(fault, Fault::ShortWrite(_))
-            && !ops.is_empty()
-            && !ops.contains(&OpKind::Write)
+        if matches!(fault, Fault::ShortWrite(_)) && !ops.is_empty() && !ops.contains(&OpKind::Write)
         {
             return Err(spec_error(s, "short-write applies to write ops only"));
         }
@@ -391,7 +395,10 @@ impl FaultPlan {
                 .map(|name| name.parse::<OpKind>())
                 .collect::<Result<_, _>>()
                 .map_err(|e| at(e.to_string()))?;
-            let fault = rule.fault.parse().map_err(|e: PlanError| at(e.to_string()))?;
+            let fault = rule
+                .fault
+                .parse()
+                .map_err(|e: PlanError| at(e.to_string()))?;
             let glob = match rule.path {
                 Some(glob) => Some(PathGlob::new(&glob).map_err(|e| at(format!("path: {e}")))?),
                 None => None,
@@ -468,9 +475,12 @@ mod tests {
 
     #[test]
     fn toml_plan_reports_position() {
-        let err = FaultPlan::from_toml("[[rule]]\nops = [\"write\"]\nfault = 3\n", Path::new("p.toml"))
-            .unwrap_err()
-            .to_string();
+        let err = FaultPlan::from_toml(
+            "[[rule]]\nops = [\"write\"]\nfault = 3\n",
+            Path::new("p.toml"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("line 3"), "{err}");
         let plan = FaultPlan::from_toml(
             "[[rule]]\nops = [\"write\"]\nnth = 2\ncomm = \"cp\"\nfault = \"kill-after\"\n",

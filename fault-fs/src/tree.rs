@@ -263,7 +263,10 @@ impl Tree {
 
     /// Looks an inode up.
     pub fn get(&self, ino: u64) -> Result<&Inode, Errno> {
-        self.inodes.get(&ino).map(|node| &**node).ok_or(Errno::ENOENT)
+        self.inodes
+            .get(&ino)
+            .map(|node| &**node)
+            .ok_or(Errno::ENOENT)
     }
 
     fn get_mut(&mut self, ino: u64) -> Result<&mut Inode, Errno> {
@@ -376,7 +379,11 @@ impl Tree {
         let ino = self.next_ino;
         self.next_ino += 1;
         let now = SystemTime::now();
-        let nlink = if matches!(kind, NodeKind::Dir(_)) { 2 } else { 1 };
+        let nlink = if matches!(kind, NodeKind::Dir(_)) {
+            2
+        } else {
+            1
+        };
         let node = Inode {
             ino,
             kind,
@@ -551,9 +558,7 @@ impl Tree {
             match (src_is_dir, dst_is_dir) {
                 (false, true) => return Err(Errno::EISDIR),
                 (true, false) => return Err(Errno::ENOTDIR),
-                (true, true) if !self.dir_entries(dst)?.is_empty() => {
-                    return Err(Errno::ENOTEMPTY)
-                }
+                (true, true) if !self.dir_entries(dst)?.is_empty() => return Err(Errno::ENOTEMPTY),
                 _ => {}
             }
             self.dir_entries_mut(new_parent)?.remove(new_name);
@@ -787,7 +792,9 @@ mod tests {
     #[test]
     fn snapshot_does_not_see_later_writes() {
         let mut tree = Tree::new();
-        let ino = tree.create_file(ROOT_INO, OsStr::new("f"), new_node()).unwrap();
+        let ino = tree
+            .create_file(ROOT_INO, OsStr::new("f"), new_node())
+            .unwrap();
         tree.write(ino, 0, b"old").unwrap();
         let snapshot = tree.clone();
         tree.write(ino, 0, b"new").unwrap();
@@ -799,16 +806,22 @@ mod tests {
     fn restore_never_reuses_inode_numbers() {
         let mut tree = Tree::new();
         let snapshot = tree.clone();
-        let first = tree.create_file(ROOT_INO, OsStr::new("a"), new_node()).unwrap();
+        let first = tree
+            .create_file(ROOT_INO, OsStr::new("a"), new_node())
+            .unwrap();
         tree.restore(&snapshot);
-        let second = tree.create_file(ROOT_INO, OsStr::new("a"), new_node()).unwrap();
+        let second = tree
+            .create_file(ROOT_INO, OsStr::new("a"), new_node())
+            .unwrap();
         assert_ne!(first, second);
     }
 
     #[test]
     fn unlinked_file_stays_readable_while_pinned() {
         let mut tree = Tree::new();
-        let ino = tree.create_file(ROOT_INO, OsStr::new("f"), new_node()).unwrap();
+        let ino = tree
+            .create_file(ROOT_INO, OsStr::new("f"), new_node())
+            .unwrap();
         tree.write(ino, 0, b"data").unwrap();
         tree.pin(ino);
         tree.unlink(ROOT_INO, OsStr::new("f")).unwrap();

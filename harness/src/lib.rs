@@ -1,1 +1,32 @@
-pub fn placeholder() {}
+//! harness: scenarios, live canaries, probes, the runner, checks and reports.
+//!
+//! The principal types:
+//! - [`Scenario`]: a parsed scenario file (or an ad-hoc `check`);
+//! - [`Prepared`]: a scenario with its old and new versions built;
+//! - [`run`]: one run under a list of fault [`fault_fs::Rule`]s, giving a
+//!   [`RunOutcome`] with the [`Finding`]s per [`Property`];
+//! - [`report`]: the human and JSON views of an outcome.
+//!
+//! ```no_run
+//! use harness::{run, Prepared, RunOptions, Scenario, TargetKind};
+//!
+//! let scenario = Scenario::ad_hoc(r#"cp "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#, TargetKind::Lib, 256 * 1024);
+//! let prepared = Prepared::new(scenario).unwrap();
+//! let outcome = run(&prepared, &["write#1:kill-after".parse().unwrap()], &RunOptions::default()).unwrap();
+//! for finding in &outcome.findings {
+//!     println!("{finding}");
+//! }
+//! ```
+//!
+//! harness knows nothing of the command line; the binary crate does.
+
+pub mod canary;
+pub mod check;
+pub mod live;
+pub mod report;
+pub mod runner;
+pub mod scenario;
+
+pub use check::{classify, Finding, Property, TargetClass};
+pub use runner::{run, Prepared, RunError, RunOptions, RunOutcome};
+pub use scenario::{Expectation, Scenario, ScenarioError, TargetKind};

@@ -1,0 +1,196 @@
+//! The built-in canary: an executable and a shared library in two versions
+//! whose code differs, padded to a chosen size, built with the system C
+//! compiler on first use and cached.
+//!
+//! The cache lives in `$SWAPFAULT_CACHE` (default `$XDG_CACHE_HOME/swapfault`,
+//! else `~/.cache/swapfault`), one directory per version and size, filled by
+//! the temp-dir-then-rename way this tool preaches.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Source of the canary executable.
+const CANARY_C: &str = include_str!("../canary/canary.c");
+/// Source of the canary library.
+const LIBCANARY_C: &str = include_str!("../canary/libcanary.c");
+
+/// Default size of a canary file.
+pub const DEFAULT_SIZE: u64 = 256 * 1024;
+/// Smallest and largest sizes offered.
+pub const SIZE_RANGE: (u64, u64) = (64 * 1024, 64 * 1024 * 1024);
+
+/// Bytes the code and ELF headers add on top of the padding, roughly.
+const OVERHEAD: u64 = 20 * 1024;
+
+/// File name of the canary executable.
+pub const EXE_NAME: &str = "canary";
+/// File name of the canary library (what the executable's DT_NEEDED names).
+pub const LIB_NAME: &str = "libcanary.so";
+
+/// Why the canary could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum CanaryError {
+    /// No C compiler.
+    #[error("cannot run the C compiler `{compiler}` to build the canary: {source} (hint: `apt-get install gcc`, or set CC)")]
+    NoCompiler {
+        /// The compiler tried.
+        compiler: String,
+        /// Why it could not start.
+        source: std::io::Error,
+    },
+    /// The compiler failed.
+    #[error("building the canary failed: {0}")]
+    Build(String),
+    /// The cache could not be written.
+    #[error("cannot write the canary cache {path}: {source} (hint: set SWAPFAULT_CACHE to a writable directory)")]
+    Cache {
+        /// Where.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A size outside the offered range.
+    #[error("canary size {0} is outside 64 KiB to 64 MiB (hint: pick a size in that range)")]
+    Size(u64),
+}
+
+/// One built canary version: the executable and the library, side by side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanaryBuild {
+    /// 1 (old) or 2 (new).
+    pub version: u32,
+    /// The executable (`canary`), linked against `libcanary.so` beside it.
+    pub exe: PathBuf,
+    /// The library.
+    pub lib: PathBuf,
+}
+
+fn cache_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("SWAPFAULT_CACHE") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("swapfault");
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        return PathBuf::from(home).join(".cache/swapfault");
+    }
+    std::env::temp_dir().join("swapfault-cache")
+}
+
+/// Deterministic padding: different per version, so prefixes and tears of
+/// old and new can be told apart everywhere in the file.
+fn padding(version: u32, len: u64) -> Vec<u8> {
+    let mut state =
+        0x9E37_79B9_7F4A_7C15u64 ^ u64::from(version).wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut out = Vec::with_capacity(len as usize + 8);
+    while (out.len() as u64) < len {
+        // xorshift64*
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        out.extend_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(len as usize);
+    out
+}
+
+fn compile(args: &[&std::ffi::OsStr]) -> Result<(), CanaryError> {
+    let compiler = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let output = Command::new(&compiler)
+        .args(args)
+        .output()
+        .map_err(|source| CanaryError::NoCompiler {
+            compiler: compiler.clone(),
+            source,
+        })?;
+    if !output.status.success() {
+        return Err(CanaryError::Build(
+            String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// Builds (or finds in the cache) canary `version` of about `size` bytes.
+pub fn build(version: u32, size: u64) -> Result<CanaryBuild, CanaryError> {
+    if !(SIZE_RANGE.0..=SIZE_RANGE.1).contains(&size) {
+        return Err(CanaryError::Size(size));
+    }
+    let root = cache_root();
+    // The sources' length keys the cache, so an edited canary is rebuilt.
+    let key = format!(
+        "v{version}-{size}-{}",
+        CANARY_C.len() * 31 + LIBCANARY_C.len()
+    );
+    let dir = root.join(&key);
+    let done = CanaryBuild {
+        version,
+        exe: dir.join(EXE_NAME),
+        lib: dir.join(LIB_NAME),
+    };
+    if done.exe.is_file() && done.lib.is_file() {
+        return Ok(done);
+    }
+    let cache_err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| CanaryError::Cache { path, source }
+    };
+    std::fs::create_dir_all(&root).map_err(cache_err(&root))?;
+    let work = tempfile::Builder::new()
+        .prefix(&format!(".{key}-"))
+        .tempdir_in(&root)
+        .map_err(cache_err(&root))?;
+    let w = work.path();
+    let pad = w.join("pad.bin");
+    std::fs::write(&pad, padding(version, size.saturating_sub(OVERHEAD)))
+        .map_err(cache_err(&pad))?;
+    std::fs::write(w.join("canary.c"), CANARY_C).map_err(cache_err(w))?;
+    std::fs::write(w.join("libcanary.c"), LIBCANARY_C).map_err(cache_err(w))?;
+    let version_flag = format!("-DCANARY_VERSION={version}");
+    let pad_flag = format!("-DCANARY_PAD=\"{}\"", pad.display());
+    let os = |s: &str| std::ffi::OsString::from(s);
+    let lib_c = w.join("libcanary.c");
+    let lib = w.join(LIB_NAME);
+    compile(&[
+        &os("-O1"),
+        &os("-shared"),
+        &os("-fPIC"),
+        &os(&version_flag),
+        &os(&pad_flag),
+        lib_c.as_os_str(),
+        &os("-o"),
+        lib.as_os_str(),
+    ])?;
+    let exe_c = w.join("canary.c");
+    let exe = w.join(EXE_NAME);
+    let libdir = format!("-L{}", w.display());
+    compile(&[
+        &os("-O1"),
+        &os(&version_flag),
+        &os(&pad_flag),
+        exe_c.as_os_str(),
+        &os("-o"),
+        exe.as_os_str(),
+        &os(&libdir),
+        &os("-lcanary"),
+        &os("-ldl"),
+        &os("-Wl,-rpath,$ORIGIN"),
+    ])?;
+    for scratch in ["pad.bin", "canary.c", "libcanary.c"] {
+        let _ = std::fs::remove_file(w.join(scratch));
+    }
+    // Another process may have won the race; its build is as good as ours.
+    let work = work.keep();
+    if std::fs::rename(&work, &dir).is_err() {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+    if done.exe.is_file() && done.lib.is_file() {
+        Ok(done)
+    } else {
+        Err(CanaryError::Build(format!(
+            "the build did not land in {}",
+            dir.display()
+        )))
+    }
+}

@@ -1,0 +1,396 @@
+//! Scenario files: what to replace, how, under which faults, and what to expect.
+//!
+//! ```toml
+//! description = "cp writes over the running library in place"
+//!
+//! [target]
+//! kind = "lib"            # "exe" or "lib" (the built-in canary), default "lib"
+//! size = "256KiB"         # canary size, 64KiB to 64MiB
+//! mode = "0755"           # mode of the old target
+//! xattrs = { "user.origin" = "vendor" }
+//! # old = "files/old.bin" # user files instead of the canary (paths relative to this file)
+//! # new = "files/new.bin"
+//! new_inside = false      # stage NEW inside the mount (next to the target's directory)
+//!
+//! [strategy]
+//! command = 'cp "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET"'
+//! timeout = "30s"
+//!
+//! live = true             # run a live canary that maps the old target
+//! faults = []             # fault specs for `swapfault run`
+//! probes = ["read"]       # read, exec, load: run at every stalled op
+//!
+//! [expect]                # pass or fail per property; unlisted ones are not asserted
+//! result = "pass"
+//! live = "fail"
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::canary;
+use crate::check::Property;
+
+/// Which kind of file the target is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    /// An executable; the live canary runs it.
+    Exe,
+    /// A shared library; the live canary maps it.
+    #[default]
+    Lib,
+}
+
+impl std::str::FromStr for TargetKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "exe" => Ok(TargetKind::Exe),
+            "lib" => Ok(TargetKind::Lib),
+            _ => Err(format!("unknown target kind `{s}` (hint: exe or lib)")),
+        }
+    }
+}
+
+/// A probe: what a user starting the program at a stalled op would do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeKind {
+    /// Read the target and classify it.
+    Read,
+    /// Execute the target (executables).
+    Exec,
+    /// Load the target with dlopen (libraries).
+    Load,
+}
+
+/// Expected outcome of one property.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Expectation {
+    /// The property holds.
+    Pass,
+    /// The property has findings.
+    Fail,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ScenarioFile {
+    description: Option<String>,
+    #[serde(default)]
+    target: TargetFile,
+    strategy: StrategyFile,
+    #[serde(default = "yes")]
+    live: bool,
+    #[serde(default)]
+    faults: Vec<String>,
+    #[serde(default)]
+    probes: Vec<ProbeKind>,
+    #[serde(default)]
+    expect: BTreeMap<Property, Expectation>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct TargetFile {
+    #[serde(default)]
+    kind: TargetKind,
+    size: Option<String>,
+    mode: Option<String>,
+    #[serde(default)]
+    xattrs: BTreeMap<String, String>,
+    old: Option<PathBuf>,
+    new: Option<PathBuf>,
+    #[serde(default)]
+    new_inside: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StrategyFile {
+    command: String,
+    timeout: Option<String>,
+}
+
+/// Where the old and new versions come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Versions {
+    /// The built-in canary, versions 1 and 2, of this size.
+    Canary {
+        /// Size in bytes.
+        size: u64,
+    },
+    /// User files.
+    Files {
+        /// The old version.
+        old: PathBuf,
+        /// The new version.
+        new: PathBuf,
+    },
+}
+
+/// A parsed, validated scenario.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// Short name (the file stem, or `check` for ad-hoc runs).
+    pub name: String,
+    /// What the scenario shows.
+    pub description: String,
+    /// The file it came from, if any (reproduction commands name it).
+    pub source: Option<PathBuf>,
+    /// Executable or library.
+    pub kind: TargetKind,
+    /// Old and new.
+    pub versions: Versions,
+    /// Mode of the old target (and expected of the new).
+    pub mode: u32,
+    /// Extended attributes of the old target (and expected of the new).
+    pub xattrs: BTreeMap<String, String>,
+    /// Stage NEW inside the mount rather than outside.
+    pub new_inside: bool,
+    /// The strategy, run by `sh -c`.
+    pub command: String,
+    /// Working directory of the strategy (the scenario file's directory).
+    pub workdir: PathBuf,
+    /// Strategy timeout.
+    pub timeout: Duration,
+    /// Start a live canary.
+    pub live: bool,
+    /// Fault specs for single runs.
+    pub faults: Vec<String>,
+    /// Probes to run at stalled ops.
+    pub probes: Vec<ProbeKind>,
+    /// Expected verdicts.
+    pub expect: BTreeMap<Property, Expectation>,
+}
+
+/// A scenario that cannot be used. Messages name the file and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file could not be read.
+    #[error("cannot read scenario {path}: {source} (hint: check the path)")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TOML syntax or shape error; the message has line, column and key.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// Parser message.
+        message: String,
+    },
+    /// A value that parses but makes no sense.
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The key path, e.g. `target.size`.
+        key: String,
+        /// What is wrong, with the fix.
+        message: String,
+    },
+}
+
+/// Parses a size: bytes, or a number with KiB/MiB/GiB (or K/M/G).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size (hint: e.g. 262144, 256KiB, 1MiB)"))?;
+    let scale = match unit.trim() {
+        "" | "B" => 1,
+        "K" | "KiB" | "k" => 1024,
+        "M" | "MiB" => 1024 * 1024,
+        "G" | "GiB" => 1024 * 1024 * 1024,
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}` (hint: KiB, MiB or GiB)"
+            ))
+        }
+    };
+    Ok(number * scale)
+}
+
+impl Scenario {
+    /// Reads and validates a scenario file.
+    pub fn from_file(path: &Path) -> Result<Self, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Parses scenario text; `path` names it in errors and anchors relative paths.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, ScenarioError> {
+        let file: ScenarioFile = toml::from_str(text).map_err(|e| ScenarioError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        let invalid = |key: &str, message: String| ScenarioError::Invalid {
+            path: path.to_owned(),
+            key: key.to_owned(),
+            message,
+        };
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let workdir = dir.canonicalize().unwrap_or_else(|_| dir.to_owned());
+        let target = file.target;
+        let versions = match (target.old, target.new) {
+            (Some(old), Some(new)) => {
+                let (old, new) = (workdir.join(old), workdir.join(new));
+                for (key, file) in [("target.old", &old), ("target.new", &new)] {
+                    if !file.is_file() {
+                        return Err(invalid(
+                            key,
+                            format!(
+                                "{} is not a file (hint: paths are relative to the scenario file)",
+                                file.display()
+                            ),
+                        ));
+                    }
+                }
+                Versions::Files { old, new }
+            }
+            (None, None) => {
+                let size = match target.size {
+                    Some(size) => parse_size(&size).map_err(|m| invalid("target.size", m))?,
+                    None => canary::DEFAULT_SIZE,
+                };
+                if !(canary::SIZE_RANGE.0..=canary::SIZE_RANGE.1).contains(&size) {
+                    return Err(invalid(
+                        "target.size",
+                        format!("{size} bytes is outside 64KiB..64MiB (hint: pick a size in that range)"),
+                    ));
+                }
+                Versions::Canary { size }
+            }
+            _ => {
+                return Err(invalid(
+                    "target",
+                    "give both `old` and `new`, or neither (the canary)".into(),
+                ))
+            }
+        };
+        let mode = match target.mode {
+            Some(mode) => u32::from_str_radix(mode.trim_start_matches("0o"), 8)
+                .ok()
+                .filter(|m| *m <= 0o7777)
+                .ok_or_else(|| {
+                    invalid(
+                        "target.mode",
+                        format!("`{mode}` is not an octal mode (hint: e.g. \"0755\")"),
+                    )
+                })?,
+            None => 0o755,
+        };
+        let timeout = match &file.strategy.timeout {
+            Some(t) => humantime::parse_duration(t).map_err(|e| {
+                invalid(
+                    "strategy.timeout",
+                    format!("`{t}`: {e} (hint: e.g. \"30s\")"),
+                )
+            })?,
+            None => Duration::from_secs(30),
+        };
+        if file.strategy.command.trim().is_empty() {
+            return Err(invalid(
+                "strategy.command",
+                "is empty (hint: the command that replaces the target)".into(),
+            ));
+        }
+        for (index, spec) in file.faults.iter().enumerate() {
+            spec.parse::<fault_fs::Rule>()
+                .map_err(|e| invalid(&format!("faults[{index}]"), e.to_string()))?;
+        }
+        let name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "scenario".into());
+        Ok(Scenario {
+            name,
+            description: file.description.unwrap_or_default(),
+            source: Some(path.to_owned()),
+            kind: target.kind,
+            versions,
+            mode,
+            xattrs: target.xattrs,
+            new_inside: target.new_inside,
+            command: file.strategy.command,
+            workdir,
+            timeout,
+            live: file.live,
+            faults: file.faults,
+            probes: file.probes,
+            expect: file.expect,
+        })
+    }
+
+    /// An ad-hoc scenario for `swapfault check --strategy`.
+    pub fn ad_hoc(command: &str, kind: TargetKind, size: u64) -> Self {
+        Scenario {
+            name: "check".into(),
+            description: format!("ad-hoc strategy `{command}`"),
+            source: None,
+            kind,
+            versions: Versions::Canary { size },
+            mode: 0o755,
+            xattrs: BTreeMap::new(),
+            new_inside: false,
+            command: command.to_owned(),
+            workdir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            timeout: Duration::from_secs(30),
+            live: true,
+            faults: Vec::new(),
+            probes: Vec::new(),
+            expect: BTreeMap::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("262144"), Ok(262144));
+        assert_eq!(parse_size("256KiB"), Ok(262144));
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert!(parse_size("1 parsec").is_err());
+    }
+
+    #[test]
+    fn unknown_key_names_line_and_key() {
+        let err = Scenario::from_toml(
+            "[strategy]\ncommand = \"true\"\n[target]\nknd = \"exe\"\n",
+            Path::new("s.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("s.toml") && err.contains("line 4") && err.contains("knd"),
+            "{err}"
+        );
+    }
+}
