@@ -30,6 +30,8 @@ enum Command {
     Run(RunArgs),
     /// Run an ad-hoc strategy once against the built-in canary.
     Check(CheckArgs),
+    /// The teaching demo: cp vs install vs temp+fsync+rename, under a live canary.
+    Demo,
 }
 
 #[derive(Debug, clap::Args)]
@@ -136,6 +138,7 @@ pub fn main() -> ExitCode {
         Command::Mount(args) => mount(args),
         Command::Run(args) => run(args),
         Command::Check(args) => check(args),
+        Command::Demo => demo(),
     };
     match outcome {
         Ok(code) => code,
@@ -281,4 +284,17 @@ fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
     let scenario = harness::Scenario::ad_hoc(&args.strategy, args.target, args.size);
     let prepared = harness::Prepared::new(scenario)?;
     run_and_report(&prepared, &faults, !args.no_retry, args.json)
+}
+
+fn demo() -> Result<ExitCode, Failure> {
+    let mut stdout = std::io::stdout().lock();
+    match harness::demo::demo(&mut stdout) {
+        Ok(true) => Ok(ExitCode::SUCCESS),
+        Ok(false) => {
+            eprintln!("swapfault: this machine did not behave as the demo teaches (see above)");
+            Ok(ExitCode::from(1))
+        }
+        Err(harness::demo::DemoError::Run(err)) => Err(err.into()),
+        Err(err) => Err(Failure::Environment(err.into())),
+    }
 }

@@ -22,6 +22,7 @@
 
 pub mod canary;
 pub mod check;
+pub mod demo;
 pub mod live;
 pub mod report;
 pub mod runner;

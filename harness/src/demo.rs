@@ -1,0 +1,194 @@
+//! `swapfault demo`: the teaching demo, narrated, with no configuration.
+//!
+//! Every sentence about what happened is read off a real run: the verdicts
+//! come from the outcome, never from the strategy's name.
+
+use std::io::{self, Write};
+
+use crate::check::TargetClass;
+use crate::runner::{run, Prepared, RunError, RunOptions, RunOutcome};
+use crate::scenario::{Scenario, TargetKind};
+
+/// `cp` over the target: writes the live inode in place.
+pub const CP: &str = r#"cp "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#;
+/// `install`: unlinks, then writes a new inode.
+pub const INSTALL: &str = r#"install "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#;
+/// Temp file in the target's directory, fsync, rename over, fsync the directory.
+pub const TEMP_FSYNC_RENAME: &str = r#"dir=$(dirname "$SWAPFAULT_TARGET"); tmp="$dir/.swap.tmp"; cp "$SWAPFAULT_NEW" "$tmp" && sync "$tmp" && mv -f "$tmp" "$SWAPFAULT_TARGET" && sync "$dir""#;
+
+/// The canary size the demo uses: several write requests, so a kill can
+/// land in the middle of the copy.
+const DEMO_SIZE: u64 = 512 * 1024;
+
+fn once(command: &str, fault: Option<&str>) -> Result<(Prepared, RunOutcome), RunError> {
+    let prepared = Prepared::new(Scenario::ad_hoc(command, TargetKind::Lib, DEMO_SIZE))?;
+    let faults = fault
+        .map(|spec| spec.parse().map(|rule| vec![rule]))
+        .transpose()
+        .map_err(|e: fault_fs::PlanError| RunError::Start(e.to_string()))?
+        .unwrap_or_default();
+    let outcome = run(&prepared, &faults, &RunOptions { retry: true })?;
+    Ok((prepared, outcome))
+}
+
+fn ino(outcome: &RunOutcome) -> String {
+    let show = |ino: Option<u64>| ino.map_or("(none)".to_owned(), |i| i.to_string());
+    format!(
+        "inode {} -> {}",
+        show(outcome.before.ino),
+        show(outcome.first.target.ino)
+    )
+}
+
+/// What the inode numbers say about how the target was replaced.
+fn inode_story(outcome: &RunOutcome) -> &'static str {
+    match (outcome.before.ino, outcome.first.target.ino) {
+        (Some(before), Some(after)) if before == after => "same inode: written in place",
+        (Some(_), Some(_)) => "a new inode: the old one lives on for whoever maps it",
+        _ => "no target at the end",
+    }
+}
+
+fn live_line(outcome: &RunOutcome) -> String {
+    outcome
+        .live
+        .as_ref()
+        .map_or("no live process".to_owned(), |live| live.describe())
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "SAFE"
+    } else {
+        "BROKEN"
+    }
+}
+
+/// Runs the demo, narrating to `out`. Returns true when every step showed
+/// what it teaches (a false return means the machine behaved unexpectedly).
+pub fn demo(out: &mut dyn Write) -> Result<bool, DemoError> {
+    let mut as_taught = true;
+    writeln!(
+        out,
+        "swapfault demo: replacing a shared library that a running program uses"
+    )?;
+    writeln!(
+        out,
+        "Each step mounts fault-fs, stages app/libcanary.so (v1), starts a live"
+    )?;
+    writeln!(
+        out,
+        "canary that maps it, then runs a strategy to install v2."
+    )?;
+    writeln!(out)?;
+
+    writeln!(out, "1. cp new lib over the target  ($ {CP})")?;
+    let (_, cp) = once(CP, None)?;
+    writeln!(
+        out,
+        "   target: {}, {} ({})",
+        cp.first.target.class,
+        ino(&cp),
+        inode_story(&cp)
+    )?;
+    writeln!(out, "   {}", live_line(&cp))?;
+    let cp_live_ok = cp.live.as_ref().is_some_and(|l| l.unharmed());
+    writeln!(out, "   => {} for running programs", verdict(cp_live_ok))?;
+    as_taught &= !cp_live_ok;
+    writeln!(out)?;
+
+    writeln!(out, "2. install new lib  ($ {INSTALL})")?;
+    let (_, install) = once(INSTALL, None)?;
+    writeln!(
+        out,
+        "   target: {}, {} ({})",
+        install.first.target.class,
+        ino(&install),
+        inode_story(&install)
+    )?;
+    writeln!(out, "   {}", live_line(&install))?;
+    let install_live_ok = install.live.as_ref().is_some_and(|l| l.unharmed());
+    writeln!(
+        out,
+        "   => {} for running programs: they keep the old inode",
+        verdict(install_live_ok)
+    )?;
+    as_taught &= install_live_ok;
+    writeln!(out)?;
+
+    let kill = "write#1:kill-after";
+    writeln!(
+        out,
+        "3. install again, SIGKILLed right after its first write  (--fault '{kill}')"
+    )?;
+    let (_, killed) = once(INSTALL, Some(kill))?;
+    let class = killed.first.target.class;
+    writeln!(
+        out,
+        "   strategy: {}; target left {} ({})",
+        killed.first.exit,
+        class,
+        ino(&killed)
+    )?;
+    writeln!(
+        out,
+        "   => {}: a program started now finds a {} library",
+        verdict(class.is_complete()),
+        class
+    )?;
+    as_taught &= !class.is_complete();
+    writeln!(out)?;
+
+    writeln!(
+        out,
+        "4. temp file + fsync + rename + fsync dir, same kill  (--fault '{kill}')"
+    )?;
+    writeln!(out, "   $ {TEMP_FSYNC_RENAME}")?;
+    let (_, atomic) = once(TEMP_FSYNC_RENAME, Some(kill))?;
+    let class = atomic.first.target.class;
+    writeln!(
+        out,
+        "   strategy: {}; target left {} ({})",
+        atomic.first.exit,
+        class,
+        ino(&atomic)
+    )?;
+    if let Some(retry) = &atomic.retry {
+        writeln!(
+            out,
+            "   retry: {}; target {}",
+            retry.exit, retry.target.class
+        )?;
+    }
+    writeln!(out, "   {}", live_line(&atomic))?;
+    let atomic_ok = class.is_complete()
+        && atomic.live.as_ref().is_some_and(|l| l.unharmed())
+        && atomic
+            .retry
+            .as_ref()
+            .is_none_or(|r| r.target.class == TargetClass::New);
+    writeln!(
+        out,
+        "   => {}: users see old until the rename, then new",
+        verdict(atomic_ok)
+    )?;
+    as_taught &= atomic_ok;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "Every crash point of a strategy: swapfault explore --strategy 'CMD'"
+    )?;
+    writeln!(out, "One fault, reproduced:           swapfault check --strategy 'CMD' --fault 'write#1:kill-after'")?;
+    Ok(as_taught)
+}
+
+/// Why the demo could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// A run failed to start.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// Output failed.
+    #[error("cannot write the demo output: {0}")]
+    Io(#[from] io::Error),
+}
