@@ -180,6 +180,37 @@ impl Inode {
     }
 }
 
+/// The xattr that holds a POSIX access ACL.
+const ACL_ACCESS: &str = "system.posix_acl_access";
+
+/// Reads the mode bits an access ACL implies, and whether it is minimal
+/// (owner, group and other only). `None` if it does not parse.
+fn acl_mode(value: &[u8]) -> Option<(u16, bool)> {
+    const USER_OBJ: u16 = 0x01;
+    const GROUP_OBJ: u16 = 0x04;
+    const MASK: u16 = 0x10;
+    const OTHER: u16 = 0x20;
+    let (header, entries) = value.split_at_checked(4)?;
+    if u32::from_le_bytes(header.try_into().ok()?) != 2 || entries.len() % 8 != 0 {
+        return None;
+    }
+    let (mut user, mut group, mut mask, mut other, mut count) = (None, None, None, None, 0);
+    for entry in entries.chunks_exact(8) {
+        let tag = u16::from_le_bytes([entry[0], entry[1]]);
+        let perm = u16::from_le_bytes([entry[2], entry[3]]) & 0o7;
+        count += 1;
+        match tag {
+            USER_OBJ => user = Some(perm),
+            GROUP_OBJ => group = Some(perm),
+            MASK => mask = Some(perm),
+            OTHER => other = Some(perm),
+            _ => {}
+        }
+    }
+    let group_bits = mask.or(group)?;
+    Some((user? << 6 | group_bits << 3 | other?, count == 3))
+}
+
 /// How a new inode should look.
 #[derive(Clone, Copy, Debug)]
 pub struct NewNode {
@@ -695,6 +726,19 @@ impl Tree {
         flags: i32,
     ) -> Result<(), Errno> {
         let node = self.get_mut(ino)?;
+        if name == ACL_ACCESS {
+            if let Some((perm, minimal)) = acl_mode(value) {
+                // As on a disk fs, an access ACL sets the mode's rwx bits; one
+                // that says no more than the mode is not kept (coreutils
+                // "chmods" this way: ls would otherwise show a `+`).
+                node.perm = (node.perm & !0o777) | perm;
+                node.ctime = SystemTime::now();
+                if minimal {
+                    node.xattrs.remove(name);
+                    return Ok(());
+                }
+            }
+        }
         let exists = node.xattrs.contains_key(name);
         if flags & libc::XATTR_CREATE != 0 && exists {
             return Err(Errno::EEXIST);

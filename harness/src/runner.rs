@@ -384,10 +384,7 @@ impl Stage {
             let stage = dir.path().join("stage");
             std::fs::create_dir(&stage).map_err(io("cannot create the staging dir"))?;
             let path = stage.join(&prepared.target_name);
-            std::fs::write(&path, &*prepared.new).map_err(io("cannot stage NEW"))?;
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-                .map_err(io("cannot stage NEW"))?;
+            write_new(&path, &prepared.new)?;
             path
         };
         let fs = FaultFs::new(prepared.initial_tree(), FaultPlan::default());
@@ -561,6 +558,42 @@ fn observe(
     })
 }
 
+/// Puts NEW back if the interrupted run consumed it (mv does), as an
+/// updater's retry would download it again.
+fn restage_new(prepared: &Prepared, stage: &Stage) -> Result<(), RunError> {
+    if stage.new_path.exists() {
+        return Ok(());
+    }
+    if prepared.scenario.new_inside {
+        stage.handle().with_tree(|tree| {
+            let node = NewNode {
+                perm: 0o755,
+                uid: 0,
+                gid: 0,
+            };
+            let dir = match tree.resolve(STAGING_DIR) {
+                Ok(dir) => dir,
+                Err(_) => tree
+                    .mkdir(ROOT_INO, STAGING_DIR.as_ref(), node)
+                    .unwrap_or(ROOT_INO),
+            };
+            if let Ok(ino) = tree.create_file(dir, prepared.target_name.as_ref(), node) {
+                let _ = tree.write(ino, 0, &prepared.new);
+            }
+        });
+        Ok(())
+    } else {
+        write_new(&stage.new_path, &prepared.new)
+    }
+}
+
+fn write_new(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, bytes).map_err(io("cannot stage NEW"))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+        .map_err(io("cannot stage NEW"))
+}
+
 /// What kind of interruption a fault is.
 fn interruption(fault: &str) -> Option<Property> {
     match Fault::from_str(fault).ok()? {
@@ -622,6 +655,7 @@ pub fn run(
         .filter_map(|f| f.split_once(':').and_then(|(_, fault)| interruption(fault)))
         .collect();
     let retry = if options.retry && !interrupted.is_empty() {
+        restage_new(prepared, &stage)?;
         let (exit, stderr, _, _) = run_strategy(prepared, &stage, &[])?;
         handle.set_scope(None);
         if let Some(live) = stage.live.as_mut() {
