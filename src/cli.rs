@@ -32,6 +32,45 @@ enum Command {
     Check(CheckArgs),
     /// The teaching demo: cp vs install vs temp+fsync+rename, under a live canary.
     Demo,
+    /// Run every crash point of scenarios (files or directories of them), or of an ad-hoc strategy.
+    Explore(ExploreArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ExploreArgs {
+    /// Scenario files, or directories of them.
+    #[arg(required_unless_present = "strategy")]
+    scenarios: Vec<PathBuf>,
+    /// An ad-hoc strategy to explore against the built-in canary instead.
+    #[arg(long, value_name = "CMD", conflicts_with = "scenarios")]
+    strategy: Option<String>,
+    /// Target kind for --strategy.
+    #[arg(long, default_value = "lib", value_name = "exe|lib")]
+    target: harness::TargetKind,
+    /// Canary size for --strategy (bytes, or with KiB/MiB).
+    #[arg(long, default_value = "256KiB", value_parser = parse_size)]
+    size: u64,
+    /// Parallel runs [default: number of cores].
+    #[arg(long, env = "SWAPFAULT_WORKERS")]
+    workers: Option<usize>,
+    /// Run only share K of N of the crash points (deterministic), e.g. 1/3.
+    #[arg(long, value_name = "K/N")]
+    partition: Option<harness::explore::Partition>,
+    /// Run at most this many crash points per scenario.
+    #[arg(long, value_name = "N")]
+    max_runs: Option<usize>,
+    /// Timeout of each strategy run (overrides the scenario's), e.g. 30s.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    timeout: Option<Duration>,
+    /// Also kill with SIGTERM at every mutating op.
+    #[arg(long)]
+    sigterm: bool,
+    /// Print JSON instead of the human report.
+    #[arg(long)]
+    json: bool,
+    /// Also write JUnit XML (one test case per scenario and property) to FILE.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -139,6 +178,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Check(args) => check(args),
         Command::Demo => demo(),
+        Command::Explore(args) => explore(args),
     };
     match outcome {
         Ok(code) => code,
@@ -297,4 +337,125 @@ fn demo() -> Result<ExitCode, Failure> {
         Err(harness::demo::DemoError::Run(err)) => Err(err.into()),
         Err(err) => Err(Failure::Environment(err.into())),
     }
+}
+
+/// Expands directories into the scenario files (`*.toml`) they hold, sorted.
+fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let entries = std::fs::read_dir(path).map_err(|e| {
+                Failure::Usage(anyhow::anyhow!("cannot read {}: {e}", path.display()))
+            })?;
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn explore(args: ExploreArgs) -> Result<ExitCode, Failure> {
+    use harness::explore::{self, ExploreEvent, ExploreOptions};
+    use std::io::IsTerminal;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let mut scenarios = Vec::new();
+    match &args.strategy {
+        Some(command) => scenarios.push(harness::Scenario::ad_hoc(command, args.target, args.size)),
+        None => {
+            for file in scenario_files(&args.scenarios)? {
+                scenarios.push(
+                    harness::Scenario::from_file(&file).map_err(|e| Failure::Usage(e.into()))?,
+                );
+            }
+        }
+    }
+    if scenarios.is_empty() {
+        return Err(Failure::Usage(anyhow::anyhow!(
+            "no scenario files found (hint: name .toml files or a directory holding them)"
+        )));
+    }
+    let mut options = ExploreOptions {
+        partition: args.partition,
+        max_runs: args.max_runs,
+        sigterm: args.sigterm,
+        ..ExploreOptions::default()
+    };
+    if let Some(workers) = args.workers {
+        options.workers = workers.max(1);
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone())
+            .map_err(|e| Failure::Environment(e.into()))?;
+    }
+    let color = std::io::stdout().is_terminal();
+    let mut explorations = Vec::new();
+    for mut scenario in scenarios {
+        if let Some(timeout) = args.timeout {
+            scenario.timeout = timeout;
+        }
+        let name = scenario.name.clone();
+        let prepared = harness::Prepared::new(scenario)?;
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg:>24} [{bar:30}] {pos}/{len} crash points, {per_sec}, eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_message(name.clone());
+        let on_event = |event: ExploreEvent<'_>| match event {
+            ExploreEvent::Planned { total } => bar.set_length(total as u64),
+            ExploreEvent::PointDone { .. } => bar.inc(1),
+        };
+        let exploration = explore::explore(&prepared, &options, &stop, &on_event)?;
+        bar.finish_and_clear();
+        if !args.json {
+            let mut stdout = std::io::stdout().lock();
+            explore::write_human(&mut stdout, &exploration, color)
+                .map_err(|e| Failure::Environment(e.into()))?;
+            let _ = writeln_out(&mut stdout, "");
+        }
+        explorations.push(exploration);
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut stdout, &explorations)
+            .map_err(|e| Failure::Environment(e.into()))?;
+        let _ = writeln_out(&mut stdout, "");
+    } else if explorations.len() > 1 {
+        explore::write_matrix(&mut stdout, &explorations)
+            .map_err(|e| Failure::Environment(e.into()))?;
+    }
+    if let Some(path) = &args.junit {
+        let mut file = std::fs::File::create(path)
+            .map_err(|e| Failure::Usage(anyhow::anyhow!("cannot write {}: {e}", path.display())))?;
+        explore::write_junit(&mut file, &explorations)
+            .map_err(|e| Failure::Usage(anyhow::anyhow!("cannot write {}: {e}", path.display())))?;
+    }
+    if stop.load(Ordering::Relaxed) {
+        eprintln!("swapfault: interrupted; the report above covers the crash points that ran");
+        return Ok(ExitCode::from(130));
+    }
+    Ok(if explorations.iter().all(explore::as_expected) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn writeln_out(out: &mut dyn std::io::Write, text: &str) -> std::io::Result<()> {
+    writeln!(out, "{text}")
 }

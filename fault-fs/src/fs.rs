@@ -23,6 +23,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::op::{OpKind, OpRecord, Shared, Trace};
+use crate::persistence::{Durability, PersistenceModel};
 use crate::plan::{Fault, FaultPlan, DEFAULT_STALL_DEADLINE};
 use crate::tree::{NewNode, NodeKind, RenameMode, Tree};
 
@@ -63,6 +64,21 @@ struct State {
     scope: Option<u32>,
     handles: HashMap<u64, Handle>,
     next_fh: u64,
+    /// What a power cut would leave, per model.
+    durable: Durability,
+    /// The durable state of a power cut that fired, until taken.
+    power_cut: Option<PowerCut>,
+}
+
+/// The state a power-cut fault left: what a reboot would find.
+#[derive(Debug, Clone)]
+pub struct PowerCut {
+    /// The op after which the power went.
+    pub seq: u64,
+    /// The persistence model applied.
+    pub model: PersistenceModel,
+    /// The durable tree.
+    pub tree: Tree,
 }
 
 /// A parked op waiting for release.
@@ -148,6 +164,7 @@ enum Verdict {
     KillAfter(Signal),
     ShortWrite(u64),
     Stall(Arc<StallGate>, Instant),
+    PowerCut(PersistenceModel),
 }
 
 /// One op on its way through [`FaultFs::run`].
@@ -191,22 +208,19 @@ fn time_of(time: TimeOrNow) -> SystemTime {
     }
 }
 
-/// Reads a process's group and command name from /proc; (0, "?") once it is gone.
+/// A process's group and command name; (0, "?") once it is gone.
+///
+/// Never /proc/PID/stat: reading it takes the caller's mm lock, and a caller
+/// blocked in a page fault on this very file system may hold that lock, so
+/// the handler would deadlock. getpgid(2) and /proc/PID/comm take neither.
 fn proc_info(pid: u32) -> (u32, String) {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+    let Ok(pgid) = nix::unistd::getpgid(Some(Pid::from_raw(pid as i32))) else {
         return (0, "?".into());
     };
-    // comm is in parentheses and may itself hold spaces or ')'.
-    let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-        return (0, "?".into());
-    };
-    let comm = stat[open + 1..close].to_owned();
-    let pgid = stat[close + 1..]
-        .split_whitespace()
-        .nth(2)
-        .and_then(|field| field.parse().ok())
-        .unwrap_or(0);
-    (pgid, comm)
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map(|c| c.trim_end().to_owned())
+        .unwrap_or_else(|_| "?".into());
+    (pgid.as_raw() as u32, comm)
 }
 
 impl Default for FaultFs {
@@ -220,6 +234,8 @@ impl FaultFs {
     pub fn new(tree: Tree, plan: FaultPlan) -> Self {
         let matches = vec![0; plan.rules.len()];
         let state = State {
+            durable: Durability::new(tree.clone()),
+            power_cut: None,
             tree,
             trace: Trace::default(),
             next_seq: 1,
@@ -335,6 +351,7 @@ impl FaultFs {
                         Verdict::ShortWrite(short.bytes_of(len))
                     }
                     Fault::ShortWrite(_) => continue,
+                    Fault::PowerCut(model) => Verdict::PowerCut(*model),
                     Fault::Stall(duration) => {
                         let deadline = Instant::now() + duration.unwrap_or(DEFAULT_STALL_DEADLINE);
                         let gate = Arc::new(StallGate {
@@ -429,6 +446,21 @@ impl FaultFs {
                 self.signal_caller(&gate, signal);
                 respond(result);
             }
+            Verdict::PowerCut(model) => {
+                let result = self.apply(gate.seq, apply, None);
+                {
+                    let mut state = lock(&self.inner.state);
+                    let tree = state.durable.durable_tree(model, &state.tree);
+                    state.power_cut = Some(PowerCut {
+                        seq: gate.seq,
+                        model,
+                        tree,
+                    });
+                }
+                // The machine is off: the writer stops here.
+                self.signal_caller(&gate, Signal::SIGKILL);
+                respond(result);
+            }
         }
     }
 
@@ -465,6 +497,7 @@ impl FaultFs {
         let writes = flags & libc::O_ACCMODE != libc::O_RDONLY;
         if flags & libc::O_TRUNC != 0 && writes {
             state.tree.truncate(ino, 0)?;
+            state.durable.on_truncate(ino, 0);
         }
         let fh = state.next_fh;
         state.next_fh += 1;
@@ -588,10 +621,11 @@ impl Filesystem for FaultFs {
         self.run(
             gate,
             move |state, _| {
-                let tree = &mut state.tree;
                 if let Some(size) = size {
-                    tree.truncate(ino.0, size)?;
+                    state.tree.truncate(ino.0, size)?;
+                    state.durable.on_truncate(ino.0, size);
                 }
+                let tree = &mut state.tree;
                 if let Some(mode) = mode {
                     tree.chmod(ino.0, mode)?;
                 }
@@ -924,7 +958,11 @@ impl Filesystem for FaultFs {
         let gate = self.gate(req, kind, At::Ino(ino.0), None, NO_ARGS);
         self.run(
             gate,
-            move |state, _| state.tree.get(ino.0).map(drop),
+            move |state, _| {
+                state.tree.get(ino.0)?;
+                state.durable.on_fsync(&state.tree, ino.0);
+                Ok(())
+            },
             reply_empty(reply),
         );
     }
@@ -1003,7 +1041,11 @@ impl Filesystem for FaultFs {
         let gate = self.gate(req, OpKind::Fsyncdir, At::Ino(ino.0), None, NO_ARGS);
         self.run(
             gate,
-            move |state, _| state.tree.get(ino.0).map(drop),
+            move |state, _| {
+                state.tree.get(ino.0)?;
+                state.durable.on_fsyncdir(&state.tree, ino.0);
+                Ok(())
+            },
             reply_empty(reply),
         );
     }
@@ -1324,7 +1366,16 @@ impl FaultFsHandle {
     /// kernel caches nothing (zero TTLs, no keep-cache), so it sees the reset
     /// at its next lookup; handles still open keep working on what they had.
     pub fn restore(&self, snapshot: &Tree) {
-        lock(&self.inner.state).tree.restore(snapshot);
+        let mut state = lock(&self.inner.state);
+        state.tree.restore(snapshot);
+        // What was restored is what is on disk now.
+        state.durable = Durability::new(state.tree.clone());
+        state.power_cut = None;
+    }
+
+    /// The durable state left by a power-cut fault, if one fired.
+    pub fn take_power_cut(&self) -> Option<PowerCut> {
+        lock(&self.inner.state).power_cut.take()
     }
 
     /// Runs `f` on the tree, under the lock. Do not touch the mount from `f`.

@@ -26,11 +26,13 @@
 mod fs;
 mod mount;
 pub mod op;
+pub mod persistence;
 pub mod plan;
 pub mod tree;
 
 pub use fs::{FaultFs, FaultFsHandle, SETATTR_MODE, SETATTR_OWNER, SETATTR_SIZE, SETATTR_TIMES};
 pub use mount::{is_mount_point, load_dir, preflight, FaultMount, MountError};
 pub use op::{OpKind, OpRecord, Trace};
+pub use persistence::{Durability, PersistenceModel};
 pub use plan::{Fault, FaultPlan, PlanError, Rule, ShortWrite};
 pub use tree::Tree;

@@ -16,6 +16,7 @@ use nix::sys::signal::Signal;
 use serde::Deserialize;
 
 use crate::op::{OpKind, OpRecord};
+use crate::persistence::PersistenceModel;
 
 /// How long a `stall` without a duration waits for release before it gives up.
 pub const DEFAULT_STALL_DEADLINE: Duration = Duration::from_secs(30);
@@ -23,7 +24,8 @@ pub const DEFAULT_STALL_DEADLINE: Duration = Duration::from_secs(30);
 /// The expected one-line format, quoted in every parse error.
 pub const SPEC_FORMAT: &str =
     "OPS[#N][@GLOB]:FAULT, e.g. `write#3:kill-after`, `rename:errno=EIO`; \
-FAULT is kill-before[=SIG], kill-after[=SIG], errno=NAME, short-write=K|K%, stall[=DURATION]";
+FAULT is kill-before[=SIG], kill-after[=SIG], errno=NAME, short-write=K|K%, stall[=DURATION], \
+power-cut[=metadata-ordered|strict]";
 
 /// What happens to a matched op.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,6 +41,10 @@ pub enum Fault {
     /// Hold the op until released through the API or until the duration
     /// (or [`DEFAULT_STALL_DEADLINE`]) passes, then apply it.
     Stall(Option<Duration>),
+    /// Apply the op, then cut the power: the caller's group is SIGKILLed and
+    /// only what the persistence model says is durable survives (see
+    /// [`crate::FaultFsHandle::take_power_cut`]).
+    PowerCut(PersistenceModel),
 }
 
 /// How much of a write a `short-write` fault lets through.
@@ -151,6 +157,7 @@ impl fmt::Display for Fault {
             Fault::Stall(Some(duration)) => {
                 write!(f, "stall={}", humantime::format_duration(*duration))
             }
+            Fault::PowerCut(model) => write!(f, "power-cut={model}"),
         }
     }
 }
@@ -198,6 +205,13 @@ impl FromStr for Fault {
                 Some(arg) => humantime::parse_duration(arg)
                     .map(|d| Fault::Stall(Some(d)))
                     .map_err(|e| spec_error(s, format!("bad duration `{arg}`: {e}"))),
+            },
+            "power-cut" => match arg {
+                None => Ok(Fault::PowerCut(PersistenceModel::MetadataOrdered)),
+                Some(arg) => arg
+                    .parse()
+                    .map(Fault::PowerCut)
+                    .map_err(|e: String| spec_error(s, e)),
             },
             _ => Err(spec_error(s, format!("unknown fault `{name}`"))),
         }
@@ -443,6 +457,8 @@ mod tests {
             "write#1:short-write=50%",
             "*:errno=ENOSPC",
             "fsync:stall",
+            "rename#1:power-cut=strict",
+            "write#2:power-cut=metadata-ordered",
         ] {
             let rule: Rule = spec.parse().unwrap();
             assert_eq!(rule.to_string(), spec);

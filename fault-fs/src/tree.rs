@@ -778,6 +778,45 @@ impl Tree {
         Ok(())
     }
 
+    /// Every inode held.
+    pub fn inodes(&self) -> impl Iterator<Item = &Inode> {
+        self.inodes.values().map(|node| &**node)
+    }
+
+    /// A shared reference to an inode, for durability bookkeeping.
+    pub fn inode(&self, ino: u64) -> Option<Arc<Inode>> {
+        self.inodes.get(&ino).cloned()
+    }
+
+    /// Puts an inode (as it was at some earlier moment) into the tree.
+    pub fn put_inode(&mut self, node: Arc<Inode>) {
+        self.next_ino = self.next_ino.max(node.ino + 1);
+        self.inodes.insert(node.ino, node);
+    }
+
+    /// A directory's entries.
+    pub fn entries(&self, dir: u64) -> Result<&BTreeMap<OsString, u64>, Errno> {
+        self.dir_entries(dir)
+    }
+
+    /// Replaces a directory's entries (a durable state being rebuilt).
+    pub fn set_entries(&mut self, dir: u64, entries: BTreeMap<OsString, u64>) {
+        if let Ok(node) = self.get_mut(dir) {
+            if let NodeKind::Dir(old) = &mut node.kind {
+                *old = entries;
+            }
+        }
+    }
+
+    /// Replaces a file's content (a durable state being rebuilt).
+    pub fn set_content(&mut self, ino: u64, content: Content) {
+        if let Ok(node) = self.get_mut(ino) {
+            if let NodeKind::File(old) = &mut node.kind {
+                *old = content;
+            }
+        }
+    }
+
     /// Number of inodes held (linked or still referenced).
     pub fn inode_count(&self) -> usize {
         self.inodes.len()

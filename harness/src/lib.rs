@@ -23,6 +23,7 @@
 pub mod canary;
 pub mod check;
 pub mod demo;
+pub mod explore;
 pub mod live;
 pub mod report;
 pub mod runner;

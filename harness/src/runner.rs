@@ -25,6 +25,9 @@ pub const APP_DIR: &str = "app";
 /// Directory in the mount where NEW is staged when `new_inside` is set.
 pub const STAGING_DIR: &str = "staging";
 
+/// How long probes may look while an op is held, before it is released.
+const PROBE_HOLD: Duration = Duration::from_millis(300);
+
 /// How long a probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -458,10 +461,9 @@ fn run_strategy(
                 .into_iter()
                 .last()
                 .unwrap_or_default();
-            for probe in probes {
-                observations.push(run_probe(prepared, &target, *probe, &stalled, &point));
-            }
-            handle.release_stalls();
+            observations.extend(probe_stalled(
+                prepared, handle, &target, probes, &stalled, &point,
+            ));
         }
     };
     // Nothing the strategy started may outlive it.
@@ -469,6 +471,53 @@ fn run_strategy(
     handle.release_stalls();
     let stderr = stderr.join().unwrap_or_default();
     Ok((exit, stderr, observations, pgid))
+}
+
+/// Runs the probes while an op is stalled, then releases it.
+///
+/// At a stalled namespace op (create, rename, unlink) the kernel holds the
+/// directory's lock, so a probe that looks the target up waits until the op
+/// is done, as a user starting the program at that moment would. Probes that
+/// have not finished after [`PROBE_HOLD`] are let through by releasing the
+/// stall, and report what they saw then.
+fn probe_stalled(
+    prepared: &Prepared,
+    handle: &FaultFsHandle,
+    target: &Path,
+    probes: &[ProbeKind],
+    stalled: &OpRecord,
+    point: &str,
+) -> Vec<ProbeObservation> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mut seen = Vec::new();
+    std::thread::scope(|scope| {
+        for (index, probe) in probes.iter().enumerate() {
+            let tx = tx.clone();
+            scope.spawn(move || {
+                let _ = tx.send((index, run_probe(prepared, target, *probe, stalled, point)));
+            });
+        }
+        drop(tx);
+        let deadline = Instant::now() + PROBE_HOLD;
+        while seen.len() < probes.len() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(observation) => seen.push(observation),
+                Err(_) => break,
+            }
+        }
+        handle.release_stalls();
+        for (index, mut observation) in rx.iter() {
+            observation
+                .seen
+                .push_str(" (blocked until the op finished)");
+            seen.push((index, observation));
+        }
+    });
+    seen.sort_by_key(|(index, _)| *index);
+    seen.into_iter()
+        .map(|(_, observation)| observation)
+        .collect()
 }
 
 fn child_stderr(child: &mut ChildGuard) -> std::thread::JoinHandle<String> {
@@ -599,6 +648,7 @@ fn interruption(fault: &str) -> Option<Property> {
     match Fault::from_str(fault).ok()? {
         Fault::KillBefore(_) | Fault::KillAfter(_) => Some(Property::Kill),
         Fault::Errno(_) | Fault::ShortWrite(_) => Some(Property::Errors),
+        Fault::PowerCut(_) => Some(Property::Power),
         Fault::Stall(_) => None,
     }
 }
@@ -643,6 +693,14 @@ pub fn run(
     if let Some(live) = stage.live.as_mut() {
         live.settle(3, Duration::from_secs(2));
     }
+    let mut live_before_cut = None;
+    if let Some(cut) = handle.take_power_cut() {
+        // A reboot: running programs are gone and the disk holds only what
+        // the model made durable. What live processes saw before still counts.
+        live_before_cut = stage.live.as_mut().map(|live| live.report());
+        stage.live = None;
+        handle.restore(&cut.tree);
+    }
     let (target, strays) = observe(prepared, &handle, &paths_before);
     let first = StrategyRun {
         exit,
@@ -671,7 +729,7 @@ pub fn run(
     } else {
         None
     };
-    let live = stage.live.as_mut().map(|live| live.report());
+    let live = live_before_cut.or_else(|| stage.live.as_mut().map(|live| live.report()));
     drop(stage);
     let mut outcome = RunOutcome {
         faults: faults.iter().map(|r| r.to_string()).collect(),
@@ -756,6 +814,15 @@ fn evaluate(prepared: &Prepared, outcome: &mut RunOutcome, interrupted: &BTreeSe
             finding(
                 Property::Kill,
                 format!("after the kill the target is {class}"),
+            );
+        }
+    }
+    if interrupted.contains(&Property::Power) {
+        checked.insert(Property::Power);
+        if !class.is_complete() {
+            finding(
+                Property::Power,
+                format!("after the power cut the durable target is {class}"),
             );
         }
     }

@@ -1,0 +1,612 @@
+//! The explorer: record a run, derive its crash points, run each one, and
+//! report every finding with the one command that reproduces it.
+//!
+//! Crash points are named by op kind and order among the strategy's ops
+//! (`write#3`), never by path, so a strategy with random temp names gets the
+//! same points on every run. Kills are placed after every mutating op (and
+//! before the first): a kill before a read-only op leaves the same state as a
+//! kill after the mutating op preceding it, so those points are folded.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use fault_fs::{Fault, OpKind, Rule};
+use nix::sys::signal::Signal;
+use serde::Serialize;
+
+use crate::check::{Finding, Property};
+use crate::runner::{
+    op_points, run, Prepared, RunError, RunOptions, RunOutcome, APP_DIR, STAGING_DIR,
+};
+use crate::scenario::{Expectation, Scenario, TargetKind, Versions};
+
+/// Knobs of an exploration.
+#[derive(Clone, Debug)]
+pub struct ExploreOptions {
+    /// Parallel runs (default: the number of cores).
+    pub workers: usize,
+    /// Run only the points with index % N == K - 1 (`--partition K/N`).
+    pub partition: Option<Partition>,
+    /// Stop after this many crash points.
+    pub max_runs: Option<usize>,
+    /// Also kill with SIGTERM (programs that clean up on TERM can do worse).
+    pub sigterm: bool,
+}
+
+impl Default for ExploreOptions {
+    fn default() -> Self {
+        ExploreOptions {
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            partition: None,
+            max_runs: None,
+            sigterm: false,
+        }
+    }
+}
+
+/// `K/N`: this machine's share of the crash points.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Partition {
+    /// Which share, from 1.
+    pub index: usize,
+    /// How many shares.
+    pub count: usize,
+}
+
+impl std::str::FromStr for Partition {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("bad partition `{s}` (hint: K/N with 1 <= K <= N, e.g. 1/3)");
+        let (k, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count): (usize, usize) =
+            (k.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+        if index == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Partition { index, count })
+    }
+}
+
+/// One crash point: an op (`write#3`) and a fault.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CrashPoint {
+    /// The op kind.
+    pub kind: OpKind,
+    /// Its order among the strategy's ops of that kind, from 1.
+    pub nth: u64,
+    /// What happens there.
+    pub fault: Fault,
+}
+
+impl CrashPoint {
+    /// The fault rule that reproduces this point.
+    pub fn rule(&self) -> Rule {
+        Rule::at(self.kind, self.nth, self.fault.clone())
+    }
+
+    /// `write#3:kill-after`.
+    pub fn spec(&self) -> String {
+        self.rule().to_string()
+    }
+}
+
+/// Derives the crash points of a recorded run.
+pub fn crash_points(outcome: &RunOutcome, options: &ExploreOptions) -> Vec<CrashPoint> {
+    let mut points = Vec::new();
+    let mut first_mutation = true;
+    let app = format!("/{APP_DIR}/");
+    let staging = format!("/{STAGING_DIR}/");
+    let touches_target_dir = |path: &str| path.starts_with(&app) || path.starts_with(&staging);
+    let names = op_points(&outcome.trace);
+    let nth_of = |name: &str| -> u64 {
+        name.rsplit_once('#')
+            .and_then(|(_, n)| n.parse().ok())
+            .unwrap_or(1)
+    };
+    let stall = || Fault::Stall(Some(std::time::Duration::from_secs(10)));
+    // Set after an op that changed the target's directory: the next op, of
+    // whatever kind, is stalled too, so probes see the state between the two
+    // (at a stalled namespace op the kernel holds the directory lock, and a
+    // probe would only see the state after it).
+    let mut probe_next = false;
+    for (op, name) in outcome.trace.iter().zip(&names) {
+        let nth = nth_of(name);
+        if !op.is_mutating() {
+            if std::mem::take(&mut probe_next) {
+                points.push(CrashPoint {
+                    kind: op.kind,
+                    nth,
+                    fault: stall(),
+                });
+            }
+            continue;
+        }
+        let mut at = |fault: Fault| {
+            points.push(CrashPoint {
+                kind: op.kind,
+                nth,
+                fault,
+            })
+        };
+        if first_mutation {
+            at(Fault::KillBefore(Signal::SIGKILL));
+            first_mutation = false;
+        }
+        at(Fault::KillAfter(Signal::SIGKILL));
+        if options.sigterm {
+            at(Fault::KillAfter(Signal::SIGTERM));
+        }
+        at(Fault::Errno(libc::EIO));
+        if matches!(op.kind, OpKind::Write | OpKind::Create) {
+            at(Fault::Errno(libc::ENOSPC));
+        }
+        if op.kind == OpKind::Write && op.len > 1 {
+            at(Fault::ShortWrite(fault_fs::ShortWrite::Percent(50)));
+        }
+        let changes_target_dir = !op.kind.is_sync()
+            && (touches_target_dir(&op.path)
+                || op.path2.as_deref().is_some_and(touches_target_dir));
+        if changes_target_dir {
+            at(stall());
+        }
+        probe_next = changes_target_dir;
+        for model in fault_fs::PersistenceModel::ALL {
+            at(Fault::PowerCut(model));
+        }
+    }
+    points
+}
+
+/// What one crash point found.
+#[derive(Clone, Debug, Serialize)]
+pub struct PointResult {
+    /// `write#3:kill-after`.
+    pub spec: String,
+    /// Properties it exercised.
+    pub checked: Vec<Property>,
+    /// Its findings.
+    pub findings: Vec<Finding>,
+    /// A run that could not be carried out, if so.
+    pub error: Option<String>,
+}
+
+/// Progress, for the caller's progress bar.
+#[derive(Debug)]
+pub enum ExploreEvent<'a> {
+    /// The recording run is done; this many points will run.
+    Planned {
+        /// Points to run.
+        total: usize,
+    },
+    /// One point is done.
+    PointDone {
+        /// Its result.
+        result: &'a PointResult,
+    },
+}
+
+/// A group of findings: same property, fault, op kind and observation, at
+/// consecutive ops.
+#[derive(Clone, Debug, Serialize)]
+pub struct FindingGroup {
+    /// The property.
+    pub property: Property,
+    /// "kill-after at any of write#1–write#4".
+    pub summary: String,
+    /// What was seen.
+    pub seen: String,
+    /// Every crash point in the group.
+    pub points: Vec<String>,
+    /// The command that reproduces the first of them.
+    pub reproduce: String,
+}
+
+/// The result of exploring one scenario.
+#[derive(Clone, Debug, Serialize)]
+pub struct Exploration {
+    /// The scenario name.
+    pub scenario: String,
+    /// The reproduction prefix (`swapfault run FILE`).
+    pub command: String,
+    /// Ops the strategy made in the recording run.
+    pub ops: usize,
+    /// Findings of the undisturbed recording run.
+    pub baseline: Vec<Finding>,
+    /// Per crash point.
+    pub points: Vec<PointResult>,
+    /// Per property: exercised, and grouped findings.
+    pub properties: Vec<PropertyVerdict>,
+    /// True if stopped early (Ctrl-C).
+    pub interrupted: bool,
+}
+
+/// The verdict on one property over a whole exploration.
+#[derive(Clone, Debug, Serialize)]
+pub struct PropertyVerdict {
+    /// The property.
+    pub property: Property,
+    /// Exercised by any run.
+    pub exercised: bool,
+    /// Grouped findings; empty means it holds.
+    pub groups: Vec<FindingGroup>,
+    /// The scenario's expectation.
+    pub expected: Option<Expectation>,
+}
+
+impl PropertyVerdict {
+    /// `pass`, `fail` or `-`.
+    pub fn status(&self) -> &'static str {
+        match (self.exercised, self.groups.is_empty()) {
+            (false, _) => "-",
+            (true, true) => "pass",
+            (true, false) => "fail",
+        }
+    }
+
+    /// False when the scenario expected otherwise.
+    pub fn as_expected(&self) -> bool {
+        !matches!(
+            (self.status(), self.expected),
+            ("pass", Some(Expectation::Fail)) | ("fail", Some(Expectation::Pass)) | ("fail", None)
+        )
+    }
+}
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// The command prefix that reruns a scenario with one more `--fault`.
+pub fn reproduction_prefix(scenario: &Scenario) -> String {
+    match &scenario.source {
+        Some(path) => format!("swapfault run {}", shell_quote(&path.display().to_string())),
+        None => {
+            let kind = match scenario.kind {
+                TargetKind::Exe => "exe",
+                TargetKind::Lib => "lib",
+            };
+            let size = match scenario.versions {
+                Versions::Canary { size } => size,
+                Versions::Files { .. } => crate::canary::DEFAULT_SIZE,
+            };
+            format!(
+                "swapfault check --strategy {} --target {kind} --size {size}",
+                shell_quote(&scenario.command)
+            )
+        }
+    }
+}
+
+/// Explores `prepared`: records, runs every crash point, groups findings.
+/// `stop` ends it early (Ctrl-C); `on_event` sees progress.
+pub fn explore(
+    prepared: &Prepared,
+    options: &ExploreOptions,
+    stop: &AtomicBool,
+    on_event: &(dyn Fn(ExploreEvent<'_>) + Sync),
+) -> Result<Exploration, RunError> {
+    let _span = tracing::info_span!("explore", scenario = %prepared.scenario.name).entered();
+    let record = run(prepared, &[], &RunOptions { retry: false })?;
+    let mut points = crash_points(&record, options);
+    if let Some(partition) = options.partition {
+        points = points
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % partition.count == partition.index - 1)
+            .map(|(_, p)| p)
+            .collect();
+    }
+    if let Some(max) = options.max_runs {
+        points.truncate(max);
+    }
+    on_event(ExploreEvent::Planned {
+        total: points.len(),
+    });
+    let results: Mutex<Vec<Option<PointResult>>> = Mutex::new(vec![None; points.len()]);
+    let next = AtomicUsize::new(0);
+    let fatal: Mutex<Option<RunError>> = Mutex::new(None);
+    std::thread::scope(|scope| {
+        for worker in 0..options.workers.max(1) {
+            let (points, results, next, fatal) = (&points, &results, &next, &fatal);
+            scope.spawn(move || loop {
+                if stop.load(Ordering::Relaxed) || fatal.lock().is_ok_and(|f| f.is_some()) {
+                    return;
+                }
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                let Some(point) = points.get(index) else {
+                    return;
+                };
+                let spec = point.spec();
+                let _span = tracing::info_span!("crash_point", worker, %spec).entered();
+                let result = match run(prepared, &[point.rule()], &RunOptions { retry: true }) {
+                    Ok(outcome) => PointResult {
+                        spec,
+                        checked: outcome.checked,
+                        findings: outcome.findings,
+                        error: None,
+                    },
+                    Err(err) if err.is_environment() => {
+                        if let Ok(mut fatal) = fatal.lock() {
+                            fatal.get_or_insert(err);
+                        }
+                        return;
+                    }
+                    Err(err) => PointResult {
+                        spec,
+                        checked: Vec::new(),
+                        findings: Vec::new(),
+                        error: Some(err.to_string()),
+                    },
+                };
+                on_event(ExploreEvent::PointDone { result: &result });
+                if let Ok(mut results) = results.lock() {
+                    results[index] = Some(result);
+                }
+            });
+        }
+    });
+    if let Some(err) = fatal.into_inner().ok().flatten() {
+        return Err(err);
+    }
+    let results: Vec<PointResult> = results
+        .into_inner()
+        .unwrap_or_default()
+        .into_iter()
+        .flatten()
+        .collect();
+    let interrupted = results.len() < points.len();
+    let command = reproduction_prefix(&prepared.scenario);
+    let properties = verdicts(&record, &results, &command, prepared);
+    Ok(Exploration {
+        scenario: prepared.scenario.name.clone(),
+        command,
+        ops: record.trace.len(),
+        baseline: record.findings.clone(),
+        points: results,
+        properties,
+        interrupted,
+    })
+}
+
+/// Splits `write#3:kill-after` into (`write`, 3, `kill-after`).
+fn split_spec(spec: &str) -> (&str, u64, &str) {
+    let (op, fault) = spec.split_once(':').unwrap_or((spec, ""));
+    let (kind, nth) = op.split_once('#').unwrap_or((op, "0"));
+    (kind, nth.parse().unwrap_or(0), fault)
+}
+
+fn verdicts(
+    record: &RunOutcome,
+    results: &[PointResult],
+    command: &str,
+    prepared: &Prepared,
+) -> Vec<PropertyVerdict> {
+    let mut exercised: BTreeSet<Property> = record.checked.iter().copied().collect();
+    for result in results {
+        exercised.extend(result.checked.iter().copied());
+    }
+    Property::ALL
+        .into_iter()
+        .map(|property| {
+            let mut groups: Vec<FindingGroup> = Vec::new();
+            for finding in record.findings.iter().filter(|f| f.property == property) {
+                groups.push(FindingGroup {
+                    property,
+                    summary: "in the undisturbed run".into(),
+                    seen: finding.seen.clone(),
+                    points: Vec::new(),
+                    reproduce: command.to_owned(),
+                });
+            }
+            // Consecutive points (in crash-point order) with the same op kind,
+            // fault and observation form one group.
+            let mut last_index: Option<usize> = None;
+            for (index, result) in results.iter().enumerate() {
+                for finding in result.findings.iter().filter(|f| f.property == property) {
+                    let (kind, _, fault) = split_spec(&result.spec);
+                    let joins = groups.last().is_some_and(|g| {
+                        let (gk, _, gf) = g
+                            .points
+                            .last()
+                            .map(|p| split_spec(p))
+                            .unwrap_or(("", 0, ""));
+                        gk == kind
+                            && gf == fault
+                            && g.seen == finding.seen
+                            && last_index.is_some_and(|l| index - l <= 8)
+                    });
+                    if joins {
+                        if let Some(group) = groups.last_mut() {
+                            if group.points.last() != Some(&result.spec) {
+                                group.points.push(result.spec.clone());
+                            }
+                        }
+                    } else {
+                        groups.push(FindingGroup {
+                            property,
+                            summary: String::new(),
+                            seen: finding.seen.clone(),
+                            points: vec![result.spec.clone()],
+                            reproduce: format!("{command} --fault {}", shell_quote(&result.spec)),
+                        });
+                    }
+                    last_index = Some(index);
+                }
+            }
+            for group in groups.iter_mut().filter(|g| !g.points.is_empty()) {
+                let (kind, first, fault) = split_spec(&group.points[0]);
+                let (_, last, _) = split_spec(group.points.last().map_or("", |s| s.as_str()));
+                group.summary = if group.points.len() == 1 {
+                    format!("{fault} at {kind}#{first}")
+                } else {
+                    format!(
+                        "{fault} at any of {kind}#{first}–{kind}#{last} ({} points)",
+                        group.points.len()
+                    )
+                };
+            }
+            PropertyVerdict {
+                property,
+                exercised: exercised.contains(&property),
+                groups,
+                expected: prepared.scenario.expect.get(&property).copied(),
+            }
+        })
+        .collect()
+}
+
+/// Writes the human report of one exploration.
+pub fn write_human(
+    out: &mut dyn std::io::Write,
+    exploration: &Exploration,
+    color: bool,
+) -> std::io::Result<()> {
+    let paint = |code: &str, text: &str| {
+        if color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    };
+    let errors = exploration
+        .points
+        .iter()
+        .filter(|p| p.error.is_some())
+        .count();
+    writeln!(
+        out,
+        "{}",
+        paint(
+            "1",
+            &format!(
+                "swapfault explore: {} ({} ops recorded, {} crash points run{})",
+                exploration.scenario,
+                exploration.ops,
+                exploration.points.len(),
+                if exploration.interrupted {
+                    ", INTERRUPTED"
+                } else {
+                    ""
+                }
+            )
+        )
+    )?;
+    for property in &exploration.properties {
+        let status = match property.status() {
+            "pass" => paint("32", "pass"),
+            "fail" => paint("31", "FAIL"),
+            _ => paint("2", " -  "),
+        };
+        let expectation = match (property.expected, property.as_expected()) {
+            (Some(e), false) => paint(
+                "31",
+                &format!(" (UNEXPECTED: expected {})", expectation_name(e)),
+            ),
+            _ => String::new(),
+        };
+        let detail = if property.status() == "-" {
+            paint("2", "not exercised")
+        } else {
+            String::new()
+        };
+        writeln!(
+            out,
+            "  {:<8} {status}{expectation} {detail}",
+            property.property.name()
+        )?;
+        for group in &property.groups {
+            let mut line = String::new();
+            let _ = write!(line, "    - {}: {}", group.summary, group.seen);
+            writeln!(out, "{line}")?;
+            writeln!(out, "      reproduce: {}", group.reproduce)?;
+        }
+    }
+    if errors > 0 {
+        writeln!(out, "  {errors} crash points could not be run:")?;
+        for point in exploration.points.iter().filter(|p| p.error.is_some()) {
+            writeln!(
+                out,
+                "    {}: {}",
+                point.spec,
+                point.error.as_deref().unwrap_or("")
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn expectation_name(e: Expectation) -> &'static str {
+    match e {
+        Expectation::Pass => "pass",
+        Expectation::Fail => "fail",
+    }
+}
+
+/// True when every property is as the scenario expected.
+pub fn as_expected(exploration: &Exploration) -> bool {
+    exploration.properties.iter().all(|p| p.as_expected())
+        && exploration.points.iter().all(|p| p.error.is_none())
+}
+
+/// Writes a strategy-by-property matrix of several explorations.
+pub fn write_matrix(
+    out: &mut dyn std::io::Write,
+    explorations: &[Exploration],
+) -> std::io::Result<()> {
+    write!(out, "{:<24}", "strategy")?;
+    for property in Property::ALL {
+        write!(out, " {:<8}", property.name())?;
+    }
+    writeln!(out)?;
+    for exploration in explorations {
+        write!(out, "{:<24}", exploration.scenario)?;
+        for property in &exploration.properties {
+            let mut cell = property.status().to_owned();
+            if !property.as_expected() {
+                cell.push('!');
+            }
+            write!(out, " {cell:<8}")?;
+        }
+        writeln!(out)?;
+    }
+    writeln!(out, "(! marks a verdict the scenario did not expect)")
+}
+
+/// Writes JUnit XML: one test suite per scenario, one test case per property.
+pub fn write_junit(
+    out: &mut dyn std::io::Write,
+    explorations: &[Exploration],
+) -> std::io::Result<()> {
+    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+    let mut report = Report::new("swapfault");
+    for exploration in explorations {
+        let mut suite = TestSuite::new(exploration.scenario.as_str());
+        for property in &exploration.properties {
+            let status = if property.status() == "-" {
+                TestCaseStatus::skipped()
+            } else if property.as_expected() {
+                TestCaseStatus::success()
+            } else {
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                let message: Vec<String> = property
+                    .groups
+                    .iter()
+                    .map(|g| format!("{}: {} (reproduce: {})", g.summary, g.seen, g.reproduce))
+                    .collect();
+                let message = if message.is_empty() {
+                    "expected a finding, found none".to_owned()
+                } else {
+                    message.join("\n")
+                };
+                status.set_description(message);
+                status
+            };
+            suite.add_test_case(TestCase::new(property.property.name(), status));
+        }
+        report.add_test_suite(suite);
+    }
+    report.serialize(out).map_err(std::io::Error::other)
+}
