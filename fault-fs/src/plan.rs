@@ -399,7 +399,13 @@ impl FaultPlan {
             path: path.display().to_string(),
             message,
         };
-        let file: PlanFile = toml::from_str(text).map_err(|e| file_error(e.to_string()))?;
+        let file: PlanFile = toml::from_str(text).map_err(|e| {
+            let at = e.span().map(|span| {
+                let before = &text[..span.start.min(text.len())];
+                format!("line {}: ", before.matches('\n').count() + 1)
+            });
+            file_error(format!("{}{}", at.unwrap_or_default(), e.message().trim()))
+        })?;
         let mut rules = Vec::new();
         for (index, rule) in file.rule.into_iter().enumerate() {
             let at = |what: String| file_error(format!("rule {}: {what}", index + 1));

@@ -370,6 +370,8 @@ struct Stage {
     live: Option<LiveCanary>,
     mount: FaultMount,
     new_path: PathBuf,
+    /// The temp dir's path (findings replace it with `$RUN`).
+    root: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -401,6 +403,7 @@ impl Stage {
             live: None,
             mount,
             new_path,
+            root: dir.path().to_owned(),
             _dir: dir,
         })
     }
@@ -469,7 +472,11 @@ fn run_strategy(
     // Nothing the strategy started may outlive it.
     child.kill_group();
     handle.release_stalls();
-    let stderr = stderr.join().unwrap_or_default();
+    // The run's temp dir differs every time: name it so findings compare.
+    let stderr = stderr
+        .join()
+        .unwrap_or_default()
+        .replace(&*stage.root.to_string_lossy(), "$RUN");
     Ok((exit, stderr, observations, pgid))
 }
 

@@ -205,6 +205,35 @@ pub enum ScenarioError {
     },
 }
 
+/// `line L, column C: key K: message` from a TOML error, on one line. The
+/// key path is the enclosing `[table]` plus the key at the error.
+pub fn one_line_toml_error(text: &str, err: &toml::de::Error) -> String {
+    let message = err.message().trim().replace('\n', " ");
+    let Some(span) = err.span() else {
+        return message;
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    let key = text[span.clone()].trim();
+    let table = before.lines().rev().find_map(|l| {
+        let l = l.trim();
+        l.starts_with('[')
+            .then(|| l.trim_matches(|c| c == '[' || c == ']').to_owned())
+    });
+    let is_key = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_alphanumeric() || c == '_' || c == '-' || c == '.');
+    match (table, is_key) {
+        (Some(table), true) => {
+            format!("line {line}, column {column}: key `{table}.{key}`: {message}")
+        }
+        (None, true) => format!("line {line}, column {column}: key `{key}`: {message}"),
+        _ => format!("line {line}, column {column}: {message}"),
+    }
+}
+
 /// Parses a size: bytes, or a number with KiB/MiB/GiB (or K/M/G).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
@@ -243,7 +272,7 @@ impl Scenario {
     pub fn from_toml(text: &str, path: &Path) -> Result<Self, ScenarioError> {
         let file: ScenarioFile = toml::from_str(text).map_err(|e| ScenarioError::Parse {
             path: path.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
+            message: one_line_toml_error(text, &e),
         })?;
         let invalid = |key: &str, message: String| ScenarioError::Invalid {
             path: path.to_owned(),

@@ -1,0 +1,196 @@
+//! Single runs: the scenario catalog, ad-hoc `check`, invalid scenarios, the demo.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::support::swapfault;
+
+fn scenario_files(dir: &str) -> Vec<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(dir);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("scenario dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn status_of(report: &Value, property: &str) -> String {
+    report["properties"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["property"] == property))
+        .and_then(|p| p["status"].as_str())
+        .unwrap_or("missing")
+        .to_owned()
+}
+
+fn seen_of(report: &Value, property: &str) -> String {
+    report["properties"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["property"] == property))
+        .map(|p| p["seen"].to_string())
+        .unwrap_or_default()
+}
+
+fn run_json(args: &[&str]) -> (Option<i32>, Value) {
+    let output = swapfault()
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("run swapfault");
+    let report = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&output.stderr)));
+    (output.status.code(), report)
+}
+
+#[test]
+fn catalog_single_runs_meet_their_expectations() {
+    for file in scenario_files("scenarios") {
+        let path = file.to_string_lossy().into_owned();
+        let (code, report) = run_json(&["run", &path]);
+        assert_eq!(code, Some(0), "{path}: {report:#}");
+        assert_eq!(status_of(&report, "result"), "pass", "{path}");
+        assert_eq!(
+            status_of(&report, "live") == "fail",
+            ["cp", "rsync-inplace", "updater-prefix"]
+                .iter()
+                .any(|n| file.file_stem().is_some_and(|s| s == *n)),
+            "{path}: live"
+        );
+    }
+}
+
+#[test]
+fn check_runs_a_strategy_that_is_not_in_the_catalog() {
+    // dd conv=notrunc writes the running library in place.
+    let (code, report) = run_json(&[
+        "check",
+        "--strategy",
+        r#"dd if="$SWAPFAULT_NEW" of="$SWAPFAULT_TARGET" conv=notrunc bs=64k status=none"#,
+    ]);
+    assert_eq!(code, Some(1));
+    assert_eq!(status_of(&report, "result"), "pass");
+    assert_eq!(status_of(&report, "live"), "fail");
+    // Killed mid-copy, it leaves a torn target; the retry completes it.
+    let (_, report) = run_json(&[
+        "check",
+        "--strategy",
+        r#"dd if="$SWAPFAULT_NEW" of="$SWAPFAULT_TARGET" conv=notrunc bs=64k status=none"#,
+        "--fault",
+        "write#2:kill-after",
+    ]);
+    assert_eq!(status_of(&report, "kill"), "fail");
+    assert!(seen_of(&report, "kill").contains("torn"), "{report:#}");
+    assert_eq!(status_of(&report, "retry"), "pass");
+}
+
+#[test]
+fn an_in_place_writer_on_a_running_executable_did_not_replace() {
+    // The live canary runs the target: cp gets ETXTBSY.
+    let (code, report) = run_json(&[
+        "check",
+        "--target",
+        "exe",
+        "--strategy",
+        r#"cp "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#,
+    ]);
+    assert_eq!(code, Some(1));
+    assert_eq!(status_of(&report, "result"), "fail");
+    assert!(
+        seen_of(&report, "result").contains("did not replace"),
+        "{report:#}"
+    );
+    assert_eq!(report["outcome"]["first"]["target"]["class"], "old");
+    // Claiming success anyway is a finding too.
+    let (code, report) = run_json(&[
+        "check",
+        "--target",
+        "exe",
+        "--strategy",
+        r#"cp "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET" || true"#,
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(
+        seen_of(&report, "result").contains("exited 0 but the target is old"),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn invalid_scenarios_fail_with_one_line_errors() {
+    let expected = [
+        ("bad-expect.toml", "key `expect.speed`"),
+        (
+            "bad-fault.toml",
+            "faults[0]: bad fault spec `wrote#1:kill-after`",
+        ),
+        ("bad-size.toml", "target.size: unknown size unit"),
+        ("no-strategy.toml", "missing field `strategy`"),
+        ("syntax.toml", "line 3, column 14"),
+        ("unknown-key.toml", "key `target.knd`: unknown field `knd`"),
+    ];
+    let files = scenario_files("scenarios/invalid");
+    assert_eq!(
+        files.len(),
+        expected.len(),
+        "every invalid example is tested"
+    );
+    for (name, fragment) in expected {
+        let path = format!("scenarios/invalid/{name}");
+        let output = swapfault().args(["run", &path]).output().expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{name}: one line: {stderr}"
+        );
+        assert!(
+            stderr.contains(&path) && stderr.contains(fragment),
+            "{name}: {stderr}"
+        );
+    }
+}
+
+/// Numbers (pids, inodes, heartbeat counts) vary from run to run.
+fn redact_numbers(text: &str) -> String {
+    let mut out = String::new();
+    let mut in_number = false;
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            if !in_number {
+                out.push('N');
+            }
+            in_number = true;
+        } else {
+            in_number = false;
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn the_demo_teaches_and_its_output_is_in_the_readme() {
+    let output = swapfault().arg("demo").output().expect("demo");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("=> BROKEN for running programs"));
+    assert!(stdout.contains("=> SAFE for running programs"));
+    let readme =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .expect("README");
+    let readme = redact_numbers(&readme);
+    for line in stdout.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            readme.contains(&redact_numbers(line)),
+            "README lacks demo line: {line}"
+        );
+    }
+}

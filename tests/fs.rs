@@ -1,0 +1,625 @@
+//! fault-fs on its own: traces, faults, live mappings, conformance, cleanup.
+
+use std::ffi::CString;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use fault_fs::{FaultPlan, OpKind, OpRecord, Tree};
+use harness::live::LiveCanary;
+
+use crate::support::{mounted_under, pattern, swapfault, tree_with_target, wait_for, Scratch};
+
+fn ops_of<'a>(trace: &'a [OpRecord], comm: &str) -> Vec<&'a OpRecord> {
+    trace.iter().filter(|op| &*op.comm == comm).collect()
+}
+
+fn position(ops: &[&OpRecord], test: impl Fn(&OpRecord) -> bool) -> Option<usize> {
+    ops.iter().position(|op| test(op))
+}
+
+#[test]
+fn traces_tell_cp_install_mv_and_rename_apart() {
+    let scratch = Scratch::new();
+    let new = scratch.outside("new", &pattern(2, 300_000));
+    let mount = scratch.mount(tree_with_target(&pattern(1, 200_000)), FaultPlan::default());
+    let target = mount.join("target");
+    let run = |command: &mut Command| {
+        let status = command.status().expect("run");
+        assert!(status.success(), "{command:?}");
+    };
+
+    run(Command::new("cp").arg(&new).arg(&target));
+    let trace = mount.handle().take_trace();
+    let cp = ops_of(&trace, "cp");
+    let open = position(&cp, |op| {
+        op.kind == OpKind::Open && op.truncates() && &*op.path == "/target"
+    })
+    .expect("cp opens the existing target with O_TRUNC");
+    let write = position(&cp, |op| op.kind == OpKind::Write).expect("cp writes");
+    assert!(open < write);
+    assert!(!cp
+        .iter()
+        .any(|op| op.kind == OpKind::Unlink || op.kind == OpKind::Rename));
+
+    run(Command::new("install").arg(&new).arg(&target));
+    let trace = mount.handle().take_trace();
+    let install = ops_of(&trace, "install");
+    let unlink = position(&install, |op| {
+        op.kind == OpKind::Unlink && &*op.path == "/target"
+    })
+    .expect("install unlinks");
+    let create = position(&install, |op| op.exclusive() && &*op.path == "/target")
+        .expect("install creates with O_EXCL");
+    let write = position(&install, |op| op.kind == OpKind::Write).expect("install writes");
+    let chmod = position(&install, |op| {
+        op.kind == OpKind::Setattr && op.flags & fault_fs::SETATTR_MODE != 0
+    })
+    .expect("install chmods");
+    assert!(
+        unlink < create && create < write && write < chmod,
+        "{install:#?}"
+    );
+
+    std::fs::write(mount.join("staged"), b"staged").expect("stage");
+    run(Command::new("mv").arg(mount.join("staged")).arg(&target));
+    let trace = mount.handle().take_trace();
+    let mv = ops_of(&trace, "mv");
+    assert!(mv.iter().any(|op| op.kind == OpKind::Rename
+        && &*op.path == "/staged"
+        && op.path2.as_deref() == Some("/target")));
+    assert!(!mv.iter().any(|op| op.kind == OpKind::Write));
+
+    let script = "import os, sys\n\
+        t = sys.argv[1]\n\
+        with open(t + '.tmp', 'wb') as f: f.write(b'x' * 1000)\n\
+        os.replace(t + '.tmp', t)\n";
+    run(Command::new("python3").arg("-c").arg(script).arg(&target));
+    let trace = mount.handle().take_trace();
+    let py: Vec<&OpRecord> = trace
+        .iter()
+        .filter(|op| op.comm.starts_with("python"))
+        .collect();
+    let create = position(&py, |op| {
+        op.kind == OpKind::Create && &*op.path == "/target.tmp"
+    })
+    .expect("python creates the temp file");
+    let write = position(&py, |op| {
+        op.kind == OpKind::Write && &*op.path == "/target.tmp"
+    })
+    .expect("python writes the temp file");
+    let rename = position(&py, |op| {
+        op.kind == OpKind::Rename && op.path2.as_deref() == Some("/target")
+    })
+    .expect("python renames over the target");
+    assert!(create < write && write < rename);
+}
+
+#[test]
+fn binaries_run_and_libraries_load_from_the_mount() {
+    let scratch = Scratch::new();
+    let v1 = harness::canary::build(1, 64 * 1024).expect("build canary");
+    let mount = scratch.mount(Tree::new(), FaultPlan::default());
+    for file in [&v1.exe, &v1.lib] {
+        let status = Command::new("cp")
+            .arg(file)
+            .arg(mount.path())
+            .status()
+            .expect("cp");
+        assert!(status.success());
+    }
+    // The executable runs from the mount and finds its library there
+    // (DT_NEEDED through $ORIGIN).
+    let output = Command::new(mount.join("canary"))
+        .arg("--once")
+        .output()
+        .expect("exec from mount");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "version 1 1"
+    );
+    let maps_lib = mount
+        .handle()
+        .trace()
+        .iter()
+        .any(|op| op.kind == OpKind::Read && &*op.path == "/libcanary.so");
+    assert!(maps_lib, "the loader read the library through the mount");
+    // dlopen of the library in the mount, by a process outside it.
+    let output = Command::new(&v1.exe)
+        .arg("--load")
+        .arg(mount.join("libcanary.so"))
+        .output()
+        .expect("load probe");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "version 0 1"
+    );
+}
+
+/// Starts a canary from a fresh mount holding v1, replaces its library with
+/// `command`, and returns what the canary itself reported.
+fn replace_under_live_canary(command: &str) -> harness::live::LiveReport {
+    let scratch = Scratch::new();
+    let v1 = harness::canary::build(1, 256 * 1024).expect("build v1");
+    let v2 = harness::canary::build(2, 256 * 1024).expect("build v2");
+    let mount = scratch.mount(Tree::new(), FaultPlan::default());
+    for file in [&v1.exe, &v1.lib] {
+        assert!(Command::new("cp")
+            .arg(file)
+            .arg(mount.path())
+            .status()
+            .expect("cp")
+            .success());
+    }
+    let mut live = LiveCanary::start(&mount.join("canary"), None).expect("start canary");
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .env("NEW", &v2.lib)
+        .env("TARGET", mount.join("libcanary.so"))
+        .status()
+        .expect("replace");
+    assert!(status.success(), "{command}");
+    live.settle(5, Duration::from_secs(3));
+    live.report()
+}
+
+#[test]
+fn cp_over_a_mapped_library_changes_the_running_process() {
+    let report = replace_under_live_canary(r#"cp "$NEW" "$TARGET""#);
+    assert!(!report.unharmed(), "{}", report.describe());
+}
+
+#[test]
+fn install_leaves_the_running_process_on_its_old_inode() {
+    let report = replace_under_live_canary(r#"install "$NEW" "$TARGET""#);
+    assert!(report.unharmed(), "{}", report.describe());
+    assert_eq!(report.first.as_ref().map(|b| b.lib), Some(1));
+}
+
+const CHUNK: usize = 128 * 1024;
+
+/// Runs `cp new /target` under `plan`; returns its status, stderr, and the target.
+fn cp_under(plan: &str) -> (std::process::ExitStatus, String, Vec<u8>, Vec<u8>) {
+    let scratch = Scratch::new();
+    let new_bytes = pattern(7, 4 * CHUNK);
+    let new = scratch.outside("new", &new_bytes);
+    let plan = FaultPlan::from_specs(&[plan]).expect("plan");
+    let mount = scratch.mount(tree_with_target(&pattern(1, 4 * CHUNK)), plan);
+    let output = Command::new("cp")
+        .arg(&new)
+        .arg(mount.join("target"))
+        .process_group(0)
+        .output()
+        .expect("cp");
+    let target = std::fs::read(mount.join("target")).expect("read target");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+        target,
+        new_bytes,
+    )
+}
+
+#[test]
+fn kill_after_the_second_write_leaves_two_chunks() {
+    let (status, _, target, new) = cp_under("write#2@/target:kill-after");
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    assert_eq!(target, new[..2 * CHUNK]);
+}
+
+#[test]
+fn kill_before_the_second_write_leaves_one_chunk() {
+    let (status, _, target, new) = cp_under("write#2@/target:kill-before");
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    assert_eq!(target, new[..CHUNK]);
+}
+
+#[test]
+fn enospc_makes_cp_fail_with_its_own_message() {
+    let (status, stderr, _, _) = cp_under("write@/target:errno=ENOSPC");
+    assert!(!status.success());
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+}
+
+#[test]
+fn stall_holds_the_write_until_released_while_others_read() {
+    let scratch = Scratch::new();
+    let new_bytes = pattern(7, 2 * CHUNK);
+    let new = scratch.outside("new", &new_bytes);
+    let plan = FaultPlan::from_specs(&["write#1@/target:stall"]).expect("plan");
+    let mount = scratch.mount(tree_with_target(&pattern(1, 2 * CHUNK)), plan);
+    let mut cp = Command::new("cp")
+        .arg(&new)
+        .arg(mount.join("target"))
+        .spawn()
+        .expect("cp");
+    let stalled = mount
+        .handle()
+        .wait_for_stall(Duration::from_secs(5))
+        .expect("the write stalls");
+    assert_eq!(stalled.kind, OpKind::Write);
+    // A second process reads the target meanwhile: truncated, nothing written yet.
+    let seen = std::fs::read(mount.join("target")).expect("read during stall");
+    assert!(seen.is_empty());
+    assert!(
+        cp.try_wait().expect("try_wait").is_none(),
+        "cp waits on the stalled write"
+    );
+    mount.handle().release_stalls();
+    assert!(cp.wait().expect("cp").success());
+    assert_eq!(
+        std::fs::read(mount.join("target")).expect("read"),
+        new_bytes
+    );
+}
+
+#[test]
+fn stall_ends_at_its_deadline() {
+    let scratch = Scratch::new();
+    let new = scratch.outside("new", &pattern(7, CHUNK));
+    let plan = FaultPlan::from_specs(&["write#1@/target:stall=200ms"]).expect("plan");
+    let mount = scratch.mount(tree_with_target(b"old"), plan);
+    let status = Command::new("cp")
+        .arg(&new)
+        .arg(mount.join("target"))
+        .status()
+        .expect("cp");
+    assert!(status.success());
+}
+
+#[test]
+fn swapfault_mount_unmounts_on_sigterm_and_sigint() {
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let scratch = Scratch::new();
+        let seed = scratch.dir.path().join("seed");
+        std::fs::create_dir(&seed).expect("seed dir");
+        std::fs::write(seed.join("file"), b"hello").expect("seed file");
+        let trace = scratch.dir.path().join("trace.jsonl");
+        let mut child = swapfault()
+            .arg("mount")
+            .arg(scratch.mnt())
+            .arg("--from")
+            .arg(&seed)
+            .arg("--trace")
+            .arg(&trace)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("swapfault mount");
+        assert!(wait_for(Duration::from_secs(10), || !mounted_under(
+            &scratch.mnt()
+        )
+        .is_empty()));
+        assert_eq!(
+            std::fs::read(scratch.mnt().join("file")).expect("read"),
+            b"hello"
+        );
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let status = child.wait().expect("wait");
+        assert!(status.success(), "{status:?}");
+        assert!(mounted_under(&scratch.mnt()).is_empty());
+        let lines = std::fs::read_to_string(&trace).expect("trace written");
+        assert!(
+            lines.lines().any(|l| l.contains("\"kind\":\"read\"")),
+            "{lines}"
+        );
+    }
+}
+
+#[test]
+fn mount_errors_name_the_fix() {
+    let scratch = Scratch::new();
+    std::fs::write(scratch.mnt().join("x"), b"x").expect("make non-empty");
+    let output = swapfault()
+        .arg("mount")
+        .arg(scratch.mnt())
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("is not empty") && stderr.contains("hint:"),
+        "{stderr}"
+    );
+    let output = swapfault()
+        .arg("mount")
+        .arg("/nonexistent/dir")
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("does not exist"));
+    let output = swapfault()
+        .args(["mount", "/tmp", "--fault", "write#0:kill"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("the format is OPS[#N]"));
+}
+
+#[test]
+fn a_panic_while_mounted_leaves_no_mount() {
+    let scratch = Scratch::new();
+    let mnt = scratch.mnt();
+    let result = std::panic::catch_unwind(|| {
+        let _mount = scratch.mount(Tree::new(), FaultPlan::default());
+        assert!(!mounted_under(&mnt).is_empty());
+        panic!("test failure while mounted");
+    });
+    assert!(result.is_err());
+    assert!(mounted_under(&mnt).is_empty());
+}
+
+/// One script of operations; every step's outcome as text ("ok ..." or the errno).
+fn conformance_script(root: &Path) -> Vec<String> {
+    let mut log = Vec::new();
+    let mut note = |step: &str, result: std::io::Result<String>| {
+        log.push(match result {
+            Ok(value) => format!("{step}: ok {value}"),
+            Err(err) => format!("{step}: errno {}", err.raw_os_error().unwrap_or(-1)),
+        });
+    };
+    let p = |name: &str| root.join(name);
+    note(
+        "create",
+        std::fs::write(p("a"), b"hello world").map(|_| String::new()),
+    );
+    note(
+        "read",
+        std::fs::read(p("a")).map(|b| String::from_utf8_lossy(&b).into_owned()),
+    );
+    note(
+        "excl",
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(p("a"))
+            .map(|_| String::new()),
+    );
+    note(
+        "truncate",
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(p("a"))
+            .and_then(|f| f.set_len(5))
+            .map(|_| String::new()),
+    );
+    note(
+        "size",
+        std::fs::metadata(p("a")).map(|m| m.len().to_string()),
+    );
+    note(
+        "append",
+        (|| {
+            let mut f = std::fs::OpenOptions::new().append(true).open(p("a"))?;
+            f.write_all(b"!")?;
+            Ok(std::fs::read(p("a"))?.len().to_string())
+        })(),
+    );
+    note(
+        "extend",
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(p("a"))
+            .and_then(|f| f.set_len(10))
+            .and_then(|_| std::fs::read(p("a")))
+            .map(|b| format!("{b:?}")),
+    );
+    note(
+        "write b",
+        std::fs::write(p("b"), b"bbb").map(|_| String::new()),
+    );
+    note(
+        "rename over file",
+        std::fs::rename(p("b"), p("a"))
+            .and_then(|_| std::fs::read(p("a")))
+            .map(|b| String::from_utf8_lossy(&b).into_owned()),
+    );
+    note("b gone", std::fs::metadata(p("b")).map(|_| String::new()));
+    note("mkdir", std::fs::create_dir(p("d")).map(|_| String::new()));
+    note(
+        "mkdir again",
+        std::fs::create_dir(p("d")).map(|_| String::new()),
+    );
+    note(
+        "mkdir e",
+        std::fs::create_dir(p("e")).map(|_| String::new()),
+    );
+    note(
+        "rename dir over empty dir",
+        std::fs::rename(p("e"), p("d")).map(|_| String::new()),
+    );
+    note(
+        "file in d",
+        std::fs::write(p("d/f"), b"f").map(|_| String::new()),
+    );
+    note(
+        "mkdir e2",
+        std::fs::create_dir(p("e")).map(|_| String::new()),
+    );
+    note(
+        "rename dir over full dir",
+        std::fs::rename(p("e"), p("d")).map(|_| String::new()),
+    );
+    note(
+        "rename file over dir",
+        std::fs::rename(p("a"), p("d")).map(|_| String::new()),
+    );
+    note(
+        "rename dir over file",
+        std::fs::rename(p("e"), p("a")).map(|_| String::new()),
+    );
+    note(
+        "rename dir into itself",
+        std::fs::rename(p("d"), p("d/sub")).map(|_| String::new()),
+    );
+    note(
+        "rmdir full",
+        std::fs::remove_dir(p("d")).map(|_| String::new()),
+    );
+    note(
+        "unlink dir",
+        std::fs::remove_file(p("d")).map(|_| String::new()),
+    );
+    note(
+        "open missing",
+        std::fs::File::open(p("missing")).map(|_| String::new()),
+    );
+    note(
+        "write dir",
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(p("d"))
+            .map(|_| String::new()),
+    );
+    note(
+        "mkdir under file",
+        std::fs::create_dir(p("a/x")).map(|_| String::new()),
+    );
+    note(
+        "link",
+        std::fs::hard_link(p("a"), p("c"))
+            .and_then(|_| std::fs::metadata(p("a")))
+            .map(|m| m.nlink().to_string()),
+    );
+    note(
+        "link same inode",
+        (|| Ok((std::fs::metadata(p("a"))?.ino() == std::fs::metadata(p("c"))?.ino()).to_string()))(
+        ),
+    );
+    note(
+        "link exists",
+        std::fs::hard_link(p("a"), p("c")).map(|_| String::new()),
+    );
+    note(
+        "rename onto own link",
+        std::fs::rename(p("a"), p("c"))
+            .and_then(|_| std::fs::metadata(p("a")))
+            .map(|m| m.nlink().to_string()),
+    );
+    note(
+        "unlink open file",
+        (|| {
+            let mut f = std::fs::File::open(p("c"))?;
+            std::fs::remove_file(p("c"))?;
+            std::fs::remove_file(p("a"))?;
+            let mut s = String::new();
+            f.seek(SeekFrom::Start(0))?;
+            f.read_to_string(&mut s)?;
+            Ok(s)
+        })(),
+    );
+    note(
+        "symlink",
+        std::os::unix::fs::symlink("target-name", p("s"))
+            .and_then(|_| std::fs::read_link(p("s")))
+            .map(|t| t.display().to_string()),
+    );
+    note(
+        "xattr set",
+        xattr::set(p("d/f"), "user.k", b"v").map(|_| String::new()),
+    );
+    note(
+        "xattr get",
+        xattr::get(p("d/f"), "user.k").map(|v| format!("{v:?}")),
+    );
+    note(
+        "xattr list",
+        xattr::list(p("d/f")).map(|l| format!("{:?}", l.collect::<Vec<_>>())),
+    );
+    note(
+        "xattr remove",
+        xattr::remove(p("d/f"), "user.k").map(|_| String::new()),
+    );
+    note(
+        "xattr missing",
+        xattr::get(p("d/f"), "user.k").map(|v| format!("{v:?}")),
+    );
+    note(
+        "chmod",
+        (|| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(p("d/f"), std::fs::Permissions::from_mode(0o640))?;
+            Ok(format!(
+                "{:o}",
+                std::fs::metadata(p("d/f"))?.mode() & 0o7777
+            ))
+        })(),
+    );
+    note(
+        "create mode",
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(p("m"))
+            .and_then(|_| std::fs::metadata(p("m")))
+            .map(|m| format!("{:o}", m.mode() & 0o777)),
+    );
+    let renameat2 = |from: &str, to: &str, flags: u32| -> std::io::Result<String> {
+        let (from, to) = (
+            CString::new(p(from).to_string_lossy().as_bytes()).unwrap_or_default(),
+            CString::new(p(to).to_string_lossy().as_bytes()).unwrap_or_default(),
+        );
+        // SAFETY: valid NUL-terminated paths; AT_FDCWD with absolute paths.
+        let rc = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                from.as_ptr(),
+                libc::AT_FDCWD,
+                to.as_ptr(),
+                flags,
+            )
+        };
+        if rc == 0 {
+            Ok(String::new())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    };
+    note(
+        "write x",
+        std::fs::write(p("x"), b"x").map(|_| String::new()),
+    );
+    note(
+        "write y",
+        std::fs::write(p("y"), b"y").map(|_| String::new()),
+    );
+    note("noreplace", renameat2("x", "y", libc::RENAME_NOREPLACE));
+    note(
+        "exchange",
+        renameat2("x", "y", libc::RENAME_EXCHANGE)
+            .and_then(|_| std::fs::read(p("x")))
+            .map(|b| String::from_utf8_lossy(&b).into_owned()),
+    );
+    note(
+        "exchange missing",
+        renameat2("x", "nope", libc::RENAME_EXCHANGE),
+    );
+    let mut names: Vec<String> = std::fs::read_dir(root)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    log.push(format!("listing: {names:?}"));
+    log
+}
+
+#[test]
+fn conformance_with_a_plain_directory() {
+    let plain = tempfile::tempdir().expect("plain dir");
+    let expected = conformance_script(plain.path());
+    let scratch = Scratch::new();
+    let mount = scratch.mount(Tree::new(), FaultPlan::default());
+    let actual = conformance_script(mount.path());
+    for (want, got) in expected.iter().zip(&actual) {
+        assert_eq!(want, got);
+    }
+    assert_eq!(expected.len(), actual.len());
+}

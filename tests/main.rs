@@ -1,0 +1,12 @@
+//! Integration tests: real FUSE mounts, real processes (cp, install, mv,
+//! rsync, python3, the canary). One binary; its modules:
+//! - `support`: temp dirs, mounts, the swapfault binary, mount checks;
+//! - `fs`: fault-fs traces, faults, live mappings, conformance, cleanup;
+//! - `catalog`: single runs of the scenario catalog, `check`, invalid
+//!   scenarios, the demo;
+//! - `explorer`: the expected matrix, reproductions, Ctrl-C.
+
+mod catalog;
+mod explorer;
+mod fs;
+mod support;

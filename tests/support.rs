@@ -1,0 +1,95 @@
+//! Shared helpers for the integration tests.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use fault_fs::{FaultFs, FaultMount, FaultPlan, Tree};
+
+/// A temp dir holding an empty mount point `mnt`.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("swapfault-test-")
+            .tempdir()
+            .expect("temp dir");
+        std::fs::create_dir(dir.path().join("mnt")).expect("mount point");
+        Scratch { dir }
+    }
+
+    pub fn mnt(&self) -> PathBuf {
+        self.dir.path().join("mnt")
+    }
+
+    /// Mounts fault-fs over `tree` with `plan` on `mnt`.
+    pub fn mount(&self, tree: Tree, plan: FaultPlan) -> FaultMount {
+        FaultMount::mount(FaultFs::new(tree, plan), &self.mnt()).expect("mount fault-fs")
+    }
+
+    /// A file outside the mount.
+    pub fn outside(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, bytes).expect("write outside file");
+        path
+    }
+}
+
+/// Whether anything is mounted at `path` (or below it).
+pub fn mounted_under(path: &Path) -> Vec<String> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let prefix = path.to_string_lossy().into_owned();
+    mounts
+        .lines()
+        .filter(|line| {
+            line.split_whitespace()
+                .nth(1)
+                .is_some_and(|m| m.starts_with(&prefix))
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The swapfault binary under test.
+pub fn swapfault() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_swapfault"));
+    command.current_dir(env!("CARGO_MANIFEST_DIR"));
+    command
+}
+
+/// Distinct, recognisable bytes.
+pub fn pattern(seed: u8, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
+}
+
+/// Polls `done` until it holds or `timeout` passes.
+pub fn wait_for(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    done()
+}
+
+/// A tree with `/target` holding `bytes`, mode 0755.
+pub fn tree_with_target(bytes: &[u8]) -> Tree {
+    let mut tree = Tree::new();
+    let node = fault_fs::tree::NewNode {
+        perm: 0o755,
+        uid: 0,
+        gid: 0,
+    };
+    let ino = tree
+        .create_file(fault_fs::tree::ROOT_INO, "target".as_ref(), node)
+        .expect("create target");
+    tree.write(ino, 0, bytes).expect("write target");
+    tree
+}
