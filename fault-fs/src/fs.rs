@@ -68,6 +68,8 @@ struct State {
     durable: Durability,
     /// The durable state of a power cut that fired, until taken.
     power_cut: Option<PowerCut>,
+    /// Keep op records (on by default; off only to measure what they cost).
+    keep_trace: bool,
 }
 
 /// The state a power-cut fault left: what a reboot would find.
@@ -236,6 +238,7 @@ impl FaultFs {
         let state = State {
             durable: Durability::new(tree.clone()),
             power_cut: None,
+            keep_trace: true,
             tree,
             trace: Trace::default(),
             next_seq: 1,
@@ -373,7 +376,9 @@ impl FaultFs {
                 gate.record.fault = record.fault.clone();
             }
         }
-        state.trace.push(record);
+        if state.keep_trace {
+            state.trace.push(record);
+        }
         Gate {
             seq,
             pid,
@@ -1303,6 +1308,12 @@ impl FaultFsHandle {
     /// Removes and returns the ops traced so far.
     pub fn take_trace(&self) -> Vec<OpRecord> {
         lock(&self.inner.state).trace.take()
+    }
+
+    /// Keeps (default) or drops op records; plans still count ops either
+    /// way. Exists to measure what the trace costs.
+    pub fn set_keep_trace(&self, keep: bool) {
+        lock(&self.inner.state).keep_trace = keep;
     }
 
     /// Puts a new plan in force, with its match counts at zero.

@@ -207,8 +207,60 @@ impl FromStr for OpKind {
     }
 }
 
-/// A string shared between trace records (paths and command names repeat a lot).
-pub type Shared = Arc<str>;
+/// A string shared between trace records (paths and command names repeat a
+/// lot): one thin pointer per record, so a record stays under 100 bytes.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Shared(Arc<Box<str>>);
+
+impl Shared {
+    fn new(s: &str) -> Self {
+        Shared(Arc::new(Box::from(s)))
+    }
+}
+
+impl std::ops::Deref for Shared {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Shared {
+    fn from(s: &str) -> Self {
+        Shared::new(s)
+    }
+}
+
+impl PartialEq<str> for Shared {
+    fn eq(&self, other: &str) -> bool {
+        **self == *other
+    }
+}
+
+impl PartialEq<&str> for Shared {
+    fn eq(&self, other: &&str) -> bool {
+        **self == **other
+    }
+}
+
+impl fmt::Debug for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl fmt::Display for Shared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl Serialize for Shared {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self)
+    }
+}
 
 /// One traced op. Kept small: the trace of a large copy holds many of these.
 #[derive(Clone, Debug, Serialize)]
@@ -311,7 +363,7 @@ impl Trace {
         if let Some(shared) = self.strings.get(s) {
             return shared.clone();
         }
-        let shared: Shared = Arc::from(s);
+        let shared = Shared::new(s);
         self.strings.insert(Box::from(s), shared.clone());
         shared
     }
@@ -353,5 +405,29 @@ impl Trace {
             out.write_all(b"\n")?;
         }
         out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trace_record_stays_under_100_bytes() {
+        // Paths and names are interned: each record holds thin pointers only.
+        assert!(
+            std::mem::size_of::<OpRecord>() < 100,
+            "{}",
+            std::mem::size_of::<OpRecord>()
+        );
+    }
+
+    #[test]
+    fn interned_strings_are_shared() {
+        let mut trace = Trace::default();
+        let a = trace.intern("/app/libcanary.so");
+        let b = trace.intern("/app/libcanary.so");
+        assert!(Arc::ptr_eq(&a.0, &b.0));
+        assert_eq!(a, "/app/libcanary.so");
     }
 }

@@ -112,7 +112,9 @@ impl Content {
             let keep = size.div_ceil(CHUNK as u64) as usize;
             chunks.truncate(keep);
             let tail = (size % CHUNK as u64) as usize;
-            if tail != 0 {
+            // Only the chunk that holds the new end is cut; when the file was
+            // extended past its chunks, the last chunk may lie wholly before it.
+            if tail != 0 && chunks.len() == keep {
                 if let Some(last) = chunks.last_mut() {
                     if last.len() > tail {
                         Arc::make_mut(last).truncate(tail);

@@ -306,18 +306,25 @@ impl LiveCanary {
         Ok(canary)
     }
 
-    /// Waits for `count` more heartbeats (or `timeout`), so that a change
-    /// made just now is seen.
+    /// Asks for `count` fresh heartbeats (SIGUSR1 cuts the canary's pause
+    /// short) and waits for them, or `timeout`, so a change made just now is
+    /// seen without waiting out the heartbeat interval.
     pub fn settle(&mut self, count: u64, timeout: Duration) {
-        let target = lock(&self.beats).count + count;
         let deadline = Instant::now() + timeout;
-        while lock(&self.beats).count < target && Instant::now() < deadline {
-            if self.child.try_exit().is_some() {
-                // Let the reader drain what the canary wrote before dying.
-                std::thread::sleep(Duration::from_millis(5));
-                return;
+        for _ in 0..count {
+            let target = lock(&self.beats).count + 1;
+            let _ = nix::sys::signal::kill(Pid::from_raw(self.child.pid() as i32), Signal::SIGUSR1);
+            while lock(&self.beats).count < target {
+                if self.child.try_exit().is_some() {
+                    // Let the reader drain what the canary wrote before dying.
+                    std::thread::sleep(Duration::from_millis(5));
+                    return;
+                }
+                if Instant::now() >= deadline {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(1));
             }
-            std::thread::sleep(Duration::from_millis(2));
         }
     }
 

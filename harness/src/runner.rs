@@ -698,7 +698,7 @@ pub fn run(
         .filter_map(|(op, point)| op.fault.as_ref().map(|f| format!("{point}:{f}")))
         .collect();
     if let Some(live) = stage.live.as_mut() {
-        live.settle(3, Duration::from_secs(2));
+        live.settle(2, Duration::from_secs(2));
     }
     let mut live_before_cut = None;
     if let Some(cut) = handle.take_power_cut() {
@@ -724,7 +724,7 @@ pub fn run(
         let (exit, stderr, _, _) = run_strategy(prepared, &stage, &[])?;
         handle.set_scope(None);
         if let Some(live) = stage.live.as_mut() {
-            live.settle(3, Duration::from_secs(2));
+            live.settle(2, Duration::from_secs(2));
         }
         let (target, strays) = observe(prepared, &handle, &paths_before);
         Some(StrategyRun {
