@@ -137,6 +137,22 @@ fn explore_install(c: &mut Criterion) {
     group.bench_function("one-run-fault-fs", |b| {
         b.iter(|| harness::run(&prepared, &[], &harness::RunOptions::default()).expect("run"))
     });
+    // Where a run's time goes: the fixed costs around the strategy.
+    let work = tempfile::tempdir().expect("work dir");
+    group.bench_function("mount-unmount", |b| {
+        b.iter(|| drop(mount_in(work.path())));
+    });
+    let mount = FaultMount::mount(
+        FaultFs::new(prepared.initial_tree(), FaultPlan::default()),
+        &work.path().join("mnt"),
+    )
+    .expect("mount");
+    group.bench_function("canary-start", |b| {
+        b.iter(|| {
+            harness::live::LiveCanary::start(&mount.join("app/canary"), None).expect("canary")
+        })
+    });
+    drop(mount);
     group.throughput(Throughput::Elements(points as u64));
     group.bench_function("exploration", |b| {
         b.iter(|| harness::explore::explore(&prepared, &options, &stop, &|_| {}).expect("explore"))
