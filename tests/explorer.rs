@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use harness::explore::redact_temp_names;
+
 use crate::support::{mounted_under, swapfault, wait_for};
 
 /// `swapfault explore scenarios/ --json`, run once for the tests that read it.
@@ -108,21 +110,6 @@ fn the_catalog_matrix_is_as_expected() {
         text.contains("metadata-ordered") && (text.contains("empty") || text.contains("prefix")),
         "{text}"
     );
-}
-
-/// mktemp-style names (`.swap.Uw1f1j`) differ between runs of the same point.
-fn redact_temp_names(text: &str) -> String {
-    text.split(' ')
-        .map(|word| match word.rsplit_once('.') {
-            Some((stem, suffix))
-                if suffix.len() == 6 && suffix.chars().all(|c| c.is_ascii_alphanumeric()) =>
-            {
-                format!("{stem}.XXXXXX")
-            }
-            _ => word.to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 #[test]

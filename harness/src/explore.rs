@@ -371,6 +371,50 @@ pub fn explore(
     })
 }
 
+/// Replaces mktemp-style suffixes (`.swap.Uw1f1j`) with `XXXXXX`: runs of
+/// the same crash point name their temp files differently.
+pub fn redact_temp_names(text: &str) -> String {
+    text.split(' ')
+        .map(|word| {
+            let (core, tail) = word.split_at(
+                word.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+                    .len(),
+            );
+            match core.rsplit_once('.') {
+                Some((stem, suffix))
+                    if suffix.len() == 6 && suffix.chars().all(|c| c.is_ascii_alphanumeric()) =>
+                {
+                    format!("{stem}.XXXXXX{tail}")
+                }
+                _ => word.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `write#1–#4, rename#1` from a list of specs in order.
+fn compress_points(specs: &[String]) -> String {
+    let mut runs: Vec<(String, u64, u64)> = Vec::new();
+    for spec in specs {
+        let (kind, nth, _) = split_spec(spec);
+        match runs.last_mut() {
+            Some((k, _, last)) if k == kind && nth == *last + 1 => *last = nth,
+            _ => runs.push((kind.to_owned(), nth, nth)),
+        }
+    }
+    runs.iter()
+        .map(|(kind, first, last)| {
+            if first == last {
+                format!("{kind}#{first}")
+            } else {
+                format!("{kind}#{first}–#{last}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Splits `write#3:kill-after` into (`write`, 3, `kill-after`).
 fn split_spec(spec: &str) -> (&str, u64, &str) {
     let (op, fault) = spec.split_once(':').unwrap_or((spec, ""));
@@ -401,51 +445,42 @@ fn verdicts(
                     reproduce: command.to_owned(),
                 });
             }
-            // Consecutive points (in crash-point order) with the same op kind,
-            // fault and observation form one group.
-            let mut last_index: Option<usize> = None;
-            for (index, result) in results.iter().enumerate() {
+            // Points with the same fault and the same observation (temp
+            // names aside) form one group, in crash-point order.
+            for result in results {
                 for finding in result.findings.iter().filter(|f| f.property == property) {
-                    let (kind, _, fault) = split_spec(&result.spec);
-                    let joins = groups.last().is_some_and(|g| {
-                        let (gk, _, gf) = g
-                            .points
-                            .last()
-                            .map(|p| split_spec(p))
-                            .unwrap_or(("", 0, ""));
-                        gk == kind
-                            && gf == fault
-                            && g.seen == finding.seen
-                            && last_index.is_some_and(|l| index - l <= 8)
+                    let (_, _, fault) = split_spec(&result.spec);
+                    let seen = redact_temp_names(&finding.seen);
+                    let existing = groups.iter_mut().find(|g| {
+                        !g.points.is_empty()
+                            && split_spec(&g.points[0]).2 == fault
+                            && redact_temp_names(&g.seen) == seen
                     });
-                    if joins {
-                        if let Some(group) = groups.last_mut() {
+                    match existing {
+                        Some(group) => {
                             if group.points.last() != Some(&result.spec) {
                                 group.points.push(result.spec.clone());
                             }
                         }
-                    } else {
-                        groups.push(FindingGroup {
+                        None => groups.push(FindingGroup {
                             property,
                             summary: String::new(),
                             seen: finding.seen.clone(),
                             points: vec![result.spec.clone()],
                             reproduce: format!("{command} --fault {}", shell_quote(&result.spec)),
-                        });
+                        }),
                     }
-                    last_index = Some(index);
                 }
             }
             for group in groups.iter_mut().filter(|g| !g.points.is_empty()) {
-                let (kind, first, fault) = split_spec(&group.points[0]);
-                let (_, last, _) = split_spec(group.points.last().map_or("", |s| s.as_str()));
-                group.summary = if group.points.len() == 1 {
-                    format!("{fault} at {kind}#{first}")
+                let (_, _, fault) = split_spec(&group.points[0]);
+                let fault = fault.to_owned();
+                let count = group.points.len();
+                let at = compress_points(&group.points);
+                group.summary = if count == 1 {
+                    format!("{fault} at {at}")
                 } else {
-                    format!(
-                        "{fault} at any of {kind}#{first}–{kind}#{last} ({} points)",
-                        group.points.len()
-                    )
+                    format!("{fault} at any of {at} ({count} points)")
                 };
             }
             PropertyVerdict {
