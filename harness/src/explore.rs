@@ -94,7 +94,8 @@ impl CrashPoint {
 }
 
 /// Derives the crash points of a recorded run.
-pub fn crash_points(outcome: &RunOutcome, options: &ExploreOptions) -> Vec<CrashPoint> {
+/// `sigterm` adds SIGTERM kills next to the SIGKILL ones.
+pub fn crash_points(outcome: &RunOutcome, sigterm: bool) -> Vec<CrashPoint> {
     let mut points = Vec::new();
     let mut first_mutation = true;
     let app = format!("/{APP_DIR}/");
@@ -136,7 +137,7 @@ pub fn crash_points(outcome: &RunOutcome, options: &ExploreOptions) -> Vec<Crash
             first_mutation = false;
         }
         at(Fault::KillAfter(Signal::SIGKILL));
-        if options.sigterm {
+        if sigterm {
             at(Fault::KillAfter(Signal::SIGTERM));
         }
         at(Fault::Errno(libc::EIO));
@@ -290,7 +291,8 @@ pub fn explore(
 ) -> Result<Exploration, RunError> {
     let _span = tracing::info_span!("explore", scenario = %prepared.scenario.name).entered();
     let record = run(prepared, &[], &RunOptions { retry: false })?;
-    let mut points = crash_points(&record, options);
+    let sigterm = options.sigterm || prepared.scenario.sigterm;
+    let mut points = crash_points(&record, sigterm);
     if let Some(partition) = options.partition {
         points = points
             .into_iter()

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use fault_fs::tree::{NewNode, NodeKind, ROOT_INO};
 use fault_fs::{
-    Fault, FaultFs, FaultFsHandle, FaultMount, FaultPlan, MountError, OpRecord, Rule, Tree,
+    Fault, FaultFs, FaultFsHandle, FaultMount, FaultPlan, MountError, OpKind, OpRecord, Rule, Tree,
 };
 use serde::Serialize;
 
@@ -26,7 +26,12 @@ pub const APP_DIR: &str = "app";
 pub const STAGING_DIR: &str = "staging";
 
 /// How long probes may look while an op is held, before it is released.
-const PROBE_HOLD: Duration = Duration::from_millis(300);
+/// Generous, so that a loaded machine does not let the op go before a probe
+/// has looked: probes normally finish in milliseconds.
+const PROBE_HOLD: Duration = Duration::from_secs(2);
+/// The hold at a namespace op, where probes are expected to wait on the
+/// kernel's directory lock until the op is released.
+const PROBE_HOLD_LOCKED: Duration = Duration::from_millis(100);
 
 /// How long a probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -485,8 +490,9 @@ fn run_strategy(
 /// At a stalled namespace op (create, rename, unlink) the kernel holds the
 /// directory's lock, so a probe that looks the target up waits until the op
 /// is done, as a user starting the program at that moment would. Probes that
-/// have not finished after [`PROBE_HOLD`] are let through by releasing the
-/// stall, and report what they saw then.
+/// have not finished after [`PROBE_HOLD`] ([`PROBE_HOLD_LOCKED`] at a
+/// namespace op) are let through by releasing the stall, and report what
+/// they saw then.
 fn probe_stalled(
     prepared: &Prepared,
     handle: &FaultFsHandle,
@@ -505,7 +511,23 @@ fn probe_stalled(
             });
         }
         drop(tx);
-        let deadline = Instant::now() + PROBE_HOLD;
+        let holds_dir_lock = matches!(
+            stalled.kind,
+            OpKind::Create
+                | OpKind::Mknod
+                | OpKind::Mkdir
+                | OpKind::Rmdir
+                | OpKind::Unlink
+                | OpKind::Rename
+                | OpKind::Link
+                | OpKind::Symlink
+        );
+        let hold = if holds_dir_lock {
+            PROBE_HOLD_LOCKED
+        } else {
+            PROBE_HOLD
+        };
+        let deadline = Instant::now() + hold;
         while seen.len() < probes.len() {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {

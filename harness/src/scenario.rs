@@ -19,6 +19,7 @@
 //! live = true             # run a live canary that maps the old target
 //! faults = []             # fault specs for `swapfault run`
 //! probes = ["read"]       # read, exec, load: run at every stalled op
+//! sigterm = false         # explore also kills with SIGTERM at every mutating op
 //!
 //! [expect]                # pass or fail per property; unlisted ones are not asserted
 //! result = "pass"
@@ -92,6 +93,8 @@ struct ScenarioFile {
     faults: Vec<String>,
     #[serde(default)]
     probes: Vec<ProbeKind>,
+    #[serde(default)]
+    sigterm: bool,
     #[serde(default)]
     expect: BTreeMap<Property, Expectation>,
 }
@@ -170,6 +173,8 @@ pub struct Scenario {
     pub faults: Vec<String>,
     /// Probes to run at stalled ops.
     pub probes: Vec<ProbeKind>,
+    /// The explorer also kills with SIGTERM (for strategies that clean up on it).
+    pub sigterm: bool,
     /// Expected verdicts.
     pub expect: BTreeMap<Property, Expectation>,
 }
@@ -371,6 +376,7 @@ impl Scenario {
             live: file.live,
             faults: file.faults,
             probes: file.probes,
+            sigterm: file.sigterm,
             expect: file.expect,
         })
     }
@@ -392,6 +398,7 @@ impl Scenario {
             live: true,
             faults: Vec::new(),
             probes: Vec::new(),
+            sigterm: false,
             expect: BTreeMap::new(),
         }
     }
