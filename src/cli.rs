@@ -44,12 +44,8 @@ struct ExploreArgs {
     /// An ad-hoc strategy to explore against the built-in canary instead.
     #[arg(long, value_name = "CMD", conflicts_with = "scenarios")]
     strategy: Option<String>,
-    /// Target kind for --strategy.
-    #[arg(long, default_value = "lib", value_name = "exe|lib")]
-    target: harness::TargetKind,
-    /// Canary size for --strategy (bytes, or with KiB/MiB).
-    #[arg(long, default_value = "256KiB", value_parser = parse_size)]
-    size: u64,
+    #[command(flatten)]
+    canary: CanaryArgs,
     /// Parallel runs [default: number of cores].
     #[arg(long, env = "SWAPFAULT_WORKERS")]
     workers: Option<usize>,
@@ -93,12 +89,8 @@ struct CheckArgs {
     /// The strategy: a shell command that replaces $SWAPFAULT_TARGET with $SWAPFAULT_NEW.
     #[arg(long, value_name = "CMD")]
     strategy: String,
-    /// What the target is.
-    #[arg(long, default_value = "lib", value_name = "exe|lib")]
-    target: harness::TargetKind,
-    /// Canary size (bytes, or with KiB/MiB).
-    #[arg(long, default_value = "256KiB", value_parser = parse_size)]
-    size: u64,
+    #[command(flatten)]
+    canary: CanaryArgs,
     /// Fault rule, OPS[#N][@GLOB]:FAULT; may be repeated.
     #[arg(long = "fault", value_name = "SPEC")]
     faults: Vec<String>,
@@ -108,6 +100,17 @@ struct CheckArgs {
     /// Print JSON instead of the human report.
     #[arg(long)]
     json: bool,
+}
+
+/// The built-in canary an ad-hoc strategy (`--strategy`) replaces.
+#[derive(Debug, clap::Args)]
+struct CanaryArgs {
+    /// What the target is.
+    #[arg(long, default_value = "lib", value_name = "exe|lib")]
+    target: harness::TargetKind,
+    /// Canary size (bytes, or with KiB/MiB).
+    #[arg(long, default_value = "256KiB", value_parser = parse_size)]
+    size: u64,
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
@@ -321,7 +324,7 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
 
 fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
     let faults = parse_rules(&args.faults)?;
-    let scenario = harness::Scenario::ad_hoc(&args.strategy, args.target, args.size);
+    let scenario = harness::Scenario::ad_hoc(&args.strategy, args.canary.target, args.canary.size);
     let prepared = harness::Prepared::new(scenario)?;
     run_and_report(&prepared, &faults, !args.no_retry, args.json)
 }
@@ -368,7 +371,11 @@ fn explore(args: ExploreArgs) -> Result<ExitCode, Failure> {
 
     let mut scenarios = Vec::new();
     match &args.strategy {
-        Some(command) => scenarios.push(harness::Scenario::ad_hoc(command, args.target, args.size)),
+        Some(command) => scenarios.push(harness::Scenario::ad_hoc(
+            command,
+            args.canary.target,
+            args.canary.size,
+        )),
         None => {
             for file in scenario_files(&args.scenarios)? {
                 scenarios.push(

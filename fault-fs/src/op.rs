@@ -152,25 +152,35 @@ impl OpKind {
         }
     }
 
-    /// True for ops that change the tree: the ones whose interruption matters.
-    pub fn is_mutating(self) -> bool {
+    /// True for ops that change directory entries. The kernel holds the
+    /// directory's lock while one is in flight.
+    pub fn is_namespace(self) -> bool {
         matches!(
             self,
-            OpKind::Setattr
-                | OpKind::Create
-                | OpKind::Write
+            OpKind::Create
+                | OpKind::Mknod
                 | OpKind::Mkdir
                 | OpKind::Rmdir
                 | OpKind::Unlink
                 | OpKind::Rename
                 | OpKind::Link
                 | OpKind::Symlink
-                | OpKind::Mknod
-                | OpKind::Setxattr
-                | OpKind::Removexattr
-                | OpKind::Fallocate
-                | OpKind::CopyFileRange
-        ) || self.is_sync()
+        )
+    }
+
+    /// True for ops that change the tree: the ones whose interruption matters.
+    pub fn is_mutating(self) -> bool {
+        self.is_namespace()
+            || self.is_sync()
+            || matches!(
+                self,
+                OpKind::Setattr
+                    | OpKind::Write
+                    | OpKind::Setxattr
+                    | OpKind::Removexattr
+                    | OpKind::Fallocate
+                    | OpKind::CopyFileRange
+            )
     }
 
     /// True for the durability barriers: fsync, fdatasync, fsyncdir.

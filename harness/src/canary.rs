@@ -81,17 +81,10 @@ fn cache_root() -> PathBuf {
 /// Deterministic padding: different per version, so prefixes and tears of
 /// old and new can be told apart everywhere in the file.
 fn padding(version: u32, len: u64) -> Vec<u8> {
-    let mut state =
-        0x9E37_79B9_7F4A_7C15u64 ^ u64::from(version).wrapping_mul(0xD1B5_4A32_D192_ED03);
-    let mut out = Vec::with_capacity(len as usize + 8);
-    while (out.len() as u64) < len {
-        // xorshift64*
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        out.extend_from_slice(&state.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
-    }
-    out.truncate(len as usize);
+    use rand::{RngCore, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5357_4150 + u64::from(version));
+    let mut out = vec![0; len as usize];
+    rng.fill_bytes(&mut out);
     out
 }
 

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use fault_fs::tree::{NewNode, NodeKind, ROOT_INO};
 use fault_fs::{
-    Fault, FaultFs, FaultFsHandle, FaultMount, FaultPlan, MountError, OpKind, OpRecord, Rule, Tree,
+    Fault, FaultFs, FaultFsHandle, FaultMount, FaultPlan, MountError, OpRecord, Rule, Tree,
 };
 use serde::Serialize;
 
@@ -511,17 +511,7 @@ fn probe_stalled(
             });
         }
         drop(tx);
-        let holds_dir_lock = matches!(
-            stalled.kind,
-            OpKind::Create
-                | OpKind::Mknod
-                | OpKind::Mkdir
-                | OpKind::Rmdir
-                | OpKind::Unlink
-                | OpKind::Rename
-                | OpKind::Link
-                | OpKind::Symlink
-        );
+        let holds_dir_lock = stalled.kind.is_namespace();
         let hold = if holds_dir_lock {
             PROBE_HOLD_LOCKED
         } else {
