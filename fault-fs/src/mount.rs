@@ -68,14 +68,20 @@ fn on_path(program: &str) -> bool {
         .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
 }
 
-/// Checks the machine and the mount point before mounting.
-pub fn preflight(dir: &Path) -> Result<(), MountError> {
+/// Checks that this machine and user can mount FUSE at all.
+pub fn check_environment() -> Result<(), MountError> {
     if !Path::new("/dev/fuse").exists() {
         return Err(MountError::NoFuseDevice);
     }
     if !nix::unistd::geteuid().is_root() && !on_path("fusermount3") && !on_path("fusermount") {
         return Err(MountError::NoPermission);
     }
+    Ok(())
+}
+
+/// Checks the machine and the mount point before mounting.
+pub fn preflight(dir: &Path) -> Result<(), MountError> {
+    check_environment()?;
     let meta = std::fs::metadata(dir).map_err(|_| MountError::MissingDir(dir.to_owned()))?;
     if !meta.is_dir() {
         return Err(MountError::NotADir(dir.to_owned()));

@@ -383,15 +383,12 @@ impl Trace {
         self.records.push(record);
     }
 
-    /// Sets the result of the record with sequence number `seq`.
+    /// Sets the result of the record with sequence number `seq`, if kept.
     pub fn set_result(&mut self, seq: u64, errno: i32) {
-        // Records are appended in seq order, so the index is seq - first seq.
-        let first = self.records.first().map_or(1, |r| r.seq);
-        if let Some(record) = seq
-            .checked_sub(first)
-            .and_then(|i| self.records.get_mut(i as usize))
-        {
-            record.errno = errno;
+        // Records are appended in seq order (under the state lock), though
+        // some may have been taken or not kept.
+        if let Ok(index) = self.records.binary_search_by_key(&seq, |r| r.seq) {
+            self.records[index].errno = errno;
         }
     }
 

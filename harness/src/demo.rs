@@ -67,6 +67,7 @@ fn verdict(ok: bool) -> &'static str {
 /// Runs the demo, narrating to `out`. Returns true when every step showed
 /// what it teaches (a false return means the machine behaved unexpectedly).
 pub fn demo(out: &mut dyn Write) -> Result<bool, DemoError> {
+    fault_fs::check_environment().map_err(RunError::from)?;
     let mut as_taught = true;
     writeln!(
         out,

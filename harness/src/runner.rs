@@ -101,8 +101,10 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Reads or builds old and new.
+    /// Reads or builds old and new. Checks first that FUSE can be mounted
+    /// here, so a machine that cannot run anything says so before any build.
     pub fn new(scenario: Scenario) -> Result<Self, RunError> {
+        fault_fs::check_environment()?;
         match scenario.versions.clone() {
             Versions::Canary { size } => {
                 let v1 = canary::build(1, size)?;
