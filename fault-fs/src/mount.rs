@@ -182,6 +182,8 @@ pub fn load_dir(tree: &mut Tree, from: &Path) -> Result<(), MountError> {
 #[derive(Debug)]
 pub struct FaultMount {
     dir: PathBuf,
+    /// The FUSE connection's number (the mount's device minor), for abort.
+    connection: Option<u64>,
     session: Option<BackgroundSession>,
     handle: FaultFsHandle,
 }
@@ -222,7 +224,11 @@ impl FaultMount {
             }
         })?;
         tracing::debug!(dir = %dir.display(), "mounted");
+        let connection = std::fs::metadata(&dir)
+            .ok()
+            .map(|meta| nix::sys::stat::minor(meta.dev()));
         Ok(FaultMount {
+            connection,
             dir,
             session: Some(session),
             handle,
@@ -266,7 +272,18 @@ impl FaultMount {
                 // the namespace now; the kernel finishes when they close, and
                 // the session thread ends then on its own.
                 tracing::warn!(dir = %self.dir.display(), %err, "unmount failed; detaching lazily");
-                umount2(&self.dir, MntFlags::MNT_DETACH).map_err(std::io::Error::from)
+                let detached =
+                    umount2(&self.dir, MntFlags::MNT_DETACH).map_err(std::io::Error::from);
+                // A process stuck on a request would keep the detached
+                // connection (and itself) alive forever: abort it where the
+                // fusectl file system offers the switch.
+                if let Some(connection) = self.connection {
+                    let abort = format!("/sys/fs/fuse/connections/{connection}/abort");
+                    if std::fs::write(&abort, b"1").is_ok() {
+                        tracing::warn!(%abort, "aborted the FUSE connection");
+                    }
+                }
+                detached
             }
         }
     }
