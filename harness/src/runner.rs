@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use fault_fs::tree::{NewNode, NodeKind, ROOT_INO};
 use fault_fs::{
-    Fault, FaultFs, FaultFsHandle, FaultMount, FaultPlan, MountError, OpRecord, Rule, Tree,
+    Fault, FaultFs, FaultFsHandle, FaultMount, FaultPlan, MountError, OpKind, OpRecord, Rule, Tree,
 };
 use serde::Serialize;
 
@@ -26,11 +26,11 @@ pub const APP_DIR: &str = "app";
 pub const STAGING_DIR: &str = "staging";
 
 /// How long probes may look while an op is held, before it is released.
-/// Generous, so that a loaded machine does not let the op go before a probe
-/// has looked: probes normally finish in milliseconds.
-const PROBE_HOLD: Duration = Duration::from_secs(2);
-/// The hold at a namespace op, where probes are expected to wait on the
-/// kernel's directory lock until the op is released.
+/// Probes normally finish in milliseconds; one that touches a page the
+/// stalled write holds locked waits for the write, as a user would.
+const PROBE_HOLD: Duration = Duration::from_millis(500);
+/// The hold at a namespace op or a lookup, where probes are expected to wait
+/// on the kernel's directory lock (or in-lookup dentry) until it is released.
 const PROBE_HOLD_LOCKED: Duration = Duration::from_millis(100);
 
 /// How long a probe may take.
@@ -436,8 +436,8 @@ fn run_strategy(
     let mut command = Command::new("sh");
     command
         .arg("-c")
-        .arg(r#"read -r _gate; exec sh -c "$1" swapfault-strategy </dev/null"#)
-        .arg("swapfault-gate")
+        .arg(r#"read -r _gate; exec </dev/null; eval "$1""#)
+        .arg("swapfault-strategy")
         .arg(&scenario.command)
         .current_dir(&scenario.workdir)
         .env("SWAPFAULT_TARGET", &target)
@@ -513,7 +513,9 @@ fn probe_stalled(
             });
         }
         drop(tx);
-        let holds_dir_lock = stalled.kind.is_namespace();
+        // A lookup in flight makes a probe looking up the same name wait for
+        // it too (the kernel's in-lookup dentry), like a namespace op does.
+        let holds_dir_lock = stalled.kind.is_namespace() || stalled.kind == OpKind::Lookup;
         let hold = if holds_dir_lock {
             PROBE_HOLD_LOCKED
         } else {
