@@ -183,14 +183,15 @@ pub fn main() -> ExitCode {
         Command::Demo => demo(),
         Command::Explore(args) => explore(args),
     };
+    // Plain `{err}`: every error message here already quotes its cause.
     match outcome {
         Ok(code) => code,
         Err(Failure::Usage(err)) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {err}");
             ExitCode::from(2)
         }
         Err(Failure::Environment(err)) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {err}");
             ExitCode::from(3)
         }
     }
