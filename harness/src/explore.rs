@@ -549,11 +549,11 @@ pub fn write_human(
         } else {
             String::new()
         };
-        writeln!(
-            out,
+        let text = format!(
             "  {:<8} {status}{expectation} {detail}",
             property.property.name()
-        )?;
+        );
+        writeln!(out, "{}", text.trim_end())?;
         for group in &property.groups {
             let mut line = String::new();
             let _ = write!(line, "    - {}: {}", group.summary, group.seen);

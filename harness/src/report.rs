@@ -170,11 +170,11 @@ pub fn write_human(
             "not-exercised" => p.paint("2", "not exercised by this run"),
             _ => line.seen.join("; "),
         };
-        writeln!(
-            out,
+        let text = format!(
             "  {:<8} {status}{expectation}  {detail}",
             line.property.name()
-        )?;
+        );
+        writeln!(out, "{}", text.trim_end())?;
     }
     if let Some(fired) = outcome.trace.iter().position(|op| op.fault.is_some()) {
         writeln!(out, "\n  trace around the fault (the strategy's ops):")?;
