@@ -194,3 +194,34 @@ fn the_demo_teaches_and_its_output_is_in_the_readme() {
         );
     }
 }
+
+#[test]
+fn live_commands_are_watched_too() {
+    let dir = tempfile::tempdir().expect("dir");
+    let scenario = dir.path().join("truncate.toml");
+    // The canary started as a plain live command dies of SIGBUS when the
+    // library it maps is truncated under it.
+    std::fs::write(
+        &scenario,
+        r#"live = false
+live_commands = ["./canary"]
+[strategy]
+command = 'truncate -s 0 "$SWAPFAULT_TARGET" && sleep 0.3 && cp "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET"'
+"#,
+    )
+    .expect("write scenario");
+    let path = scenario.to_string_lossy().into_owned();
+    let (code, report) = run_json(&["run", &path]);
+    assert_eq!(code, Some(1));
+    assert_eq!(status_of(&report, "live"), "fail");
+    assert!(seen_of(&report, "live").contains("SIGBUS"), "{report:#}");
+
+    std::fs::write(
+        &scenario,
+        "live_commands = [\"true\"]\n[strategy]\ncommand = \"true\"\n",
+    )
+    .expect("write");
+    let output = swapfault().args(["run", &path]).output().expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("ended before the strategy ran"));
+}

@@ -51,6 +51,10 @@ pub fn signal_name(signal: i32) -> String {
 impl std::fmt::Display for Exit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            // A shell reports a child killed by signal N as 128 + N.
+            Exit::Code(code) if (129..160).contains(code) => {
+                write!(f, "exit {code} (= 128 + {})", signal_name(code - 128))
+            }
             Exit::Code(code) => write!(f, "exit {code}"),
             Exit::Signal(signal) => write!(f, "killed by {}", signal_name(*signal)),
             Exit::Timeout => f.write_str("timed out"),
@@ -217,8 +221,29 @@ impl LiveReport {
         self.exit.is_none() && self.changed.is_none()
     }
 
+    /// A live command (not a canary): what it went through so far.
+    pub fn of_command(command: &str, child: &mut ChildGuard) -> LiveReport {
+        LiveReport {
+            command: command.to_owned(),
+            pid: child.pid(),
+            exit: child.try_exit(),
+            first: None,
+            changed: None,
+            beats: 0,
+        }
+    }
+
     /// A sentence saying what happened to it.
     pub fn describe(&self) -> String {
+        if self.first.is_none() {
+            return match &self.exit {
+                Some(exit) => format!(
+                    "live process `{}` (pid {}) ended: {exit}",
+                    self.command, self.pid
+                ),
+                None => format!("live process `{}` (pid {}) ran on", self.command, self.pid),
+            };
+        }
         match (&self.exit, &self.changed) {
             (Some(exit), _) => format!("live canary (pid {}) died: {exit}", self.pid),
             (None, Some(changed)) => {

@@ -125,7 +125,7 @@ pub fn write_human(
             inode(retry.target.ino)
         )?;
     }
-    if let Some(live) = &outcome.live {
+    for live in outcome.live.iter().chain(&outcome.live_commands) {
         writeln!(out, "  live:     {}", live.describe())?;
     }
     for probe in &outcome.probes {

@@ -333,6 +333,8 @@ pub struct RunOutcome {
     pub retry: Option<StrategyRun>,
     /// The live canary, if one ran.
     pub live: Option<LiveReport>,
+    /// The scenario's other live processes.
+    pub live_commands: Vec<LiveReport>,
     /// Probes at stalled ops.
     pub probes: Vec<ProbeObservation>,
     /// The strategy's ops (its process group only), in order.
@@ -375,6 +377,7 @@ struct Stage {
     // Field order is drop order: live processes die before the unmount, the
     // unmount happens before the temp dir goes.
     live: Option<LiveCanary>,
+    live_commands: Vec<(String, ChildGuard)>,
     mount: FaultMount,
     new_path: PathBuf,
     /// The temp dir's path (findings replace it with `$RUN`).
@@ -408,6 +411,7 @@ impl Stage {
         };
         Ok(Stage {
             live: None,
+            live_commands: Vec::new(),
             mount,
             new_path,
             root: dir.path().to_owned(),
@@ -630,6 +634,41 @@ fn observe(
     })
 }
 
+/// Starts one of the scenario's live commands in the target's directory.
+fn start_live_command(
+    prepared: &Prepared,
+    stage: &Stage,
+    command: &str,
+) -> Result<ChildGuard, RunError> {
+    let mut child = Command::new("sh");
+    child
+        .arg("-c")
+        .arg(command)
+        .current_dir(stage.mount.join(APP_DIR))
+        .env("SWAPFAULT_TARGET", stage.mount.join(prepared.target_rel()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = ChildGuard::spawn(child)
+        .map_err(|e| RunError::Start(format!("cannot start live command `{command}`: {e}")))?;
+    // A live process must be running when the strategy starts.
+    std::thread::sleep(Duration::from_millis(50));
+    if let Some(exit) = child.try_exit() {
+        return Err(RunError::Start(format!(
+            "live command `{command}` ended before the strategy ran ({exit}) (hint: a live command must keep running, e.g. `./canary` or `sleep 60 < $SWAPFAULT_TARGET`)"
+        )));
+    }
+    Ok(child)
+}
+
+fn command_reports(stage: &mut Stage) -> Vec<LiveReport> {
+    stage
+        .live_commands
+        .iter_mut()
+        .map(|(command, child)| LiveReport::of_command(command, child))
+        .collect()
+}
+
 /// Puts NEW back if the interrupted run consumed it (mv does), as an
 /// updater's retry would download it again.
 fn restage_new(prepared: &Prepared, stage: &Stage) -> Result<(), RunError> {
@@ -688,6 +727,12 @@ pub fn run(
         let path = stage.mount.join(format!("{APP_DIR}/{exe}"));
         stage.live = Some(LiveCanary::start(&path, None).map_err(RunError::Start)?);
     }
+    for command in &prepared.scenario.live_commands {
+        stage.live_commands.push((
+            command.clone(),
+            start_live_command(prepared, &stage, command)?,
+        ));
+    }
     let handle = stage.handle().clone();
     let paths_before = handle.with_tree(|tree| all_paths(tree));
     let before = handle
@@ -717,11 +762,14 @@ pub fn run(
         live.settle(2, Duration::from_secs(2));
     }
     let mut live_before_cut = None;
+    let mut commands_before_cut = None;
     if let Some(cut) = handle.take_power_cut() {
         // A reboot: running programs are gone and the disk holds only what
         // the model made durable. What live processes saw before still counts.
         live_before_cut = stage.live.as_mut().map(|live| live.report());
+        commands_before_cut = Some(command_reports(&mut stage));
         stage.live = None;
+        stage.live_commands.clear();
         handle.restore(&cut.tree);
     }
     let (target, strays) = observe(prepared, &handle, &paths_before);
@@ -753,6 +801,7 @@ pub fn run(
         None
     };
     let live = live_before_cut.or_else(|| stage.live.as_mut().map(|live| live.report()));
+    let live_commands = commands_before_cut.unwrap_or_else(|| command_reports(&mut stage));
     drop(stage);
     let mut outcome = RunOutcome {
         faults: faults.iter().map(|r| r.to_string()).collect(),
@@ -761,6 +810,7 @@ pub fn run(
         first,
         retry,
         live,
+        live_commands,
         probes: probe_obs,
         trace,
         checked: Vec::new(),
@@ -816,7 +866,7 @@ fn evaluate(prepared: &Prepared, outcome: &mut RunOutcome, interrupted: &BTreeSe
             ),
         }
     }
-    if let Some(live) = &outcome.live {
+    for live in outcome.live.iter().chain(&outcome.live_commands) {
         checked.insert(Property::Live);
         if !live.unharmed() {
             finding(Property::Live, live.describe());

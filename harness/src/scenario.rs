@@ -17,6 +17,8 @@
 //! timeout = "30s"
 //!
 //! live = true             # run a live canary that maps the old target
+//! live_commands = []      # more live processes: commands run in the target's
+//!                         # directory (e.g. './canary'); each must outlive the run
 //! faults = []             # fault specs for `swapfault run`
 //! probes = ["read"]       # read, exec, load: run at every stalled op
 //! sigterm = false         # explore also kills with SIGTERM at every mutating op
@@ -89,6 +91,8 @@ struct ScenarioFile {
     strategy: StrategyFile,
     #[serde(default = "yes")]
     live: bool,
+    #[serde(default)]
+    live_commands: Vec<String>,
     #[serde(default)]
     faults: Vec<String>,
     #[serde(default)]
@@ -169,6 +173,10 @@ pub struct Scenario {
     pub timeout: Duration,
     /// Start a live canary.
     pub live: bool,
+    /// Other live processes: shell commands started in the target's
+    /// directory inside the mount before the strategy runs; each must still
+    /// be running at the end.
+    pub live_commands: Vec<String>,
     /// Fault specs for single runs.
     pub faults: Vec<String>,
     /// Probes to run at stalled ops.
@@ -374,6 +382,7 @@ impl Scenario {
             workdir,
             timeout,
             live: file.live,
+            live_commands: file.live_commands,
             faults: file.faults,
             probes: file.probes,
             sigterm: file.sigterm,
@@ -396,6 +405,7 @@ impl Scenario {
             workdir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
             timeout: Duration::from_secs(30),
             live: true,
+            live_commands: Vec::new(),
             faults: Vec::new(),
             probes: Vec::new(),
             sigterm: false,
