@@ -73,7 +73,14 @@ struct ExploreArgs {
 struct RunArgs {
     /// Scenario file (TOML).
     scenario: PathBuf,
-    /// Fault rule, OPS[#N][@GLOB]:FAULT; replaces the scenario's faults; may be repeated.
+    #[command(flatten)]
+    once: OnceArgs,
+}
+
+/// What `run` and `check` share: the faults of one run and its output.
+#[derive(Debug, clap::Args)]
+struct OnceArgs {
+    /// Fault rule, OPS[#N][@GLOB]:FAULT (for `run`, replaces the scenario's faults); may be repeated.
     #[arg(long = "fault", value_name = "SPEC")]
     faults: Vec<String>,
     /// Do not retry after an interruption.
@@ -91,15 +98,8 @@ struct CheckArgs {
     strategy: String,
     #[command(flatten)]
     canary: CanaryArgs,
-    /// Fault rule, OPS[#N][@GLOB]:FAULT; may be repeated.
-    #[arg(long = "fault", value_name = "SPEC")]
-    faults: Vec<String>,
-    /// Do not retry after an interruption.
-    #[arg(long)]
-    no_retry: bool,
-    /// Print JSON instead of the human report.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    once: OnceArgs,
 }
 
 /// The built-in canary an ad-hoc strategy (`--strategy`) replaces.
@@ -273,11 +273,13 @@ fn parse_rules(specs: &[String]) -> Result<Vec<fault_fs::Rule>, Failure> {
 fn run_and_report(
     prepared: &harness::Prepared,
     faults: &[fault_fs::Rule],
-    retry: bool,
-    json: bool,
+    once: &OnceArgs,
 ) -> Result<ExitCode, Failure> {
     use std::io::IsTerminal;
-    let options = harness::RunOptions { retry };
+    let options = harness::RunOptions {
+        retry: !once.no_retry,
+    };
+    let json = once.json;
     let outcome = harness::run(prepared, faults, &options)?;
     let scenario = &prepared.scenario;
     let mut stdout = std::io::stdout().lock();
@@ -313,21 +315,21 @@ fn run_and_report(
 fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     let scenario =
         harness::Scenario::from_file(&args.scenario).map_err(|e| Failure::Usage(e.into()))?;
-    let specs = if args.faults.is_empty() {
+    let specs = if args.once.faults.is_empty() {
         scenario.faults.clone()
     } else {
-        args.faults.clone()
+        args.once.faults.clone()
     };
     let faults = parse_rules(&specs)?;
     let prepared = harness::Prepared::new(scenario)?;
-    run_and_report(&prepared, &faults, !args.no_retry, args.json)
+    run_and_report(&prepared, &faults, &args.once)
 }
 
 fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
-    let faults = parse_rules(&args.faults)?;
+    let faults = parse_rules(&args.once.faults)?;
     let scenario = harness::Scenario::ad_hoc(&args.strategy, args.canary.target, args.canary.size);
     let prepared = harness::Prepared::new(scenario)?;
-    run_and_report(&prepared, &faults, !args.no_retry, args.json)
+    run_and_report(&prepared, &faults, &args.once)
 }
 
 fn demo() -> Result<ExitCode, Failure> {
