@@ -178,9 +178,18 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
         Command::Mount(args) => mount(args),
-        Command::Run(args) => run(args),
-        Command::Check(args) => check(args),
-        Command::Demo => demo(),
+        Command::Run(args) => {
+            clean_up_on_signal();
+            run(args)
+        }
+        Command::Check(args) => {
+            clean_up_on_signal();
+            check(args)
+        }
+        Command::Demo => {
+            clean_up_on_signal();
+            demo()
+        }
         Command::Explore(args) => explore(args),
     };
     // Plain `{err}`: every error message here already quotes its cause.
@@ -195,6 +204,26 @@ pub fn main() -> ExitCode {
             ExitCode::from(3)
         }
     }
+}
+
+/// On SIGINT, SIGTERM or SIGHUP: kill the children, detach the mounts,
+/// remove the runs' temp dirs, exit 130. Guards do not run when a signal ends the process, and the children
+/// (in their own process groups) would not get a terminal's Ctrl-C.
+fn clean_up_on_signal() {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            harness::live::kill_all_children();
+            for mount_point in fault_fs::detach_all() {
+                harness::runner::remove_run_dir(&mount_point);
+            }
+            eprintln!("swapfault: interrupted; children killed and mounts detached");
+            std::process::exit(130);
+        }
+    });
 }
 
 fn load_plan(plans: &[PathBuf], faults: &[String]) -> Result<FaultPlan, Failure> {

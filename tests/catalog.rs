@@ -225,3 +225,32 @@ command = 'truncate -s 0 "$SWAPFAULT_TARGET" && sleep 0.3 && cp "$SWAPFAULT_NEW"
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("ended before the strategy ran"));
 }
+
+#[test]
+fn ctrl_c_during_a_run_leaves_no_mount_process_or_temp_dir() {
+    use std::time::Duration;
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut child = swapfault()
+        .args(["check", "--strategy", "sleep 30"])
+        .env("TMPDIR", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("check");
+    assert!(crate::support::wait_for(Duration::from_secs(20), || {
+        !crate::support::mounted_under(tmp.path()).is_empty()
+    }));
+    std::thread::sleep(Duration::from_millis(300));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(child.wait().expect("wait").code(), Some(130));
+    assert!(crate::support::mounted_under(tmp.path()).is_empty());
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).expect("read tmp").collect();
+    assert!(left.is_empty(), "temp dirs left: {left:?}");
+    // The strategy (`sleep 30`, in its own process group) was killed too.
+    let sleeping = std::fs::read_dir("/proc")
+        .expect("proc")
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_to_string(e.path().join("cmdline")).ok())
+        .any(|cmdline| cmdline == "sleep\030\0");
+    assert!(!sleeping, "the strategy outlived Ctrl-C");
+}

@@ -31,7 +31,9 @@ pub mod plan;
 pub mod tree;
 
 pub use fs::{FaultFs, FaultFsHandle, SETATTR_MODE, SETATTR_OWNER, SETATTR_SIZE, SETATTR_TIMES};
-pub use mount::{check_environment, is_mount_point, load_dir, preflight, FaultMount, MountError};
+pub use mount::{
+    check_environment, detach_all, is_mount_point, load_dir, preflight, FaultMount, MountError,
+};
 pub use op::{OpKind, OpRecord, Trace};
 pub use persistence::{Durability, PersistenceModel};
 pub use plan::{Fault, FaultPlan, PlanError, Rule, ShortWrite};

@@ -177,6 +177,26 @@ pub fn load_dir(tree: &mut Tree, from: &Path) -> Result<(), MountError> {
     walk(tree, from, ROOT_INO)
 }
 
+/// Mount points of this process that are up, for [`detach_all`].
+static ACTIVE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+fn active() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    ACTIVE
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Lazily unmounts every fault-fs mount of this process and returns their
+/// mount points. For a signal handler that is about to exit: guards will not
+/// run then, and a mount whose daemon is gone would be left as a dead mount.
+pub fn detach_all() -> Vec<PathBuf> {
+    let dirs: Vec<PathBuf> = active().drain(..).collect();
+    for dir in &dirs {
+        let _ = umount2(dir, MntFlags::MNT_DETACH);
+    }
+    dirs
+}
+
 /// A mounted [`FaultFs`]. Dropping it releases stalled ops and unmounts,
 /// lazily as a last resort, so no test or run leaves a dead mount behind.
 #[derive(Debug)]
@@ -224,6 +244,7 @@ impl FaultMount {
             }
         })?;
         tracing::debug!(dir = %dir.display(), "mounted");
+        active().push(dir.clone());
         let connection = std::fs::metadata(&dir)
             .ok()
             .map(|meta| nix::sys::stat::minor(meta.dev()));
@@ -261,6 +282,7 @@ impl FaultMount {
         let Some(session) = self.session.take() else {
             return Ok(());
         };
+        active().retain(|dir| dir != &self.dir);
         self.handle.release_stalls();
         match session.umount_and_join() {
             Ok(()) => {

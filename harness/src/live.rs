@@ -62,6 +62,18 @@ impl std::fmt::Display for Exit {
     }
 }
 
+/// Process groups of children that are running, for [`kill_all_children`].
+static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// SIGKILLs every child process group this process started and has not
+/// reaped. For a signal handler that is about to exit: the children run in
+/// groups of their own, so a Ctrl-C at the terminal does not reach them.
+pub fn kill_all_children() {
+    for pgid in lock(&RUNNING).drain(..) {
+        let _ = killpg(Pid::from_raw(pgid as i32), Signal::SIGKILL);
+    }
+}
+
 /// A child in its own process group; the group is killed on drop.
 #[derive(Debug)]
 pub struct ChildGuard {
@@ -73,10 +85,9 @@ impl ChildGuard {
     /// Spawns `command` in a new process group.
     pub fn spawn(mut command: Command) -> std::io::Result<Self> {
         command.process_group(0);
-        Ok(ChildGuard {
-            child: command.spawn()?,
-            exit: None,
-        })
+        let child = command.spawn()?;
+        lock(&RUNNING).push(child.id());
+        Ok(ChildGuard { child, exit: None })
     }
 
     /// The child's pid (also its process group).
@@ -139,6 +150,8 @@ impl ChildGuard {
 impl Drop for ChildGuard {
     fn drop(&mut self) {
         self.kill_group();
+        let pid = self.child.id();
+        lock(&RUNNING).retain(|pgid| *pgid != pid);
     }
 }
 

@@ -372,6 +372,22 @@ pub fn op_points(trace: &[OpRecord]) -> Vec<String> {
         .collect()
 }
 
+/// Removes the temp dir of a run, given its mount point, when a signal ends
+/// the process before the run's guards can.
+pub fn remove_run_dir(mount_point: &Path) {
+    if let Some(dir) = mount_point.parent() {
+        if dir
+            .file_name()
+            .is_some_and(|name| name.to_string_lossy().starts_with(RUN_DIR_PREFIX))
+        {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Prefix of a run's temp dir.
+const RUN_DIR_PREFIX: &str = "swapfault-run-";
+
 /// A mounted, staged run environment. Dropping it kills what runs and unmounts.
 struct Stage {
     // Field order is drop order: live processes die before the unmount, the
@@ -388,7 +404,7 @@ struct Stage {
 impl Stage {
     fn new(prepared: &Prepared) -> Result<Stage, RunError> {
         let dir = tempfile::Builder::new()
-            .prefix("swapfault-run-")
+            .prefix(RUN_DIR_PREFIX)
             .tempdir()
             .map_err(io("cannot create a temp dir"))?;
         let mnt = dir.path().join("mnt");
