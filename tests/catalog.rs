@@ -251,6 +251,6 @@ fn ctrl_c_during_a_run_leaves_no_mount_process_or_temp_dir() {
         .expect("proc")
         .filter_map(|e| e.ok())
         .filter_map(|e| std::fs::read_to_string(e.path().join("cmdline")).ok())
-        .any(|cmdline| cmdline == "sleep\030\0");
+        .any(|cmdline| cmdline == "sleep\x0030\x00");
     assert!(!sleeping, "the strategy outlived Ctrl-C");
 }
