@@ -431,7 +431,20 @@ impl FaultFs {
                     tracing::error!(%err, "cannot park a stalled op; it fails with EIO");
                 }
             }
-            Verdict::Proceed => respond(self.apply(gate.seq, apply, None)),
+            _ => self.finish(gate, apply, respond),
+        }
+    }
+
+    /// Applies an op that is not stalled, per its verdict, and answers.
+    /// Borrows are fine here: nothing outlives the request.
+    fn finish<T>(
+        &self,
+        gate: Gate,
+        apply: impl FnOnce(&mut State, Option<u64>) -> Result<T, Errno>,
+        respond: impl FnOnce(Result<T, Errno>),
+    ) {
+        match gate.verdict {
+            Verdict::Stall(..) | Verdict::Proceed => respond(self.apply(gate.seq, apply, None)),
             Verdict::ShortWrite(limit) => respond(self.apply(gate.seq, apply, Some(limit))),
             Verdict::Fail(errno) => {
                 lock(&self.inner.state)
@@ -881,25 +894,32 @@ impl Filesystem for FaultFs {
     ) {
         let args = (offset, data.len() as u64, 0);
         let gate = self.gate(req, OpKind::Write, At::Ino(ino.0), None, args);
-        // Owned: a stalled write is applied later, on another thread.
-        let data = data.to_vec();
-        self.run(
-            gate,
-            move |state, limit| {
-                let append = state.handles.get(&fh.0).is_some_and(|h| h.append);
-                let offset = if append {
-                    state.tree.content(ino.0)?.len()
-                } else {
-                    offset
-                };
-                let take = limit.map_or(data.len(), |limit| limit as usize);
-                state.tree.write(ino.0, offset, &data[..take])
-            },
-            move |result| match result {
-                Ok(written) => reply.written(written as u32),
-                Err(errno) => reply.error(errno),
-            },
-        );
+        let write = move |state: &mut State, limit: Option<u64>, data: &[u8]| {
+            let append = state.handles.get(&fh.0).is_some_and(|h| h.append);
+            let offset = if append {
+                state.tree.content(ino.0)?.len()
+            } else {
+                offset
+            };
+            let take = limit.map_or(data.len(), |limit| limit as usize);
+            state.tree.write(ino.0, offset, &data[..take])
+        };
+        let respond = move |result: Result<usize, Errno>| match result {
+            Ok(written) => reply.written(written as u32),
+            Err(errno) => reply.error(errno),
+        };
+        if matches!(gate.verdict, Verdict::Stall(..)) {
+            // A stalled write is applied later, on another thread: it needs
+            // its own copy of the bytes. Every other write uses the request's.
+            let data = data.to_vec();
+            self.run(
+                gate,
+                move |state, limit| write(state, limit, &data),
+                respond,
+            );
+        } else {
+            self.finish(gate, |state, limit| write(state, limit, data), respond);
+        }
     }
 
     fn flush(
