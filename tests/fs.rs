@@ -268,7 +268,20 @@ fn stall_ends_at_its_deadline() {
         .arg(mount.join("target"))
         .status()
         .expect("cp");
-    assert!(status.success());
+    assert!(
+        status.success(),
+        "nobody released the stall: its deadline did"
+    );
+    let stalled = mount
+        .handle()
+        .trace()
+        .into_iter()
+        .find(|op| op.fault.is_some());
+    assert_eq!(
+        stalled.map(|op| op.kind),
+        Some(OpKind::Write),
+        "the stall fired"
+    );
 }
 
 #[test]
