@@ -25,7 +25,7 @@ use nix::unistd::Pid;
 use crate::op::{OpKind, OpRecord, Shared, Trace};
 use crate::persistence::{Durability, PersistenceModel};
 use crate::plan::{Fault, FaultPlan, DEFAULT_STALL_DEADLINE};
-use crate::tree::{NewNode, NodeKind, RenameMode, Tree};
+use crate::tree::{InodeChange, NewNode, NodeKind, RenameMode, Tree};
 
 /// No kernel caching of entries or attributes: every lookup reaches the
 /// daemon, so faults see every op and a reset tree is never masked by stale
@@ -70,6 +70,9 @@ struct State {
     power_cut: Option<PowerCut>,
     /// Keep op records (on by default; off only to measure what they cost).
     keep_trace: bool,
+    /// While recording: what a power cut right after each op in scope that
+    /// changes the tree would leave, under each model, in op order.
+    durable_log: Option<Vec<PowerCut>>,
 }
 
 /// The state a power-cut fault left: what a reboot would find.
@@ -124,6 +127,8 @@ struct Stalls {
 struct Inner {
     state: Mutex<State>,
     stalls: Stalls,
+    /// Tells the kernel to drop cached pages and attributes; set while mounted.
+    notifier: Mutex<Option<fuser::Notifier>>,
     /// pid -> (process group, command name), read once from /proc.
     procs: Mutex<HashMap<u32, (u32, Shared)>>,
     own_pgid: u32,
@@ -175,6 +180,8 @@ struct Gate {
     pid: u32,
     pgid: u32,
     verdict: Verdict,
+    /// Log the durable states after this op (see [`State::durable_log`]).
+    log_durable: bool,
 }
 
 fn attr_of(node: &crate::tree::Inode) -> FileAttr {
@@ -239,6 +246,7 @@ impl FaultFs {
             durable: Durability::new(tree.clone()),
             power_cut: None,
             keep_trace: true,
+            durable_log: None,
             tree,
             trace: Trace::default(),
             next_seq: 1,
@@ -252,6 +260,7 @@ impl FaultFs {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
                 stalls: Stalls::default(),
+                notifier: Mutex::new(None),
                 procs: Mutex::new(HashMap::new()),
                 own_pgid: nix::unistd::getpgrp().as_raw() as u32,
                 own_pid: std::process::id(),
@@ -376,6 +385,7 @@ impl FaultFs {
                 gate.record.fault = record.fault.clone();
             }
         }
+        let log_durable = in_scope && state.durable_log.is_some() && record.is_mutating();
         if state.keep_trace {
             state.trace.push(record);
         }
@@ -384,6 +394,7 @@ impl FaultFs {
             pid,
             pgid,
             verdict,
+            log_durable,
         }
     }
 
@@ -424,7 +435,7 @@ impl FaultFs {
                         stall.wait(deadline);
                         lock(&fs.inner.stalls.parked).retain(|s| !Arc::ptr_eq(s, &stall));
                         fs.inner.stalls.changed.notify_all();
-                        let result = fs.apply(gate.seq, apply, None);
+                        let result = fs.apply(&gate, apply, None);
                         respond(result);
                     });
                 if let Err(err) = spawned {
@@ -444,8 +455,8 @@ impl FaultFs {
         respond: impl FnOnce(Result<T, Errno>),
     ) {
         match gate.verdict {
-            Verdict::Stall(..) | Verdict::Proceed => respond(self.apply(gate.seq, apply, None)),
-            Verdict::ShortWrite(limit) => respond(self.apply(gate.seq, apply, Some(limit))),
+            Verdict::Stall(..) | Verdict::Proceed => respond(self.apply(&gate, apply, None)),
+            Verdict::ShortWrite(limit) => respond(self.apply(&gate, apply, Some(limit))),
             Verdict::Fail(errno) => {
                 lock(&self.inner.state)
                     .trace
@@ -460,12 +471,12 @@ impl FaultFs {
                 respond(Err(Errno::EINTR));
             }
             Verdict::KillAfter(signal) => {
-                let result = self.apply(gate.seq, apply, None);
+                let result = self.apply(&gate, apply, None);
                 self.signal_caller(&gate, signal);
                 respond(result);
             }
             Verdict::PowerCut(model) => {
-                let result = self.apply(gate.seq, apply, None);
+                let result = self.apply(&gate, apply, None);
                 {
                     let mut state = lock(&self.inner.state);
                     let tree = state.durable.durable_tree(model, &state.tree);
@@ -484,14 +495,29 @@ impl FaultFs {
 
     fn apply<T>(
         &self,
-        seq: u64,
+        gate: &Gate,
         apply: impl FnOnce(&mut State, Option<u64>) -> Result<T, Errno>,
         limit: Option<u64>,
     ) -> Result<T, Errno> {
         let mut state = lock(&self.inner.state);
         let result = apply(&mut state, limit);
         if let Err(errno) = &result {
-            state.trace.set_result(seq, errno.code());
+            state.trace.set_result(gate.seq, errno.code());
+        }
+        if gate.log_durable {
+            let State {
+                durable,
+                tree,
+                durable_log,
+                ..
+            } = &mut *state;
+            if let Some(log) = durable_log {
+                log.extend(PersistenceModel::ALL.map(|model| PowerCut {
+                    seq: gate.seq,
+                    model,
+                    tree: durable.durable_tree(model, tree),
+                }));
+            }
         }
         result
     }
@@ -1393,15 +1419,82 @@ impl FaultFsHandle {
         lock(&self.inner.state).tree.clone()
     }
 
-    /// Replaces the tree with a snapshot, keeping inode numbers unique. The
-    /// kernel caches nothing (zero TTLs, no keep-cache), so it sees the reset
-    /// at its next lookup; handles still open keep working on what they had.
+    /// Replaces the tree with a snapshot, keeping inode numbers unique, and
+    /// makes the kernel drop what it cached of every inode that changed
+    /// (pages, mapped ones included, and attributes). Entries need nothing:
+    /// their TTL is zero, so the next path walk asks again.
     pub fn restore(&self, snapshot: &Tree) {
-        let mut state = lock(&self.inner.state);
-        state.tree.restore(snapshot);
-        // What was restored is what is on disk now.
-        state.durable = Durability::new(state.tree.clone());
-        state.power_cut = None;
+        let changed = {
+            let mut state = lock(&self.inner.state);
+            let changed = state.tree.changed_inodes(snapshot);
+            state.tree.restore(snapshot);
+            // What was restored is what is on disk now.
+            state.durable = Durability::new(state.tree.clone());
+            state.power_cut = None;
+            changed
+        };
+        // Not under the state lock: dropping a page that a read in flight
+        // holds waits for that read, which this file system must answer.
+        self.invalidate(&changed);
+    }
+
+    /// Puts the mounted file system back to `snapshot` for another run: the
+    /// tree (as [`FaultFsHandle::restore`]), and an empty trace, plan, scope
+    /// and durable-state log. Stalled ops are released first. Cheaper than a
+    /// new mount, and processes that survive the reset (a live canary) keep
+    /// their mappings.
+    pub fn reset(&self, snapshot: &Tree) {
+        self.release_stalls();
+        {
+            let mut state = lock(&self.inner.state);
+            // A new trace, not a drained one: its interned temp names would pile up.
+            state.trace = Trace::default();
+            state.plan = FaultPlan::default();
+            state.matches.clear();
+            state.scope = None;
+            state.durable_log = None;
+        }
+        lock(&self.inner.procs).clear();
+        self.restore(snapshot);
+    }
+
+    /// Starts (`true`) or stops logging, after every op in scope that
+    /// changes the tree, the tree a power cut right then would leave under
+    /// each [`PersistenceModel`]: one recorded run then yields every
+    /// power-cut state without re-running the strategy up to each cut.
+    pub fn log_durable_states(&self, on: bool) {
+        lock(&self.inner.state).durable_log = on.then(Vec::new);
+    }
+
+    /// The durable states logged so far, in op order (one per model per op).
+    pub fn take_durable_states(&self) -> Vec<PowerCut> {
+        lock(&self.inner.state)
+            .durable_log
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
+    /// Asks the kernel to drop its cached attributes of `changes`, and its
+    /// pages where their data changed (pages a live process maps are
+    /// dropped too, and read again on its next access: costly, so only then).
+    fn invalidate(&self, changes: &[InodeChange]) {
+        let Some(notifier) = lock(&self.inner.notifier).clone() else {
+            return;
+        };
+        for change in changes {
+            // A negative offset: attributes only.
+            let offset = if change.data { 0 } else { -1 };
+            // ENOENT (an inode the kernel does not hold) is no error here.
+            if let Err(err) = notifier.inval_inode(INodeNo(change.ino), offset, 0) {
+                tracing::debug!(ino = change.ino, %err, "cache invalidation refused");
+            }
+        }
+    }
+
+    /// Set by the mount: the channel for cache invalidations.
+    pub(crate) fn set_notifier(&self, notifier: Option<fuser::Notifier>) {
+        *lock(&self.inner.notifier) = notifier;
     }
 
     /// The durable state left by a power-cut fault, if one fired.

@@ -244,6 +244,7 @@ impl FaultMount {
             }
         })?;
         tracing::debug!(dir = %dir.display(), "mounted");
+        handle.set_notifier(Some(session.notifier()));
         active().push(dir.clone());
         let connection = std::fs::metadata(&dir)
             .ok()
@@ -283,10 +284,18 @@ impl FaultMount {
             return Ok(());
         };
         active().retain(|dir| dir != &self.dir);
+        self.handle.set_notifier(None);
         self.handle.release_stalls();
         match session.umount_and_join() {
             Ok(()) => {
                 tracing::debug!(dir = %self.dir.display(), "unmounted");
+                Ok(())
+            }
+            // The unmount went through and the session ended with an error
+            // of its own (the kernel may end the connection as ECONNABORTED
+            // before the session thread sees ENODEV): nothing is left.
+            Err(err) if !is_mount_point(&self.dir) => {
+                tracing::debug!(dir = %self.dir.display(), %err, "unmounted; session ended with an error");
                 Ok(())
             }
             Err(err) => {

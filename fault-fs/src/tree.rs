@@ -126,8 +126,30 @@ impl Content {
     }
 }
 
+impl PartialEq for Content {
+    /// Same bytes. Cheap where the two share chunks, as snapshots do.
+    fn eq(&self, other: &Self) -> bool {
+        if self.size != other.size {
+            return false;
+        }
+        if Arc::ptr_eq(&self.chunks, &other.chunks) {
+            return true;
+        }
+        (0..self.size.div_ceil(CHUNK as u64) as usize).all(|index| {
+            let shared = match (self.chunks.get(index), other.chunks.get(index)) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            };
+            let offset = (index * CHUNK) as u64;
+            shared || self.read(offset, CHUNK) == other.read(offset, CHUNK)
+        })
+    }
+}
+
+impl Eq for Content {}
+
 /// What an inode is.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NodeKind {
     /// A regular file.
     File(Content),
@@ -135,6 +157,30 @@ pub enum NodeKind {
     Dir(BTreeMap<OsString, u64>),
     /// A symbolic link and its target.
     Symlink(OsString),
+}
+
+impl NodeKind {
+    /// True when both are files holding the very same chunks (a snapshot
+    /// and the tree it was taken from, where nothing wrote since): their
+    /// cached pages are still right. Conservative: false is always safe.
+    fn shares_data_with(&self, other: &NodeKind) -> bool {
+        match (self, other) {
+            (NodeKind::File(a), NodeKind::File(b)) => {
+                a.size == b.size && Arc::ptr_eq(&a.chunks, &b.chunks)
+            }
+            _ => false,
+        }
+    }
+}
+
+/// One inode that differs between two trees ([`Tree::changed_inodes`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InodeChange {
+    /// The inode number.
+    pub ino: u64,
+    /// Its bytes (or its kind) differ, or only one tree holds it; false when
+    /// only attributes or names differ.
+    pub data: bool,
 }
 
 /// One inode: kind plus the attributes POSIX tools read and copy.
@@ -780,6 +826,57 @@ impl Tree {
         Ok(())
     }
 
+    /// Inodes that differ between this tree and `other`, or that only one
+    /// of them holds, in number order: what the kernel may cache wrongly once
+    /// one tree replaces the other. Cheap between snapshots (shared inodes).
+    pub fn changed_inodes(&self, other: &Tree) -> Vec<InodeChange> {
+        let mut changed: Vec<InodeChange> = self
+            .inodes
+            .iter()
+            .filter_map(|(ino, node)| match other.inodes.get(ino) {
+                Some(o) if Arc::ptr_eq(node, o) => None,
+                Some(o) => Some(InodeChange {
+                    ino: *ino,
+                    data: !node.kind.shares_data_with(&o.kind),
+                }),
+                None => Some(InodeChange {
+                    ino: *ino,
+                    data: true,
+                }),
+            })
+            .chain(
+                other
+                    .inodes
+                    .keys()
+                    .filter(|ino| !self.inodes.contains_key(ino))
+                    .map(|ino| InodeChange {
+                        ino: *ino,
+                        data: true,
+                    }),
+            )
+            .collect();
+        changed.sort_unstable_by_key(|change| change.ino);
+        changed
+    }
+
+    /// True when `other` holds the same inodes with the same names, bytes,
+    /// modes, owners, link counts and xattrs: what any program would find in
+    /// either. Timestamps are not compared.
+    pub fn same_state(&self, other: &Tree) -> bool {
+        self.inodes.len() == other.inodes.len()
+            && self.inodes.iter().all(|(ino, node)| {
+                other.inodes.get(ino).is_some_and(|o| {
+                    Arc::ptr_eq(node, o)
+                        || (node.kind == o.kind
+                            && node.perm == o.perm
+                            && node.uid == o.uid
+                            && node.gid == o.gid
+                            && node.nlink == o.nlink
+                            && node.xattrs == o.xattrs)
+                })
+            })
+    }
+
     /// Every inode held.
     pub fn inodes(&self) -> impl Iterator<Item = &Inode> {
         self.inodes.values().map(|node| &**node)
@@ -885,6 +982,61 @@ mod tests {
         tree.write(ino, 0, b"new").unwrap();
         assert_eq!(snapshot.read(ino, 0, 3).unwrap(), b"old");
         assert_eq!(tree.read(ino, 0, 3).unwrap(), b"new");
+    }
+
+    #[test]
+    fn a_snapshot_differs_only_in_the_inodes_written_since() {
+        let mut tree = Tree::new();
+        let a = tree
+            .create_file(ROOT_INO, OsStr::new("a"), new_node())
+            .unwrap();
+        let b = tree
+            .create_file(ROOT_INO, OsStr::new("b"), new_node())
+            .unwrap();
+        let snapshot = tree.clone();
+        assert!(tree.changed_inodes(&snapshot).is_empty());
+        tree.write(a, 0, b"new").unwrap();
+        let c = tree
+            .create_file(ROOT_INO, OsStr::new("c"), new_node())
+            .unwrap();
+        tree.chmod(b, 0o700).unwrap();
+        let changes: Vec<(u64, bool)> = tree
+            .changed_inodes(&snapshot)
+            .into_iter()
+            .map(|change| (change.ino, change.data))
+            .collect();
+        // The root gained an entry (a directory: never "same data"); b only
+        // changed its mode, so its cached pages may stay.
+        assert_eq!(
+            changes,
+            vec![(ROOT_INO, true), (a, true), (b, false), (c, true)]
+        );
+    }
+
+    #[test]
+    fn same_state_ignores_times_but_not_bytes_or_names() {
+        let mut tree = Tree::new();
+        let a = tree
+            .create_file(ROOT_INO, OsStr::new("a"), new_node())
+            .unwrap();
+        tree.write(a, 0, &[7; 3 * CHUNK]).unwrap();
+        let snapshot = tree.clone();
+        // Rewriting the same bytes makes new chunks and a new mtime, not a new state.
+        tree.write(a, CHUNK as u64, &[7; CHUNK]).unwrap();
+        assert!(tree.same_state(&snapshot));
+        tree.write(a, CHUNK as u64, &[8]).unwrap();
+        assert!(!tree.same_state(&snapshot));
+        let mut renamed = snapshot.clone();
+        renamed
+            .rename(
+                ROOT_INO,
+                OsStr::new("a"),
+                ROOT_INO,
+                OsStr::new("b"),
+                RenameMode::Replace,
+            )
+            .unwrap();
+        assert!(!renamed.same_state(&snapshot));
     }
 
     #[test]
