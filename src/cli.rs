@@ -192,6 +192,7 @@ pub fn main() -> ExitCode {
         }
         Command::Explore(args) => explore(args),
     };
+    halt_if_interrupted();
     // Plain `{err}`: every error message here already quotes its cause.
     match outcome {
         Ok(code) => code,
@@ -206,9 +207,23 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Set by the signal thread of [`clean_up_on_signal`] before it kills anything.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// After a signal, leaves the exit to the signal thread: the children it
+/// killed make the run look finished, and that is no result to report.
+fn halt_if_interrupted() {
+    if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
 /// On SIGINT, SIGTERM or SIGHUP: kill the children, detach the mounts,
-/// remove the runs' temp dirs, exit 130. Guards do not run when a signal ends the process, and the children
-/// (in their own process groups) would not get a terminal's Ctrl-C.
+/// remove the runs' temp dirs, exit 130. Guards do not run when a signal
+/// ends the process, and the children (in their own process groups) would
+/// not get a terminal's Ctrl-C.
 fn clean_up_on_signal() {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
@@ -216,6 +231,7 @@ fn clean_up_on_signal() {
     };
     std::thread::spawn(move || {
         if signals.forever().next().is_some() {
+            INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
             harness::live::kill_all_children();
             for mount_point in fault_fs::detach_all() {
                 harness::runner::remove_run_dir(&mount_point);
@@ -310,6 +326,7 @@ fn run_and_report(
     };
     let json = once.json;
     let outcome = harness::run(prepared, faults, &options)?;
+    halt_if_interrupted();
     let scenario = &prepared.scenario;
     let mut stdout = std::io::stdout().lock();
     let written = if json {
@@ -431,10 +448,22 @@ fn explore(args: ExploreArgs) -> Result<ExitCode, Failure> {
         options.workers = workers.max(1);
     }
     let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, stop.clone())
-            .map_err(|e| Failure::Environment(e.into()))?;
-    }
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ])
+    .map_err(|e| Failure::Environment(e.into()))?;
+    // On a signal: stop taking crash points, and kill the ones under way
+    // (their processes are in groups of their own, out of the terminal's
+    // reach) so the partial report comes at once; guards then unmount.
+    let stopper = stop.clone();
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            stopper.store(true, Ordering::SeqCst);
+            harness::live::kill_all_children();
+        }
+    });
     let color = std::io::stdout().is_terminal();
     let mut explorations = Vec::new();
     for mut scenario in scenarios {

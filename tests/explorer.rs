@@ -172,8 +172,9 @@ fn every_sampled_reproduction_reproduces_its_finding() {
 #[test]
 fn ctrl_c_stops_explore_and_leaves_no_mount() {
     let tmp = tempfile::tempdir().expect("tmp");
+    // The whole catalog on one worker: long enough to be interrupted.
     let mut child = swapfault()
-        .args(["explore", "scenarios/cp.toml"])
+        .args(["explore", "scenarios/", "--workers", "1"])
         .env("TMPDIR", tmp.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -190,4 +191,137 @@ fn ctrl_c_stops_explore_and_leaves_no_mount() {
     assert!(mounted_under(tmp.path()).is_empty());
     let left: Vec<_> = std::fs::read_dir(tmp.path()).expect("read tmp").collect();
     assert!(left.is_empty(), "temp dirs left: {left:?}");
+}
+
+/// Asserts two explorations agree point by point, naming the points that do not.
+fn assert_same_points<T: PartialEq + std::fmt::Debug>(one: &[(String, T)], two: &[(String, T)]) {
+    let specs = |points: &[(String, T)]| points.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>();
+    assert_eq!(specs(one), specs(two), "the crash points differ");
+    let differ: Vec<_> = one.iter().zip(two).filter(|(a, b)| a != b).collect();
+    assert!(differ.is_empty(), "findings differ at: {differ:#?}");
+}
+
+/// Temp names and numbers (pids, inodes) differ from run to run.
+fn redact(text: &str) -> String {
+    let text = redact_temp_names(text);
+    let mut out = String::new();
+    for c in text.chars() {
+        if !c.is_ascii_digit() {
+            out.push(c);
+        } else if !out.ends_with('N') {
+            out.push('N');
+        }
+    }
+    out
+}
+
+/// Per crash point: the properties it failed, each with what was seen.
+fn findings_by_point(exploration: &Value) -> Vec<(String, Vec<(String, String)>)> {
+    exploration["points"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .map(|point| {
+            let mut seen: Vec<(String, String)> = point["findings"]
+                .as_array()
+                .expect("findings")
+                .iter()
+                .map(|f| {
+                    let property = f["property"].as_str().unwrap_or_default().to_owned();
+                    (property, redact(f["seen"].as_str().unwrap_or_default()))
+                })
+                .collect();
+            seen.sort();
+            (point["spec"].as_str().expect("spec").to_owned(), seen)
+        })
+        .collect()
+}
+
+fn explore_json(args: &[&str]) -> Value {
+    let output = swapfault()
+        .arg("explore")
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("explore");
+    let mut explorations: Vec<Value> = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
+    explorations.remove(0)
+}
+
+#[test]
+fn the_same_points_and_findings_on_one_worker_or_two() {
+    // Random temp names, and one mount per worker reset between points.
+    let one = findings_by_point(&explore_json(&[
+        "scenarios/temp-rename.toml",
+        "--workers",
+        "1",
+    ]));
+    let two = findings_by_point(&explore_json(&[
+        "scenarios/temp-rename.toml",
+        "--workers",
+        "2",
+    ]));
+    assert!(one.len() > 20, "{one:?}");
+    assert_same_points(&one, &two);
+    // cp harms the canary at nearly every point, so canaries are restarted
+    // all along. Whether one dies of SIGBUS or runs changed code depends on
+    // when it beats, so here only the failing properties must agree.
+    let properties = |points: Vec<(String, Vec<(String, String)>)>| -> Vec<(String, Vec<String>)> {
+        points
+            .into_iter()
+            .map(|(spec, seen)| {
+                let mut failed: Vec<String> = seen.into_iter().map(|(p, _)| p).collect();
+                failed.dedup();
+                (spec, failed)
+            })
+            .collect()
+    };
+    let one = properties(findings_by_point(&explore_json(&[
+        "scenarios/cp.toml",
+        "--workers",
+        "1",
+    ])));
+    let two = properties(findings_by_point(&explore_json(&[
+        "scenarios/cp.toml",
+        "--workers",
+        "2",
+    ])));
+    assert_same_points(&one, &two);
+}
+
+#[test]
+fn a_canary_harmed_at_one_point_is_not_blamed_on_the_next() {
+    // The first run installs (harmless); a retry, after an interruption,
+    // copies in place (harmful). Stall points have no retry: their canary
+    // must be unharmed even when the point before harmed the worker's canary.
+    let dir = tempfile::tempdir().expect("dir");
+    let scenario = dir.path().join("harm-on-retry.toml");
+    std::fs::write(
+        &scenario,
+        r#"[strategy]
+command = 'd=$(dirname "$SWAPFAULT_TARGET"); if [ -e "$d/.tried" ]; then cp "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET"; else touch "$d/.tried" && install "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET"; fi'
+"#,
+    )
+    .expect("write scenario");
+    let path = scenario.to_string_lossy().into_owned();
+    let points = findings_by_point(&explore_json(&[&path, "--workers", "1"]));
+    let harms = |seen: &[(String, String)]| seen.iter().any(|(p, _)| p == "live");
+    // A kill after the marker's create: the retry copies over the old inode.
+    let harmful = points
+        .iter()
+        .find(|(spec, _)| spec == "create#1:kill-after")
+        .expect("a kill after the marker's create");
+    assert!(harms(&harmful.1), "{harmful:?}");
+    let mut harmed_before = false;
+    let mut stalls_after_harm = 0;
+    for (spec, seen) in &points {
+        if spec.contains(":stall=") {
+            assert!(!harms(seen), "{spec}: {seen:?}");
+            stalls_after_harm += usize::from(harmed_before);
+        } else if harms(seen) {
+            harmed_before = true;
+        }
+    }
+    assert!(stalls_after_harm > 0, "{points:?}");
 }

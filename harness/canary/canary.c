@@ -2,14 +2,18 @@
  *
  *   canary            loop: call into libcanary, checksum every file-backed
  *                     mapping of the canary executable and library, and
- *                     write "alive EXE LIB SUM" to fd $CANARY_FD (default 1)
- *                     every 20 ms (at once on SIGUSR1), until killed.
+ *                     write "alive EXE LIB SUM WAKES" to fd $CANARY_FD
+ *                     (default 1) every 20 ms, until killed. SIGUSR1 asks
+ *                     for a beat at once; WAKES counts the SIGUSR1s received
+ *                     before the beat's checksum began, so the harness knows
+ *                     which beat saw the files after its request.
  *   canary --once     print "version EXE LIB" and exit (the exec probe).
  *   canary --load P   dlopen P, print "version 0 LIB" and exit (the load probe).
  *
  * Built with -DCANARY_VERSION=N and padding like the library. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -32,8 +36,10 @@ extern int canary_version(void);
 
 struct range { uintptr_t start, end; };
 
-/* SIGUSR1 only interrupts the pause, so the harness gets a fresh beat now. */
-static void wake(int signal) { (void)signal; }
+/* SIGUSR1 is blocked but during the pause (ppoll), so it is counted only
+ * between two beats: a beat reports every wake-up that came before it. */
+static volatile sig_atomic_t wakes;
+static void wake(int signal) { (void)signal; wakes++; }
 
 /* The address ranges of file-backed mappings of files named *canary*. */
 static int canary_mappings(struct range *out, int max) {
@@ -87,13 +93,19 @@ int main(int argc, char **argv) {
     struct timespec pause = {0, 20 * 1000 * 1000};
     struct sigaction on_wake;
     memset(&on_wake, 0, sizeof on_wake);
-    on_wake.sa_handler = wake; /* no SA_RESTART: nanosleep returns early */
+    on_wake.sa_handler = wake;
     sigaction(SIGUSR1, &on_wake, NULL);
+    sigset_t usr1, open_mask;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigprocmask(SIG_BLOCK, &usr1, &open_mask);
+    sigdelset(&open_mask, SIGUSR1);
     for (;;) {
         char beat[128];
-        int len = snprintf(beat, sizeof beat, "alive %d %d %016llx\n", CANARY_VERSION,
-                           canary_version(), (unsigned long long)checksum(ranges, n));
+        int asked = wakes;
+        int len = snprintf(beat, sizeof beat, "alive %d %d %016llx %d\n", CANARY_VERSION,
+                           canary_version(), (unsigned long long)checksum(ranges, n), asked);
         if (write(fd, beat, len) != len) return 0; /* the harness went away */
-        nanosleep(&pause, NULL);
+        ppoll(NULL, 0, &pause, &open_mask); /* SIGUSR1 ends it early */
     }
 }

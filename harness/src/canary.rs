@@ -105,17 +105,25 @@ fn compile(args: &[&std::ffi::OsStr]) -> Result<(), CanaryError> {
     Ok(())
 }
 
+/// FNV-1a over both sources: stable across builds and Rust versions.
+fn source_hash() -> u64 {
+    CANARY_C
+        .bytes()
+        .chain([0])
+        .chain(LIBCANARY_C.bytes())
+        .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        })
+}
+
 /// Builds (or finds in the cache) canary `version` of about `size` bytes.
 pub fn build(version: u32, size: u64) -> Result<CanaryBuild, CanaryError> {
     if !(SIZE_RANGE.0..=SIZE_RANGE.1).contains(&size) {
         return Err(CanaryError::Size(size));
     }
     let root = cache_root();
-    // The sources' length keys the cache, so an edited canary is rebuilt.
-    let key = format!(
-        "v{version}-{size}-{}",
-        CANARY_C.len() * 31 + LIBCANARY_C.len()
-    );
+    // A hash of the sources keys the cache, so an edited canary is rebuilt.
+    let key = format!("v{version}-{size}-{:016x}", source_hash());
     let dir = root.join(&key);
     let done = CanaryBuild {
         version,

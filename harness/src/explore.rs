@@ -6,19 +6,27 @@
 //! same points on every run. Kills are placed after every mutating op (and
 //! before the first): a kill before a read-only op leaves the same state as a
 //! kill after the mutating op preceding it, so those points are folded.
+//!
+//! Power cuts are not re-run: the recording logs, after every mutating op,
+//! the tree each persistence model keeps, and each power-cut point is that
+//! state, checked and retried as after a reboot. Points whose durable states
+//! are the same (every cut before the first fsync, under `strict`) share one
+//! retry. Each worker keeps one mount and resets it from a snapshot between
+//! points; the live canary is kept while no point harms it.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use fault_fs::{Fault, OpKind, Rule};
+use fault_fs::{Fault, OpKind, OpRecord, PowerCut, Rule, Tree};
 use nix::sys::signal::Signal;
 use serde::Serialize;
 
 use crate::check::{Finding, Property};
 use crate::runner::{
-    op_points, run, Prepared, RunError, RunOptions, RunOutcome, APP_DIR, STAGING_DIR,
+    op_points, run_from_power_cut, run_staged, Prepared, RunError, RunOptions, RunOutcome, Stage,
+    APP_DIR, STAGING_DIR,
 };
 use crate::scenario::{Expectation, Scenario, TargetKind, Versions};
 
@@ -214,6 +222,12 @@ pub struct Exploration {
     pub command: String,
     /// Ops the strategy made in the recording run.
     pub ops: usize,
+    /// Points that ran the strategy up to their fault.
+    pub runs: usize,
+    /// Power-cut points computed from the recording instead.
+    pub computed: usize,
+    /// The distinct durable states among those, each retried once.
+    pub durable_states: usize,
     /// Findings of the undisturbed recording run.
     pub baseline: Vec<Finding>,
     /// Per crash point.
@@ -281,8 +295,125 @@ pub fn reproduction_prefix(scenario: &Scenario) -> String {
     }
 }
 
+/// What a worker does next: one crash point run for real, or the power-cut
+/// points that leave one durable state, computed from the recording.
+enum Work {
+    /// The index of a point to run.
+    Run(usize),
+    /// Points (indexes) whose power cuts leave the same durable tree.
+    PowerCut {
+        points: Vec<usize>,
+        durable: Tree,
+        /// The recorded ops up to the first point's cut.
+        trace: Vec<OpRecord>,
+    },
+}
+
+/// The recording run, on a stage that the first worker then reuses, with
+/// the durable state after each of its mutating ops.
+fn record(prepared: &Prepared) -> Result<(RunOutcome, Vec<PowerCut>, Stage), RunError> {
+    let mut stage = Stage::new(prepared)?;
+    stage.prepare(prepared)?;
+    stage.handle().log_durable_states(true);
+    let outcome = run_staged(&mut stage, prepared, &[], &RunOptions { retry: false })?;
+    let durable = stage.handle().take_durable_states();
+    Ok((outcome, durable, stage))
+}
+
+/// Orders the work: each point where it stands, power-cut points that share
+/// a durable state folded into the first of them.
+fn plan_work(points: &[CrashPoint], record: &RunOutcome, durable: &[PowerCut]) -> Vec<Work> {
+    let names = op_points(&record.trace);
+    let mut work: Vec<Work> = Vec::new();
+    for (index, point) in points.iter().enumerate() {
+        let Fault::PowerCut(model) = point.fault else {
+            work.push(Work::Run(index));
+            continue;
+        };
+        let name = format!("{}#{}", point.kind, point.nth);
+        let cut = names.iter().position(|n| *n == name).and_then(|at| {
+            let seq = record.trace[at].seq;
+            durable
+                .iter()
+                .find(|cut| cut.seq == seq && cut.model == model)
+                .map(|cut| (at, cut))
+        });
+        // Logged for every mutating op; should one be missing, run it.
+        let Some((at, cut)) = cut else {
+            work.push(Work::Run(index));
+            continue;
+        };
+        let same = work.iter_mut().find_map(|w| match w {
+            Work::PowerCut {
+                points, durable, ..
+            } if durable.same_state(&cut.tree) => Some(points),
+            _ => None,
+        });
+        match same {
+            Some(points) => points.push(index),
+            None => work.push(Work::PowerCut {
+                points: vec![index],
+                durable: cut.tree.clone(),
+                trace: record.trace[..=at].to_vec(),
+            }),
+        }
+    }
+    work
+}
+
+/// Results of one unit of work, as (point index, result).
+fn do_work(
+    stage: &mut Stage,
+    prepared: &Prepared,
+    points: &[CrashPoint],
+    work: &Work,
+) -> Result<Vec<(usize, RunOutcome)>, RunError> {
+    let retry = RunOptions { retry: true };
+    match work {
+        Work::Run(index) => {
+            stage.prepare(prepared)?;
+            let outcome = run_staged(stage, prepared, &[points[*index].rule()], &retry)?;
+            Ok(vec![(*index, outcome)])
+        }
+        Work::PowerCut {
+            points: group,
+            durable,
+            trace,
+        } => {
+            let first = points[group[0]].rule();
+            let outcome =
+                run_from_power_cut(stage, prepared, &first, durable, trace.clone(), &retry)?;
+            Ok(group
+                .iter()
+                .map(|index| (*index, outcome.clone()))
+                .collect())
+        }
+    }
+}
+
+/// What a point found, its findings named after it (points that share one
+/// computed power cut share one outcome).
+fn point_result(point: &CrashPoint, outcome: RunOutcome) -> PointResult {
+    let spec = point.spec();
+    PointResult {
+        findings: outcome
+            .findings
+            .into_iter()
+            .map(|finding| Finding {
+                crash_point: Some(spec.clone()),
+                ..finding
+            })
+            .collect(),
+        spec,
+        checked: outcome.checked,
+        error: None,
+    }
+}
+
 /// Explores `prepared`: records, runs every crash point, groups findings.
-/// `stop` ends it early (Ctrl-C); `on_event` sees progress.
+/// `stop` ends it early (Ctrl-C): points under way when it is set are left
+/// out of the report, so the caller may kill their processes at once
+/// ([`crate::live::kill_all_children`]). `on_event` sees progress.
 pub fn explore(
     prepared: &Prepared,
     options: &ExploreOptions,
@@ -290,9 +421,19 @@ pub fn explore(
     on_event: &(dyn Fn(ExploreEvent<'_>) + Sync),
 ) -> Result<Exploration, RunError> {
     let _span = tracing::info_span!("explore", scenario = %prepared.scenario.name).entered();
-    let record = run(prepared, &[], &RunOptions { retry: false })?;
+    let (mut record, durable, record_stage) = record(prepared)?;
+    if stop.load(Ordering::Relaxed) {
+        // Stopped during the recording: what it saw was cut short by that,
+        // and no crash point can be derived from it.
+        record.trace.clear();
+        record.checked.clear();
+        record.findings.clear();
+    }
     let sigterm = options.sigterm || prepared.scenario.sigterm;
     let mut points = crash_points(&record, sigterm);
+    if stop.load(Ordering::Relaxed) {
+        points.clear();
+    }
     if let Some(partition) = options.partition {
         points = points
             .into_iter()
@@ -304,48 +445,96 @@ pub fn explore(
     if let Some(max) = options.max_runs {
         points.truncate(max);
     }
+    let work = plan_work(&points, &record, &durable);
+    drop(durable);
+    // Computed power cuts go to the first worker, which keeps the recording's
+    // stage: the same mount and NEW paths as the run the states came from,
+    // in case the strategy left either in the files its retry reads.
+    let (cuts, runs): (Vec<&Work>, Vec<&Work>) = work
+        .iter()
+        .partition(|item| matches!(item, Work::PowerCut { .. }));
     on_event(ExploreEvent::Planned {
         total: points.len(),
     });
     let results: Mutex<Vec<Option<PointResult>>> = Mutex::new(vec![None; points.len()]);
-    let next = AtomicUsize::new(0);
+    let (next_cut, next_run) = (AtomicUsize::new(0), AtomicUsize::new(0));
     let fatal: Mutex<Option<RunError>> = Mutex::new(None);
+    let workers = options.workers.max(1);
+    let mut stages: Vec<Option<Stage>> = (0..workers).map(|_| None).collect();
+    stages[0] = Some(record_stage);
     std::thread::scope(|scope| {
-        for worker in 0..options.workers.max(1) {
-            let (points, results, next, fatal) = (&points, &results, &next, &fatal);
+        for (worker, mut stage) in stages.into_iter().enumerate() {
+            let (points, results, fatal) = (&points, &results, &fatal);
+            let (cuts, runs, next_cut, next_run) = (&cuts, &runs, &next_cut, &next_run);
             scope.spawn(move || loop {
                 if stop.load(Ordering::Relaxed) || fatal.lock().is_ok_and(|f| f.is_some()) {
                     return;
                 }
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                let Some(point) = points.get(index) else {
+                let cut = (worker == 0)
+                    .then(|| cuts.get(next_cut.fetch_add(1, Ordering::Relaxed)))
+                    .flatten();
+                let Some(item) = cut.or_else(|| runs.get(next_run.fetch_add(1, Ordering::Relaxed)))
+                else {
                     return;
                 };
-                let spec = point.spec();
-                let _span = tracing::info_span!("crash_point", worker, %spec).entered();
-                let result = match run(prepared, &[point.rule()], &RunOptions { retry: true }) {
-                    Ok(outcome) => PointResult {
-                        spec,
-                        checked: outcome.checked,
-                        findings: outcome.findings,
-                        error: None,
-                    },
+                let first = match item {
+                    Work::Run(index) => *index,
+                    Work::PowerCut { points, .. } => points[0],
+                };
+                let _span =
+                    tracing::info_span!("crash_point", worker, spec = %points[first].spec())
+                        .entered();
+                let outcomes = match stage.take().map_or_else(|| Stage::new(prepared), Ok) {
+                    Ok(mut ready) => {
+                        let outcomes = do_work(&mut ready, prepared, points, item);
+                        // A stage that failed a run is not trusted again.
+                        if outcomes.is_ok() {
+                            stage = Some(ready);
+                        }
+                        outcomes
+                    }
+                    Err(err) => Err(err),
+                };
+                // Stopped meanwhile: the run may have been cut short by it.
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                let done: Vec<(usize, PointResult)> = match outcomes {
+                    Ok(outcomes) => outcomes
+                        .into_iter()
+                        .map(|(index, outcome)| (index, point_result(&points[index], outcome)))
+                        .collect(),
                     Err(err) if err.is_environment() => {
                         if let Ok(mut fatal) = fatal.lock() {
                             fatal.get_or_insert(err);
                         }
                         return;
                     }
-                    Err(err) => PointResult {
-                        spec,
-                        checked: Vec::new(),
-                        findings: Vec::new(),
-                        error: Some(err.to_string()),
-                    },
+                    Err(err) => {
+                        let error = err.to_string();
+                        let indexes = match item {
+                            Work::Run(index) => vec![*index],
+                            Work::PowerCut { points, .. } => points.clone(),
+                        };
+                        indexes
+                            .into_iter()
+                            .map(|index| {
+                                let result = PointResult {
+                                    spec: points[index].spec(),
+                                    checked: Vec::new(),
+                                    findings: Vec::new(),
+                                    error: Some(error.clone()),
+                                };
+                                (index, result)
+                            })
+                            .collect()
+                    }
                 };
-                on_event(ExploreEvent::PointDone { result: &result });
-                if let Ok(mut results) = results.lock() {
-                    results[index] = Some(result);
+                for (index, result) in done {
+                    on_event(ExploreEvent::PointDone { result: &result });
+                    if let Ok(mut results) = results.lock() {
+                        results[index] = Some(result);
+                    }
                 }
             });
         }
@@ -353,19 +542,30 @@ pub fn explore(
     if let Some(err) = fatal.into_inner().ok().flatten() {
         return Err(err);
     }
-    let results: Vec<PointResult> = results
-        .into_inner()
-        .unwrap_or_default()
-        .into_iter()
-        .flatten()
-        .collect();
-    let interrupted = results.len() < points.len();
+    let results = results.into_inner().unwrap_or_default();
+    // What was done, of what was planned (less when interrupted).
+    let (mut runs, mut computed, mut durable_states) = (0, 0, 0);
+    for item in &work {
+        match item {
+            Work::Run(index) => runs += usize::from(results[*index].is_some()),
+            Work::PowerCut { points, .. } => {
+                let done = points.iter().filter(|i| results[**i].is_some()).count();
+                computed += done;
+                durable_states += usize::from(done > 0);
+            }
+        }
+    }
+    let results: Vec<PointResult> = results.into_iter().flatten().collect();
+    let interrupted = stop.load(Ordering::Relaxed) || results.len() < points.len();
     let command = reproduction_prefix(&prepared.scenario);
     let properties = verdicts(&record, &results, &command, prepared);
     Ok(Exploration {
         scenario: prepared.scenario.name.clone(),
         command,
         ops: record.trace.len(),
+        runs,
+        computed,
+        durable_states,
         baseline: record.findings.clone(),
         points: results,
         properties,
@@ -519,10 +719,13 @@ pub fn write_human(
         paint(
             "1",
             &format!(
-                "swapfault explore: {} ({} ops recorded, {} crash points run{})",
+                "swapfault explore: {} ({} recorded, {} checked: {} run, {} computed from the recording in {}{})",
                 exploration.scenario,
-                exploration.ops,
-                exploration.points.len(),
+                counted(exploration.ops, "op"),
+                counted(exploration.points.len(), "crash point"),
+                exploration.runs,
+                counted(exploration.computed, "power cut"),
+                counted(exploration.durable_states, "durable state"),
                 if exploration.interrupted {
                     ", INTERRUPTED"
                 } else {
@@ -573,6 +776,14 @@ pub fn write_human(
         }
     }
     Ok(())
+}
+
+/// `1 op`, `2 ops`.
+fn counted(count: usize, noun: &str) -> String {
+    match count {
+        1 => format!("1 {noun}"),
+        _ => format!("{count} {noun}s"),
+    }
 }
 
 fn expectation_name(e: Expectation) -> &'static str {

@@ -4,10 +4,12 @@
 //! nothing it starts outlives the run. [`ChildGuard`] kills the group on drop.
 
 use std::io::{BufRead, BufReader, Read};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{killpg, Signal};
@@ -65,12 +67,24 @@ impl std::fmt::Display for Exit {
 /// Process groups of children that are running, for [`kill_all_children`].
 static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
+/// Set once [`kill_all_children`] ran: no child may start after it.
+static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// SIGKILLs every child process group this process started and has not
-/// reaped. For a signal handler that is about to exit: the children run in
+/// reaped, and refuses to start any more. For Ctrl-C: the children run in
 /// groups of their own, so a Ctrl-C at the terminal does not reach them.
 pub fn kill_all_children() {
+    STOPPING.store(true, Ordering::SeqCst);
     for pgid in lock(&RUNNING).drain(..) {
         let _ = killpg(Pid::from_raw(pgid as i32), Signal::SIGKILL);
+    }
+}
+
+/// Adds a child's process group to [`RUNNING`], once.
+fn register(pgid: u32) {
+    let mut running = lock(&RUNNING);
+    if !running.contains(&pgid) {
+        running.push(pgid);
     }
 }
 
@@ -79,15 +93,120 @@ pub fn kill_all_children() {
 pub struct ChildGuard {
     child: Child,
     exit: Option<Exit>,
+    /// A pidfd, readable once the child has exited: waits end the moment it
+    /// does, with no polling. `None` on kernels before 5.3.
+    pidfd: Option<OwnedFd>,
+}
+
+/// A pipe whose ends close on exec: (read end, write end).
+fn cloexec_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 fills two fds on success, which nothing else owns.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: both are new, valid, and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Opens a pidfd for `pid` (a child not yet reaped, so the pid is still its).
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    // SAFETY: a non-negative result is a new fd that nothing else owns.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 impl ChildGuard {
     /// Spawns `command` in a new process group.
     pub fn spawn(mut command: Command) -> std::io::Result<Self> {
+        if STOPPING.load(Ordering::SeqCst) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                "interrupted: no more children are started",
+            ));
+        }
         command.process_group(0);
         let child = command.spawn()?;
-        lock(&RUNNING).push(child.id());
-        Ok(ChildGuard { child, exit: None })
+        register(child.id());
+        let pidfd = pidfd_open(child.id());
+        Ok(ChildGuard {
+            child,
+            exit: None,
+            pidfd,
+        })
+    }
+
+    /// Spawns `command` in a new process group, held just before its exec
+    /// until `on_start(pid)` has run here. The harness puts the fault scope
+    /// on the new group that way, so not one op of the program escapes it,
+    /// and no shell has to stand in between to wait.
+    pub fn spawn_held(
+        mut command: Command,
+        on_start: impl FnOnce(u32) + Send,
+    ) -> std::io::Result<Self> {
+        // Two pipes: the child says its pid on one, waits for a byte on the other.
+        let (said, say) = cloexec_pipe()?;
+        let (wait, go) = cloexec_pipe()?;
+        let (say_fd, wait_fd) = (say.as_raw_fd(), wait.as_raw_fd());
+        // SAFETY: the hook runs in the forked child and makes only
+        // async-signal-safe calls (setpgid, getpid, write, read).
+        unsafe {
+            command.pre_exec(move || {
+                libc::setpgid(0, 0);
+                let pid = libc::getpid().to_ne_bytes();
+                libc::write(say_fd, pid.as_ptr().cast(), pid.len());
+                let mut byte = 0u8;
+                loop {
+                    match libc::read(wait_fd, (&raw mut byte).cast(), 1) {
+                        1 => return Ok(()),
+                        // EOF: the harness is gone (Ctrl-C); run nothing.
+                        0 => libc::_exit(127),
+                        _ if *libc::__errno_location() == libc::EINTR => {}
+                        _ => libc::_exit(127),
+                    }
+                }
+            });
+        }
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                let mut pid = [0u8; 4];
+                let mut said = std::fs::File::from(said);
+                if std::io::Read::read_exact(&mut said, &mut pid).is_ok() {
+                    let pid = u32::from_ne_bytes(pid);
+                    // Known to the signal handler before it may run anything.
+                    register(pid);
+                    on_start(pid);
+                }
+                let _ = std::io::Write::write_all(&mut std::fs::File::from(go), b"g");
+            });
+            let spawned = Self::spawn(command);
+            // The child has its copies (or never forked): closing ours lets
+            // the helper see EOF if no pid ever comes.
+            drop((say, wait));
+            spawned
+        })
+    }
+
+    /// Waits until the child exits or `timeout` passes; true if it exited.
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> bool {
+        if self.try_exit().is_some() {
+            return true;
+        }
+        match &self.pidfd {
+            Some(pidfd) => {
+                let mut poll = libc::pollfd {
+                    fd: pidfd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                let millis = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+                // SAFETY: one valid pollfd, for the duration of the call.
+                unsafe { libc::poll(&mut poll, 1, millis) };
+            }
+            None => std::thread::sleep(timeout.min(Duration::from_millis(2))),
+        }
+        self.try_exit().is_some()
     }
 
     /// The child's pid (also its process group).
@@ -126,19 +245,24 @@ impl ChildGuard {
             if let Some(exit) = self.try_exit() {
                 return exit;
             }
-            if Instant::now() >= deadline {
+            let now = Instant::now();
+            if now >= deadline {
                 self.kill_group();
-                let _ = self.child.wait();
                 self.exit = Some(Exit::Timeout);
                 return Exit::Timeout;
             }
-            std::thread::sleep(Duration::from_millis(2));
+            self.wait_for_exit(deadline - now);
         }
+    }
+
+    /// SIGKILLs the whole group (stragglers included) without waiting.
+    pub fn signal_group(&self) {
+        let _ = killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
     }
 
     /// SIGKILLs the whole group (stragglers included) and reaps the leader.
     pub fn kill_group(&mut self) {
-        let _ = killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
+        self.signal_group();
         if self.exit.is_none() {
             if let Ok(status) = self.child.wait() {
                 self.exit = Some(Exit::of(status));
@@ -156,15 +280,20 @@ impl Drop for ChildGuard {
 }
 
 /// Runs a short command to its end with a deadline; returns exit and stdout.
+/// `pid` holds the child's pid while it runs (0 before and after), so that
+/// another thread can watch it.
 pub fn run_with_timeout(
     mut command: Command,
     timeout: Duration,
+    pid: &AtomicI32,
 ) -> std::io::Result<(Exit, String)> {
     command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .stdin(Stdio::null());
     let mut child = ChildGuard::spawn(command)?;
+    pid.store(child.pid() as i32, Ordering::Release);
+    let _clear = ClearOnDrop(pid);
     let stdout = child.take_stdout();
     let reader = std::thread::spawn(move || {
         let mut out = String::new();
@@ -179,6 +308,29 @@ pub fn run_with_timeout(
     Ok((exit, out))
 }
 
+/// Sets an atomic pid back to 0 when dropped.
+struct ClearOnDrop<'a>(&'a AtomicI32);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(0, Ordering::Release);
+    }
+}
+
+/// Whether a task (a process, or a thread of this one) is in uninterruptible
+/// sleep (`D`): blocked in the kernel on a lock or a page, not running or
+/// waiting for an answer. Reads only the state field of `/proc/TID/stat`.
+pub fn in_uninterruptible_sleep(tid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{tid}/stat")) else {
+        return false;
+    };
+    // "pid (comm) S ...": comm may hold spaces and parentheses; the state
+    // follows the last ')'.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        == Some("D")
+}
+
 /// One heartbeat of the canary: versions it runs and the checksum of its mappings.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Beat {
@@ -191,14 +343,17 @@ pub struct Beat {
 }
 
 impl Beat {
-    fn parse(line: &str) -> Option<Beat> {
+    /// `alive EXE LIB SUM WAKES`: the beat, and how many wake-up requests
+    /// (SIGUSR1) the canary had received when its checksum began.
+    fn parse(line: &str) -> Option<(Beat, u64)> {
         let mut parts = line.split_whitespace();
         (parts.next()? == "alive").then_some(())?;
-        Some(Beat {
+        let beat = Beat {
             exe: parts.next()?.parse().ok()?,
             lib: parts.next()?.parse().ok()?,
             checksum: parts.next()?.to_owned(),
-        })
+        };
+        Some((beat, parts.next()?.parse().ok()?))
     }
 }
 
@@ -208,7 +363,39 @@ struct Heartbeats {
     last: Option<Beat>,
     /// The first beat that differs from the first one.
     changed: Option<Beat>,
+    /// Beats since the canary started or [`LiveCanary::begin_run`].
     count: u64,
+    /// Wake-up requests the last beat answered.
+    answered: u64,
+    /// The pipe closed: no beat will come.
+    ended: bool,
+}
+
+/// The heartbeats and a condition variable that wakes on each one.
+#[derive(Debug, Default)]
+struct BeatBoard {
+    beats: Mutex<Heartbeats>,
+    arrived: Condvar,
+}
+
+impl BeatBoard {
+    /// Waits until `done` holds, the pipe ended, or `deadline`; returns
+    /// whether `done` holds.
+    fn wait_for(&self, done: impl Fn(&Heartbeats) -> bool, deadline: Instant) -> bool {
+        let mut beats = lock(&self.beats);
+        while !done(&beats) && !beats.ended {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            beats = self
+                .arrived
+                .wait_timeout(beats, deadline - now)
+                .map(|(guard, _)| guard)
+                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+        }
+        done(&beats)
+    }
 }
 
 /// What a live process went through during a run.
@@ -281,7 +468,7 @@ impl LiveReport {
 pub struct LiveCanary {
     child: ChildGuard,
     command: String,
-    beats: Arc<Mutex<Heartbeats>>,
+    board: Arc<BeatBoard>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -303,16 +490,17 @@ impl LiveCanary {
         let mut child = ChildGuard::spawn(command)
             .map_err(|e| format!("cannot start the live canary {}: {e}", exe.display()))?;
         let stdout = child.take_stdout().ok_or("canary has no stdout")?;
-        let beats = Arc::new(Mutex::new(Heartbeats::default()));
-        let sink = beats.clone();
+        let board = Arc::new(BeatBoard::default());
+        let sink = board.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                let Some(beat) = Beat::parse(&line) else {
+                let Some((beat, answered)) = Beat::parse(&line) else {
                     continue;
                 };
-                let mut beats = lock(&sink);
+                let mut beats = lock(&sink.beats);
                 beats.count += 1;
+                beats.answered = answered;
                 match &beats.first {
                     None => beats.first = Some(beat.clone()),
                     Some(first) if *first != beat && beats.changed.is_none() => {
@@ -321,55 +509,65 @@ impl LiveCanary {
                     _ => {}
                 }
                 beats.last = Some(beat);
+                sink.arrived.notify_all();
             }
+            lock(&sink.beats).ended = true;
+            sink.arrived.notify_all();
         });
         let mut canary = LiveCanary {
             child,
             command: exe.display().to_string(),
-            beats,
+            board,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while lock(&canary.beats).first.is_none() {
-            if let Some(exit) = canary.child.try_exit() {
-                return Err(format!(
+        if !canary
+            .board
+            .wait_for(|beats| beats.first.is_some(), deadline)
+        {
+            return Err(match canary.child.try_exit() {
+                Some(exit) => format!(
                     "the live canary {} ended before its first heartbeat: {exit}",
                     canary.command
-                ));
-            }
-            if Instant::now() > deadline {
-                return Err("the live canary sent no heartbeat within 10 s".into());
-            }
-            std::thread::sleep(Duration::from_millis(2));
+                ),
+                None => "the live canary sent no heartbeat within 10 s".into(),
+            });
         }
         Ok(canary)
     }
 
-    /// Asks for `count` fresh heartbeats (SIGUSR1 cuts the canary's pause
-    /// short) and waits for them, or `timeout`, so a change made just now is
-    /// seen without waiting out the heartbeat interval.
-    pub fn settle(&mut self, count: u64, timeout: Duration) {
+    /// Starts counting heartbeats anew for a run. The baseline (the first
+    /// beat ever) stays: a canary is only kept across runs while unharmed.
+    pub fn begin_run(&mut self) {
+        lock(&self.board.beats).count = 0;
+    }
+
+    /// Asks for a heartbeat whose checksum begins after this call (SIGUSR1
+    /// cuts the canary's pause short) and waits for it, or `timeout`, so a
+    /// change made just now is seen without waiting out the interval.
+    pub fn settle(&mut self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
-        for _ in 0..count {
-            let target = lock(&self.beats).count + 1;
-            let _ = nix::sys::signal::kill(Pid::from_raw(self.child.pid() as i32), Signal::SIGUSR1);
-            while lock(&self.beats).count < target {
-                if self.child.try_exit().is_some() {
-                    // Let the reader drain what the canary wrote before dying.
-                    std::thread::sleep(Duration::from_millis(5));
-                    return;
-                }
-                if Instant::now() >= deadline {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(1));
-            }
-        }
+        let asked = lock(&self.board.beats).answered;
+        let _ = nix::sys::signal::kill(Pid::from_raw(self.child.pid() as i32), Signal::SIGUSR1);
+        // No such beat by the deadline: dead (the reader has drained its
+        // last words once the pipe ended) or hung; the report says which.
+        self.board
+            .wait_for(|beats| beats.answered > asked, deadline);
     }
 
     /// What it went through so far.
     pub fn report(&mut self) -> LiveReport {
-        let exit = self.child.try_exit();
-        let beats = lock(&self.beats);
+        let ended = lock(&self.board.beats).ended;
+        // The pipe closes as the canary exits, a moment before it can be
+        // reaped: wait for that moment rather than report it alive.
+        let exit = match ended {
+            true => self
+                .child
+                .wait_for_exit(Duration::from_millis(500))
+                .then(|| self.child.try_exit())
+                .flatten(),
+            false => self.child.try_exit(),
+        };
+        let beats = lock(&self.board.beats);
         LiveReport {
             command: self.command.clone(),
             pid: self.child.pid(),

@@ -6,6 +6,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,9 @@ use serde::Serialize;
 
 use crate::canary::{self, CanaryError};
 use crate::check::{classify, Finding, Property, TargetClass};
-use crate::live::{run_with_timeout, ChildGuard, Exit, LiveCanary, LiveReport};
+use crate::live::{
+    in_uninterruptible_sleep, run_with_timeout, ChildGuard, Exit, LiveCanary, LiveReport,
+};
 use crate::scenario::{ProbeKind, Scenario, TargetKind, Versions};
 
 /// Directory in the mount that holds the target and its siblings.
@@ -35,6 +38,15 @@ const PROBE_HOLD_LOCKED: Duration = Duration::from_millis(100);
 
 /// How long a probe may take.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long every unfinished probe must stay in uninterruptible sleep (on a
+/// page or a lock the stalled op holds) before the op is released. Far
+/// longer than a probe's own I/O keeps it there.
+const PROBE_BLOCKED_FOR: Duration = Duration::from_millis(25);
+
+/// How often the probes are looked at while an op is held, and how often a
+/// run that may stall checks for a stalled op.
+const POLL: Duration = Duration::from_millis(1);
 
 /// Why a run could not be carried out (as opposed to a finding).
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +103,10 @@ pub struct Prepared {
     pub old: Arc<Vec<u8>>,
     /// New bytes.
     pub new: Arc<Vec<u8>>,
+    /// NEW's mtime wherever it is staged: that of the file it came from, so
+    /// every run (and every reproduction) offers tools that compare times,
+    /// like rsync, the same NEW.
+    new_mtime: std::time::SystemTime,
     /// File name of the target inside [`APP_DIR`].
     pub target_name: String,
     sibling: Option<Sibling>,
@@ -101,6 +117,8 @@ pub struct Prepared {
     /// The tree every run starts from, built once: each run clones it
     /// (one `Arc` per inode) instead of copying the bytes again.
     initial: Tree,
+    /// Every path of the initial tree, for the tidy check.
+    initial_paths: BTreeSet<String>,
 }
 
 impl Prepared {
@@ -110,69 +128,70 @@ impl Prepared {
         fault_fs::check_environment()?;
         let mut prepared = Self::read_versions(scenario)?;
         prepared.initial = prepared.build_initial_tree();
+        prepared.initial_paths = all_paths(&prepared.initial);
         Ok(prepared)
     }
 
     fn read_versions(scenario: Scenario) -> Result<Self, RunError> {
-        match scenario.versions.clone() {
+        // Where old, new and the sibling come from; then one way to read them.
+        let (target_name, old, new, sibling, loader) = match &scenario.versions {
             Versions::Canary { size } => {
-                let v1 = canary::build(1, size)?;
-                let v2 = canary::build(2, size)?;
-                let read = |path: &Path| {
-                    std::fs::read(path)
-                        .map(Arc::new)
-                        .map_err(io(format!("cannot read {}", path.display())))
-                };
-                let (target_name, old, new, sibling) = match scenario.kind {
+                let v1 = canary::build(1, *size)?;
+                let v2 = canary::build(2, *size)?;
+                match scenario.kind {
                     TargetKind::Exe => (
-                        canary::EXE_NAME,
-                        read(&v1.exe)?,
-                        read(&v2.exe)?,
-                        (canary::LIB_NAME, read(&v1.lib)?),
+                        canary::EXE_NAME.to_owned(),
+                        v1.exe.clone(),
+                        v2.exe,
+                        Some((canary::LIB_NAME, v1.lib)),
+                        Some(v1.exe),
                     ),
                     TargetKind::Lib => (
-                        canary::LIB_NAME,
-                        read(&v1.lib)?,
-                        read(&v2.lib)?,
-                        (canary::EXE_NAME, read(&v1.exe)?),
+                        canary::LIB_NAME.to_owned(),
+                        v1.lib,
+                        v2.lib,
+                        Some((canary::EXE_NAME, v1.exe.clone())),
+                        Some(v1.exe),
                     ),
-                };
-                Ok(Prepared {
-                    initial: Tree::new(),
-                    live_exe: scenario.live.then(|| canary::EXE_NAME.to_owned()),
-                    scenario,
-                    old,
-                    new,
-                    target_name: target_name.to_owned(),
-                    sibling: Some(Sibling {
-                        name: sibling.0.to_owned(),
-                        bytes: sibling.1,
-                    }),
-                    loader: Some(v1.exe),
-                })
+                }
             }
-            Versions::Files { old, new } => {
-                let read = |path: &Path| {
-                    std::fs::read(path)
-                        .map(Arc::new)
-                        .map_err(io(format!("cannot read {}", path.display())))
-                };
-                let target_name = old
-                    .file_name()
+            Versions::Files { old, new } => (
+                old.file_name()
                     .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "target".into());
-                Ok(Prepared {
-                    old: read(&old)?,
-                    new: read(&new)?,
-                    scenario,
-                    target_name,
-                    sibling: None,
-                    loader: None,
-                    live_exe: None,
-                    initial: Tree::new(),
-                })
-            }
-        }
+                    .unwrap_or_else(|| "target".into()),
+                old.clone(),
+                new.clone(),
+                None,
+                None,
+            ),
+        };
+        let read = |path: &Path| {
+            std::fs::read(path)
+                .map(Arc::new)
+                .map_err(io(format!("cannot read {}", path.display())))
+        };
+        let new_mtime = std::fs::metadata(&new)
+            .and_then(|meta| meta.modified())
+            .map_err(io(format!("cannot read {}", new.display())))?;
+        Ok(Prepared {
+            old: read(&old)?,
+            new: read(&new)?,
+            new_mtime,
+            target_name,
+            sibling: match sibling {
+                Some((name, path)) => Some(Sibling {
+                    name: name.to_owned(),
+                    bytes: read(&path)?,
+                }),
+                None => None,
+            },
+            loader,
+            live_exe: (scenario.live && matches!(scenario.versions, Versions::Canary { .. }))
+                .then(|| canary::EXE_NAME.to_owned()),
+            scenario,
+            initial: Tree::new(),
+            initial_paths: BTreeSet::new(),
+        })
     }
 
     /// The target's path relative to the mount root.
@@ -184,6 +203,11 @@ impl Prepared {
     /// and `/staging/TARGET` (new) when NEW is staged inside.
     pub fn initial_tree(&self) -> Tree {
         self.initial.clone()
+    }
+
+    /// The target as every run finds it before the strategy starts.
+    pub fn initial_target_state(&self) -> TargetState {
+        target_state(&self.initial, &self.target_rel(), &self.old, &self.new)
     }
 
     fn build_initial_tree(&self) -> Tree {
@@ -227,7 +251,9 @@ impl Prepared {
             let staging = tree
                 .mkdir(ROOT_INO, STAGING_DIR.as_ref(), root)
                 .unwrap_or(ROOT_INO);
-            file(&mut tree, staging, &self.target_name, &self.new, 0o755);
+            if let Some(ino) = file(&mut tree, staging, &self.target_name, &self.new, 0o755) {
+                let _ = tree.set_times(ino, Some(self.new_mtime), Some(self.new_mtime));
+            }
         }
         tree
     }
@@ -403,55 +429,155 @@ pub fn remove_run_dir(mount_point: &Path) {
 /// Prefix of a run's temp dir.
 const RUN_DIR_PREFIX: &str = "swapfault-run-";
 
-/// A mounted, staged run environment. Dropping it kills what runs and unmounts.
-struct Stage {
+/// NEW as staged outside the mount, to tell whether a run changed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct NewStamp {
+    ino: u64,
+    len: u64,
+    mode: u32,
+    mtime: (i64, i64),
+}
+
+impl NewStamp {
+    fn of(path: &Path) -> Option<NewStamp> {
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::symlink_metadata(path).ok()?;
+        Some(NewStamp {
+            ino: meta.ino(),
+            len: meta.len(),
+            mode: meta.mode(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+        })
+    }
+}
+
+/// A mounted, staged place to run a scenario, reusable run after run.
+///
+/// [`Stage::prepare`] puts the tree back to the scenario's initial state (a
+/// snapshot: no bytes copied, no remount; the kernel drops what it cached of
+/// every inode that changed) and restarts only the live processes that the
+/// last run harmed or ended. Dropping it kills what runs and unmounts.
+pub(crate) struct Stage {
     // Field order is drop order: live processes die before the unmount, the
     // unmount happens before the temp dir goes.
     live: Option<LiveCanary>,
     live_commands: Vec<(String, ChildGuard)>,
     mount: FaultMount,
     new_path: PathBuf,
+    /// NEW outside the mount as last staged; `None` when NEW is inside.
+    new_stamp: Option<NewStamp>,
     /// The temp dir's path (findings replace it with `$RUN`).
     root: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Stage {
-    fn new(prepared: &Prepared) -> Result<Stage, RunError> {
+    /// Mounts fault-fs over the scenario's initial tree and stages NEW.
+    /// Live processes start at [`Stage::prepare`].
+    pub(crate) fn new(prepared: &Prepared) -> Result<Stage, RunError> {
         let dir = tempfile::Builder::new()
             .prefix(RUN_DIR_PREFIX)
             .tempdir()
             .map_err(io("cannot create a temp dir"))?;
         let mnt = dir.path().join("mnt");
         std::fs::create_dir(&mnt).map_err(io("cannot create the mount point"))?;
-        let new_path = if prepared.scenario.new_inside {
-            mnt.join(STAGING_DIR).join(&prepared.target_name)
+        let outside = if prepared.scenario.new_inside {
+            None
         } else {
             let stage = dir.path().join("stage");
             std::fs::create_dir(&stage).map_err(io("cannot create the staging dir"))?;
-            let path = stage.join(&prepared.target_name);
-            write_new(&path, &prepared.new)?;
-            path
+            Some(stage.join(&prepared.target_name))
         };
         let fs = FaultFs::new(prepared.initial_tree(), FaultPlan::default());
         let mount = FaultMount::mount(fs, &mnt)?;
-        let new_path = if prepared.scenario.new_inside {
-            mount.join(format!("{STAGING_DIR}/{}", prepared.target_name))
-        } else {
-            new_path
-        };
-        Ok(Stage {
+        let new_path = outside
+            .clone()
+            .unwrap_or_else(|| mount.join(format!("{STAGING_DIR}/{}", prepared.target_name)));
+        let mut stage = Stage {
             live: None,
             live_commands: Vec::new(),
             mount,
             new_path,
+            new_stamp: None,
             root: dir.path().to_owned(),
             _dir: dir,
-        })
+        };
+        if outside.is_some() {
+            stage.stage_new_outside(prepared)?;
+        }
+        Ok(stage)
     }
 
-    fn handle(&self) -> &FaultFsHandle {
+    pub(crate) fn handle(&self) -> &FaultFsHandle {
         self.mount.handle()
+    }
+
+    /// Readies the stage for a run: live processes that a run harmed or
+    /// ended are stopped, the tree is reset to the initial one, NEW is
+    /// staged again if a run consumed or changed it, and the scenario's live
+    /// processes run (those still unharmed are kept).
+    pub(crate) fn prepare(&mut self, prepared: &Prepared) -> Result<(), RunError> {
+        if self
+            .live
+            .as_mut()
+            .is_some_and(|live| !live.report().unharmed())
+        {
+            self.live = None;
+        }
+        self.live_commands
+            .retain_mut(|(_, child)| child.try_exit().is_none());
+        self.reset_to(prepared, &prepared.initial)?;
+        if let (Some(exe), None) = (&prepared.live_exe, &self.live) {
+            let path = self.mount.join(format!("{APP_DIR}/{exe}"));
+            self.live = Some(LiveCanary::start(&path, None).map_err(RunError::Start)?);
+        }
+        if let Some(live) = self.live.as_mut() {
+            live.begin_run();
+        }
+        for command in &prepared.scenario.live_commands {
+            if !self.live_commands.iter().any(|(c, _)| c == command) {
+                let child = start_live_command(prepared, self, command)?;
+                self.live_commands.push((command.clone(), child));
+            }
+        }
+        Ok(())
+    }
+
+    /// Readies the stage as a reboot after a power cut would find it: no
+    /// live process, and `durable` as the tree.
+    pub(crate) fn prepare_after_power_cut(
+        &mut self,
+        prepared: &Prepared,
+        durable: &Tree,
+    ) -> Result<(), RunError> {
+        self.stop_live();
+        self.reset_to(prepared, durable)
+    }
+
+    /// Kills the live processes (a power cut: nothing runs after it).
+    fn stop_live(&mut self) {
+        self.live = None;
+        self.live_commands.clear();
+    }
+
+    fn reset_to(&mut self, prepared: &Prepared, tree: &Tree) -> Result<(), RunError> {
+        self.handle().reset(tree);
+        if self.new_stamp.is_some() {
+            self.stage_new_outside(prepared)?;
+        }
+        Ok(())
+    }
+
+    /// Writes NEW outside the mount unless it is there as last written.
+    fn stage_new_outside(&mut self, prepared: &Prepared) -> Result<(), RunError> {
+        if self.new_stamp.is_some() && NewStamp::of(&self.new_path) == self.new_stamp {
+            return Ok(());
+        }
+        // A strategy may have left a directory or a link there.
+        let _ = std::fs::remove_file(&self.new_path);
+        write_new(&self.new_path, &prepared.new, prepared.new_mtime)?;
+        self.new_stamp = NewStamp::of(&self.new_path);
+        Ok(())
     }
 }
 
@@ -465,32 +591,26 @@ fn run_strategy(
     let scenario = &prepared.scenario;
     let handle = stage.handle();
     let target = stage.mount.join(prepared.target_rel());
-    // The strategy waits at a gate (a line on stdin) until the fault scope
-    // is on its process group, so none of its ops escapes the plan. (A gate in
-    // pre_exec would deadlock: spawn waits for the exec.)
     let mut command = Command::new("sh");
     command
         .arg("-c")
-        .arg(r#"read -r _gate; exec </dev/null; eval "$1""#)
-        .arg("swapfault-strategy")
         .arg(&scenario.command)
         .current_dir(&scenario.workdir)
         .env("SWAPFAULT_TARGET", &target)
         .env("SWAPFAULT_NEW", &stage.new_path)
-        .stdin(Stdio::piped())
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let mut child = ChildGuard::spawn(command).map_err(|e| {
-        RunError::Start(format!(
-            "cannot start the strategy `{}`: {e} (hint: is `sh` on PATH?)",
-            scenario.command
-        ))
-    })?;
+    // Held before its exec until the fault scope is on its process group,
+    // so none of its ops escapes the plan.
+    let mut child =
+        ChildGuard::spawn_held(command, |pgid| handle.set_scope(Some(pgid))).map_err(|e| {
+            RunError::Start(format!(
+                "cannot start the strategy `{}`: {e} (hint: is `sh` on PATH?)",
+                scenario.command
+            ))
+        })?;
     let pgid = child.pid();
-    handle.set_scope(Some(pgid));
-    if let Some(mut gate) = child.take_stdin() {
-        let _ = gate.write_all(b"go\n");
-    }
     let stderr = child_stderr(&mut child);
     let deadline = Instant::now() + scenario.timeout;
     let mut observations = Vec::new();
@@ -498,10 +618,16 @@ fn run_strategy(
         if let Some(exit) = child.try_exit() {
             break exit;
         }
-        if Instant::now() >= deadline {
+        let now = Instant::now();
+        if now >= deadline {
             break child.wait_until(deadline);
         }
-        if let Some(stalled) = handle.wait_for_stall(Duration::from_millis(2)) {
+        if probes.is_empty() {
+            // Nothing to probe, so no stall to watch for: wait for the end.
+            child.wait_for_exit(deadline - now);
+            continue;
+        }
+        if let Some(stalled) = handle.wait_for_stall(Duration::ZERO) {
             let point = op_points(&scope_trace(&handle.trace(), pgid))
                 .into_iter()
                 .last()
@@ -509,11 +635,16 @@ fn run_strategy(
             observations.extend(probe_stalled(
                 prepared, handle, &target, probes, &stalled, &point,
             ));
+            continue;
         }
+        child.wait_for_exit(POLL.min(deadline - now));
     };
-    // Nothing the strategy started may outlive it.
-    child.kill_group();
+    // Nothing the strategy started may outlive it. Stalls are released
+    // between the signal and the reaping: a process killed in a request the
+    // daemon holds cannot die until that request is answered.
+    child.signal_group();
     handle.release_stalls();
+    child.kill_group();
     // The run's temp dir differs every time: name it so findings compare.
     let stderr = stderr
         .join()
@@ -522,14 +653,38 @@ fn run_strategy(
     Ok((exit, stderr, observations, pgid))
 }
 
+/// Where a probe runs, to tell a probe blocked on the stalled op from a
+/// slow one: its thread, and the process it started, if any (0: none yet).
+#[derive(Debug, Default)]
+struct ProbeTask {
+    thread: AtomicI32,
+    child: AtomicI32,
+}
+
+impl ProbeTask {
+    /// In uninterruptible sleep: its process if it started one, else its
+    /// thread (which sleeps so while a spawn waits for the child's exec).
+    fn blocked(&self) -> bool {
+        match self.child.load(Ordering::Acquire) {
+            0 => match self.thread.load(Ordering::Acquire) {
+                0 => false,
+                tid => in_uninterruptible_sleep(tid),
+            },
+            pid => in_uninterruptible_sleep(pid),
+        }
+    }
+}
+
 /// Runs the probes while an op is stalled, then releases it.
 ///
 /// At a stalled namespace op (create, rename, unlink) the kernel holds the
-/// directory's lock, so a probe that looks the target up waits until the op
-/// is done, as a user starting the program at that moment would. Probes that
-/// have not finished after [`PROBE_HOLD`] ([`PROBE_HOLD_LOCKED`] at a
-/// namespace op) are let through by releasing the stall, and report what
-/// they saw then.
+/// directory's lock, and at a stalled write the pages it fills: a probe that
+/// needs them waits until the op is done, as a user starting the program at
+/// that moment would. The op is released once every probe has finished, or
+/// every unfinished one has slept uninterruptibly for [`PROBE_BLOCKED_FOR`]
+/// (blocked on the op), or at the latest after [`PROBE_HOLD`]
+/// ([`PROBE_HOLD_LOCKED`] at a namespace op). Probes that finish only after
+/// the release say so.
 fn probe_stalled(
     prepared: &Prepared,
     handle: &FaultFsHandle,
@@ -539,12 +694,16 @@ fn probe_stalled(
     point: &str,
 ) -> Vec<ProbeObservation> {
     let (tx, rx) = std::sync::mpsc::channel();
+    let tasks: Vec<ProbeTask> = probes.iter().map(|_| ProbeTask::default()).collect();
     let mut seen = Vec::new();
     std::thread::scope(|scope| {
-        for (index, probe) in probes.iter().enumerate() {
+        for (index, (probe, task)) in probes.iter().zip(&tasks).enumerate() {
             let tx = tx.clone();
             scope.spawn(move || {
-                let _ = tx.send((index, run_probe(prepared, target, *probe, stalled, point)));
+                task.thread
+                    .store(nix::unistd::gettid().as_raw(), Ordering::Release);
+                let observation = run_probe(prepared, target, *probe, stalled, point, task);
+                let _ = tx.send((index, observation));
             });
         }
         drop(tx);
@@ -557,11 +716,29 @@ fn probe_stalled(
             PROBE_HOLD
         };
         let deadline = Instant::now() + hold;
+        let mut blocked_since: Option<Instant> = None;
         while seen.len() < probes.len() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(observation) => seen.push(observation),
-                Err(_) => break,
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            match rx.recv_timeout(POLL.min(deadline - now)) {
+                Ok(observation) => {
+                    seen.push(observation);
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            let all_blocked = tasks
+                .iter()
+                .enumerate()
+                .filter(|(index, _)| !seen.iter().any(|(done, _)| done == index))
+                .all(|(_, task)| task.blocked());
+            if !all_blocked {
+                blocked_since = None;
+            } else if now - *blocked_since.get_or_insert(now) >= PROBE_BLOCKED_FOR {
+                break;
             }
         }
         handle.release_stalls();
@@ -602,6 +779,7 @@ fn run_probe(
     probe: ProbeKind,
     stalled: &OpRecord,
     point: &str,
+    task: &ProbeTask,
 ) -> ProbeObservation {
     let (seen, ok) = match probe {
         ProbeKind::Read => match std::fs::read(target) {
@@ -617,13 +795,13 @@ fn run_probe(
         ProbeKind::Exec => {
             let mut command = Command::new(target);
             command.arg("--once");
-            version_probe("exec", command)
+            version_probe("exec", command, task)
         }
         ProbeKind::Load => match &prepared.loader {
             Some(loader) => {
                 let mut command = Command::new(loader);
                 command.arg("--load").arg(target);
-                version_probe("load", command)
+                version_probe("load", command, task)
             }
             None => ("load: no canary loader for user files".to_owned(), true),
         },
@@ -637,8 +815,8 @@ fn run_probe(
     }
 }
 
-fn version_probe(name: &str, command: Command) -> (String, bool) {
-    match run_with_timeout(command, PROBE_TIMEOUT) {
+fn version_probe(name: &str, command: Command, task: &ProbeTask) -> (String, bool) {
+    match run_with_timeout(command, PROBE_TIMEOUT, &task.child) {
         Ok((exit, out)) if exit.success() => {
             let version = out.split_whitespace().last().unwrap_or("?").to_owned();
             let ok = version == "1" || version == "2";
@@ -649,16 +827,15 @@ fn version_probe(name: &str, command: Command) -> (String, bool) {
     }
 }
 
-fn observe(
-    prepared: &Prepared,
-    handle: &FaultFsHandle,
-    before: &BTreeSet<String>,
-) -> (TargetState, Vec<String>) {
+/// The target and the stray paths (outside the staging directory, not in
+/// the initial tree), read straight from the tree.
+fn observe(prepared: &Prepared, handle: &FaultFsHandle) -> (TargetState, Vec<String>) {
     handle.with_tree(|tree| {
         let state = target_state(tree, &prepared.target_rel(), &prepared.old, &prepared.new);
+        let staging = format!("/{STAGING_DIR}");
         let strays = all_paths(tree)
-            .difference(before)
-            .filter(|p| !p.starts_with(&format!("/{STAGING_DIR}")))
+            .difference(&prepared.initial_paths)
+            .filter(|p| !p.starts_with(&staging))
             .cloned()
             .collect();
         (state, strays)
@@ -700,39 +877,45 @@ fn command_reports(stage: &mut Stage) -> Vec<LiveReport> {
         .collect()
 }
 
-/// Puts NEW back if the interrupted run consumed it (mv does), as an
-/// updater's retry would download it again.
-fn restage_new(prepared: &Prepared, stage: &Stage) -> Result<(), RunError> {
+/// Puts NEW back if the interrupted run consumed or changed it (mv
+/// consumes it), as an updater's retry would download it again.
+fn restage_new(prepared: &Prepared, stage: &mut Stage) -> Result<(), RunError> {
+    if !prepared.scenario.new_inside {
+        return stage.stage_new_outside(prepared);
+    }
     if stage.new_path.exists() {
         return Ok(());
     }
-    if prepared.scenario.new_inside {
-        stage.handle().with_tree(|tree| {
-            let node = NewNode {
-                perm: 0o755,
-                uid: 0,
-                gid: 0,
-            };
-            let dir = match tree.resolve(STAGING_DIR) {
-                Ok(dir) => dir,
-                Err(_) => tree
-                    .mkdir(ROOT_INO, STAGING_DIR.as_ref(), node)
-                    .unwrap_or(ROOT_INO),
-            };
-            if let Ok(ino) = tree.create_file(dir, prepared.target_name.as_ref(), node) {
-                let _ = tree.write(ino, 0, &prepared.new);
-            }
-        });
-        Ok(())
-    } else {
-        write_new(&stage.new_path, &prepared.new)
-    }
+    stage.handle().with_tree(|tree| {
+        let node = NewNode {
+            perm: 0o755,
+            uid: 0,
+            gid: 0,
+        };
+        let dir = match tree.resolve(STAGING_DIR) {
+            Ok(dir) => dir,
+            Err(_) => tree
+                .mkdir(ROOT_INO, STAGING_DIR.as_ref(), node)
+                .unwrap_or(ROOT_INO),
+        };
+        if let Ok(ino) = tree.create_file(dir, prepared.target_name.as_ref(), node) {
+            let _ = tree.write(ino, 0, &prepared.new);
+            let mtime = Some(prepared.new_mtime);
+            let _ = tree.set_times(ino, mtime, mtime);
+        }
+    });
+    Ok(())
 }
 
-fn write_new(path: &Path, bytes: &[u8]) -> Result<(), RunError> {
+fn write_new(path: &Path, bytes: &[u8], mtime: std::time::SystemTime) -> Result<(), RunError> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::write(path, bytes).map_err(io("cannot stage NEW"))?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+    let file = std::fs::File::create(path).map_err(io("cannot stage NEW"))?;
+    (&file).write_all(bytes).map_err(io("cannot stage NEW"))?;
+    let times = std::fs::FileTimes::new()
+        .set_accessed(mtime)
+        .set_modified(mtime);
+    file.set_times(times).map_err(io("cannot stage NEW"))?;
+    file.set_permissions(std::fs::Permissions::from_mode(0o755))
         .map_err(io("cannot stage NEW"))
 }
 
@@ -746,28 +929,27 @@ fn interruption(fault: &str) -> Option<Property> {
     }
 }
 
-/// Runs `prepared` once with `faults` in force.
+/// Runs `prepared` once with `faults` in force, on a mount of its own.
 pub fn run(
     prepared: &Prepared,
     faults: &[Rule],
     options: &RunOptions,
 ) -> Result<RunOutcome, RunError> {
-    let _span = tracing::info_span!("run", scenario = %prepared.scenario.name).entered();
     let mut stage = Stage::new(prepared)?;
-    if let Some(exe) = &prepared.live_exe {
-        let path = stage.mount.join(format!("{APP_DIR}/{exe}"));
-        stage.live = Some(LiveCanary::start(&path, None).map_err(RunError::Start)?);
-    }
-    for command in &prepared.scenario.live_commands {
-        stage.live_commands.push((
-            command.clone(),
-            start_live_command(prepared, &stage, command)?,
-        ));
-    }
+    stage.prepare(prepared)?;
+    run_staged(&mut stage, prepared, faults, options)
+}
+
+/// Runs `prepared` once with `faults` in force on a stage readied by
+/// [`Stage::prepare`].
+pub(crate) fn run_staged(
+    stage: &mut Stage,
+    prepared: &Prepared,
+    faults: &[Rule],
+    options: &RunOptions,
+) -> Result<RunOutcome, RunError> {
+    let _span = tracing::info_span!("run", scenario = %prepared.scenario.name).entered();
     let handle = stage.handle().clone();
-    let paths_before = handle.with_tree(|tree| all_paths(tree));
-    let before = handle
-        .with_tree(|tree| target_state(tree, &prepared.target_rel(), &prepared.old, &prepared.new));
     handle.set_plan(FaultPlan {
         rules: faults.to_vec(),
     });
@@ -779,7 +961,7 @@ pub fn run(
     } else {
         prepared.scenario.probes.clone()
     };
-    let (exit, stderr, probe_obs, pgid) = run_strategy(prepared, &stage, &probes)?;
+    let (exit, stderr, probe_obs, pgid) = run_strategy(prepared, stage, &probes)?;
     handle.set_plan(FaultPlan::default());
     handle.set_scope(None);
     let trace = scope_trace(&handle.trace(), pgid);
@@ -790,62 +972,117 @@ pub fn run(
         .filter_map(|(op, point)| op.fault.as_ref().map(|f| format!("{point}:{f}")))
         .collect();
     if let Some(live) = stage.live.as_mut() {
-        live.settle(2, Duration::from_secs(2));
+        live.settle(Duration::from_secs(2));
     }
-    let mut live_before_cut = None;
-    let mut commands_before_cut = None;
+    let mut live_at_cut = None;
     if let Some(cut) = handle.take_power_cut() {
         // A reboot: running programs are gone and the disk holds only what
         // the model made durable. What live processes saw before still counts.
-        live_before_cut = stage.live.as_mut().map(|live| live.report());
-        commands_before_cut = Some(command_reports(&mut stage));
-        stage.live = None;
-        stage.live_commands.clear();
+        let live = stage.live.as_mut().map(|live| live.report());
+        live_at_cut = Some((live, command_reports(stage)));
+        stage.stop_live();
         handle.restore(&cut.tree);
     }
-    let (target, strays) = observe(prepared, &handle, &paths_before);
+    let (target, strays) = observe(prepared, &handle);
     let first = StrategyRun {
         exit,
         stderr,
         target,
         strays,
     };
-    let interrupted: BTreeSet<Property> = fired
-        .iter()
-        .filter_map(|f| f.split_once(':').and_then(|(_, fault)| interruption(fault)))
-        .collect();
-    let retry = if options.retry && !interrupted.is_empty() {
-        restage_new(prepared, &stage)?;
-        let (exit, stderr, _, _) = run_strategy(prepared, &stage, &[])?;
-        handle.set_scope(None);
-        if let Some(live) = stage.live.as_mut() {
-            live.settle(2, Duration::from_secs(2));
-        }
-        let (target, strays) = observe(prepared, &handle, &paths_before);
-        Some(StrategyRun {
-            exit,
-            stderr,
-            target,
-            strays,
-        })
-    } else {
-        None
-    };
-    let live = live_before_cut.or_else(|| stage.live.as_mut().map(|live| live.report()));
-    let live_commands = commands_before_cut.unwrap_or_else(|| command_reports(&mut stage));
-    drop(stage);
-    let mut outcome = RunOutcome {
+    let outcome = RunOutcome {
         faults: faults.iter().map(|r| r.to_string()).collect(),
         fired,
-        before,
+        before: prepared.initial_target_state(),
         first,
-        retry,
-        live,
-        live_commands,
+        retry: None,
+        live: None,
+        live_commands: Vec::new(),
         probes: probe_obs,
         trace,
         checked: Vec::new(),
         findings: Vec::new(),
+    };
+    complete(stage, prepared, outcome, live_at_cut, options)
+}
+
+/// A power cut at `point` (`write#3:power-cut=strict`), computed instead of
+/// run: `durable` is what the persistence model left after that op in the
+/// recorded run, `trace` the recorded ops up to it. The stage is readied as
+/// after a reboot (no live process) and the state is checked and retried as
+/// after a power cut that fired in a run. Live processes are not observed:
+/// the kill after the same op watches them.
+pub(crate) fn run_from_power_cut(
+    stage: &mut Stage,
+    prepared: &Prepared,
+    point: &Rule,
+    durable: &Tree,
+    trace: Vec<OpRecord>,
+    options: &RunOptions,
+) -> Result<RunOutcome, RunError> {
+    let _span =
+        tracing::info_span!("power_cut", scenario = %prepared.scenario.name, %point).entered();
+    stage.prepare_after_power_cut(prepared, durable)?;
+    let (target, strays) = observe(prepared, stage.handle());
+    let spec = point.to_string();
+    let outcome = RunOutcome {
+        faults: vec![spec.clone()],
+        fired: vec![spec],
+        before: prepared.initial_target_state(),
+        first: StrategyRun {
+            // The machine went off right after the op.
+            exit: Exit::Signal(libc::SIGKILL),
+            stderr: String::new(),
+            target,
+            strays,
+        },
+        retry: None,
+        live: None,
+        live_commands: Vec::new(),
+        probes: Vec::new(),
+        trace,
+        checked: Vec::new(),
+        findings: Vec::new(),
+    };
+    complete(stage, prepared, outcome, Some((None, Vec::new())), options)
+}
+
+/// Finishes a run whose first strategy run is in `outcome`: the retry after
+/// an interruption, the live processes' reports (`live_at_cut` when a power
+/// cut ended them), and the verdicts.
+fn complete(
+    stage: &mut Stage,
+    prepared: &Prepared,
+    mut outcome: RunOutcome,
+    live_at_cut: Option<(Option<LiveReport>, Vec<LiveReport>)>,
+    options: &RunOptions,
+) -> Result<RunOutcome, RunError> {
+    let interrupted: BTreeSet<Property> = outcome
+        .fired
+        .iter()
+        .filter_map(|f| f.split_once(':').and_then(|(_, fault)| interruption(fault)))
+        .collect();
+    if options.retry && !interrupted.is_empty() {
+        restage_new(prepared, stage)?;
+        let (exit, stderr, _, _) = run_strategy(prepared, stage, &[])?;
+        stage.handle().set_scope(None);
+        if let Some(live) = stage.live.as_mut() {
+            live.settle(Duration::from_secs(2));
+        }
+        let (target, strays) = observe(prepared, stage.handle());
+        outcome.retry = Some(StrategyRun {
+            exit,
+            stderr,
+            target,
+            strays,
+        });
+    }
+    (outcome.live, outcome.live_commands) = match live_at_cut {
+        Some(reports) => reports,
+        None => (
+            stage.live.as_mut().map(|live| live.report()),
+            command_reports(stage),
+        ),
     };
     evaluate(prepared, &mut outcome, &interrupted);
     Ok(outcome)
