@@ -77,6 +77,22 @@ impl Content {
         self.read(0, self.size as usize)
     }
 
+    /// True when this content is the first `len()` bytes of `bytes`;
+    /// compared chunk by chunk, with no copy.
+    pub fn is_prefix_of(&self, bytes: &[u8]) -> bool {
+        let Some(want) = bytes.get(..self.size as usize) else {
+            return false;
+        };
+        // Chunk i holds bytes from i * CHUNK; what it lacks reads as zeros.
+        want.chunks(CHUNK).enumerate().all(|(index, want)| {
+            let have = self
+                .chunks
+                .get(index)
+                .map_or(&[][..], |chunk| &chunk[..chunk.len().min(want.len())]);
+            want[..have.len()] == *have && want[have.len()..].iter().all(|b| *b == 0)
+        })
+    }
+
     /// Writes `data` at `offset`, extending the file (with zeros) as needed.
     pub fn write(&mut self, offset: u64, data: &[u8]) {
         if data.is_empty() {
@@ -982,6 +998,28 @@ mod tests {
         tree.write(ino, 0, b"new").unwrap();
         assert_eq!(snapshot.read(ino, 0, 3).unwrap(), b"old");
         assert_eq!(tree.read(ino, 0, 3).unwrap(), b"new");
+    }
+
+    #[test]
+    fn prefix_test_matches_the_bytes_holes_included() {
+        let bytes: Vec<u8> = (0..3 * CHUNK + 100).map(|i| (i % 251) as u8).collect();
+        let mut content = Content::from_bytes(&bytes[..2 * CHUNK + 7]);
+        assert!(content.is_prefix_of(&bytes));
+        assert!(
+            !content.is_prefix_of(&bytes[..CHUNK]),
+            "longer than the bytes"
+        );
+        let mut other = bytes.clone();
+        other[CHUNK + 3] ^= 1;
+        assert!(!content.is_prefix_of(&other));
+        // A hole (written past the end) reads as zeros.
+        content.truncate(0);
+        content.write(CHUNK as u64 + 1, &[5]);
+        let mut holey = vec![0; CHUNK + 1];
+        holey.push(5);
+        assert!(content.is_prefix_of(&holey));
+        holey[3] = 1;
+        assert!(!content.is_prefix_of(&holey));
     }
 
     #[test]

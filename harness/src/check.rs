@@ -56,15 +56,28 @@ pub fn classify(bytes: Option<&[u8]>, old: &[u8], new: &[u8]) -> TargetClass {
     let Some(bytes) = bytes else {
         return TargetClass::Missing;
     };
-    if bytes == new {
+    classify_by(bytes.len() as u64, |v| v.starts_with(bytes), old, new)
+}
+
+/// Classifies a file of `len` bytes against old and new, where
+/// `is_prefix_of(v)` says whether the file is the first `len` bytes of `v`:
+/// so a file in the tree is classified without being copied out.
+pub fn classify_by(
+    len: u64,
+    is_prefix_of: impl Fn(&[u8]) -> bool,
+    old: &[u8],
+    new: &[u8],
+) -> TargetClass {
+    let (old_len, new_len) = (old.len() as u64, new.len() as u64);
+    if len == new_len && is_prefix_of(new) {
         TargetClass::New
-    } else if bytes == old {
+    } else if len == old_len && is_prefix_of(old) {
         TargetClass::Old
-    } else if bytes.is_empty() {
+    } else if len == 0 {
         TargetClass::Empty
-    } else if new.starts_with(bytes) {
+    } else if len < new_len && is_prefix_of(new) {
         TargetClass::PrefixOfNew
-    } else if old.starts_with(bytes) {
+    } else if len < old_len && is_prefix_of(old) {
         TargetClass::PrefixOfOld
     } else {
         TargetClass::Torn

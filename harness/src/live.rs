@@ -98,17 +98,6 @@ pub struct ChildGuard {
     pidfd: Option<OwnedFd>,
 }
 
-/// A pipe whose ends close on exec: (read end, write end).
-fn cloexec_pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    // SAFETY: pipe2 fills two fds on success, which nothing else owns.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: both are new, valid, and owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
 /// Opens a pidfd for `pid` (a child not yet reaped, so the pid is still its).
 fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
@@ -134,57 +123,6 @@ impl ChildGuard {
             child,
             exit: None,
             pidfd,
-        })
-    }
-
-    /// Spawns `command` in a new process group, held just before its exec
-    /// until `on_start(pid)` has run here. The harness puts the fault scope
-    /// on the new group that way, so not one op of the program escapes it,
-    /// and no shell has to stand in between to wait.
-    pub fn spawn_held(
-        mut command: Command,
-        on_start: impl FnOnce(u32) + Send,
-    ) -> std::io::Result<Self> {
-        // Two pipes: the child says its pid on one, waits for a byte on the other.
-        let (said, say) = cloexec_pipe()?;
-        let (wait, go) = cloexec_pipe()?;
-        let (say_fd, wait_fd) = (say.as_raw_fd(), wait.as_raw_fd());
-        // SAFETY: the hook runs in the forked child and makes only
-        // async-signal-safe calls (setpgid, getpid, write, read).
-        unsafe {
-            command.pre_exec(move || {
-                libc::setpgid(0, 0);
-                let pid = libc::getpid().to_ne_bytes();
-                libc::write(say_fd, pid.as_ptr().cast(), pid.len());
-                let mut byte = 0u8;
-                loop {
-                    match libc::read(wait_fd, (&raw mut byte).cast(), 1) {
-                        1 => return Ok(()),
-                        // EOF: the harness is gone (Ctrl-C); run nothing.
-                        0 => libc::_exit(127),
-                        _ if *libc::__errno_location() == libc::EINTR => {}
-                        _ => libc::_exit(127),
-                    }
-                }
-            });
-        }
-        std::thread::scope(|scope| {
-            scope.spawn(move || {
-                let mut pid = [0u8; 4];
-                let mut said = std::fs::File::from(said);
-                if std::io::Read::read_exact(&mut said, &mut pid).is_ok() {
-                    let pid = u32::from_ne_bytes(pid);
-                    // Known to the signal handler before it may run anything.
-                    register(pid);
-                    on_start(pid);
-                }
-                let _ = std::io::Write::write_all(&mut std::fs::File::from(go), b"g");
-            });
-            let spawned = Self::spawn(command);
-            // The child has its copies (or never forked): closing ours lets
-            // the helper see EOF if no pid ever comes.
-            drop((say, wait));
-            spawned
         })
     }
 

@@ -17,7 +17,7 @@ use fault_fs::{
 use serde::Serialize;
 
 use crate::canary::{self, CanaryError};
-use crate::check::{classify, Finding, Property, TargetClass};
+use crate::check::{classify, classify_by, Finding, Property, TargetClass};
 use crate::live::{
     in_uninterruptible_sleep, run_with_timeout, ChildGuard, Exit, LiveCanary, LiveReport,
 };
@@ -288,7 +288,9 @@ pub fn target_state(tree: &Tree, rel: &str, old: &[u8], new: &[u8]) -> TargetSta
     };
     let node = tree.get(ino).ok();
     let class = match node.map(|n| &n.kind) {
-        Some(NodeKind::File(content)) => classify(Some(&content.to_vec()), old, new),
+        Some(NodeKind::File(content)) => {
+            classify_by(content.len(), |v| content.is_prefix_of(v), old, new)
+        }
         _ => TargetClass::Torn,
     };
     TargetState {
@@ -591,25 +593,36 @@ fn run_strategy(
     let scenario = &prepared.scenario;
     let handle = stage.handle();
     let target = stage.mount.join(prepared.target_rel());
+    // The strategy's shell waits at a gate (a line on stdin) until the fault
+    // scope is on its process group, so none of its ops escapes the plan;
+    // should swapfault be gone by then, it runs nothing. The command follows
+    // in the same script (no eval), so the shell still execs its last
+    // command: a strategy costs the processes a plain `sh -c` does. (A gate
+    // in pre_exec would need fork: posix_spawn cannot wait before the exec.)
+    let script = format!(
+        "read -r _gate || exit 125; exec </dev/null; {}",
+        scenario.command
+    );
     let mut command = Command::new("sh");
     command
         .arg("-c")
-        .arg(&scenario.command)
+        .arg(script)
         .current_dir(&scenario.workdir)
         .env("SWAPFAULT_TARGET", &target)
         .env("SWAPFAULT_NEW", &stage.new_path)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    // Held before its exec until the fault scope is on its process group,
-    // so none of its ops escapes the plan.
-    let mut child =
-        ChildGuard::spawn_held(command, |pgid| handle.set_scope(Some(pgid))).map_err(|e| {
-            RunError::Start(format!(
-                "cannot start the strategy `{}`: {e} (hint: is `sh` on PATH?)",
-                scenario.command
-            ))
-        })?;
+    let mut child = ChildGuard::spawn(command).map_err(|e| {
+        RunError::Start(format!(
+            "cannot start the strategy `{}`: {e} (hint: is `sh` on PATH?)",
+            scenario.command
+        ))
+    })?;
+    handle.set_scope(Some(child.pid()));
+    if let Some(mut gate) = child.take_stdin() {
+        let _ = gate.write_all(b"go\n");
+    }
     let pgid = child.pid();
     let stderr = child_stderr(&mut child);
     let deadline = Instant::now() + scenario.timeout;
