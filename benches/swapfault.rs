@@ -4,7 +4,8 @@
 //! - `copy_64mib`: a 64 MiB copy into tmpfs vs into fault-fs (trace on, off);
 //! - `replace_1mib`: write+fsync+rename of 1 MiB on tmpfs, disk and fault-fs;
 //! - `explore_install`: crash points of `install` of a 1 MiB library with a
-//!   live canary, vs one plain run of install on tmpfs.
+//!   live canary, vs one plain run of install on tmpfs and on fault-fs, and
+//!   the fixed costs around a run (reset, canary start, mount).
 //!
 //! Needs root and /dev/fuse, like the tests. `cargo bench --bench swapfault`.
 
@@ -25,9 +26,13 @@ fn copy_file(from: &Path, to: &Path) {
 }
 
 fn mount_in(dir: &Path) -> FaultMount {
+    mount_tree_in(dir, Tree::new())
+}
+
+fn mount_tree_in(dir: &Path, tree: Tree) -> FaultMount {
     let mnt = dir.join("mnt");
     std::fs::create_dir_all(&mnt).expect("mount point");
-    FaultMount::mount(FaultFs::new(Tree::new(), FaultPlan::default()), &mnt).expect("mount")
+    FaultMount::mount(FaultFs::new(tree, FaultPlan::default()), &mnt).expect("mount")
 }
 
 fn copy_64mib(c: &mut Criterion) {
@@ -95,6 +100,18 @@ fn replace_1mib(c: &mut Criterion) {
     group.finish();
 }
 
+/// Runs `install NEW TARGET` as the strategy would: through `sh -c`.
+fn install_once(command: &str, new: &Path, target: &Path) {
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .env("SWAPFAULT_NEW", new)
+        .env("SWAPFAULT_TARGET", target)
+        .status()
+        .expect("install");
+    assert!(status.success());
+}
+
 fn explore_install(c: &mut Criterion) {
     let scenario = harness::Scenario::ad_hoc(
         r#"install "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#,
@@ -102,57 +119,63 @@ fn explore_install(c: &mut Criterion) {
         1 << 20,
     );
     let prepared = harness::Prepared::new(scenario).expect("prepare");
+    let command = prepared.scenario.command.clone();
     let options = harness::explore::ExploreOptions::default();
     let stop = AtomicBool::new(false);
-    let points = harness::explore::explore(&prepared, &options, &stop, &|_| {})
-        .expect("explore")
-        .points
-        .len();
+    let exploration =
+        harness::explore::explore(&prepared, &options, &stop, &|_| {}).expect("explore");
+    let points = exploration.points.len();
     println!(
-        "explore_install: {points} crash points per exploration, {} workers",
-        options.workers
+        "explore_install: {points} crash points per exploration ({} run, {} power cuts computed in {} durable states), {} workers",
+        exploration.runs, exploration.computed, exploration.durable_states, options.workers
     );
-    // The plain run, on tmpfs, of the same strategy.
     let shm = tempfile::tempdir_in("/dev/shm").expect("tmpfs dir");
     let new = shm.path().join("new");
     std::fs::write(&new, &*prepared.new).expect("new");
-    let target = shm.path().join("libcanary.so");
     let mut group = c.benchmark_group("explore_install");
     group
         .sample_size(10)
-        .measurement_time(Duration::from_secs(20));
+        .measurement_time(Duration::from_secs(10));
+    // The same strategy, undisturbed, with the old version in place first.
+    let target = shm.path().join("libcanary.so");
     group.bench_function("plain-run-tmpfs", |b| {
         b.iter(|| {
             std::fs::write(&target, &*prepared.old).expect("old");
-            let status = Command::new("sh")
-                .arg("-c")
-                .arg(&prepared.scenario.command)
-                .env("SWAPFAULT_NEW", &new)
-                .env("SWAPFAULT_TARGET", &target)
-                .status()
-                .expect("install");
-            assert!(status.success());
+            install_once(&command, &new, &target)
         })
     });
-    group.bench_function("one-run-fault-fs", |b| {
-        b.iter(|| harness::run(&prepared, &[], &harness::RunOptions::default()).expect("run"))
-    });
-    // Where a run's time goes: the fixed costs around the strategy.
+    // The same on a fault-fs mount (no fault, no canary), put back by reset.
     let work = tempfile::tempdir().expect("work dir");
-    group.bench_function("mount-unmount", |b| {
-        b.iter(|| drop(mount_in(work.path())));
+    let initial = prepared.initial_tree();
+    let mount = mount_tree_in(work.path(), initial.clone());
+    let target = mount.join("app/libcanary.so");
+    group.bench_function("plain-run-fault-fs", |b| {
+        b.iter(|| {
+            mount.handle().reset(&initial);
+            install_once(&command, &new, &target)
+        })
     });
-    let mount = FaultMount::mount(
-        FaultFs::new(prepared.initial_tree(), FaultPlan::default()),
-        &work.path().join("mnt"),
-    )
-    .expect("mount");
+    // Where a crash point's time goes besides the strategy's own runs.
+    group.bench_function("reset-after-install", |b| {
+        b.iter_batched(
+            || install_once(&command, &new, &target),
+            |()| mount.handle().reset(&initial),
+            criterion::BatchSize::PerIteration,
+        )
+    });
     group.bench_function("canary-start", |b| {
         b.iter(|| {
             harness::live::LiveCanary::start(&mount.join("app/canary"), None).expect("canary")
         })
     });
     drop(mount);
+    group.bench_function("mount-unmount", |b| {
+        b.iter(|| drop(mount_in(work.path())));
+    });
+    // What `swapfault run` does once: mount, stage, canary, strategy, checks.
+    group.bench_function("one-run-fresh-mount", |b| {
+        b.iter(|| harness::run(&prepared, &[], &harness::RunOptions::default()).expect("run"))
+    });
     group.throughput(Throughput::Elements(points as u64));
     group.bench_function("exploration", |b| {
         b.iter(|| harness::explore::explore(&prepared, &options, &stop, &|_| {}).expect("explore"))

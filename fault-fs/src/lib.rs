@@ -5,8 +5,10 @@
 //! - [`FaultFs`]: the file system, over an in-memory [`Tree`];
 //! - [`FaultMount`]: a mounted `FaultFs`, unmounted when dropped;
 //! - [`FaultFsHandle`]: reads the [`Trace`] of [`OpRecord`]s, puts a
-//!   [`FaultPlan`] in force, releases stalled ops, snapshots and restores
-//!   the tree;
+//!   [`FaultPlan`] in force, releases stalled ops, snapshots the tree and
+//!   resets the mount to a snapshot (the kernel's stale caches dropped), and
+//!   logs the [`PowerCut`] state each [`PersistenceModel`] leaves after
+//!   every op;
 //! - [`Rule`] and [`Fault`]: one line of a plan, `write#3:kill-after`.
 //!
 //! ```no_run

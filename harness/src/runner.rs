@@ -1,5 +1,7 @@
 //! One run: mount, stage, start live processes, run the strategy under a
-//! fault plan, probe at stalled ops, observe, retry, and clean up.
+//! fault plan, probe at stalled ops, observe, retry, and clean up. A
+//! `Stage` (the mount and what runs on it) can serve run after run: the
+//! explorer resets it between crash points instead of mounting anew.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
