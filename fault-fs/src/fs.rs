@@ -102,18 +102,10 @@ impl StallGate {
 
     /// Waits until released or until `deadline`.
     fn wait(&self, deadline: Instant) {
-        let mut released = lock(&self.released);
-        while !*released {
-            let now = Instant::now();
-            if now >= deadline {
-                return;
-            }
-            released = self
-                .wake
-                .wait_timeout(released, deadline - now)
-                .map(|(guard, _)| guard)
-                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
-        }
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let _ = self
+            .wake
+            .wait_timeout_while(lock(&self.released), timeout, |released| !*released);
     }
 }
 
@@ -1387,24 +1379,22 @@ impl FaultFsHandle {
     /// Waits until an op is stalled and not yet released (returns it) or
     /// `timeout` passes.
     pub fn wait_for_stall(&self, timeout: Duration) -> Option<OpRecord> {
-        let deadline = Instant::now() + timeout;
-        let mut parked = lock(&self.inner.stalls.parked);
-        loop {
-            if let Some(gate) = parked.iter().find(|gate| !*lock(&gate.released)) {
-                return Some(gate.record.clone());
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return None;
-            }
-            parked = self
-                .inner
-                .stalls
-                .changed
-                .wait_timeout(parked, deadline - now)
-                .map(|(guard, _)| guard)
-                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
-        }
+        let unreleased = |parked: &Vec<Arc<StallGate>>| {
+            parked
+                .iter()
+                .find(|gate| !*lock(&gate.released))
+                .map(|gate| gate.record.clone())
+        };
+        let parked = self
+            .inner
+            .stalls
+            .changed
+            .wait_timeout_while(lock(&self.inner.stalls.parked), timeout, |parked| {
+                unreleased(parked).is_none()
+            })
+            .map(|(guard, _)| guard)
+            .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+        unreleased(&parked)
     }
 
     /// Lets every stalled op go on.

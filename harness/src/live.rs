@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -68,7 +68,7 @@ impl std::fmt::Display for Exit {
 static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 
 /// Set once [`kill_all_children`] ran: no child may start after it.
-static STOPPING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static STOPPING: AtomicBool = AtomicBool::new(false);
 
 /// SIGKILLs every child process group this process started and has not
 /// reaped, and refuses to start any more. For Ctrl-C: the children run in
@@ -320,18 +320,14 @@ impl BeatBoard {
     /// Waits until `done` holds, the pipe ended, or `deadline`; returns
     /// whether `done` holds.
     fn wait_for(&self, done: impl Fn(&Heartbeats) -> bool, deadline: Instant) -> bool {
-        let mut beats = lock(&self.beats);
-        while !done(&beats) && !beats.ended {
-            let now = Instant::now();
-            if now >= deadline {
-                break;
-            }
-            beats = self
-                .arrived
-                .wait_timeout(beats, deadline - now)
-                .map(|(guard, _)| guard)
-                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
-        }
+        let timeout = deadline.saturating_duration_since(Instant::now());
+        let beats = self
+            .arrived
+            .wait_timeout_while(lock(&self.beats), timeout, |beats| {
+                !done(beats) && !beats.ended
+            })
+            .map(|(guard, _)| guard)
+            .unwrap_or_else(|poisoned| poisoned.into_inner().0);
         done(&beats)
     }
 }
