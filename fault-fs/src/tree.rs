@@ -77,6 +77,13 @@ impl Content {
         self.read(0, self.size as usize)
     }
 
+    /// True when both hold the very same chunks (a snapshot and the tree it
+    /// was taken from, where nothing wrote since): the same bytes, known
+    /// without reading them. False says nothing.
+    pub fn shares_chunks_with(&self, other: &Content) -> bool {
+        self.size == other.size && Arc::ptr_eq(&self.chunks, &other.chunks)
+    }
+
     /// True when this content is the first `len()` bytes of `bytes`;
     /// compared chunk by chunk, with no copy.
     pub fn is_prefix_of(&self, bytes: &[u8]) -> bool {
@@ -145,11 +152,11 @@ impl Content {
 impl PartialEq for Content {
     /// Same bytes. Cheap where the two share chunks, as snapshots do.
     fn eq(&self, other: &Self) -> bool {
+        if self.shares_chunks_with(other) {
+            return true;
+        }
         if self.size != other.size {
             return false;
-        }
-        if Arc::ptr_eq(&self.chunks, &other.chunks) {
-            return true;
         }
         (0..self.size.div_ceil(CHUNK as u64) as usize).all(|index| {
             let shared = match (self.chunks.get(index), other.chunks.get(index)) {
@@ -173,20 +180,6 @@ pub enum NodeKind {
     Dir(BTreeMap<OsString, u64>),
     /// A symbolic link and its target.
     Symlink(OsString),
-}
-
-impl NodeKind {
-    /// True when both are files holding the very same chunks (a snapshot
-    /// and the tree it was taken from, where nothing wrote since): their
-    /// cached pages are still right. Conservative: false is always safe.
-    fn shares_data_with(&self, other: &NodeKind) -> bool {
-        match (self, other) {
-            (NodeKind::File(a), NodeKind::File(b)) => {
-                a.size == b.size && Arc::ptr_eq(&a.chunks, &b.chunks)
-            }
-            _ => false,
-        }
-    }
 }
 
 /// One inode that differs between two trees ([`Tree::changed_inodes`]).
@@ -851,9 +844,11 @@ impl Tree {
             .iter()
             .filter_map(|(ino, node)| match other.inodes.get(ino) {
                 Some(o) if Arc::ptr_eq(node, o) => None,
+                // Cached pages stay right only where the very chunks stay.
                 Some(o) => Some(InodeChange {
                     ino: *ino,
-                    data: !node.kind.shares_data_with(&o.kind),
+                    data: !matches!((&node.kind, &o.kind),
+                        (NodeKind::File(a), NodeKind::File(b)) if a.shares_chunks_with(b)),
                 }),
                 None => Some(InodeChange {
                     ino: *ino,

@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use fault_fs::{Fault, OpKind, OpRecord, PowerCut, Rule, Tree};
+use fault_fs::{Fault, OpKind, PowerCut, Rule, Tree};
 use nix::sys::signal::Signal;
 use serde::Serialize;
 
@@ -87,6 +87,8 @@ pub struct CrashPoint {
     pub nth: u64,
     /// What happens there.
     pub fault: Fault,
+    /// The op's index in the recorded trace it was derived from.
+    pub op: usize,
 }
 
 impl CrashPoint {
@@ -121,25 +123,21 @@ pub fn crash_points(outcome: &RunOutcome, sigterm: bool) -> Vec<CrashPoint> {
     // (at a stalled namespace op the kernel holds the directory lock, and a
     // probe would only see the state after it).
     let mut probe_next = false;
-    for (op, name) in outcome.trace.iter().zip(&names) {
+    for (index, (op, name)) in outcome.trace.iter().zip(&names).enumerate() {
         let nth = nth_of(name);
+        let point = |fault: Fault| CrashPoint {
+            kind: op.kind,
+            nth,
+            fault,
+            op: index,
+        };
         if !op.is_mutating() {
             if std::mem::take(&mut probe_next) {
-                points.push(CrashPoint {
-                    kind: op.kind,
-                    nth,
-                    fault: stall(),
-                });
+                points.push(point(stall()));
             }
             continue;
         }
-        let mut at = |fault: Fault| {
-            points.push(CrashPoint {
-                kind: op.kind,
-                nth,
-                fault,
-            })
-        };
+        let mut at = |fault: Fault| points.push(point(fault));
         if first_mutation {
             at(Fault::KillBefore(Signal::SIGKILL));
             first_mutation = false;
@@ -301,12 +299,17 @@ enum Work {
     /// The index of a point to run.
     Run(usize),
     /// Points (indexes) whose power cuts leave the same durable tree.
-    PowerCut {
-        points: Vec<usize>,
-        durable: Tree,
-        /// The recorded ops up to the first point's cut.
-        trace: Vec<OpRecord>,
-    },
+    PowerCut { points: Vec<usize>, durable: Tree },
+}
+
+impl Work {
+    /// The indexes of the points it checks, the one it runs first.
+    fn points(&self) -> &[usize] {
+        match self {
+            Work::Run(index) => std::slice::from_ref(index),
+            Work::PowerCut { points, .. } => points,
+        }
+    }
 }
 
 /// The recording run, on a stage that the first worker then reuses, with
@@ -323,23 +326,18 @@ fn record(prepared: &Prepared) -> Result<(RunOutcome, Vec<PowerCut>, Stage), Run
 /// Orders the work: each point where it stands, power-cut points that share
 /// a durable state folded into the first of them.
 fn plan_work(points: &[CrashPoint], record: &RunOutcome, durable: &[PowerCut]) -> Vec<Work> {
-    let names = op_points(&record.trace);
     let mut work: Vec<Work> = Vec::new();
     for (index, point) in points.iter().enumerate() {
         let Fault::PowerCut(model) = point.fault else {
             work.push(Work::Run(index));
             continue;
         };
-        let name = format!("{}#{}", point.kind, point.nth);
-        let cut = names.iter().position(|n| *n == name).and_then(|at| {
-            let seq = record.trace[at].seq;
-            durable
-                .iter()
-                .find(|cut| cut.seq == seq && cut.model == model)
-                .map(|cut| (at, cut))
-        });
+        let seq = record.trace[point.op].seq;
+        let cut = durable
+            .iter()
+            .find(|cut| cut.seq == seq && cut.model == model);
         // Logged for every mutating op; should one be missing, run it.
-        let Some((at, cut)) = cut else {
+        let Some(cut) = cut else {
             work.push(Work::Run(index));
             continue;
         };
@@ -354,58 +352,49 @@ fn plan_work(points: &[CrashPoint], record: &RunOutcome, durable: &[PowerCut]) -
             None => work.push(Work::PowerCut {
                 points: vec![index],
                 durable: cut.tree.clone(),
-                trace: record.trace[..=at].to_vec(),
             }),
         }
     }
     work
 }
 
-/// Results of one unit of work, as (point index, result).
+/// The outcome of one unit of work, which all its points share.
 fn do_work(
     stage: &mut Stage,
     prepared: &Prepared,
-    points: &[CrashPoint],
+    record: &RunOutcome,
+    point: &CrashPoint,
     work: &Work,
-) -> Result<Vec<(usize, RunOutcome)>, RunError> {
+) -> Result<RunOutcome, RunError> {
     let retry = RunOptions { retry: true };
     match work {
-        Work::Run(index) => {
+        Work::Run(_) => {
             stage.prepare(prepared)?;
-            let outcome = run_staged(stage, prepared, &[points[*index].rule()], &retry)?;
-            Ok(vec![(*index, outcome)])
+            run_staged(stage, prepared, &[point.rule()], &retry)
         }
-        Work::PowerCut {
-            points: group,
-            durable,
-            trace,
-        } => {
-            let first = points[group[0]].rule();
-            let outcome =
-                run_from_power_cut(stage, prepared, &first, durable, trace.clone(), &retry)?;
-            Ok(group
-                .iter()
-                .map(|index| (*index, outcome.clone()))
-                .collect())
+        Work::PowerCut { durable, .. } => {
+            let trace = record.trace[..=point.op].to_vec();
+            run_from_power_cut(stage, prepared, &point.rule(), durable, trace, &retry)
         }
     }
 }
 
-/// What a point found, its findings named after it (points that share one
-/// computed power cut share one outcome).
-fn point_result(point: &CrashPoint, outcome: RunOutcome) -> PointResult {
+/// What `point` found in `outcome`. Findings at a crash point are named
+/// after `point`: points that share a computed power cut share the outcome
+/// of the first of them.
+fn point_result(point: &CrashPoint, outcome: &RunOutcome) -> PointResult {
     let spec = point.spec();
     PointResult {
         findings: outcome
             .findings
-            .into_iter()
+            .iter()
             .map(|finding| Finding {
-                crash_point: Some(spec.clone()),
-                ..finding
+                crash_point: finding.crash_point.as_ref().map(|_| spec.clone()),
+                ..finding.clone()
             })
             .collect(),
         spec,
-        checked: outcome.checked,
+        checked: outcome.checked.clone(),
         error: None,
     }
 }
@@ -424,16 +413,13 @@ pub fn explore(
     let (mut record, durable, record_stage) = record(prepared)?;
     if stop.load(Ordering::Relaxed) {
         // Stopped during the recording: what it saw was cut short by that,
-        // and no crash point can be derived from it.
+        // and no crash point can be derived from it (none is, from no trace).
         record.trace.clear();
         record.checked.clear();
         record.findings.clear();
     }
     let sigterm = options.sigterm || prepared.scenario.sigterm;
     let mut points = crash_points(&record, sigterm);
-    if stop.load(Ordering::Relaxed) {
-        points.clear();
-    }
     if let Some(partition) = options.partition {
         points = points
             .into_iter()
@@ -464,7 +450,7 @@ pub fn explore(
     stages[0] = Some(record_stage);
     std::thread::scope(|scope| {
         for (worker, mut stage) in stages.into_iter().enumerate() {
-            let (points, results, fatal) = (&points, &results, &fatal);
+            let (points, record, results, fatal) = (&points, &record, &results, &fatal);
             let (cuts, runs, next_cut, next_run) = (&cuts, &runs, &next_cut, &next_run);
             scope.spawn(move || loop {
                 if stop.load(Ordering::Relaxed) || fatal.lock().is_ok_and(|f| f.is_some()) {
@@ -477,21 +463,17 @@ pub fn explore(
                 else {
                     return;
                 };
-                let first = match item {
-                    Work::Run(index) => *index,
-                    Work::PowerCut { points, .. } => points[0],
-                };
+                let first = &points[item.points()[0]];
                 let _span =
-                    tracing::info_span!("crash_point", worker, spec = %points[first].spec())
-                        .entered();
-                let outcomes = match stage.take().map_or_else(|| Stage::new(prepared), Ok) {
+                    tracing::info_span!("crash_point", worker, spec = %first.spec()).entered();
+                let outcome = match stage.take().map_or_else(|| Stage::new(prepared), Ok) {
                     Ok(mut ready) => {
-                        let outcomes = do_work(&mut ready, prepared, points, item);
+                        let outcome = do_work(&mut ready, prepared, record, first, item);
                         // A stage that failed a run is not trusted again.
-                        if outcomes.is_ok() {
+                        if outcome.is_ok() {
                             stage = Some(ready);
                         }
-                        outcomes
+                        outcome
                     }
                     Err(err) => Err(err),
                 };
@@ -499,38 +481,26 @@ pub fn explore(
                 if stop.load(Ordering::Relaxed) {
                     return;
                 }
-                let done: Vec<(usize, PointResult)> = match outcomes {
-                    Ok(outcomes) => outcomes
-                        .into_iter()
-                        .map(|(index, outcome)| (index, point_result(&points[index], outcome)))
-                        .collect(),
+                let outcome = match outcome {
                     Err(err) if err.is_environment() => {
                         if let Ok(mut fatal) = fatal.lock() {
                             fatal.get_or_insert(err);
                         }
                         return;
                     }
-                    Err(err) => {
-                        let error = err.to_string();
-                        let indexes = match item {
-                            Work::Run(index) => vec![*index],
-                            Work::PowerCut { points, .. } => points.clone(),
-                        };
-                        indexes
-                            .into_iter()
-                            .map(|index| {
-                                let result = PointResult {
-                                    spec: points[index].spec(),
-                                    checked: Vec::new(),
-                                    findings: Vec::new(),
-                                    error: Some(error.clone()),
-                                };
-                                (index, result)
-                            })
-                            .collect()
-                    }
+                    other => other.map_err(|err| err.to_string()),
                 };
-                for (index, result) in done {
+                for &index in item.points() {
+                    let point = &points[index];
+                    let result = match &outcome {
+                        Ok(outcome) => point_result(point, outcome),
+                        Err(error) => PointResult {
+                            spec: point.spec(),
+                            checked: Vec::new(),
+                            findings: Vec::new(),
+                            error: Some(error.clone()),
+                        },
+                    };
                     on_event(ExploreEvent::PointDone { result: &result });
                     if let Ok(mut results) = results.lock() {
                         results[index] = Some(result);
@@ -546,10 +516,14 @@ pub fn explore(
     // What was done, of what was planned (less when interrupted).
     let (mut runs, mut computed, mut durable_states) = (0, 0, 0);
     for item in &work {
+        let done = item
+            .points()
+            .iter()
+            .filter(|i| results[**i].is_some())
+            .count();
         match item {
-            Work::Run(index) => runs += usize::from(results[*index].is_some()),
-            Work::PowerCut { points, .. } => {
-                let done = points.iter().filter(|i| results[**i].is_some()).count();
+            Work::Run(_) => runs += done,
+            Work::PowerCut { .. } => {
                 computed += done;
                 durable_states += usize::from(done > 0);
             }

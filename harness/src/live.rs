@@ -80,14 +80,6 @@ pub fn kill_all_children() {
     }
 }
 
-/// Adds a child's process group to [`RUNNING`], once.
-fn register(pgid: u32) {
-    let mut running = lock(&RUNNING);
-    if !running.contains(&pgid) {
-        running.push(pgid);
-    }
-}
-
 /// A child in its own process group; the group is killed on drop.
 #[derive(Debug)]
 pub struct ChildGuard {
@@ -117,7 +109,7 @@ impl ChildGuard {
         }
         command.process_group(0);
         let child = command.spawn()?;
-        register(child.id());
+        lock(&RUNNING).push(child.id());
         let pidfd = pidfd_open(child.id());
         Ok(ChildGuard {
             child,

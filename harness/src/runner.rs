@@ -598,9 +598,9 @@ fn run_strategy(
     // The strategy's shell waits at a gate (a line on stdin) until the fault
     // scope is on its process group, so none of its ops escapes the plan;
     // should swapfault be gone by then, it runs nothing. The command follows
-    // in the same script (no eval), so the shell still execs its last
-    // command: a strategy costs the processes a plain `sh -c` does. (A gate
-    // in pre_exec would need fork: posix_spawn cannot wait before the exec.)
+    // in the same script (no eval), so a strategy costs the processes a
+    // plain `sh -c` does. (A gate in pre_exec would need a fork of this
+    // multi-threaded process: posix_spawn cannot wait before the exec.)
     let script = format!(
         "read -r _gate || exit 125; exec </dev/null; {}",
         scenario.command
@@ -621,11 +621,11 @@ fn run_strategy(
             scenario.command
         ))
     })?;
-    handle.set_scope(Some(child.pid()));
+    let pgid = child.pid();
+    handle.set_scope(Some(pgid));
     if let Some(mut gate) = child.take_stdin() {
         let _ = gate.write_all(b"go\n");
     }
-    let pgid = child.pid();
     let stderr = child_stderr(&mut child);
     let deadline = Instant::now() + scenario.timeout;
     let mut observations = Vec::new();
