@@ -200,13 +200,15 @@ fn live_commands_are_watched_too() {
     let dir = tempfile::tempdir().expect("dir");
     let scenario = dir.path().join("truncate.toml");
     // The canary started as a plain live command dies of SIGBUS when the
-    // library it maps is truncated under it.
+    // library it maps is truncated under it. It beats every 20 ms; the second
+    // lets it get there on a loaded machine before cp refills the library
+    // (then it may run half-written code and die of SIGSEGV instead).
     std::fs::write(
         &scenario,
         r#"live = false
 live_commands = ["./canary"]
 [strategy]
-command = 'truncate -s 0 "$SWAPFAULT_TARGET" && sleep 0.3 && cp "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET"'
+command = 'truncate -s 0 "$SWAPFAULT_TARGET" && sleep 1 && cp "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET"'
 "#,
     )
     .expect("write scenario");
@@ -253,4 +255,38 @@ fn ctrl_c_during_a_run_leaves_no_mount_process_or_temp_dir() {
         .filter_map(|e| std::fs::read_to_string(e.path().join("cmdline")).ok())
         .any(|cmdline| cmdline == "sleep\x0030\x00");
     assert!(!sleeping, "the strategy outlived Ctrl-C");
+}
+
+#[test]
+fn new_is_staged_with_the_mtime_of_its_source() {
+    // Tools such as rsync compare mtimes: NEW must look like the file it came
+    // from, in the first run and in the retry, which restages a NEW the
+    // interrupted run touched.
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("old.bin"), crate::support::pattern(1, 4096)).expect("old");
+    let new = dir.path().join("new.bin");
+    std::fs::write(&new, crate::support::pattern(2, 300_000)).expect("new");
+    let source_mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(978_307_200);
+    std::fs::File::options()
+        .write(true)
+        .open(&new)
+        .and_then(|f| f.set_times(std::fs::FileTimes::new().set_modified(source_mtime)))
+        .expect("set mtime");
+    let scenario = dir.path().join("mtime.toml");
+    std::fs::write(
+        &scenario,
+        r#"[target]
+old = "old.bin"
+new = "new.bin"
+[strategy]
+command = 'test "$(stat -c %Y "$SWAPFAULT_NEW")" = 978307200 && touch "$SWAPFAULT_NEW" && cp "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET"'
+"#,
+    )
+    .expect("write scenario");
+    let path = scenario.to_string_lossy().into_owned();
+    let (_, report) = run_json(&["run", &path]);
+    assert_eq!(status_of(&report, "result"), "pass", "{report:#}");
+    let (_, report) = run_json(&["run", &path, "--fault", "write#1:kill-after"]);
+    assert_eq!(status_of(&report, "kill"), "fail", "{report:#}");
+    assert_eq!(status_of(&report, "retry"), "pass", "{report:#}");
 }

@@ -325,3 +325,43 @@ command = 'd=$(dirname "$SWAPFAULT_TARGET"); if [ -e "$d/.tried" ]; then cp "$SW
     }
     assert!(stalls_after_harm > 0, "{points:?}");
 }
+
+#[test]
+fn ctrl_c_kills_the_run_under_way_and_reports_nothing_it_cut_short() {
+    // The recording itself would take 30 s; Ctrl-C must not wait for it, and
+    // what a killed recording saw is no finding.
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut child = swapfault()
+        .args(["explore", "--strategy", "sleep 30", "--json"])
+        .env("TMPDIR", tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("explore");
+    assert!(wait_for(Duration::from_secs(20), || !mounted_under(
+        tmp.path()
+    )
+    .is_empty()));
+    std::thread::sleep(Duration::from_millis(300));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert!(
+        wait_for(Duration::from_secs(10), || child
+            .try_wait()
+            .is_ok_and(|s| s.is_some())),
+        "explore still runs 10 s after Ctrl-C"
+    );
+    let output = child.wait_with_output().expect("output");
+    assert_eq!(output.status.code(), Some(130));
+    let explorations: Vec<Value> = serde_json::from_slice(&output.stdout).expect("json");
+    let exploration = &explorations[0];
+    assert_eq!(exploration["interrupted"], true);
+    assert_eq!(exploration["points"].as_array().map(Vec::len), Some(0));
+    assert_eq!(exploration["baseline"].as_array().map(Vec::len), Some(0));
+    assert!(mounted_under(tmp.path()).is_empty());
+    let sleeping = std::fs::read_dir("/proc")
+        .expect("proc")
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_to_string(e.path().join("cmdline")).ok())
+        .any(|cmdline| cmdline == "sleep\x0030\x00");
+    assert!(!sleeping, "the strategy outlived Ctrl-C");
+}
