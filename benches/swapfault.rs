@@ -122,12 +122,11 @@ fn explore_install(c: &mut Criterion) {
     let command = prepared.scenario.command.clone();
     let options = harness::explore::ExploreOptions::default();
     let stop = AtomicBool::new(false);
-    let exploration =
-        harness::explore::explore(&prepared, &options, &stop, &|_| {}).expect("explore");
-    let points = exploration.points.len();
+    let report = harness::explore::explore(&prepared, &options, &stop, &|_| {}).expect("explore");
+    let points = report.points;
     println!(
-        "explore_install: {points} crash points per exploration ({} run, {} power cuts computed in {} durable states), {} workers",
-        exploration.runs, exploration.computed, exploration.durable_states, options.workers
+        "explore_install: {} crash points per exploration ({} run, {} power cuts computed in {} durable states), {} workers",
+        points.checked, points.run, points.computed, points.durable_states, options.workers
     );
     let shm = tempfile::tempdir_in("/dev/shm").expect("tmpfs dir");
     let new = shm.path().join("new");
@@ -176,7 +175,7 @@ fn explore_install(c: &mut Criterion) {
     group.bench_function("one-run-fresh-mount", |b| {
         b.iter(|| harness::run(&prepared, &[], &harness::RunOptions::default()).expect("run"))
     });
-    group.throughput(Throughput::Elements(points as u64));
+    group.throughput(Throughput::Elements(points.checked as u64));
     group.bench_function("exploration", |b| {
         b.iter(|| harness::explore::explore(&prepared, &options, &stop, &|_| {}).expect("explore"))
     });

@@ -1,17 +1,15 @@
-//! Command line: clap types, the exit-code table, and `anyhow` at the edge.
-//!
-//! Exit codes (documented in the README):
-//! - 0: every expectation met (or, for `mount`, a clean unmount);
-//! - 1: a finding, or an expectation not met;
-//! - 2: usage or scenario error;
-//! - 3: environment: no FUSE, no permission.
+//! Command line: clap types, and `anyhow` at the edge. Exit codes are in
+//! [`crate::exit`].
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use fault_fs::{load_dir, FaultFs, FaultMount, FaultPlan, MountError, Trace, Tree};
+use fault_fs::{load_dir, FaultFs, FaultMount, FaultPlan, Trace, Tree};
+use harness::report::{self, Event, Report};
+
+use crate::exit::{Exit, ExitOf};
 
 /// Proves whether a way of replacing an executable or shared library
 /// survives being interrupted.
@@ -135,29 +133,34 @@ struct MountArgs {
     from: Option<PathBuf>,
 }
 
-/// Errors at the binary's edge, each mapped to an exit code.
+/// An error at the binary's edge: the message and its exit code.
 #[derive(Debug)]
-enum Failure {
-    Usage(anyhow::Error),
-    Environment(anyhow::Error),
+struct Failure {
+    exit: Exit,
+    error: anyhow::Error,
 }
 
-impl From<harness::RunError> for Failure {
-    fn from(err: harness::RunError) -> Self {
-        if err.is_environment() {
-            Failure::Environment(err.into())
-        } else {
-            Failure::Usage(err.into())
+impl Failure {
+    fn usage(error: anyhow::Error) -> Self {
+        Failure {
+            exit: Exit::Usage,
+            error,
+        }
+    }
+
+    fn environment(error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            exit: Exit::Environment,
+            error: error.into(),
         }
     }
 }
 
-impl From<MountError> for Failure {
-    fn from(err: MountError) -> Self {
-        if err.is_environment() {
-            Failure::Environment(err.into())
-        } else {
-            Failure::Usage(err.into())
+impl<E: ExitOf + std::error::Error + Send + Sync + 'static> From<E> for Failure {
+    fn from(err: E) -> Self {
+        Failure {
+            exit: err.exit(),
+            error: err.into(),
         }
     }
 }
@@ -195,14 +198,10 @@ pub fn main() -> ExitCode {
     halt_if_interrupted();
     // Plain `{err}`: every error message here already quotes its cause.
     match outcome {
-        Ok(code) => code,
-        Err(Failure::Usage(err)) => {
-            eprintln!("error: {err}");
-            ExitCode::from(2)
-        }
-        Err(Failure::Environment(err)) => {
-            eprintln!("error: {err}");
-            ExitCode::from(3)
+        Ok(exit) => exit.into(),
+        Err(Failure { exit, error }) => {
+            eprintln!("error: {error}");
+            exit.into()
         }
     }
 }
@@ -237,7 +236,7 @@ fn clean_up_on_signal() {
                 harness::runner::remove_run_dir(&mount_point);
             }
             eprintln!("swapfault: interrupted; children killed and mounts detached");
-            std::process::exit(130);
+            std::process::exit(Exit::Interrupted.code().into());
         }
     });
 }
@@ -245,22 +244,20 @@ fn clean_up_on_signal() {
 fn load_plan(plans: &[PathBuf], faults: &[String]) -> Result<FaultPlan, Failure> {
     let mut plan = FaultPlan::default();
     for path in plans {
-        let file = FaultPlan::from_file(path).map_err(|e| Failure::Usage(e.into()))?;
-        plan.rules.extend(file.rules);
+        plan.rules.extend(FaultPlan::from_file(path)?.rules);
     }
-    let specs = FaultPlan::from_specs(faults).map_err(|e| Failure::Usage(e.into()))?;
-    plan.rules.extend(specs.rules);
+    plan.rules.extend(FaultPlan::from_specs(faults)?.rules);
     Ok(plan)
 }
 
-fn mount(args: MountArgs) -> Result<ExitCode, Failure> {
+fn mount(args: MountArgs) -> Result<Exit, Failure> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
     let plan = load_plan(&args.plans, &args.faults)?;
     let mut tree = Tree::new();
     if let Some(from) = &args.from {
         if !from.is_dir() {
-            return Err(Failure::Usage(anyhow::anyhow!(
+            return Err(Failure::usage(anyhow::anyhow!(
                 "--from {} is not a directory (hint: name the directory whose contents to copy in)",
                 from.display()
             )));
@@ -269,7 +266,7 @@ fn mount(args: MountArgs) -> Result<ExitCode, Failure> {
     }
     // Register before mounting so a signal during the mount is not lost.
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
-        .map_err(|e| Failure::Environment(e.into()))?;
+        .map_err(Failure::environment)?;
     let mount = FaultMount::mount(FaultFs::new(tree, plan), &args.dir)?;
     eprintln!(
         "swapfault: fault-fs mounted on {} (Ctrl-C or SIGTERM unmounts)",
@@ -290,27 +287,22 @@ fn mount(args: MountArgs) -> Result<ExitCode, Failure> {
     let records = mount.handle().take_trace();
     let unmounted = mount.unmount();
     if let Some(path) = &args.trace {
-        let file = std::fs::File::create(path).map_err(|e| {
-            Failure::Usage(anyhow::anyhow!(
+        let cannot = |e| {
+            Failure::usage(anyhow::anyhow!(
                 "cannot write trace {}: {e}",
                 path.display()
             ))
-        })?;
-        Trace::write_json_lines(&records, std::io::BufWriter::new(file)).map_err(|e| {
-            Failure::Usage(anyhow::anyhow!(
-                "cannot write trace {}: {e}",
-                path.display()
-            ))
-        })?;
+        };
+        let file = std::fs::File::create(path).map_err(cannot)?;
+        Trace::write_json_lines(&records, std::io::BufWriter::new(file)).map_err(cannot)?;
     }
-    unmounted.map_err(|e| Failure::Environment(anyhow::anyhow!("unmount failed: {e}")))?;
-    Ok(ExitCode::SUCCESS)
+    unmounted.map_err(|e| Failure::environment(anyhow::anyhow!("unmount failed: {e}")))?;
+    // Ctrl-C and SIGTERM are how a mount is meant to end: a clean unmount.
+    Ok(Exit::Success)
 }
 
 fn parse_rules(specs: &[String]) -> Result<Vec<fault_fs::Rule>, Failure> {
-    Ok(FaultPlan::from_specs(specs)
-        .map_err(|e| Failure::Usage(e.into()))?
-        .rules)
+    Ok(FaultPlan::from_specs(specs)?.rules)
 }
 
 /// Runs a prepared scenario once and prints the report; exit 1 on a finding
@@ -319,18 +311,18 @@ fn run_and_report(
     prepared: &harness::Prepared,
     faults: &[fault_fs::Rule],
     once: &OnceArgs,
-) -> Result<ExitCode, Failure> {
+) -> Result<Exit, Failure> {
     use std::io::IsTerminal;
     let options = harness::RunOptions {
         retry: !once.no_retry,
     };
-    let json = once.json;
     let outcome = harness::run(prepared, faults, &options)?;
     halt_if_interrupted();
     let scenario = &prepared.scenario;
+    let report = Report::of_run(scenario, outcome);
     let mut stdout = std::io::stdout().lock();
-    let written = if json {
-        harness::report::write_json(&mut stdout, &scenario.name, &outcome, &scenario.expect)
+    let written = if once.json {
+        report::json::write(&mut stdout, &report)
     } else {
         let title = format!(
             "swapfault: {} ({} target {})",
@@ -341,26 +333,23 @@ fn run_and_report(
             },
             prepared.target_rel()
         );
-        harness::report::write_human(
+        report::human::write(
             &mut stdout,
+            &report,
             &title,
-            &outcome,
-            &scenario.expect,
             std::io::stdout().is_terminal(),
         )
     };
-    written.map_err(|e| Failure::Environment(e.into()))?;
-    let lines = harness::report::judge(&outcome, &scenario.expect);
-    Ok(if harness::report::all_as_expected(&lines) {
-        ExitCode::SUCCESS
+    written.map_err(Failure::environment)?;
+    Ok(if report.as_expected {
+        Exit::Success
     } else {
-        ExitCode::from(1)
+        Exit::Findings
     })
 }
 
-fn run(args: RunArgs) -> Result<ExitCode, Failure> {
-    let scenario =
-        harness::Scenario::from_file(&args.scenario).map_err(|e| Failure::Usage(e.into()))?;
+fn run(args: RunArgs) -> Result<Exit, Failure> {
+    let scenario = harness::Scenario::from_file(&args.scenario)?;
     let specs = if args.once.faults.is_empty() {
         scenario.faults.clone()
     } else {
@@ -371,23 +360,20 @@ fn run(args: RunArgs) -> Result<ExitCode, Failure> {
     run_and_report(&prepared, &faults, &args.once)
 }
 
-fn check(args: CheckArgs) -> Result<ExitCode, Failure> {
+fn check(args: CheckArgs) -> Result<Exit, Failure> {
     let faults = parse_rules(&args.once.faults)?;
     let scenario = harness::Scenario::ad_hoc(&args.strategy, args.canary.target, args.canary.size);
     let prepared = harness::Prepared::new(scenario)?;
     run_and_report(&prepared, &faults, &args.once)
 }
 
-fn demo() -> Result<ExitCode, Failure> {
+fn demo() -> Result<Exit, Failure> {
     let mut stdout = std::io::stdout().lock();
-    match harness::demo::demo(&mut stdout) {
-        Ok(true) => Ok(ExitCode::SUCCESS),
-        Ok(false) => {
-            eprintln!("swapfault: this machine did not behave as the demo teaches (see above)");
-            Ok(ExitCode::from(1))
-        }
-        Err(harness::demo::DemoError::Run(err)) => Err(err.into()),
-        Err(err) => Err(Failure::Environment(err.into())),
+    if harness::demo::demo(&mut stdout)? {
+        Ok(Exit::Success)
+    } else {
+        eprintln!("swapfault: this machine did not behave as the demo teaches (see above)");
+        Ok(Exit::Findings)
     }
 }
 
@@ -397,7 +383,7 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
     for path in paths {
         if path.is_dir() {
             let entries = std::fs::read_dir(path).map_err(|e| {
-                Failure::Usage(anyhow::anyhow!("cannot read {}: {e}", path.display()))
+                Failure::usage(anyhow::anyhow!("cannot read {}: {e}", path.display()))
             })?;
             let mut found: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
@@ -412,8 +398,8 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
     Ok(files)
 }
 
-fn explore(args: ExploreArgs) -> Result<ExitCode, Failure> {
-    use harness::explore::{self, ExploreEvent, ExploreOptions};
+fn explore(args: ExploreArgs) -> Result<Exit, Failure> {
+    use harness::explore::{self, ExploreOptions};
     use std::io::IsTerminal;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
@@ -427,14 +413,12 @@ fn explore(args: ExploreArgs) -> Result<ExitCode, Failure> {
         )),
         None => {
             for file in scenario_files(&args.scenarios)? {
-                scenarios.push(
-                    harness::Scenario::from_file(&file).map_err(|e| Failure::Usage(e.into()))?,
-                );
+                scenarios.push(harness::Scenario::from_file(&file)?);
             }
         }
     }
     if scenarios.is_empty() {
-        return Err(Failure::Usage(anyhow::anyhow!(
+        return Err(Failure::usage(anyhow::anyhow!(
             "no scenario files found (hint: name .toml files or a directory holding them)"
         )));
     }
@@ -453,7 +437,7 @@ fn explore(args: ExploreArgs) -> Result<ExitCode, Failure> {
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGHUP,
     ])
-    .map_err(|e| Failure::Environment(e.into()))?;
+    .map_err(Failure::environment)?;
     // On a signal: stop taking crash points, and kill the ones under way
     // (their processes are in groups of their own, out of the terminal's
     // reach) so the partial report comes at once; guards then unmount.
@@ -465,63 +449,64 @@ fn explore(args: ExploreArgs) -> Result<ExitCode, Failure> {
         }
     });
     let color = std::io::stdout().is_terminal();
-    let mut explorations = Vec::new();
+    let mut reports = Vec::new();
     for mut scenario in scenarios {
         if let Some(timeout) = args.timeout {
             scenario.timeout = timeout;
         }
-        let name = scenario.name.clone();
         let prepared = harness::Prepared::new(scenario)?;
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg:>24} [{bar:30}] {pos}/{len} crash points, {per_sec}, eta {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
-        bar.set_message(name.clone());
-        let on_event = |event: ExploreEvent<'_>| match event {
-            ExploreEvent::Planned { total } => bar.set_length(total as u64),
-            ExploreEvent::PointDone { .. } => bar.inc(1),
+        let bar = progress_bar(&prepared.scenario.name);
+        let on_event = |event: Event<'_>| match event {
+            Event::Planned { points, .. } => bar.set_length(points as u64),
+            Event::PointDone { .. } => bar.inc(1),
         };
-        let exploration = explore::explore(&prepared, &options, &stop, &on_event)?;
+        let report = explore::explore(&prepared, &options, &stop, &on_event)?;
         bar.finish_and_clear();
         if !args.json {
             let mut stdout = std::io::stdout().lock();
-            explore::write_human(&mut stdout, &exploration, color)
-                .map_err(|e| Failure::Environment(e.into()))?;
-            let _ = writeln_out(&mut stdout, "");
+            report::human::write(&mut stdout, &report, "", color)
+                .and_then(|()| writeln_out(&mut stdout, ""))
+                .map_err(Failure::environment)?;
         }
-        explorations.push(exploration);
+        reports.push(report);
         if stop.load(Ordering::Relaxed) {
             break;
         }
     }
     let mut stdout = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer_pretty(&mut stdout, &explorations)
-            .map_err(|e| Failure::Environment(e.into()))?;
-        let _ = writeln_out(&mut stdout, "");
-    } else if explorations.len() > 1 {
-        explore::write_matrix(&mut stdout, &explorations)
-            .map_err(|e| Failure::Environment(e.into()))?;
+        report::json::write_all(&mut stdout, &reports).map_err(Failure::environment)?;
+    } else if reports.len() > 1 {
+        report::human::write_matrix(&mut stdout, &reports).map_err(Failure::environment)?;
     }
     if let Some(path) = &args.junit {
-        let mut file = std::fs::File::create(path)
-            .map_err(|e| Failure::Usage(anyhow::anyhow!("cannot write {}: {e}", path.display())))?;
-        explore::write_junit(&mut file, &explorations)
-            .map_err(|e| Failure::Usage(anyhow::anyhow!("cannot write {}: {e}", path.display())))?;
+        let cannot = |e| Failure::usage(anyhow::anyhow!("cannot write {}: {e}", path.display()));
+        let mut file = std::fs::File::create(path).map_err(cannot)?;
+        report::junit::write(&mut file, &reports).map_err(cannot)?;
     }
     if stop.load(Ordering::Relaxed) {
         eprintln!("swapfault: interrupted; the report above covers the crash points that ran");
-        return Ok(ExitCode::from(130));
+        return Ok(Exit::Interrupted);
     }
-    Ok(if explorations.iter().all(explore::as_expected) {
-        ExitCode::SUCCESS
+    Ok(if reports.iter().all(|r| r.as_expected) {
+        Exit::Success
     } else {
-        ExitCode::from(1)
+        Exit::Findings
     })
+}
+
+/// The bar `explore` shows on stderr while crash points run.
+fn progress_bar(name: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg:>24} [{bar:30}] {pos}/{len} crash points, {per_sec}, eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(name.to_owned());
+    bar
 }
 
 fn writeln_out(out: &mut dyn std::io::Write, text: &str) -> std::io::Result<()> {

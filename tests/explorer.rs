@@ -6,14 +6,15 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use harness::explore::redact_temp_names;
+use harness::report::redact_temp_names;
 
-use crate::support::{mounted_under, swapfault, wait_for};
+use crate::support::{assert_nothing_left, interrupt, mounted_under, swapfault, wait_for};
 
 /// `swapfault explore scenarios/ --json`, run once for the tests that read it.
 fn catalog() -> &'static (Option<i32>, Vec<Value>, String) {
     static CATALOG: OnceLock<(Option<i32>, Vec<Value>, String)> = OnceLock::new();
     CATALOG.get_or_init(|| {
+        crate::support::require(crate::support::CATALOG_TOOLS);
         let junit =
             std::env::temp_dir().join(format!("swapfault-junit-{}.xml", std::process::id()));
         let output = swapfault()
@@ -21,100 +22,123 @@ fn catalog() -> &'static (Option<i32>, Vec<Value>, String) {
             .arg(&junit)
             .output()
             .expect("explore");
-        let explorations: Vec<Value> = serde_json::from_slice(&output.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
         let xml = std::fs::read_to_string(&junit).unwrap_or_default();
         let _ = std::fs::remove_file(&junit);
-        (output.status.code(), explorations, xml)
+        (output.status.code(), reports(&output), xml)
     })
 }
 
-fn verdict(explorations: &[Value], scenario: &str, property: &str) -> String {
-    let exploration = explorations
+/// The reports of `explore --json`, after checking the schema version.
+fn reports(output: &std::process::Output) -> Vec<Value> {
+    let json: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
+    assert_eq!(json["schema_version"], 1);
+    json["reports"].as_array().cloned().expect("reports")
+}
+
+fn report<'a>(reports: &'a [Value], scenario: &str) -> &'a Value {
+    reports
         .iter()
-        .find(|e| e["scenario"] == scenario)
-        .unwrap_or_else(|| panic!("no exploration of {scenario}"));
-    let p = exploration["properties"]
+        .find(|r| r["scenario"] == scenario)
+        .unwrap_or_else(|| panic!("no exploration of {scenario}"))
+}
+
+fn property<'a>(report: &'a Value, property: &str) -> &'a Value {
+    report["properties"]
         .as_array()
         .and_then(|ps| ps.iter().find(|p| p["property"] == property))
-        .unwrap_or_else(|| panic!("{scenario}: no {property}"));
-    match (
-        p["exercised"].as_bool(),
-        p["groups"].as_array().map(|g| g.is_empty()),
-    ) {
-        (Some(false), _) => "-".into(),
-        (_, Some(true)) => "pass".into(),
-        _ => "fail".into(),
-    }
+        .unwrap_or_else(|| panic!("{}: no {property}", report["scenario"]))
+}
+
+/// The group of `property` whose points include `point`.
+fn group_at<'a>(report: &'a Value, name: &str, point: &str) -> &'a Value {
+    let groups = property(report, name)["groups"].as_array().expect("groups");
+    groups
+        .iter()
+        .find(|g| {
+            g["points"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p == point))
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{}: no {name} finding at {point}: {groups:#?}",
+                report["scenario"]
+            )
+        })
 }
 
 #[test]
-fn the_catalog_matrix_is_as_expected() {
-    let (code, explorations, junit) = catalog();
-    let expect = [
-        ("cp", "live", "fail"),
-        ("cp", "visible", "fail"),
-        ("cp", "kill", "fail"),
-        ("cp", "power", "fail"),
-        ("updater-prefix", "live", "fail"),
-        ("updater-prefix", "visible", "fail"),
-        ("updater-prefix", "kill", "fail"),
-        ("updater-prefix", "power", "fail"),
-        ("updater-prefix", "retry", "fail"),
-        ("install", "live", "pass"),
-        ("install", "visible", "fail"),
-        ("install", "kill", "fail"),
-        ("cp-remove-destination", "live", "pass"),
-        ("cp-remove-destination", "visible", "fail"),
-        ("cp-remove-destination", "kill", "fail"),
-        ("mv-cross-fs", "live", "pass"),
-        ("mv-cross-fs", "visible", "fail"),
-        ("mv-cross-fs", "kill", "fail"),
-        ("rename-aside", "kill", "fail"),
-        ("temp-rename", "kill", "pass"),
-        ("temp-rename", "visible", "pass"),
-        ("temp-rename", "power", "fail"),
-    ];
-    for (scenario, property, want) in expect {
-        assert_eq!(
-            verdict(explorations, scenario, property),
-            want,
-            "{scenario} {property}"
-        );
+fn the_catalog_matrix_is_what_each_scenario_file_expects() {
+    let (code, reports, junit) = catalog();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let mut checked = 0;
+    for report in reports {
+        let name = report["scenario"].as_str().expect("name");
+        let scenario =
+            harness::Scenario::from_file(&dir.join(format!("{name}.toml"))).expect("scenario file");
+        for (property_name, expectation) in &scenario.expect {
+            let want = match expectation {
+                harness::Expectation::Pass => "pass",
+                harness::Expectation::Fail => "fail",
+            };
+            let got = &property(report, property_name.name())["status"];
+            assert_eq!(got, want, "{name} {property_name}");
+            checked += 1;
+        }
     }
-    for property in [
-        "result", "live", "visible", "kill", "errors", "power", "retry", "meta", "tidy",
-    ] {
-        assert_eq!(
-            verdict(explorations, "atomic-fsync", property),
-            "pass",
-            "atomic-fsync {property}"
-        );
-    }
+    assert!(checked >= 100, "only {checked} expectations checked");
     assert_eq!(*code, Some(0), "every scenario's [expect] holds");
     assert!(
         junit.contains("<testsuite name=\"cp\"") && junit.contains("<testcase name=\"live\""),
         "{junit}"
     );
-    // temp + rename fails power under metadata-ordered with a short target.
-    let temp_rename = explorations
-        .iter()
-        .find(|e| e["scenario"] == "temp-rename")
-        .expect("temp-rename");
-    let power = temp_rename["properties"]
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["property"] == "power"))
-        .expect("power");
-    let text = power.to_string();
+}
+
+#[test]
+fn known_bad_strategies_fail_at_the_right_crash_point_with_what_was_seen() {
+    let (_, reports, _) = catalog();
+    // install unlinks first: between unlink and create there is no target.
+    let install = report(reports, "install");
+    let missing = group_at(install, "kill", "unlink#1:kill-after");
+    assert_eq!(missing["seen"], "after the kill the target is missing");
+    let partial = group_at(install, "kill", "write#1:kill-after");
+    assert_eq!(
+        partial["seen"],
+        "after the kill the target is prefix-of-new"
+    );
+    // temp + rename without fsync: the rename is durable before the data.
+    let temp_rename = report(reports, "temp-rename");
+    let empty = group_at(temp_rename, "power", "rename#1:power-cut=metadata-ordered");
+    assert_eq!(
+        empty["seen"],
+        "after the power cut the durable target is empty"
+    );
+    assert_eq!(
+        empty["reproduce"],
+        "swapfault run 'scenarios/temp-rename.toml' --fault 'rename#1:power-cut=metadata-ordered'"
+    );
+    // The same cut under the strict model leaves old: no finding there.
+    let groups = property(temp_rename, "power")["groups"].to_string();
+    assert!(!groups.contains("rename#1:power-cut=strict"), "{groups}");
+    // rename-aside: between its two renames there is no target at all.
+    let rename_aside = report(reports, "rename-aside");
+    let gap = group_at(rename_aside, "kill", "rename#1:kill-after");
+    assert_eq!(gap["seen"], "after the kill the target is missing");
+    // cp writes the live inode in place, in every run.
+    let cp = report(reports, "cp");
+    let live = &property(cp, "live")["groups"][0];
     assert!(
-        text.contains("metadata-ordered") && (text.contains("empty") || text.contains("prefix")),
-        "{text}"
+        live["summary"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("in ")),
+        "{live:#}"
     );
 }
 
 #[test]
 fn every_sampled_reproduction_reproduces_its_finding() {
-    let (_, explorations, _) = catalog();
+    let (_, reports, _) = catalog();
     let mut replayed = 0;
     for scenario in [
         "cp",
@@ -123,10 +147,7 @@ fn every_sampled_reproduction_reproduces_its_finding() {
         "rename-aside",
         "temp-rename",
     ] {
-        let exploration = explorations
-            .iter()
-            .find(|e| e["scenario"] == scenario)
-            .expect("scenario");
+        let exploration = report(reports, scenario);
         for property in exploration["properties"].as_array().expect("properties") {
             let Some(group) = property["groups"].as_array().and_then(|g| g.first()) else {
                 continue;
@@ -142,19 +163,17 @@ fn every_sampled_reproduction_reproduces_its_finding() {
                 .current_dir(env!("CARGO_MANIFEST_DIR"))
                 .output()
                 .expect("replay");
-            let report: Value = serde_json::from_slice(&output.stdout).expect("json report");
+            let replay: Value = serde_json::from_slice(&output.stdout).expect("json report");
             let name = property["property"].as_str().expect("name");
             let seen = group["seen"].as_str().expect("seen");
-            let line = report["properties"]
+            let line = self::property(&replay, name);
+            assert_eq!(line["status"], "fail", "{command}: {replay:#}");
+            let got: Vec<String> = line["groups"]
                 .as_array()
-                .and_then(|ps| ps.iter().find(|p| p["property"] == name))
-                .expect("line");
-            assert_eq!(line["status"], "fail", "{command}: {report:#}");
-            let got: Vec<String> = line["seen"]
-                .as_array()
-                .map(|seen| {
-                    seen.iter()
-                        .filter_map(|v| v.as_str())
+                .map(|groups| {
+                    groups
+                        .iter()
+                        .filter_map(|g| g["seen"].as_str())
                         .map(redact_temp_names)
                         .collect()
                 })
@@ -171,6 +190,7 @@ fn every_sampled_reproduction_reproduces_its_finding() {
 
 #[test]
 fn ctrl_c_stops_explore_and_leaves_no_mount() {
+    crate::support::require(crate::support::CATALOG_TOOLS);
     let tmp = tempfile::tempdir().expect("tmp");
     // The whole catalog on one worker: long enough to be interrupted.
     let mut child = swapfault()
@@ -184,13 +204,8 @@ fn ctrl_c_stops_explore_and_leaves_no_mount() {
         tmp.path()
     )
     .is_empty()));
-    std::thread::sleep(Duration::from_millis(500));
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let status = child.wait().expect("wait");
-    assert_eq!(status.code(), Some(130));
-    assert!(mounted_under(tmp.path()).is_empty());
-    let left: Vec<_> = std::fs::read_dir(tmp.path()).expect("read tmp").collect();
-    assert!(left.is_empty(), "temp dirs left: {left:?}");
+    assert_eq!(interrupt(&mut child), Some(130));
+    assert_nothing_left(tmp.path(), None);
 }
 
 /// Asserts two explorations agree point by point, naming the points that do not.
@@ -217,9 +232,9 @@ fn redact(text: &str) -> String {
 
 /// Per crash point: the properties it failed, each with what was seen.
 fn findings_by_point(exploration: &Value) -> Vec<(String, Vec<(String, String)>)> {
-    exploration["points"]
+    exploration["point_results"]
         .as_array()
-        .expect("points")
+        .expect("point results")
         .iter()
         .map(|point| {
             let mut seen: Vec<(String, String)> = point["findings"]
@@ -232,7 +247,7 @@ fn findings_by_point(exploration: &Value) -> Vec<(String, Vec<(String, String)>)
                 })
                 .collect();
             seen.sort();
-            (point["spec"].as_str().expect("spec").to_owned(), seen)
+            (point["point"].as_str().expect("point").to_owned(), seen)
         })
         .collect()
 }
@@ -244,9 +259,7 @@ fn explore_json(args: &[&str]) -> Value {
         .arg("--json")
         .output()
         .expect("explore");
-    let mut explorations: Vec<Value> = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
-    explorations.remove(0)
+    reports(&output).remove(0)
 }
 
 #[test]
@@ -338,30 +351,28 @@ fn ctrl_c_kills_the_run_under_way_and_reports_nothing_it_cut_short() {
         .stderr(Stdio::null())
         .spawn()
         .expect("explore");
-    assert!(wait_for(Duration::from_secs(20), || !mounted_under(
-        tmp.path()
-    )
-    .is_empty()));
-    std::thread::sleep(Duration::from_millis(300));
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    assert!(
-        wait_for(Duration::from_secs(10), || child
-            .try_wait()
-            .is_ok_and(|s| s.is_some())),
-        "explore still runs 10 s after Ctrl-C"
-    );
-    let output = child.wait_with_output().expect("output");
-    assert_eq!(output.status.code(), Some(130));
-    let explorations: Vec<Value> = serde_json::from_slice(&output.stdout).expect("json");
-    let exploration = &explorations[0];
+    assert!(wait_for(Duration::from_secs(20), || {
+        crate::support::process_running("sleep\x0030\x00")
+    }));
+    let mut stdout = child.stdout.take().expect("stdout");
+    assert_eq!(interrupt(&mut child), Some(130));
+    let mut json = Vec::new();
+    std::io::Read::read_to_end(&mut stdout, &mut json).expect("read stdout");
+    let output = std::process::Output {
+        status: child.wait().expect("status"),
+        stdout: json,
+        stderr: Vec::new(),
+    };
+    let reports = reports(&output);
+    let exploration = &reports[0];
     assert_eq!(exploration["interrupted"], true);
-    assert_eq!(exploration["points"].as_array().map(Vec::len), Some(0));
-    assert_eq!(exploration["baseline"].as_array().map(Vec::len), Some(0));
-    assert!(mounted_under(tmp.path()).is_empty());
-    let sleeping = std::fs::read_dir("/proc")
-        .expect("proc")
-        .filter_map(|e| e.ok())
-        .filter_map(|e| std::fs::read_to_string(e.path().join("cmdline")).ok())
-        .any(|cmdline| cmdline == "sleep\x0030\x00");
-    assert!(!sleeping, "the strategy outlived Ctrl-C");
+    assert_eq!(exploration["points"]["checked"], 0);
+    for property in exploration["properties"].as_array().expect("properties") {
+        assert_eq!(property["status"], "not-exercised", "{property:#}");
+        assert_eq!(
+            property["why_not_exercised"],
+            "stopped during the recording"
+        );
+    }
+    assert_nothing_left(tmp.path(), Some("sleep\x0030\x00"));
 }

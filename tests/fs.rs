@@ -773,3 +773,37 @@ fn the_durable_log_is_what_a_power_cut_leaves() {
         }
     }
 }
+
+#[test]
+fn a_write_at_one_tebibyte_costs_nothing_for_the_hole() {
+    // Before contents were sparse, every 64 KiB chunk up to the offset was
+    // allocated: 16 million of them here, enough to abort the daemon.
+    let scratch = Scratch::new();
+    let mount = scratch.mount(tree_with_target(b"head"), FaultPlan::default());
+    let target = mount.join("target");
+    let status = Command::new("dd")
+        .arg("if=/dev/zero")
+        .arg(format!("of={}", target.display()))
+        .args(["bs=1", "count=1", "seek=1T", "conv=notrunc", "status=none"])
+        .status()
+        .expect("dd");
+    assert!(status.success(), "{status:?}");
+    let meta = std::fs::metadata(&target).expect("stat");
+    assert_eq!(meta.len(), (1u64 << 40) + 1);
+    // Two chunks hold data (the head and the byte at 1 TiB): stat says so.
+    assert!(meta.blocks() <= 2 * 128, "{} blocks", meta.blocks());
+    let mut file = std::fs::File::open(&target).expect("open");
+    let mut buf = [7u8; 8];
+    file.seek(SeekFrom::Start((1 << 40) - 4)).expect("seek");
+    file.read_exact(&mut buf[..5])
+        .expect("read across the hole");
+    assert_eq!(&buf[..5], &[0, 0, 0, 0, 0]);
+    // The tree holds the five bytes written, not 1 TiB, and the daemon
+    // still serves.
+    mount.handle().with_tree(|tree| {
+        let ino = tree.resolve("target").expect("target");
+        let content = tree.content(ino).expect("content");
+        assert_eq!(content.allocated(), 5);
+    });
+    assert_eq!(std::fs::read_dir(mount.path()).expect("readdir").count(), 1);
+}

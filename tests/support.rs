@@ -93,3 +93,60 @@ pub fn tree_with_target(bytes: &[u8]) -> Tree {
     tree.write(ino, 0, bytes).expect("write target");
     tree
 }
+
+/// Fails the test in one line, naming the package, when a tool it runs is
+/// missing (instead of an assertion dump about a strategy that exited 127).
+pub fn require(tools: &[(&str, &str)]) {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let missing: Vec<String> = tools
+        .iter()
+        .filter(|(tool, _)| !std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+        .map(|(tool, package)| format!("`{tool}` (apt-get install {package})"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "this test runs {}, which this machine lacks",
+        missing.join(", ")
+    );
+}
+
+/// What the catalog's strategies run.
+pub const CATALOG_TOOLS: &[(&str, &str)] =
+    &[("rsync", "rsync"), ("python3", "python3"), ("cc", "gcc")];
+
+/// Whether a process with exactly this command line (NUL-separated) runs.
+pub fn process_running(cmdline: &str) -> bool {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| std::fs::read_to_string(e.path().join("cmdline")).ok())
+        .any(|line| line == cmdline)
+}
+
+/// Sends SIGINT (a Ctrl-C) to `child` and waits for it to end, at most
+/// 10 s; returns its exit code.
+pub fn interrupt(child: &mut std::process::Child) -> Option<i32> {
+    // SAFETY: signalling a child we spawned and have not reaped.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let ended = wait_for(Duration::from_secs(10), || {
+        child.try_wait().is_ok_and(|status| status.is_some())
+    });
+    if !ended {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("still running 10 s after Ctrl-C");
+    }
+    child.wait().ok().and_then(|status| status.code())
+}
+
+/// Asserts a Ctrl-C left nothing behind: no mount and no temp dir under
+/// `tmp` (the run's TMPDIR), and no process with `cmdline`.
+pub fn assert_nothing_left(tmp: &Path, cmdline: Option<&str>) {
+    assert!(mounted_under(tmp).is_empty(), "{:?}", mounted_under(tmp));
+    let left: Vec<_> = std::fs::read_dir(tmp).expect("read tmp").collect();
+    assert!(left.is_empty(), "temp dirs left: {left:?}");
+    if let Some(cmdline) = cmdline {
+        assert!(!process_running(cmdline), "{cmdline:?} outlived Ctrl-C");
+    }
+}

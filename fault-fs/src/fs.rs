@@ -183,10 +183,14 @@ fn attr_of(node: &crate::tree::Inode) -> FileAttr {
         NodeKind::Dir(_) => FileType::Directory,
         NodeKind::Symlink(_) => FileType::Symlink,
     };
+    let blocks = match &node.kind {
+        NodeKind::File(content) => content.blocks(),
+        _ => size.div_ceil(512),
+    };
     FileAttr {
         ino: INodeNo(node.ino),
         size,
-        blocks: size.div_ceil(512),
+        blocks,
         atime: node.atime,
         mtime: node.mtime,
         ctime: node.ctime,
@@ -333,12 +337,7 @@ impl FaultFs {
         let in_scope = pid != 0 && state.scope.is_none_or(|scope| scope == pgid);
         let mut verdict = Verdict::Proceed;
         if in_scope {
-            let State {
-                plan,
-                matches,
-                trace,
-                ..
-            } = &mut *state;
+            let State { plan, matches, .. } = &mut *state;
             for (rule, count) in plan.rules.iter().zip(matches.iter_mut()) {
                 if !rule.matches(&record) {
                     continue;
@@ -366,7 +365,7 @@ impl FaultFs {
                         Verdict::Stall(gate, deadline)
                     }
                 };
-                record.fault = Some(trace.intern(&rule.fault.to_string()));
+                record.fault = Some(Arc::new(rule.fault.clone()));
                 tracing::debug!(seq, %kind, fault = %rule.fault, "fault fires");
                 break;
             }

@@ -9,7 +9,9 @@
 //!   resets the mount to a snapshot (the kernel's stale caches dropped), and
 //!   logs the [`PowerCut`] state each [`PersistenceModel`] leaves after
 //!   every op;
-//! - [`Rule`] and [`Fault`]: one line of a plan, `write#3:kill-after`.
+//! - [`Rule`] and [`Fault`]: one line of a plan, `write#3:kill-after`;
+//! - [`CrashPoint`]: one fault at one op named by kind and order
+//!   ([`OpName`], `write#3`), as the explorer places them.
 //!
 //! ```no_run
 //! use fault_fs::{FaultFs, FaultMount, FaultPlan};
@@ -40,5 +42,5 @@ pub use mount::{
 };
 pub use op::{OpKind, OpRecord, Trace};
 pub use persistence::{Durability, PersistenceModel};
-pub use plan::{Fault, FaultPlan, PlanError, Rule, ShortWrite};
+pub use plan::{CrashPoint, Fault, FaultPlan, OpName, PlanError, Rule, ShortWrite};
 pub use tree::Tree;

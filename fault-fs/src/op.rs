@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
 
+use crate::plan::Fault;
+
 /// The kind of one FUSE request, named as the trace and fault specs spell it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
@@ -300,12 +302,32 @@ pub struct OpRecord {
     pub flags: u32,
     /// 0 for success, else the errno returned.
     pub errno: i32,
-    /// Fault applied to this op, if any (its spec).
+    /// Fault applied to this op, if any (shared by every record it fired on).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub fault: Option<Shared>,
+    pub fault: Option<Arc<Fault>>,
 }
 
 impl OpRecord {
+    /// A record of `kind` with every other field empty.
+    #[cfg(test)]
+    pub(crate) fn for_test() -> Self {
+        OpRecord {
+            seq: 0,
+            pid: 0,
+            pgid: 0,
+            comm: Shared::from(""),
+            kind: OpKind::Lookup,
+            ino: 0,
+            path: Shared::from(""),
+            path2: None,
+            offset: 0,
+            len: 0,
+            flags: 0,
+            errno: 0,
+            fault: None,
+        }
+    }
+
     /// Whether the open or create carried `O_TRUNC`.
     pub fn truncates(&self) -> bool {
         matches!(self.kind, OpKind::Open | OpKind::Create) && self.flags as i32 & libc::O_TRUNC != 0

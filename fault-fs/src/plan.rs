@@ -28,7 +28,7 @@ FAULT is kill-before[=SIG], kill-after[=SIG], errno=NAME, short-write=K|K%, stal
 power-cut[=metadata-ordered|strict]";
 
 /// What happens to a matched op.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Fault {
     /// Signal the caller's process group; answer without applying the op.
     KillBefore(Signal),
@@ -48,7 +48,7 @@ pub enum Fault {
 }
 
 /// How much of a write a `short-write` fault lets through.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ShortWrite {
     /// This many bytes (at most the request's length).
     Bytes(u64),
@@ -73,6 +73,14 @@ pub enum PlanError {
     #[error("bad fault spec `{spec}`: {reason} (hint: the format is {SPEC_FORMAT})")]
     Spec {
         /// The spec as given.
+        spec: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A crash point is malformed.
+    #[error("bad crash point `{spec}`: {reason} (hint: the format is {CRASH_POINT_FORMAT})")]
+    CrashPoint {
+        /// The text as given.
         spec: String,
         /// What is wrong with it.
         reason: String,
@@ -356,6 +364,136 @@ impl FromStr for Rule {
     }
 }
 
+/// The expected form of a crash point, quoted in its parse errors.
+pub const CRASH_POINT_FORMAT: &str =
+    "KIND#N:FAULT, e.g. `write#3:kill-after`, `rename#1:power-cut=strict`";
+
+/// One crash point: the Nth op of one kind among the strategy's ops, and
+/// the fault there. Spelled `write#3:kill-after`; as a [`Rule`] it fires on
+/// exactly that op. Named by kind and order, never by path, so a strategy
+/// with random temp names has the same crash points on every run.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct CrashPoint {
+    /// The op kind.
+    pub kind: OpKind,
+    /// Its order among the strategy's ops of that kind, from 1.
+    pub nth: u64,
+    /// What happens there.
+    pub fault: Fault,
+}
+
+impl CrashPoint {
+    /// The crash point of `fault` at the Nth op of `kind`.
+    pub fn new(kind: OpKind, nth: u64, fault: Fault) -> Self {
+        CrashPoint { kind, nth, fault }
+    }
+
+    /// The rule that fires exactly here.
+    pub fn rule(&self) -> Rule {
+        Rule::at(self.kind, self.nth, self.fault.clone())
+    }
+
+    /// The op alone, `write#3`.
+    pub fn op(&self) -> OpName {
+        OpName {
+            kind: self.kind,
+            nth: self.nth,
+        }
+    }
+}
+
+impl fmt::Display for CrashPoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.op(), self.fault)
+    }
+}
+
+impl FromStr for CrashPoint {
+    type Err = PlanError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |reason: &str| PlanError::CrashPoint {
+            spec: s.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (op, fault) = s.split_once(':').ok_or_else(|| bad("missing `:FAULT`"))?;
+        let op: OpName = op.parse().map_err(|reason: String| bad(&reason))?;
+        let fault: Fault = fault.parse().map_err(|e| match e {
+            PlanError::Spec { reason, .. } => bad(&reason),
+            other => other,
+        })?;
+        Ok(CrashPoint::new(op.kind, op.nth, fault))
+    }
+}
+
+impl serde::Serialize for CrashPoint {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl serde::Serialize for Rule {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl serde::Serialize for Fault {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// An op named by kind and order among the strategy's ops: `write#3`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OpName {
+    /// The op kind.
+    pub kind: OpKind,
+    /// Its order among the ops of that kind, from 1.
+    pub nth: u64,
+}
+
+impl OpName {
+    /// Names every op of `trace` (in order) by its kind and order.
+    pub fn all<'a>(trace: impl IntoIterator<Item = &'a OpRecord>) -> Vec<OpName> {
+        let mut counts: std::collections::HashMap<OpKind, u64> = Default::default();
+        trace
+            .into_iter()
+            .map(|op| {
+                let nth = counts.entry(op.kind).or_default();
+                *nth += 1;
+                OpName {
+                    kind: op.kind,
+                    nth: *nth,
+                }
+            })
+            .collect()
+    }
+}
+
+impl fmt::Display for OpName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}", self.kind, self.nth)
+    }
+}
+
+impl FromStr for OpName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (kind, nth) = s
+            .split_once('#')
+            .ok_or_else(|| format!("`{s}` has no `#N`"))?;
+        let kind: OpKind = kind
+            .parse()
+            .map_err(|e: crate::op::UnknownOpKind| e.to_string())?;
+        match nth.parse::<u64>() {
+            Ok(nth) if nth >= 1 => Ok(OpName { kind, nth }),
+            _ => Err(format!("`#{nth}`: N must be a number from 1")),
+        }
+    }
+}
+
 /// A whole plan: rules tried in order; the first that fires wins.
 #[derive(Clone, Debug, Default)]
 pub struct FaultPlan {
@@ -469,6 +607,56 @@ mod tests {
             let rule: Rule = spec.parse().unwrap();
             assert_eq!(rule.to_string(), spec);
         }
+    }
+
+    #[test]
+    fn crash_points_round_trip_and_fire_on_their_op() {
+        for text in [
+            "write#3:kill-after",
+            "rename#1:power-cut=strict",
+            "getattr#9:stall=10s",
+            "create#1:errno=ENOSPC",
+            "write#2:short-write=50%",
+            "unlink#1:kill-before=TERM",
+        ] {
+            let point: CrashPoint = text.parse().unwrap();
+            assert_eq!(point.to_string(), text);
+            assert_eq!(point.rule().to_string(), text);
+            assert_eq!(point.op().to_string(), text.split(':').next().unwrap());
+        }
+        let point: CrashPoint = "write#3:errno=EIO".parse().unwrap();
+        assert_eq!(
+            point,
+            CrashPoint::new(OpKind::Write, 3, Fault::Errno(libc::EIO))
+        );
+    }
+
+    #[test]
+    fn bad_crash_points_name_the_format() {
+        for (text, reason) in [
+            ("write:kill-after", "no `#N`"),
+            ("write#0:kill-after", "N must be a number from 1"),
+            ("wrote#1:kill-after", "unknown op kind `wrote`"),
+            ("write#1", "missing `:FAULT`"),
+            ("write#1:explode", "unknown fault"),
+        ] {
+            let err = text.parse::<CrashPoint>().unwrap_err().to_string();
+            assert!(
+                err.contains(reason) && err.contains("KIND#N:FAULT"),
+                "{text}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn ops_are_named_by_kind_and_order() {
+        let op = |kind| OpRecord {
+            kind,
+            ..OpRecord::for_test()
+        };
+        let trace = [op(OpKind::Write), op(OpKind::Rename), op(OpKind::Write)];
+        let names: Vec<String> = OpName::all(&trace).iter().map(|n| n.to_string()).collect();
+        assert_eq!(names, ["write#1", "rename#1", "write#2"]);
     }
 
     #[test]

@@ -21,11 +21,13 @@ pub const CHUNK: usize = 64 * 1024;
 /// File contents as shared, copy-on-write chunks.
 ///
 /// The outer `Arc` makes a snapshot of an inode O(1); the inner ones make a
-/// write after a snapshot copy only the chunks it touches.
+/// write after a snapshot copy only the chunks it touches. Chunks are kept
+/// by index, and only those written hold memory: a hole (a write far past
+/// the end, `truncate` to grow) costs nothing, however large.
 #[derive(Clone, Debug, Default)]
 pub struct Content {
     size: u64,
-    chunks: Arc<Vec<Arc<Vec<u8>>>>,
+    chunks: Arc<BTreeMap<u64, Arc<Vec<u8>>>>,
 }
 
 impl Content {
@@ -46,19 +48,30 @@ impl Content {
         self.size == 0
     }
 
+    /// Bytes of memory the chunks hold (holes hold none).
+    pub fn allocated(&self) -> u64 {
+        self.chunks.values().map(|chunk| chunk.len() as u64).sum()
+    }
+
+    /// 512-byte blocks the file occupies, as `stat` reports them: whole
+    /// chunks where anything was written, nothing for holes. O(1).
+    pub fn blocks(&self) -> u64 {
+        (self.chunks.len() as u64 * (CHUNK as u64 / 512)).min(self.size.div_ceil(512))
+    }
+
     /// Reads up to `len` bytes at `offset` (short at end of file).
     pub fn read(&self, offset: u64, len: usize) -> Vec<u8> {
         if offset >= self.size {
             return Vec::new();
         }
-        let end = (offset + len as u64).min(self.size);
+        let end = offset.saturating_add(len as u64).min(self.size);
         let mut out = Vec::with_capacity((end - offset) as usize);
         let mut pos = offset;
         while pos < end {
-            let index = (pos / CHUNK as u64) as usize;
+            let index = pos / CHUNK as u64;
             let within = (pos % CHUNK as u64) as usize;
             let take = ((end - pos) as usize).min(CHUNK - within);
-            match self.chunks.get(index) {
+            match self.chunks.get(&index) {
                 // A chunk may be shorter than CHUNK: the rest reads as zeros (a hole).
                 Some(chunk) => {
                     let have = chunk.len().saturating_sub(within).min(take);
@@ -94,30 +107,26 @@ impl Content {
         want.chunks(CHUNK).enumerate().all(|(index, want)| {
             let have = self
                 .chunks
-                .get(index)
+                .get(&(index as u64))
                 .map_or(&[][..], |chunk| &chunk[..chunk.len().min(want.len())]);
             want[..have.len()] == *have && want[have.len()..].iter().all(|b| *b == 0)
         })
     }
 
-    /// Writes `data` at `offset`, extending the file (with zeros) as needed.
+    /// Writes `data` at `offset`, extending the file (with a hole) as needed.
     pub fn write(&mut self, offset: u64, data: &[u8]) {
         if data.is_empty() {
             return;
         }
         let end = offset + data.len() as u64;
         let chunks = Arc::make_mut(&mut self.chunks);
-        let needed = end.div_ceil(CHUNK as u64) as usize;
-        if chunks.len() < needed {
-            chunks.resize_with(needed, Default::default);
-        }
         let mut pos = offset;
         let mut rest = data;
         while !rest.is_empty() {
-            let index = (pos / CHUNK as u64) as usize;
+            let index = pos / CHUNK as u64;
             let within = (pos % CHUNK as u64) as usize;
             let take = rest.len().min(CHUNK - within);
-            let chunk = Arc::make_mut(&mut chunks[index]);
+            let chunk = Arc::make_mut(chunks.entry(index).or_default());
             if chunk.len() < within + take {
                 chunk.resize(within + take, 0);
             }
@@ -128,17 +137,17 @@ impl Content {
         self.size = self.size.max(end);
     }
 
-    /// Sets the length: shrinking drops bytes, growing adds zeros.
+    /// Sets the length: shrinking drops bytes, growing adds a hole.
     pub fn truncate(&mut self, size: u64) {
         if size < self.size {
             let chunks = Arc::make_mut(&mut self.chunks);
-            let keep = size.div_ceil(CHUNK as u64) as usize;
-            chunks.truncate(keep);
+            let keep = size.div_ceil(CHUNK as u64);
+            chunks.split_off(&keep);
             let tail = (size % CHUNK as u64) as usize;
-            // Only the chunk that holds the new end is cut; when the file was
-            // extended past its chunks, the last chunk may lie wholly before it.
-            if tail != 0 && chunks.len() == keep {
-                if let Some(last) = chunks.last_mut() {
+            // Only the chunk that holds the new end is cut (it may be absent:
+            // a hole, or a chunk that lies wholly before the end).
+            if tail != 0 {
+                if let Some(last) = chunks.get_mut(&(keep - 1)) {
                     if last.len() > tail {
                         Arc::make_mut(last).truncate(tail);
                     }
@@ -150,7 +159,8 @@ impl Content {
 }
 
 impl PartialEq for Content {
-    /// Same bytes. Cheap where the two share chunks, as snapshots do.
+    /// Same bytes. Cheap where the two share chunks, as snapshots do, and
+    /// where both have holes: only chunks that either holds are compared.
     fn eq(&self, other: &Self) -> bool {
         if self.shares_chunks_with(other) {
             return true;
@@ -158,13 +168,20 @@ impl PartialEq for Content {
         if self.size != other.size {
             return false;
         }
-        (0..self.size.div_ceil(CHUNK as u64) as usize).all(|index| {
-            let shared = match (self.chunks.get(index), other.chunks.get(index)) {
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                _ => false,
-            };
-            let offset = (index * CHUNK) as u64;
-            shared || self.read(offset, CHUNK) == other.read(offset, CHUNK)
+        let indexes: std::collections::BTreeSet<u64> = self
+            .chunks
+            .keys()
+            .chain(other.chunks.keys())
+            .copied()
+            .collect();
+        indexes.into_iter().all(|index| {
+            if let (Some(a), Some(b)) = (self.chunks.get(&index), other.chunks.get(&index)) {
+                if Arc::ptr_eq(a, b) {
+                    return true;
+                }
+            }
+            let offset = index * CHUNK as u64;
+            self.read(offset, CHUNK) == other.read(offset, CHUNK)
         })
     }
 }
@@ -978,8 +995,34 @@ mod tests {
                 }
                 prop_assert_eq!(content.len(), model.len() as u64);
             }
-            prop_assert_eq!(content.to_vec(), model);
+            prop_assert_eq!(&content.to_vec(), &model);
+            prop_assert_eq!(&content, &Content::from_bytes(&model));
         }
+    }
+
+    #[test]
+    fn a_write_far_past_the_end_costs_nothing_for_the_hole() {
+        // `dd seek=1T bs=1 count=1`: one byte at 1 TiB.
+        let tib = 1u64 << 40;
+        let mut content = Content::from_bytes(b"head");
+        content.write(tib, b"x");
+        assert_eq!(content.len(), tib + 1);
+        assert_eq!(content.allocated(), 4 + 1);
+        assert_eq!(content.blocks(), 2 * (CHUNK as u64 / 512));
+        assert_eq!(content.read(tib - 2, 8), b"\0\0x");
+        assert_eq!(content.read(0, 6), b"head\0\0");
+        // Holes compare without being read byte by byte, and a snapshot
+        // taken before the write is untouched.
+        let mut other = Content::from_bytes(b"head");
+        assert_ne!(content, other);
+        other.write(tib, b"x");
+        assert_eq!(content, other);
+        content.truncate(tib / 2);
+        assert_eq!(content.allocated(), 4);
+        assert_eq!(content.len(), tib / 2);
+        assert!(!content.is_prefix_of(b"head"));
+        content.truncate(3);
+        assert!(content.is_prefix_of(b"head"));
     }
 
     #[test]

@@ -1,9 +1,18 @@
-//! What users would see: target classes, properties and findings.
+//! Judging a run: what users would see (target classes), the properties,
+//! and the pure evaluation that turns a run's [`Observations`] into one
+//! [`Verdict`] per [`Property`]. Nothing here starts a process, touches a
+//! mount or reads a clock, so every rule is unit-tested on observations
+//! built by hand.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
+use fault_fs::{CrashPoint, Fault};
 use serde::{Deserialize, Serialize};
+
+use crate::live::{Exit, LiveReport};
+use crate::scenario::ProbeKind;
 
 /// What the target is after (or during) a run, by content and length.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -163,8 +172,8 @@ impl FromStr for Property {
 pub struct Finding {
     /// The property.
     pub property: Property,
-    /// The crash point (`write#3:kill-after`), or `None` for an undisturbed run.
-    pub crash_point: Option<String>,
+    /// The crash point it follows from, or `None` for an undisturbed run.
+    pub crash_point: Option<CrashPoint>,
     /// What was seen, in a sentence.
     pub seen: String,
 }
@@ -178,9 +187,824 @@ impl fmt::Display for Finding {
     }
 }
 
+/// The target as found in the tree: class, inode and metadata.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TargetState {
+    /// Its class.
+    pub class: TargetClass,
+    /// Its inode number, if present.
+    pub ino: Option<u64>,
+    /// Mode bits.
+    pub mode: Option<u32>,
+    /// Owner and group.
+    pub owner: Option<(u32, u32)>,
+    /// Extended attributes (lossy UTF-8 values).
+    pub xattrs: BTreeMap<String, String>,
+}
+
+impl TargetState {
+    /// No file at the target path.
+    pub fn missing() -> Self {
+        TargetState {
+            class: TargetClass::Missing,
+            ino: None,
+            mode: None,
+            owner: None,
+            xattrs: BTreeMap::new(),
+        }
+    }
+}
+
+/// One run of the strategy and what it left.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct StrategyRun {
+    /// How it ended.
+    pub exit: Exit,
+    /// The last lines of its stderr.
+    pub stderr: String,
+    /// The target afterwards.
+    pub target: TargetState,
+    /// Paths that were not there before (outside the staging directory).
+    pub strays: Vec<String>,
+}
+
+/// What one probe saw at a stalled op.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProbeObservation {
+    /// The stall it looked during.
+    pub at: CrashPoint,
+    /// The stalled op, as the trace prints it.
+    pub op: String,
+    /// The probe.
+    pub probe: ProbeKind,
+    /// What it saw: `read: prefix-of-new`, `load: failed (exit 3)`.
+    pub seen: String,
+    /// Complete old or complete new.
+    pub ok: bool,
+}
+
+/// Everything one run observed: the only input of [`evaluate`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Observations {
+    /// The faults that fired, in the order they fired.
+    pub fired: Vec<CrashPoint>,
+    /// The target before the run.
+    pub before: TargetState,
+    /// The first run.
+    pub first: StrategyRun,
+    /// The undisturbed retry after an interruption, if one was made.
+    pub retry: Option<StrategyRun>,
+    /// The live processes (canary first, then the scenario's commands).
+    pub live: Vec<LiveReport>,
+    /// Probes at stalled ops.
+    pub probes: Vec<ProbeObservation>,
+}
+
+/// What the target must carry besides its bytes: the scenario's mode and
+/// xattrs (the owner must stay the old target's).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Wanted {
+    /// Mode bits.
+    pub mode: u32,
+    /// Extended attributes.
+    pub xattrs: BTreeMap<String, String>,
+}
+
+/// The verdict on one property for one run (or, merged, for many).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Exercised, and it held.
+    Pass,
+    /// Exercised, and it did not hold.
+    Fail {
+        /// What was seen, where.
+        findings: Vec<Finding>,
+    },
+    /// The run could not exercise it: never a pass.
+    NotExercised {
+        /// Why, in a phrase.
+        why: String,
+    },
+}
+
+impl Verdict {
+    fn of(findings: Vec<Finding>) -> Self {
+        if findings.is_empty() {
+            Verdict::Pass
+        } else {
+            Verdict::Fail { findings }
+        }
+    }
+
+    fn not_exercised(why: impl Into<String>) -> Self {
+        Verdict::NotExercised { why: why.into() }
+    }
+
+    /// The findings (none unless it failed).
+    pub fn findings(&self) -> &[Finding] {
+        match self {
+            Verdict::Fail { findings } => findings,
+            Verdict::Pass | Verdict::NotExercised { .. } => &[],
+        }
+    }
+
+    /// True unless not exercised.
+    pub fn exercised(&self) -> bool {
+        !matches!(self, Verdict::NotExercised { .. })
+    }
+}
+
+/// The verdicts of one run, one per property.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Evaluation(pub BTreeMap<Property, Verdict>);
+
+impl Evaluation {
+    /// The verdict on `property`.
+    pub fn verdict(&self, property: Property) -> &Verdict {
+        // Every property is judged; a map built elsewhere may lack one.
+        static UNJUDGED: Verdict = Verdict::NotExercised { why: String::new() };
+        self.0.get(&property).unwrap_or(&UNJUDGED)
+    }
+
+    /// Every finding, property by property.
+    pub fn findings(&self) -> impl Iterator<Item = &Finding> {
+        self.0.values().flat_map(Verdict::findings)
+    }
+
+    /// The properties the run exercised.
+    pub fn exercised(&self) -> impl Iterator<Item = Property> + '_ {
+        self.0
+            .iter()
+            .filter(|(_, verdict)| verdict.exercised())
+            .map(|(property, _)| *property)
+    }
+}
+
+/// The property a fault interrupts the strategy for: kills test `kill`,
+/// errors and short writes `errors`, power cuts `power`. A stall only
+/// delays, so it interrupts nothing.
+pub fn interrupts(fault: &Fault) -> Option<Property> {
+    match fault {
+        Fault::KillBefore(_) | Fault::KillAfter(_) => Some(Property::Kill),
+        Fault::Errno(_) | Fault::ShortWrite(_) => Some(Property::Errors),
+        Fault::PowerCut(_) => Some(Property::Power),
+        Fault::Stall(_) => None,
+    }
+}
+
+/// Judges what one run observed: one verdict per property, from the
+/// observations alone (no process, mount or clock).
+pub fn evaluate(seen: &Observations, wanted: &Wanted) -> Evaluation {
+    Evaluation(BTreeMap::from([
+        (Property::Result, result(seen)),
+        (Property::Live, live(seen)),
+        (Property::Visible, visible(seen)),
+        (Property::Kill, complete_after(seen, Property::Kill)),
+        (Property::Errors, complete_after(seen, Property::Errors)),
+        (Property::Power, complete_after(seen, Property::Power)),
+        (Property::Retry, retry(seen)),
+        (Property::Meta, meta(seen, wanted)),
+        (Property::Tidy, tidy(seen)),
+    ]))
+}
+
+/// The first fault that interrupted the run, if any.
+fn interruption(seen: &Observations) -> Option<&CrashPoint> {
+    seen.fired
+        .iter()
+        .find(|point| interrupts(&point.fault).is_some())
+}
+
+/// Where a finding that no single fault explains is placed: the
+/// interruption, else the first fault that fired (a stall), else nowhere.
+fn blame(seen: &Observations) -> Option<CrashPoint> {
+    interruption(seen).or(seen.fired.first()).cloned()
+}
+
+fn finding(property: Property, at: Option<CrashPoint>, seen: String) -> Finding {
+    Finding {
+        property,
+        crash_point: at,
+        seen,
+    }
+}
+
+/// result: an undisturbed run leaves new, and exits 0 exactly then.
+fn result(seen: &Observations) -> Verdict {
+    if let Some(point) = interruption(seen) {
+        return Verdict::not_exercised(format!("the run was interrupted ({point})"));
+    }
+    let first = &seen.first;
+    let what = match (first.exit.success(), first.target.class) {
+        (true, TargetClass::New) => return Verdict::Pass,
+        (true, class) => format!("the strategy exited 0 but the target is {class}"),
+        (false, TargetClass::Old) => format!(
+            "did not replace: the strategy failed ({}) and the target is still old",
+            first.exit
+        ),
+        (false, class) => format!(
+            "the strategy failed ({}) and left the target {class}",
+            first.exit
+        ),
+    };
+    Verdict::of(vec![finding(Property::Result, blame(seen), what)])
+}
+
+/// live: every live process stays alive and its mappings never change.
+fn live(seen: &Observations) -> Verdict {
+    if seen.live.is_empty() {
+        return Verdict::not_exercised("no live process ran");
+    }
+    Verdict::of(
+        seen.live
+            .iter()
+            .filter(|live| !live.unharmed())
+            .map(|live| finding(Property::Live, blame(seen), live.describe()))
+            .collect(),
+    )
+}
+
+/// visible: every probe at every stall saw complete old or new. One
+/// finding per stall, naming everything the users saw there.
+fn visible(seen: &Observations) -> Verdict {
+    if seen.probes.is_empty() {
+        return Verdict::not_exercised("no op was stalled, so no probe looked");
+    }
+    let mut findings: Vec<Finding> = Vec::new();
+    for probe in seen.probes.iter().filter(|probe| !probe.ok) {
+        match findings
+            .iter_mut()
+            .find(|f| f.crash_point.as_ref() == Some(&probe.at))
+        {
+            Some(found) => {
+                found.seen.push_str(", ");
+                found.seen.push_str(&probe.seen);
+            }
+            None => findings.push(finding(
+                Property::Visible,
+                Some(probe.at.clone()),
+                format!("a user saw {}", probe.seen),
+            )),
+        }
+    }
+    Verdict::of(findings)
+}
+
+/// kill, errors, power: after the interruption the target is complete; after
+/// an error, exit 0 is truthful only if the target is new.
+fn complete_after(seen: &Observations, property: Property) -> Verdict {
+    let Some(point) = seen
+        .fired
+        .iter()
+        .find(|point| interrupts(&point.fault) == Some(property))
+    else {
+        let what = match property {
+            Property::Kill => "no kill",
+            Property::Power => "no power cut",
+            _ => "no injected error",
+        };
+        return Verdict::not_exercised(format!("{what} fired in this run"));
+    };
+    let after = match property {
+        Property::Kill => "after the kill the target",
+        Property::Power => "after the power cut the durable target",
+        _ => "after the error the target",
+    };
+    let first = &seen.first;
+    let class = first.target.class;
+    let mut findings = Vec::new();
+    if !class.is_complete() {
+        findings.push(finding(
+            property,
+            Some(point.clone()),
+            format!("{after} is {class}"),
+        ));
+    }
+    if property == Property::Errors && class == TargetClass::Old && first.exit.success() {
+        findings.push(finding(
+            property,
+            Some(point.clone()),
+            format!("the strategy exited 0 after the error, but the target is {class}"),
+        ));
+    }
+    Verdict::of(findings)
+}
+
+/// retry: after an interruption, running the strategy again completes it.
+fn retry(seen: &Observations) -> Verdict {
+    let Some(point) = interruption(seen) else {
+        return Verdict::not_exercised("nothing interrupted the run");
+    };
+    let Some(retry) = &seen.retry else {
+        return Verdict::not_exercised("no retry was made after the interruption");
+    };
+    if retry.exit.success() && retry.target.class == TargetClass::New {
+        return Verdict::Pass;
+    }
+    let why = match retry.stderr.lines().last() {
+        Some(line) => format!(": {line}"),
+        None => String::new(),
+    };
+    Verdict::of(vec![finding(
+        Property::Retry,
+        Some(point.clone()),
+        format!(
+            "the retry {} and left the target {}{why}",
+            retry.exit, retry.target.class
+        ),
+    )])
+}
+
+/// The run that ended the replacement with success: the retry if one was
+/// made, else the first run; `None` when it did not end with new in place.
+fn finished(seen: &Observations) -> Option<&StrategyRun> {
+    let done = seen.retry.as_ref().unwrap_or(&seen.first);
+    (done.exit.success() && done.target.class == TargetClass::New).then_some(done)
+}
+
+const NOT_FINISHED: &str = "no run ended with the new target in place";
+
+/// meta: the new target carries the old one's mode, owner and xattrs.
+fn meta(seen: &Observations, wanted: &Wanted) -> Verdict {
+    let Some(done) = finished(seen) else {
+        return Verdict::not_exercised(NOT_FINISHED);
+    };
+    let target = &done.target;
+    let mut what = Vec::new();
+    if target.mode != Some(wanted.mode) {
+        what.push(format!(
+            "mode is {:04o}, was {:04o}",
+            target.mode.unwrap_or(0),
+            wanted.mode
+        ));
+    }
+    if target.owner != seen.before.owner {
+        what.push(format!(
+            "owner is {}, was {}",
+            owner_name(target.owner),
+            owner_name(seen.before.owner)
+        ));
+    }
+    let lost: Vec<&str> = wanted
+        .xattrs
+        .iter()
+        .filter(|(name, value)| target.xattrs.get(*name) != Some(value))
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if !lost.is_empty() {
+        what.push(format!("xattrs lost or changed: {}", lost.join(", ")));
+    }
+    Verdict::of(
+        what.into_iter()
+            .map(|what| finding(Property::Meta, blame(seen), what))
+            .collect(),
+    )
+}
+
+fn owner_name(owner: Option<(u32, u32)>) -> String {
+    owner.map_or("none".to_owned(), |(uid, gid)| format!("{uid}:{gid}"))
+}
+
+/// tidy: the run that finished the replacement left no stray files.
+fn tidy(seen: &Observations) -> Verdict {
+    let Some(done) = finished(seen) else {
+        return Verdict::not_exercised(NOT_FINISHED);
+    };
+    if done.strays.is_empty() {
+        return Verdict::Pass;
+    }
+    Verdict::of(vec![finding(
+        Property::Tidy,
+        blame(seen),
+        format!("stray files left: {}", done.strays.join(", ")),
+    )])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::live::Beat;
+
+    fn state(class: TargetClass) -> TargetState {
+        TargetState {
+            class,
+            ino: Some(3),
+            mode: Some(0o755),
+            owner: Some((0, 0)),
+            xattrs: BTreeMap::from([("user.origin".into(), "vendor".into())]),
+        }
+    }
+
+    fn ran(exit: Exit, class: TargetClass) -> StrategyRun {
+        StrategyRun {
+            exit,
+            stderr: String::new(),
+            target: state(class),
+            strays: Vec::new(),
+        }
+    }
+
+    fn point(text: &str) -> CrashPoint {
+        text.parse().unwrap()
+    }
+
+    /// An undisturbed run that replaced the target and exited 0.
+    fn clean() -> Observations {
+        Observations {
+            fired: Vec::new(),
+            before: state(TargetClass::Old),
+            first: ran(Exit::Code(0), TargetClass::New),
+            retry: None,
+            live: Vec::new(),
+            probes: Vec::new(),
+        }
+    }
+
+    /// The first run was interrupted at `at`, leaving `class`; the retry
+    /// replaced the target.
+    fn interrupted(at: &str, class: TargetClass) -> Observations {
+        Observations {
+            fired: vec![point(at)],
+            first: ran(Exit::Signal(9), class),
+            retry: Some(ran(Exit::Code(0), TargetClass::New)),
+            ..clean()
+        }
+    }
+
+    fn wanted() -> Wanted {
+        Wanted {
+            mode: 0o755,
+            xattrs: BTreeMap::from([("user.origin".into(), "vendor".into())]),
+        }
+    }
+
+    fn judge(seen: &Observations, property: Property) -> Verdict {
+        evaluate(seen, &wanted()).verdict(property).clone()
+    }
+
+    fn seen_of(verdict: &Verdict) -> Vec<(Option<String>, String)> {
+        verdict
+            .findings()
+            .iter()
+            .map(|f| {
+                (
+                    f.crash_point.as_ref().map(|p| p.to_string()),
+                    f.seen.clone(),
+                )
+            })
+            .collect()
+    }
+
+    fn assert_not_exercised(verdict: Verdict, why: &str) {
+        match verdict {
+            Verdict::NotExercised { why: said } => assert!(said.contains(why), "{said}"),
+            other => panic!("expected not exercised ({why}), got {other:?}"),
+        }
+    }
+
+    fn canary(exit: Option<Exit>, changed: Option<Beat>) -> LiveReport {
+        let beat = |lib| Beat {
+            exe: 1,
+            lib,
+            checksum: format!("sum{lib}"),
+        };
+        LiveReport {
+            command: "canary".into(),
+            pid: 42,
+            exit,
+            first: Some(beat(1)),
+            changed,
+            beats: 5,
+        }
+    }
+
+    #[test]
+    fn every_property_is_judged_once() {
+        let evaluation = evaluate(&clean(), &wanted());
+        assert_eq!(
+            evaluation.0.keys().copied().collect::<Vec<_>>(),
+            Property::ALL
+        );
+    }
+
+    #[test]
+    fn result_passes_when_new_and_exit_0() {
+        assert_eq!(judge(&clean(), Property::Result), Verdict::Pass);
+    }
+
+    #[test]
+    fn result_fails_when_exit_0_leaves_old() {
+        let seen = Observations {
+            first: ran(Exit::Code(0), TargetClass::Old),
+            ..clean()
+        };
+        assert_eq!(
+            seen_of(&judge(&seen, Property::Result)),
+            [(None, "the strategy exited 0 but the target is old".into())]
+        );
+    }
+
+    #[test]
+    fn result_says_did_not_replace_when_a_failure_leaves_old() {
+        let seen = Observations {
+            first: ran(Exit::Code(1), TargetClass::Old),
+            ..clean()
+        };
+        let found = seen_of(&judge(&seen, Property::Result));
+        assert!(found[0].1.starts_with("did not replace"), "{found:?}");
+    }
+
+    #[test]
+    fn result_is_not_exercised_by_an_interrupted_run() {
+        let seen = interrupted("write#1:kill-after", TargetClass::New);
+        assert_not_exercised(
+            judge(&seen, Property::Result),
+            "interrupted (write#1:kill-after)",
+        );
+    }
+
+    #[test]
+    fn result_of_a_run_with_a_stall_is_still_judged_and_placed_at_the_stall() {
+        let seen = Observations {
+            fired: vec![point("rename#1:stall=10s")],
+            first: ran(Exit::Code(0), TargetClass::Torn),
+            ..clean()
+        };
+        assert_eq!(
+            seen_of(&judge(&seen, Property::Result)),
+            [(
+                Some("rename#1:stall=10s".into()),
+                "the strategy exited 0 but the target is torn".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn live_needs_a_live_process() {
+        assert_not_exercised(judge(&clean(), Property::Live), "no live process");
+        let seen = Observations {
+            live: vec![canary(None, None)],
+            ..clean()
+        };
+        assert_eq!(judge(&seen, Property::Live), Verdict::Pass);
+    }
+
+    #[test]
+    fn live_fails_when_the_canary_dies_or_its_code_changes() {
+        let died = Observations {
+            live: vec![canary(Some(Exit::Signal(7)), None)],
+            ..clean()
+        };
+        let found = seen_of(&judge(&died, Property::Live));
+        assert!(found[0].1.contains("died: killed by SIGBUS"), "{found:?}");
+        let changed = Observations {
+            live: vec![
+                canary(None, None),
+                canary(
+                    None,
+                    Some(Beat {
+                        exe: 1,
+                        lib: 2,
+                        checksum: "other".into(),
+                    }),
+                ),
+            ],
+            ..clean()
+        };
+        let found = seen_of(&judge(&changed, Property::Live));
+        assert_eq!(found.len(), 1, "only the harmed process: {found:?}");
+        assert!(found[0].1.contains("exe v1 / lib v2"), "{found:?}");
+    }
+
+    fn probe(at: &str, seen: &str, ok: bool) -> ProbeObservation {
+        ProbeObservation {
+            at: point(at),
+            op: "#7 write /app/libcanary.so".into(),
+            probe: ProbeKind::Read,
+            seen: seen.into(),
+            ok,
+        }
+    }
+
+    #[test]
+    fn visible_needs_a_probe() {
+        assert_not_exercised(judge(&clean(), Property::Visible), "no op was stalled");
+        let seen = Observations {
+            probes: vec![probe("rename#1:stall=10s", "read: old", true)],
+            ..clean()
+        };
+        assert_eq!(judge(&seen, Property::Visible), Verdict::Pass);
+    }
+
+    #[test]
+    fn visible_names_everything_users_saw_at_each_stall_once() {
+        let seen = Observations {
+            probes: vec![
+                probe("write#2:stall=10s", "read: prefix-of-new", false),
+                probe(
+                    "write#2:stall=10s",
+                    "load: failed (killed by SIGBUS)",
+                    false,
+                ),
+                probe("write#3:stall=10s", "read: old", true),
+                probe("write#3:stall=10s", "load: failed (exit 3)", false),
+            ],
+            ..clean()
+        };
+        assert_eq!(
+            seen_of(&judge(&seen, Property::Visible)),
+            [
+                (
+                    Some("write#2:stall=10s".into()),
+                    "a user saw read: prefix-of-new, load: failed (killed by SIGBUS)".into()
+                ),
+                (
+                    Some("write#3:stall=10s".into()),
+                    "a user saw load: failed (exit 3)".into()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn kill_needs_a_kill_and_a_complete_target_after_it() {
+        assert_not_exercised(judge(&clean(), Property::Kill), "no kill fired");
+        // An error is no kill: kill stays unexercised.
+        let errored = interrupted("write#1:errno=EIO", TargetClass::Old);
+        assert_not_exercised(judge(&errored, Property::Kill), "no kill fired");
+        for class in [TargetClass::Old, TargetClass::New] {
+            let seen = interrupted("write#1:kill-after", class);
+            assert_eq!(judge(&seen, Property::Kill), Verdict::Pass, "{class}");
+        }
+        let seen = interrupted("write#3:kill-after", TargetClass::PrefixOfNew);
+        assert_eq!(
+            seen_of(&judge(&seen, Property::Kill)),
+            [(
+                Some("write#3:kill-after".into()),
+                "after the kill the target is prefix-of-new".into()
+            )]
+        );
+        let seen = interrupted("unlink#1:kill-before=TERM", TargetClass::Missing);
+        assert_eq!(seen_of(&judge(&seen, Property::Kill)).len(), 1);
+    }
+
+    #[test]
+    fn errors_needs_a_complete_target_and_a_truthful_exit() {
+        assert_not_exercised(judge(&clean(), Property::Errors), "no injected error");
+        let failed_old = Observations {
+            first: ran(Exit::Code(1), TargetClass::Old),
+            ..interrupted("write#1:errno=ENOSPC", TargetClass::Old)
+        };
+        assert_eq!(judge(&failed_old, Property::Errors), Verdict::Pass);
+        let lied = Observations {
+            first: ran(Exit::Code(0), TargetClass::Old),
+            ..interrupted("write#1:errno=EIO", TargetClass::Old)
+        };
+        let found = seen_of(&judge(&lied, Property::Errors));
+        assert_eq!(found.len(), 1);
+        assert!(found[0].1.contains("exited 0 after the error"), "{found:?}");
+        let torn = interrupted("write#2:short-write=50%", TargetClass::Torn);
+        assert_eq!(
+            seen_of(&judge(&torn, Property::Errors)),
+            [(
+                Some("write#2:short-write=50%".into()),
+                "after the error the target is torn".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn power_judges_the_durable_target() {
+        assert_not_exercised(judge(&clean(), Property::Power), "no power cut");
+        let kept = interrupted("rename#1:power-cut=strict", TargetClass::Old);
+        assert_eq!(judge(&kept, Property::Power), Verdict::Pass);
+        let empty = interrupted("rename#1:power-cut=metadata-ordered", TargetClass::Empty);
+        assert_eq!(
+            seen_of(&judge(&empty, Property::Power)),
+            [(
+                Some("rename#1:power-cut=metadata-ordered".into()),
+                "after the power cut the durable target is empty".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn retry_needs_an_interruption_and_a_retry() {
+        assert_not_exercised(judge(&clean(), Property::Retry), "nothing interrupted");
+        // A stall interrupts nothing.
+        let stalled = Observations {
+            fired: vec![point("rename#1:stall=10s")],
+            ..clean()
+        };
+        assert_not_exercised(judge(&stalled, Property::Retry), "nothing interrupted");
+        let no_retry = Observations {
+            retry: None,
+            ..interrupted("write#1:kill-after", TargetClass::Torn)
+        };
+        assert_not_exercised(judge(&no_retry, Property::Retry), "no retry was made");
+        let seen = interrupted("write#1:kill-after", TargetClass::Torn);
+        assert_eq!(judge(&seen, Property::Retry), Verdict::Pass);
+    }
+
+    #[test]
+    fn retry_fails_with_the_last_line_it_printed() {
+        let seen = Observations {
+            retry: Some(StrategyRun {
+                stderr: "staging\nmkdir: cannot create directory 'stage': File exists".into(),
+                ..ran(Exit::Code(1), TargetClass::Empty)
+            }),
+            ..interrupted("write#1:kill-after", TargetClass::Empty)
+        };
+        assert_eq!(
+            seen_of(&judge(&seen, Property::Retry)),
+            [(
+                Some("write#1:kill-after".into()),
+                "the retry exit 1 and left the target empty: mkdir: cannot create directory 'stage': File exists".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn meta_needs_a_finished_replacement() {
+        let unfinished = Observations {
+            first: ran(Exit::Code(1), TargetClass::Old),
+            ..clean()
+        };
+        assert_not_exercised(
+            judge(&unfinished, Property::Meta),
+            "no run ended with the new target",
+        );
+        // An interrupted run whose retry finished is judged on the retry.
+        let mut retried = interrupted("write#1:kill-after", TargetClass::Torn);
+        if let Some(retry) = retried.retry.as_mut() {
+            retry.target.mode = Some(0o600);
+        }
+        assert_eq!(
+            seen_of(&judge(&retried, Property::Meta)),
+            [(
+                Some("write#1:kill-after".into()),
+                "mode is 0600, was 0755".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn meta_fails_on_mode_owner_or_xattrs() {
+        assert_eq!(judge(&clean(), Property::Meta), Verdict::Pass);
+        let mut lost = clean();
+        lost.first.target.mode = Some(0o644);
+        lost.first.target.owner = Some((1000, 1000));
+        lost.first.target.xattrs.clear();
+        assert_eq!(
+            seen_of(&judge(&lost, Property::Meta)),
+            [
+                (None, "mode is 0644, was 0755".into()),
+                (None, "owner is 1000:1000, was 0:0".into()),
+                (None, "xattrs lost or changed: user.origin".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn tidy_fails_on_strays_of_the_finishing_run() {
+        assert_eq!(judge(&clean(), Property::Tidy), Verdict::Pass);
+        let mut seen = interrupted("create#1:kill-after", TargetClass::Old);
+        // Strays of the interrupted run that the retry cleaned up are fine.
+        seen.first.strays = vec!["/app/.tmp.Xy12Ab".into()];
+        assert_eq!(judge(&seen, Property::Tidy), Verdict::Pass);
+        if let Some(retry) = seen.retry.as_mut() {
+            retry.strays = vec!["/app/.tmp.Xy12Ab".into()];
+        }
+        assert_eq!(
+            seen_of(&judge(&seen, Property::Tidy)),
+            [(
+                Some("create#1:kill-after".into()),
+                "stray files left: /app/.tmp.Xy12Ab".into()
+            )]
+        );
+        let unfinished = Observations {
+            first: ran(Exit::Signal(9), TargetClass::Torn),
+            ..clean()
+        };
+        assert_not_exercised(judge(&unfinished, Property::Tidy), "no run ended");
+    }
+
+    #[test]
+    fn a_not_exercised_property_has_no_findings_and_is_not_a_pass() {
+        let verdict = judge(&clean(), Property::Kill);
+        assert!(!verdict.exercised());
+        assert!(verdict.findings().is_empty());
+        assert_ne!(verdict, Verdict::Pass);
+        let evaluation = evaluate(&clean(), &wanted());
+        let exercised: Vec<Property> = evaluation.exercised().collect();
+        assert_eq!(
+            exercised,
+            [Property::Result, Property::Meta, Property::Tidy],
+            "an undisturbed run with no live process or probe"
+        );
+    }
 
     #[test]
     fn classes() {

@@ -25,7 +25,7 @@ fn once(command: &str, fault: Option<&str>) -> Result<(Prepared, RunOutcome), Ru
     let faults = fault
         .map(|spec| spec.parse().map(|rule| vec![rule]))
         .transpose()
-        .map_err(|e: fault_fs::PlanError| RunError::Start(e.to_string()))?
+        .map_err(RunError::Plan)?
         .unwrap_or_default();
     let outcome = run(&prepared, &faults, &RunOptions { retry: true })?;
     Ok((prepared, outcome))
@@ -35,14 +35,17 @@ fn ino(outcome: &RunOutcome) -> String {
     let show = |ino: Option<u64>| ino.map_or("(none)".to_owned(), |i| i.to_string());
     format!(
         "inode {} -> {}",
-        show(outcome.before.ino),
-        show(outcome.first.target.ino)
+        show(outcome.observed.before.ino),
+        show(outcome.observed.first.target.ino)
     )
 }
 
 /// What the inode numbers say about how the target was replaced.
 fn inode_story(outcome: &RunOutcome) -> &'static str {
-    match (outcome.before.ino, outcome.first.target.ino) {
+    match (
+        outcome.observed.before.ino,
+        outcome.observed.first.target.ino,
+    ) {
         (Some(before), Some(after)) if before == after => "same inode: written in place",
         (Some(_), Some(_)) => "a new inode: the old one lives on for whoever maps it",
         _ => "no target at the end",
@@ -51,8 +54,9 @@ fn inode_story(outcome: &RunOutcome) -> &'static str {
 
 fn live_line(outcome: &RunOutcome) -> String {
     outcome
+        .observed
         .live
-        .as_ref()
+        .first()
         .map_or("no live process".to_owned(), |live| live.describe())
 }
 
@@ -88,12 +92,12 @@ pub fn demo(out: &mut dyn Write) -> Result<bool, DemoError> {
     writeln!(
         out,
         "   target: {}, {} ({})",
-        cp.first.target.class,
+        cp.observed.first.target.class,
         ino(&cp),
         inode_story(&cp)
     )?;
     writeln!(out, "   {}", live_line(&cp))?;
-    let cp_live_ok = cp.live.as_ref().is_some_and(|l| l.unharmed());
+    let cp_live_ok = cp.observed.live.first().is_some_and(|l| l.unharmed());
     writeln!(out, "   => {} for running programs", verdict(cp_live_ok))?;
     as_taught &= !cp_live_ok;
     writeln!(out)?;
@@ -103,12 +107,12 @@ pub fn demo(out: &mut dyn Write) -> Result<bool, DemoError> {
     writeln!(
         out,
         "   target: {}, {} ({})",
-        install.first.target.class,
+        install.observed.first.target.class,
         ino(&install),
         inode_story(&install)
     )?;
     writeln!(out, "   {}", live_line(&install))?;
-    let install_live_ok = install.live.as_ref().is_some_and(|l| l.unharmed());
+    let install_live_ok = install.observed.live.first().is_some_and(|l| l.unharmed());
     writeln!(
         out,
         "   => {} for running programs: they keep the old inode",
@@ -123,11 +127,11 @@ pub fn demo(out: &mut dyn Write) -> Result<bool, DemoError> {
         "3. install again, SIGKILLed right after its first write  (--fault '{kill}')"
     )?;
     let (_, killed) = once(INSTALL, Some(kill))?;
-    let class = killed.first.target.class;
+    let class = killed.observed.first.target.class;
     writeln!(
         out,
         "   strategy: {}; target left {} ({})",
-        killed.first.exit,
+        killed.observed.first.exit,
         class,
         ino(&killed)
     )?;
@@ -146,15 +150,15 @@ pub fn demo(out: &mut dyn Write) -> Result<bool, DemoError> {
     )?;
     writeln!(out, "   $ {TEMP_FSYNC_RENAME}")?;
     let (_, atomic) = once(TEMP_FSYNC_RENAME, Some(kill))?;
-    let class = atomic.first.target.class;
+    let class = atomic.observed.first.target.class;
     writeln!(
         out,
         "   strategy: {}; target left {} ({})",
-        atomic.first.exit,
+        atomic.observed.first.exit,
         class,
         ino(&atomic)
     )?;
-    if let Some(retry) = &atomic.retry {
+    if let Some(retry) = &atomic.observed.retry {
         writeln!(
             out,
             "   retry: {}; target {}",
@@ -163,8 +167,9 @@ pub fn demo(out: &mut dyn Write) -> Result<bool, DemoError> {
     }
     writeln!(out, "   {}", live_line(&atomic))?;
     let atomic_ok = class.is_complete()
-        && atomic.live.as_ref().is_some_and(|l| l.unharmed())
+        && atomic.observed.live.first().is_some_and(|l| l.unharmed())
         && atomic
+            .observed
             .retry
             .as_ref()
             .is_none_or(|r| r.target.class == TargetClass::New);

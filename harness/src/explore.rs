@@ -14,21 +14,20 @@
 //! retry. Each worker keeps one mount and resets it from a snapshot between
 //! points; the live canary is kept while no point harms it.
 
-use std::collections::BTreeSet;
-use std::fmt::Write as _;
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use fault_fs::{Fault, OpKind, PowerCut, Rule, Tree};
+use fault_fs::{CrashPoint, Fault, OpKind, OpName, PowerCut, Tree};
 use nix::sys::signal::Signal;
 use serde::Serialize;
 
-use crate::check::{Finding, Property};
+use crate::check::{Finding, Property, Verdict};
+use crate::report::{Event, Points, Report};
 use crate::runner::{
-    op_points, run_from_power_cut, run_staged, Prepared, RunError, RunOptions, RunOutcome, Stage,
-    APP_DIR, STAGING_DIR,
+    run_from_power_cut, run_staged, Prepared, RunError, RunOptions, RunOutcome, Stage, APP_DIR,
+    STAGING_DIR,
 };
-use crate::scenario::{Expectation, Scenario, TargetKind, Versions};
 
 /// Knobs of an exploration.
 #[derive(Clone, Debug)]
@@ -63,11 +62,16 @@ pub struct Partition {
     pub count: usize,
 }
 
+/// A `--partition` that is not `K/N` with 1 <= K <= N.
+#[derive(Debug, thiserror::Error)]
+#[error("bad partition `{0}` (hint: K/N with 1 <= K <= N, e.g. 1/3)")]
+pub struct BadPartition(String);
+
 impl std::str::FromStr for Partition {
-    type Err = String;
+    type Err = BadPartition;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("bad partition `{s}` (hint: K/N with 1 <= K <= N, e.g. 1/3)");
+        let bad = || BadPartition(s.to_owned());
         let (k, n) = s.split_once('/').ok_or_else(bad)?;
         let (index, count): (usize, usize) =
             (k.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
@@ -78,57 +82,33 @@ impl std::str::FromStr for Partition {
     }
 }
 
-/// One crash point: an op (`write#3`) and a fault.
+/// A crash point placed in the recorded trace it was derived from.
 #[derive(Clone, Debug, PartialEq)]
-pub struct CrashPoint {
-    /// The op kind.
-    pub kind: OpKind,
-    /// Its order among the strategy's ops of that kind, from 1.
-    pub nth: u64,
-    /// What happens there.
-    pub fault: Fault,
-    /// The op's index in the recorded trace it was derived from.
+pub struct Placed {
+    /// The crash point.
+    pub point: CrashPoint,
+    /// The index of its op in the recorded trace.
     pub op: usize,
-}
-
-impl CrashPoint {
-    /// The fault rule that reproduces this point.
-    pub fn rule(&self) -> Rule {
-        Rule::at(self.kind, self.nth, self.fault.clone())
-    }
-
-    /// `write#3:kill-after`.
-    pub fn spec(&self) -> String {
-        self.rule().to_string()
-    }
 }
 
 /// Derives the crash points of a recorded run.
 /// `sigterm` adds SIGTERM kills next to the SIGKILL ones.
-pub fn crash_points(outcome: &RunOutcome, sigterm: bool) -> Vec<CrashPoint> {
+pub fn crash_points(outcome: &RunOutcome, sigterm: bool) -> Vec<Placed> {
     let mut points = Vec::new();
     let mut first_mutation = true;
     let app = format!("/{APP_DIR}/");
     let staging = format!("/{STAGING_DIR}/");
     let touches_target_dir = |path: &str| path.starts_with(&app) || path.starts_with(&staging);
-    let names = op_points(&outcome.trace);
-    let nth_of = |name: &str| -> u64 {
-        name.rsplit_once('#')
-            .and_then(|(_, n)| n.parse().ok())
-            .unwrap_or(1)
-    };
     let stall = || Fault::Stall(Some(std::time::Duration::from_secs(10)));
     // Set after an op that changed the target's directory: the next op, of
     // whatever kind, is stalled too, so probes see the state between the two
     // (at a stalled namespace op the kernel holds the directory lock, and a
     // probe would only see the state after it).
     let mut probe_next = false;
-    for (index, (op, name)) in outcome.trace.iter().zip(&names).enumerate() {
-        let nth = nth_of(name);
-        let point = |fault: Fault| CrashPoint {
-            kind: op.kind,
-            nth,
-            fault,
+    let names = OpName::all(&outcome.trace);
+    for (index, (op, name)) in outcome.trace.iter().zip(names).enumerate() {
+        let point = |fault: Fault| Placed {
+            point: CrashPoint::new(name.kind, name.nth, fault),
             op: index,
         };
         if !op.is_mutating() {
@@ -170,126 +150,24 @@ pub fn crash_points(outcome: &RunOutcome, sigterm: bool) -> Vec<CrashPoint> {
 /// What one crash point found.
 #[derive(Clone, Debug, Serialize)]
 pub struct PointResult {
-    /// `write#3:kill-after`.
-    pub spec: String,
+    /// The crash point.
+    pub point: CrashPoint,
     /// Properties it exercised.
-    pub checked: Vec<Property>,
+    pub exercised: Vec<Property>,
     /// Its findings.
     pub findings: Vec<Finding>,
     /// A run that could not be carried out, if so.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why it did not exercise the others.
+    #[serde(skip)]
+    why_not: BTreeMap<Property, String>,
 }
 
-/// Progress, for the caller's progress bar.
-#[derive(Debug)]
-pub enum ExploreEvent<'a> {
-    /// The recording run is done; this many points will run.
-    Planned {
-        /// Points to run.
-        total: usize,
-    },
-    /// One point is done.
-    PointDone {
-        /// Its result.
-        result: &'a PointResult,
-    },
-}
-
-/// A group of findings: same property, fault, op kind and observation, at
-/// consecutive ops.
-#[derive(Clone, Debug, Serialize)]
-pub struct FindingGroup {
-    /// The property.
-    pub property: Property,
-    /// "kill-after at any of write#1–write#4".
-    pub summary: String,
-    /// What was seen.
-    pub seen: String,
-    /// Every crash point in the group.
-    pub points: Vec<String>,
-    /// The command that reproduces the first of them.
-    pub reproduce: String,
-}
-
-/// The result of exploring one scenario.
-#[derive(Clone, Debug, Serialize)]
-pub struct Exploration {
-    /// The scenario name.
-    pub scenario: String,
-    /// The reproduction prefix (`swapfault run FILE`).
-    pub command: String,
-    /// Ops the strategy made in the recording run.
-    pub ops: usize,
-    /// Points that ran the strategy up to their fault.
-    pub runs: usize,
-    /// Power-cut points computed from the recording instead.
-    pub computed: usize,
-    /// The distinct durable states among those, each retried once.
-    pub durable_states: usize,
-    /// Findings of the undisturbed recording run.
-    pub baseline: Vec<Finding>,
-    /// Per crash point.
-    pub points: Vec<PointResult>,
-    /// Per property: exercised, and grouped findings.
-    pub properties: Vec<PropertyVerdict>,
-    /// True if stopped early (Ctrl-C).
-    pub interrupted: bool,
-}
-
-/// The verdict on one property over a whole exploration.
-#[derive(Clone, Debug, Serialize)]
-pub struct PropertyVerdict {
-    /// The property.
-    pub property: Property,
-    /// Exercised by any run.
-    pub exercised: bool,
-    /// Grouped findings; empty means it holds.
-    pub groups: Vec<FindingGroup>,
-    /// The scenario's expectation.
-    pub expected: Option<Expectation>,
-}
-
-impl PropertyVerdict {
-    /// `pass`, `fail` or `-`.
-    pub fn status(&self) -> &'static str {
-        match (self.exercised, self.groups.is_empty()) {
-            (false, _) => "-",
-            (true, true) => "pass",
-            (true, false) => "fail",
-        }
-    }
-
-    /// False when the scenario expected otherwise.
-    pub fn as_expected(&self) -> bool {
-        !matches!(
-            (self.status(), self.expected),
-            ("pass", Some(Expectation::Fail)) | ("fail", Some(Expectation::Pass)) | ("fail", None)
-        )
-    }
-}
-
-fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
-}
-
-/// The command prefix that reruns a scenario with one more `--fault`.
-pub fn reproduction_prefix(scenario: &Scenario) -> String {
-    match &scenario.source {
-        Some(path) => format!("swapfault run {}", shell_quote(&path.display().to_string())),
-        None => {
-            let kind = match scenario.kind {
-                TargetKind::Exe => "exe",
-                TargetKind::Lib => "lib",
-            };
-            let size = match scenario.versions {
-                Versions::Canary { size } => size,
-                Versions::Files { .. } => crate::canary::DEFAULT_SIZE,
-            };
-            format!(
-                "swapfault check --strategy {} --target {kind} --size {size}",
-                shell_quote(&scenario.command)
-            )
-        }
+impl PointResult {
+    /// Why this point did not exercise `property`, if it did not.
+    pub fn not_exercised(&self, property: Property) -> Option<&str> {
+        self.why_not.get(&property).map(String::as_str)
     }
 }
 
@@ -325,10 +203,10 @@ fn record(prepared: &Prepared) -> Result<(RunOutcome, Vec<PowerCut>, Stage), Run
 
 /// Orders the work: each point where it stands, power-cut points that share
 /// a durable state folded into the first of them.
-fn plan_work(points: &[CrashPoint], record: &RunOutcome, durable: &[PowerCut]) -> Vec<Work> {
+fn plan_work(points: &[Placed], record: &RunOutcome, durable: &[PowerCut]) -> Vec<Work> {
     let mut work: Vec<Work> = Vec::new();
     for (index, point) in points.iter().enumerate() {
-        let Fault::PowerCut(model) = point.fault else {
+        let Fault::PowerCut(model) = point.point.fault else {
             work.push(Work::Run(index));
             continue;
         };
@@ -363,18 +241,18 @@ fn do_work(
     stage: &mut Stage,
     prepared: &Prepared,
     record: &RunOutcome,
-    point: &CrashPoint,
+    placed: &Placed,
     work: &Work,
 ) -> Result<RunOutcome, RunError> {
     let retry = RunOptions { retry: true };
     match work {
         Work::Run(_) => {
             stage.prepare(prepared)?;
-            run_staged(stage, prepared, &[point.rule()], &retry)
+            run_staged(stage, prepared, &[placed.point.rule()], &retry)
         }
         Work::PowerCut { durable, .. } => {
-            let trace = record.trace[..=point.op].to_vec();
-            run_from_power_cut(stage, prepared, &point.rule(), durable, trace, &retry)
+            let trace = record.trace[..=placed.op].to_vec();
+            run_from_power_cut(stage, prepared, &placed.point, durable, trace, &retry)
         }
     }
 }
@@ -383,23 +261,31 @@ fn do_work(
 /// after `point`: points that share a computed power cut share the outcome
 /// of the first of them.
 fn point_result(point: &CrashPoint, outcome: &RunOutcome) -> PointResult {
-    let spec = point.spec();
+    let evaluation = &outcome.evaluation;
     PointResult {
-        findings: outcome
-            .findings
-            .iter()
+        point: point.clone(),
+        exercised: evaluation.exercised().collect(),
+        findings: evaluation
+            .findings()
             .map(|finding| Finding {
-                crash_point: finding.crash_point.as_ref().map(|_| spec.clone()),
+                crash_point: finding.crash_point.as_ref().map(|_| point.clone()),
                 ..finding.clone()
             })
             .collect(),
-        spec,
-        checked: outcome.checked.clone(),
         error: None,
+        why_not: evaluation
+            .0
+            .iter()
+            .filter_map(|(property, verdict)| match verdict {
+                Verdict::NotExercised { why } => Some((*property, why.clone())),
+                Verdict::Pass | Verdict::Fail { .. } => None,
+            })
+            .collect(),
     }
 }
 
-/// Explores `prepared`: records, runs every crash point, groups findings.
+/// Explores `prepared`: records, runs every crash point, and reports every
+/// finding grouped, with the command that reproduces it.
 /// `stop` ends it early (Ctrl-C): points under way when it is set are left
 /// out of the report, so the caller may kill their processes at once
 /// ([`crate::live::kill_all_children`]). `on_event` sees progress.
@@ -407,19 +293,25 @@ pub fn explore(
     prepared: &Prepared,
     options: &ExploreOptions,
     stop: &AtomicBool,
-    on_event: &(dyn Fn(ExploreEvent<'_>) + Sync),
-) -> Result<Exploration, RunError> {
-    let _span = tracing::info_span!("explore", scenario = %prepared.scenario.name).entered();
+    on_event: &(dyn Fn(Event<'_>) + Sync),
+) -> Result<Report, RunError> {
+    let scenario = &prepared.scenario;
+    let _span = tracing::info_span!("explore", scenario = %scenario.name).entered();
     let (mut record, durable, record_stage) = record(prepared)?;
     if stop.load(Ordering::Relaxed) {
         // Stopped during the recording: what it saw was cut short by that,
         // and no crash point can be derived from it (none is, from no trace).
         record.trace.clear();
-        record.checked.clear();
-        record.findings.clear();
+        let why = Verdict::NotExercised {
+            why: "stopped during the recording".into(),
+        };
+        for verdict in record.evaluation.0.values_mut() {
+            *verdict = why.clone();
+        }
     }
-    let sigterm = options.sigterm || prepared.scenario.sigterm;
+    let sigterm = options.sigterm || scenario.sigterm;
     let mut points = crash_points(&record, sigterm);
+    let total = points.len();
     if let Some(partition) = options.partition {
         points = points
             .into_iter()
@@ -439,8 +331,9 @@ pub fn explore(
     let (cuts, runs): (Vec<&Work>, Vec<&Work>) = work
         .iter()
         .partition(|item| matches!(item, Work::PowerCut { .. }));
-    on_event(ExploreEvent::Planned {
-        total: points.len(),
+    on_event(Event::Planned {
+        scenario: &scenario.name,
+        points: points.len(),
     });
     let results: Mutex<Vec<Option<PointResult>>> = Mutex::new(vec![None; points.len()]);
     let (next_cut, next_run) = (AtomicUsize::new(0), AtomicUsize::new(0));
@@ -465,7 +358,7 @@ pub fn explore(
                 };
                 let first = &points[item.points()[0]];
                 let _span =
-                    tracing::info_span!("crash_point", worker, spec = %first.spec()).entered();
+                    tracing::info_span!("crash_point", worker, point = %first.point).entered();
                 let outcome = match stage.take().map_or_else(|| Stage::new(prepared), Ok) {
                     Ok(mut ready) => {
                         let outcome = do_work(&mut ready, prepared, record, first, item);
@@ -482,7 +375,8 @@ pub fn explore(
                     return;
                 }
                 let outcome = match outcome {
-                    Err(err) if err.is_environment() => {
+                    // No mount: no other point can run either.
+                    Err(err @ RunError::Mount(_)) => {
                         if let Ok(mut fatal) = fatal.lock() {
                             fatal.get_or_insert(err);
                         }
@@ -491,17 +385,18 @@ pub fn explore(
                     other => other.map_err(|err| err.to_string()),
                 };
                 for &index in item.points() {
-                    let point = &points[index];
+                    let point = &points[index].point;
                     let result = match &outcome {
                         Ok(outcome) => point_result(point, outcome),
                         Err(error) => PointResult {
-                            spec: point.spec(),
-                            checked: Vec::new(),
+                            point: point.clone(),
+                            exercised: Vec::new(),
                             findings: Vec::new(),
                             error: Some(error.clone()),
+                            why_not: BTreeMap::new(),
                         },
                     };
-                    on_event(ExploreEvent::PointDone { result: &result });
+                    on_event(Event::PointDone { result: &result });
                     if let Ok(mut results) = results.lock() {
                         results[index] = Some(result);
                     }
@@ -514,7 +409,10 @@ pub fn explore(
     }
     let results = results.into_inner().unwrap_or_default();
     // What was done, of what was planned (less when interrupted).
-    let (mut runs, mut computed, mut durable_states) = (0, 0, 0);
+    let mut counts = Points {
+        total,
+        ..Points::default()
+    };
     for item in &work {
         let done = item
             .points()
@@ -522,313 +420,21 @@ pub fn explore(
             .filter(|i| results[**i].is_some())
             .count();
         match item {
-            Work::Run(_) => runs += done,
+            Work::Run(_) => counts.run += done,
             Work::PowerCut { .. } => {
-                computed += done;
-                durable_states += usize::from(done > 0);
+                counts.computed += done;
+                counts.durable_states += usize::from(done > 0);
             }
         }
     }
     let results: Vec<PointResult> = results.into_iter().flatten().collect();
+    counts.checked = results.len();
     let interrupted = stop.load(Ordering::Relaxed) || results.len() < points.len();
-    let command = reproduction_prefix(&prepared.scenario);
-    let properties = verdicts(&record, &results, &command, prepared);
-    Ok(Exploration {
-        scenario: prepared.scenario.name.clone(),
-        command,
-        ops: record.trace.len(),
-        runs,
-        computed,
-        durable_states,
-        baseline: record.findings.clone(),
-        points: results,
-        properties,
+    Ok(Report::of_exploration(
+        scenario,
+        &record,
+        results,
+        counts,
         interrupted,
-    })
-}
-
-/// Replaces mktemp-style suffixes (`.swap.Uw1f1j`) with `XXXXXX`: runs of
-/// the same crash point name their temp files differently.
-pub fn redact_temp_names(text: &str) -> String {
-    text.split(' ')
-        .map(|word| {
-            let (core, tail) = word.split_at(
-                word.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
-                    .len(),
-            );
-            match core.rsplit_once('.') {
-                Some((stem, suffix))
-                    if suffix.len() == 6 && suffix.chars().all(|c| c.is_ascii_alphanumeric()) =>
-                {
-                    format!("{stem}.XXXXXX{tail}")
-                }
-                _ => word.to_owned(),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// `write#1–#4, rename#1` from a list of specs in order.
-fn compress_points(specs: &[String]) -> String {
-    let mut runs: Vec<(String, u64, u64)> = Vec::new();
-    for spec in specs {
-        let (kind, nth, _) = split_spec(spec);
-        match runs.last_mut() {
-            Some((k, _, last)) if k == kind && nth == *last + 1 => *last = nth,
-            _ => runs.push((kind.to_owned(), nth, nth)),
-        }
-    }
-    runs.iter()
-        .map(|(kind, first, last)| {
-            if first == last {
-                format!("{kind}#{first}")
-            } else {
-                format!("{kind}#{first}–#{last}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Splits `write#3:kill-after` into (`write`, 3, `kill-after`).
-fn split_spec(spec: &str) -> (&str, u64, &str) {
-    let (op, fault) = spec.split_once(':').unwrap_or((spec, ""));
-    let (kind, nth) = op.split_once('#').unwrap_or((op, "0"));
-    (kind, nth.parse().unwrap_or(0), fault)
-}
-
-fn verdicts(
-    record: &RunOutcome,
-    results: &[PointResult],
-    command: &str,
-    prepared: &Prepared,
-) -> Vec<PropertyVerdict> {
-    let mut exercised: BTreeSet<Property> = record.checked.iter().copied().collect();
-    for result in results {
-        exercised.extend(result.checked.iter().copied());
-    }
-    Property::ALL
-        .into_iter()
-        .map(|property| {
-            let mut groups: Vec<FindingGroup> = Vec::new();
-            for finding in record.findings.iter().filter(|f| f.property == property) {
-                groups.push(FindingGroup {
-                    property,
-                    summary: "in the undisturbed run".into(),
-                    seen: finding.seen.clone(),
-                    points: Vec::new(),
-                    reproduce: command.to_owned(),
-                });
-            }
-            // Points with the same fault and the same observation (temp
-            // names aside) form one group, in crash-point order.
-            for result in results {
-                for finding in result.findings.iter().filter(|f| f.property == property) {
-                    let (_, _, fault) = split_spec(&result.spec);
-                    let seen = redact_temp_names(&finding.seen);
-                    let existing = groups.iter_mut().find(|g| {
-                        !g.points.is_empty()
-                            && split_spec(&g.points[0]).2 == fault
-                            && redact_temp_names(&g.seen) == seen
-                    });
-                    match existing {
-                        Some(group) => {
-                            if group.points.last() != Some(&result.spec) {
-                                group.points.push(result.spec.clone());
-                            }
-                        }
-                        None => groups.push(FindingGroup {
-                            property,
-                            summary: String::new(),
-                            seen: finding.seen.clone(),
-                            points: vec![result.spec.clone()],
-                            reproduce: format!("{command} --fault {}", shell_quote(&result.spec)),
-                        }),
-                    }
-                }
-            }
-            for group in groups.iter_mut().filter(|g| !g.points.is_empty()) {
-                let (_, _, fault) = split_spec(&group.points[0]);
-                let fault = fault.to_owned();
-                let count = group.points.len();
-                let at = compress_points(&group.points);
-                group.summary = if count == 1 {
-                    format!("{fault} at {at}")
-                } else {
-                    format!("{fault} at any of {at} ({count} points)")
-                };
-            }
-            PropertyVerdict {
-                property,
-                exercised: exercised.contains(&property),
-                groups,
-                expected: prepared.scenario.expect.get(&property).copied(),
-            }
-        })
-        .collect()
-}
-
-/// Writes the human report of one exploration.
-pub fn write_human(
-    out: &mut dyn std::io::Write,
-    exploration: &Exploration,
-    color: bool,
-) -> std::io::Result<()> {
-    let paint = |code: &str, text: &str| {
-        if color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_owned()
-        }
-    };
-    let errors = exploration
-        .points
-        .iter()
-        .filter(|p| p.error.is_some())
-        .count();
-    writeln!(
-        out,
-        "{}",
-        paint(
-            "1",
-            &format!(
-                "swapfault explore: {} ({} recorded, {} checked: {} run, {} computed from the recording in {}{})",
-                exploration.scenario,
-                counted(exploration.ops, "op"),
-                counted(exploration.points.len(), "crash point"),
-                exploration.runs,
-                counted(exploration.computed, "power cut"),
-                counted(exploration.durable_states, "durable state"),
-                if exploration.interrupted {
-                    ", INTERRUPTED"
-                } else {
-                    ""
-                }
-            )
-        )
-    )?;
-    for property in &exploration.properties {
-        let status = match property.status() {
-            "pass" => paint("32", "pass"),
-            "fail" => paint("31", "FAIL"),
-            _ => paint("2", " -  "),
-        };
-        let expectation = match (property.expected, property.as_expected()) {
-            (Some(e), false) => paint(
-                "31",
-                &format!(" (UNEXPECTED: expected {})", expectation_name(e)),
-            ),
-            _ => String::new(),
-        };
-        let detail = if property.status() == "-" {
-            paint("2", "not exercised")
-        } else {
-            String::new()
-        };
-        let text = format!(
-            "  {:<8} {status}{expectation} {detail}",
-            property.property.name()
-        );
-        writeln!(out, "{}", text.trim_end())?;
-        for group in &property.groups {
-            let mut line = String::new();
-            let _ = write!(line, "    - {}: {}", group.summary, group.seen);
-            writeln!(out, "{line}")?;
-            writeln!(out, "      reproduce: {}", group.reproduce)?;
-        }
-    }
-    if errors > 0 {
-        writeln!(out, "  {errors} crash points could not be run:")?;
-        for point in exploration.points.iter().filter(|p| p.error.is_some()) {
-            writeln!(
-                out,
-                "    {}: {}",
-                point.spec,
-                point.error.as_deref().unwrap_or("")
-            )?;
-        }
-    }
-    Ok(())
-}
-
-/// `1 op`, `2 ops`.
-fn counted(count: usize, noun: &str) -> String {
-    match count {
-        1 => format!("1 {noun}"),
-        _ => format!("{count} {noun}s"),
-    }
-}
-
-fn expectation_name(e: Expectation) -> &'static str {
-    match e {
-        Expectation::Pass => "pass",
-        Expectation::Fail => "fail",
-    }
-}
-
-/// True when every property is as the scenario expected.
-pub fn as_expected(exploration: &Exploration) -> bool {
-    exploration.properties.iter().all(|p| p.as_expected())
-        && exploration.points.iter().all(|p| p.error.is_none())
-}
-
-/// Writes a strategy-by-property matrix of several explorations.
-pub fn write_matrix(
-    out: &mut dyn std::io::Write,
-    explorations: &[Exploration],
-) -> std::io::Result<()> {
-    write!(out, "{:<24}", "strategy")?;
-    for property in Property::ALL {
-        write!(out, " {:<8}", property.name())?;
-    }
-    writeln!(out)?;
-    for exploration in explorations {
-        write!(out, "{:<24}", exploration.scenario)?;
-        for property in &exploration.properties {
-            let mut cell = property.status().to_owned();
-            if !property.as_expected() {
-                cell.push('!');
-            }
-            write!(out, " {cell:<8}")?;
-        }
-        writeln!(out)?;
-    }
-    writeln!(out, "(! marks a verdict the scenario did not expect)")
-}
-
-/// Writes JUnit XML: one test suite per scenario, one test case per property.
-pub fn write_junit(
-    out: &mut dyn std::io::Write,
-    explorations: &[Exploration],
-) -> std::io::Result<()> {
-    use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
-    let mut report = Report::new("swapfault");
-    for exploration in explorations {
-        let mut suite = TestSuite::new(exploration.scenario.as_str());
-        for property in &exploration.properties {
-            let status = if property.status() == "-" {
-                TestCaseStatus::skipped()
-            } else if property.as_expected() {
-                TestCaseStatus::success()
-            } else {
-                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                let message: Vec<String> = property
-                    .groups
-                    .iter()
-                    .map(|g| format!("{}: {} (reproduce: {})", g.summary, g.seen, g.reproduce))
-                    .collect();
-                let message = if message.is_empty() {
-                    "expected a finding, found none".to_owned()
-                } else {
-                    message.join("\n")
-                };
-                status.set_description(message);
-                status
-            };
-            suite.add_test_case(TestCase::new(property.property.name(), status));
-        }
-        report.add_test_suite(suite);
-    }
-    report.serialize(out).map_err(std::io::Error::other)
+    ))
 }

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -325,7 +325,7 @@ impl BeatBoard {
 }
 
 /// What a live process went through during a run.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LiveReport {
     /// The command line.
     pub command: String,
@@ -401,9 +401,41 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Why the live canary could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum LiveError {
+    /// The executable could not be run.
+    #[error("cannot start the live canary {exe}: {source}")]
+    Spawn {
+        /// The canary executable.
+        exe: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// It ended before it said anything.
+    #[error("the live canary {exe} ended before its first heartbeat: {exit}")]
+    Ended {
+        /// The canary executable.
+        exe: PathBuf,
+        /// How it ended.
+        exit: Exit,
+    },
+    /// It said nothing in time.
+    #[error("the live canary {exe} sent no heartbeat within {timeout:?} (hint: is the machine overloaded?)")]
+    Silent {
+        /// The canary executable.
+        exe: PathBuf,
+        /// How long it was given.
+        timeout: Duration,
+    },
+}
+
+/// How long a canary may take to send its first heartbeat.
+const FIRST_BEAT: Duration = Duration::from_secs(10);
+
 impl LiveCanary {
     /// Starts the canary executable at `exe` and waits for its first heartbeat.
-    pub fn start(exe: &Path, lib_dir: Option<&Path>) -> Result<Self, String> {
+    pub fn start(exe: &Path, lib_dir: Option<&Path>) -> Result<Self, LiveError> {
         let mut command = Command::new(exe);
         command
             .env("CANARY_FD", "1")
@@ -413,9 +445,14 @@ impl LiveCanary {
         if let Some(dir) = lib_dir {
             command.env("LD_LIBRARY_PATH", dir);
         }
-        let mut child = ChildGuard::spawn(command)
-            .map_err(|e| format!("cannot start the live canary {}: {e}", exe.display()))?;
-        let stdout = child.take_stdout().ok_or("canary has no stdout")?;
+        let spawn_error = |source| LiveError::Spawn {
+            exe: exe.to_owned(),
+            source,
+        };
+        let mut child = ChildGuard::spawn(command).map_err(spawn_error)?;
+        let stdout = child
+            .take_stdout()
+            .ok_or_else(|| spawn_error(std::io::Error::other("no stdout pipe")))?;
         let board = Arc::new(BeatBoard::default());
         let sink = board.clone();
         std::thread::spawn(move || {
@@ -445,17 +482,20 @@ impl LiveCanary {
             command: exe.display().to_string(),
             board,
         };
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + FIRST_BEAT;
         if !canary
             .board
             .wait_for(|beats| beats.first.is_some(), deadline)
         {
             return Err(match canary.child.try_exit() {
-                Some(exit) => format!(
-                    "the live canary {} ended before its first heartbeat: {exit}",
-                    canary.command
-                ),
-                None => "the live canary sent no heartbeat within 10 s".into(),
+                Some(exit) => LiveError::Ended {
+                    exe: exe.to_owned(),
+                    exit,
+                },
+                None => LiveError::Silent {
+                    exe: exe.to_owned(),
+                    timeout: FIRST_BEAT,
+                },
             });
         }
         Ok(canary)

@@ -3,25 +3,28 @@
 //! `Stage` (the mount and what runs on it) can serve run after run: the
 //! explorer resets it between crash points instead of mounting anew.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::str::FromStr;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fault_fs::tree::{NewNode, NodeKind, ROOT_INO};
 use fault_fs::{
-    Fault, FaultFs, FaultFsHandle, FaultMount, FaultPlan, MountError, OpKind, OpRecord, Rule, Tree,
+    CrashPoint, Fault, FaultFs, FaultFsHandle, FaultMount, FaultPlan, MountError, OpKind, OpName,
+    OpRecord, PlanError, Rule, Tree,
 };
 use serde::Serialize;
 
 use crate::canary::{self, CanaryError};
-use crate::check::{classify, classify_by, Finding, Property, TargetClass};
+use crate::check::{
+    self, classify, classify_by, Evaluation, Observations, ProbeObservation, StrategyRun,
+    TargetClass, TargetState, Wanted,
+};
 use crate::live::{
-    in_uninterruptible_sleep, run_with_timeout, ChildGuard, Exit, LiveCanary, LiveReport,
+    in_uninterruptible_sleep, run_with_timeout, ChildGuard, Exit, LiveCanary, LiveError, LiveReport,
 };
 use crate::scenario::{ProbeKind, Scenario, TargetKind, Versions};
 
@@ -59,6 +62,9 @@ pub enum RunError {
     /// The canary could not be built.
     #[error(transparent)]
     Canary(#[from] CanaryError),
+    /// A fault spec does not parse.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
     /// Files could not be read or staged.
     #[error("{what}: {source}")]
     Io {
@@ -67,21 +73,33 @@ pub enum RunError {
         /// The error.
         source: std::io::Error,
     },
-    /// The live canary or the strategy could not be started.
-    #[error("{0}")]
-    Start(String),
-}
-
-impl RunError {
-    /// True for problems with the machine (no FUSE, no compiler), not the input.
-    pub fn is_environment(&self) -> bool {
-        match self {
-            RunError::Mount(err) => err.is_environment(),
-            RunError::Canary(CanaryError::Size(_)) => false,
-            RunError::Canary(_) => true,
-            RunError::Io { .. } | RunError::Start(_) => false,
-        }
-    }
+    /// The live canary could not be started.
+    #[error(transparent)]
+    Live(#[from] LiveError),
+    /// The strategy's shell could not be started.
+    #[error("cannot start the strategy `{command}`: {source} (hint: is `sh` on PATH?)")]
+    Strategy {
+        /// The strategy.
+        command: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// One of the scenario's live commands could not be started.
+    #[error("cannot start live command `{command}`: {source}")]
+    LiveCommand {
+        /// The command.
+        command: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// One of the scenario's live commands ended before the strategy ran.
+    #[error("live command `{command}` ended before the strategy ran ({exit}) (hint: a live command must keep running, e.g. `./canary` or `sleep 60 < $SWAPFAULT_TARGET`)")]
+    LiveCommandEnded {
+        /// The command.
+        command: String,
+        /// How it ended.
+        exit: Exit,
+    },
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RunError {
@@ -207,6 +225,14 @@ impl Prepared {
         self.initial.clone()
     }
 
+    /// What the new target must carry besides its bytes.
+    pub fn wanted(&self) -> Wanted {
+        Wanted {
+            mode: self.scenario.mode,
+            xattrs: self.scenario.xattrs.clone(),
+        }
+    }
+
     /// The target as every run finds it before the strategy starts.
     pub fn initial_target_state(&self) -> TargetState {
         target_state(&self.initial, &self.target_rel(), &self.old, &self.new)
@@ -261,32 +287,11 @@ impl Prepared {
     }
 }
 
-/// The target as found in the tree.
-#[derive(Clone, Debug, Serialize)]
-pub struct TargetState {
-    /// Its class.
-    pub class: TargetClass,
-    /// Its inode number, if present.
-    pub ino: Option<u64>,
-    /// Mode bits.
-    pub mode: Option<u32>,
-    /// Owner and group.
-    pub owner: Option<(u32, u32)>,
-    /// Extended attributes (lossy UTF-8 values).
-    pub xattrs: BTreeMap<String, String>,
-}
-
 /// Reads the target's state straight from the tree (no FUSE request, so the
 /// trace is not disturbed).
 pub fn target_state(tree: &Tree, rel: &str, old: &[u8], new: &[u8]) -> TargetState {
     let Ok(ino) = tree.resolve(rel) else {
-        return TargetState {
-            class: TargetClass::Missing,
-            ino: None,
-            mode: None,
-            owner: None,
-            xattrs: BTreeMap::new(),
-        };
+        return TargetState::missing();
     };
     let node = tree.get(ino).ok();
     let class = match node.map(|n| &n.kind) {
@@ -335,59 +340,17 @@ pub fn all_paths(tree: &Tree) -> BTreeSet<String> {
     out
 }
 
-/// What one probe saw at a stalled op.
-#[derive(Clone, Debug, Serialize)]
-pub struct ProbeObservation {
-    /// The stalled op.
-    pub op: String,
-    /// `kind#N` of the stalled op among the strategy's ops.
-    pub point: String,
-    /// The probe.
-    pub probe: String,
-    /// What it saw.
-    pub seen: String,
-    /// Complete old or complete new.
-    pub ok: bool,
-}
-
-/// One run of the strategy and what it left.
-#[derive(Clone, Debug, Serialize)]
-pub struct StrategyRun {
-    /// How it ended.
-    pub exit: Exit,
-    /// The last lines of its stderr.
-    pub stderr: String,
-    /// The target afterwards.
-    pub target: TargetState,
-    /// Paths that were not there before (outside the staging directory).
-    pub strays: Vec<String>,
-}
-
-/// Everything one run observed.
+/// Everything one run observed, and what the evaluation made of it.
 #[derive(Clone, Debug, Serialize)]
 pub struct RunOutcome {
-    /// The fault rules in force (`write#3:kill-after ...`), empty if none.
-    pub faults: Vec<String>,
-    /// The faults that fired, as `kind#N:fault`.
-    pub fired: Vec<String>,
-    /// The target before the run.
-    pub before: TargetState,
-    /// The first run.
-    pub first: StrategyRun,
-    /// The undisturbed retry after an interruption, if one was made.
-    pub retry: Option<StrategyRun>,
-    /// The live canary, if one ran.
-    pub live: Option<LiveReport>,
-    /// The scenario's other live processes.
-    pub live_commands: Vec<LiveReport>,
-    /// Probes at stalled ops.
-    pub probes: Vec<ProbeObservation>,
+    /// The fault rules in force, empty if none.
+    pub faults: Vec<Rule>,
+    /// What the run observed: the evaluation's only input.
+    pub observed: Observations,
     /// The strategy's ops (its process group only), in order.
     pub trace: Vec<OpRecord>,
-    /// Properties this run exercised.
-    pub checked: Vec<Property>,
-    /// Properties that failed, with what was seen.
-    pub findings: Vec<Finding>,
+    /// One verdict per property.
+    pub evaluation: Evaluation,
 }
 
 /// Knobs of one run.
@@ -403,16 +366,14 @@ impl Default for RunOptions {
     }
 }
 
-/// Names each op `kind#N`: its position among the same kind of op, as fault
-/// specs count them.
-pub fn op_points(trace: &[OpRecord]) -> Vec<String> {
-    let mut counts: BTreeMap<fault_fs::OpKind, u64> = BTreeMap::new();
+/// The faults that fired in `trace`, each at its op's name.
+fn fired(trace: &[OpRecord]) -> Vec<CrashPoint> {
     trace
         .iter()
-        .map(|op| {
-            let n = counts.entry(op.kind).or_default();
-            *n += 1;
-            format!("{}#{}", op.kind, n)
+        .zip(OpName::all(trace))
+        .filter_map(|(op, name)| {
+            let fault = op.fault.as_deref()?.clone();
+            Some(CrashPoint::new(name.kind, name.nth, fault))
         })
         .collect()
 }
@@ -533,7 +494,7 @@ impl Stage {
         self.reset_to(prepared, &prepared.initial)?;
         if let (Some(exe), None) = (&prepared.live_exe, &self.live) {
             let path = self.mount.join(format!("{APP_DIR}/{exe}"));
-            self.live = Some(LiveCanary::start(&path, None).map_err(RunError::Start)?);
+            self.live = Some(LiveCanary::start(&path, None)?);
         }
         if let Some(live) = self.live.as_mut() {
             live.begin_run();
@@ -615,11 +576,9 @@ fn run_strategy(
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let mut child = ChildGuard::spawn(command).map_err(|e| {
-        RunError::Start(format!(
-            "cannot start the strategy `{}`: {e} (hint: is `sh` on PATH?)",
-            scenario.command
-        ))
+    let mut child = ChildGuard::spawn(command).map_err(|source| RunError::Strategy {
+        command: scenario.command.clone(),
+        source,
     })?;
     let pgid = child.pid();
     handle.set_scope(Some(pgid));
@@ -643,13 +602,18 @@ fn run_strategy(
             continue;
         }
         if let Some(stalled) = handle.wait_for_stall(Duration::ZERO) {
-            let point = op_points(&scope_trace(&handle.trace(), pgid))
-                .into_iter()
-                .last()
-                .unwrap_or_default();
-            observations.extend(probe_stalled(
-                prepared, handle, &target, probes, &stalled, &point,
-            ));
+            // The stalled op is the last of the strategy's ops so far.
+            let trace = scope_trace(&handle.trace(), pgid);
+            let name = OpName::all(&trace).pop();
+            let fault = stalled.fault.as_deref().cloned();
+            if let (Some(name), Some(fault)) = (name, fault) {
+                let at = CrashPoint::new(name.kind, name.nth, fault);
+                observations.extend(probe_stalled(
+                    prepared, handle, &target, probes, &stalled, &at,
+                ));
+            } else {
+                handle.release_stalls();
+            }
             continue;
         }
         child.wait_for_exit(POLL.min(deadline - now));
@@ -706,7 +670,7 @@ fn probe_stalled(
     target: &Path,
     probes: &[ProbeKind],
     stalled: &OpRecord,
-    point: &str,
+    at: &CrashPoint,
 ) -> Vec<ProbeObservation> {
     let (tx, rx) = std::sync::mpsc::channel();
     let tasks: Vec<ProbeTask> = probes.iter().map(|_| ProbeTask::default()).collect();
@@ -717,7 +681,7 @@ fn probe_stalled(
             scope.spawn(move || {
                 task.thread
                     .store(nix::unistd::gettid().as_raw(), Ordering::Release);
-                let observation = run_probe(prepared, target, *probe, stalled, point, task);
+                let observation = run_probe(prepared, target, *probe, stalled, at, task);
                 let _ = tx.send((index, observation));
             });
         }
@@ -793,7 +757,7 @@ fn run_probe(
     target: &Path,
     probe: ProbeKind,
     stalled: &OpRecord,
-    point: &str,
+    at: &CrashPoint,
     task: &ProbeTask,
 ) -> ProbeObservation {
     let (seen, ok) = match probe {
@@ -822,9 +786,9 @@ fn run_probe(
         },
     };
     ProbeObservation {
+        at: at.clone(),
         op: stalled.to_string(),
-        point: point.to_owned(),
-        probe: format!("{probe:?}").to_lowercase(),
+        probe,
         seen,
         ok,
     }
@@ -872,14 +836,17 @@ fn start_live_command(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let mut child = ChildGuard::spawn(child)
-        .map_err(|e| RunError::Start(format!("cannot start live command `{command}`: {e}")))?;
+    let mut child = ChildGuard::spawn(child).map_err(|source| RunError::LiveCommand {
+        command: command.to_owned(),
+        source,
+    })?;
     // A live process must be running when the strategy starts.
     std::thread::sleep(Duration::from_millis(50));
     if let Some(exit) = child.try_exit() {
-        return Err(RunError::Start(format!(
-            "live command `{command}` ended before the strategy ran ({exit}) (hint: a live command must keep running, e.g. `./canary` or `sleep 60 < $SWAPFAULT_TARGET`)"
-        )));
+        return Err(RunError::LiveCommandEnded {
+            command: command.to_owned(),
+            exit,
+        });
     }
     Ok(child)
 }
@@ -934,16 +901,6 @@ fn write_new(path: &Path, bytes: &[u8], mtime: std::time::SystemTime) -> Result<
         .map_err(io("cannot stage NEW"))
 }
 
-/// What kind of interruption a fault is.
-fn interruption(fault: &str) -> Option<Property> {
-    match Fault::from_str(fault).ok()? {
-        Fault::KillBefore(_) | Fault::KillAfter(_) => Some(Property::Kill),
-        Fault::Errno(_) | Fault::ShortWrite(_) => Some(Property::Errors),
-        Fault::PowerCut(_) => Some(Property::Power),
-        Fault::Stall(_) => None,
-    }
-}
-
 /// Runs `prepared` once with `faults` in force, on a mount of its own.
 pub fn run(
     prepared: &Prepared,
@@ -980,12 +937,6 @@ pub(crate) fn run_staged(
     handle.set_plan(FaultPlan::default());
     handle.set_scope(None);
     let trace = scope_trace(&handle.trace(), pgid);
-    let points = op_points(&trace);
-    let fired: Vec<String> = trace
-        .iter()
-        .zip(&points)
-        .filter_map(|(op, point)| op.fault.as_ref().map(|f| format!("{point}:{f}")))
-        .collect();
     if let Some(live) = stage.live.as_mut() {
         live.settle(Duration::from_secs(2));
     }
@@ -993,32 +944,33 @@ pub(crate) fn run_staged(
     if let Some(cut) = handle.take_power_cut() {
         // A reboot: running programs are gone and the disk holds only what
         // the model made durable. What live processes saw before still counts.
-        let live = stage.live.as_mut().map(|live| live.report());
-        live_at_cut = Some((live, command_reports(stage)));
+        live_at_cut = Some(live_reports(stage));
         stage.stop_live();
         handle.restore(&cut.tree);
     }
     let (target, strays) = observe(prepared, &handle);
-    let first = StrategyRun {
-        exit,
-        stderr,
-        target,
-        strays,
-    };
-    let outcome = RunOutcome {
-        faults: faults.iter().map(|r| r.to_string()).collect(),
-        fired,
+    let observed = Observations {
+        fired: fired(&trace),
         before: prepared.initial_target_state(),
-        first,
+        first: StrategyRun {
+            exit,
+            stderr,
+            target,
+            strays,
+        },
         retry: None,
-        live: None,
-        live_commands: Vec::new(),
+        live: Vec::new(),
         probes: probe_obs,
-        trace,
-        checked: Vec::new(),
-        findings: Vec::new(),
     };
-    complete(stage, prepared, outcome, live_at_cut, options)
+    complete(
+        stage,
+        prepared,
+        faults,
+        observed,
+        trace,
+        live_at_cut,
+        options,
+    )
 }
 
 /// A power cut at `point` (`write#3:power-cut=strict`), computed instead of
@@ -1030,7 +982,7 @@ pub(crate) fn run_staged(
 pub(crate) fn run_from_power_cut(
     stage: &mut Stage,
     prepared: &Prepared,
-    point: &Rule,
+    point: &CrashPoint,
     durable: &Tree,
     trace: Vec<OpRecord>,
     options: &RunOptions,
@@ -1039,10 +991,8 @@ pub(crate) fn run_from_power_cut(
         tracing::info_span!("power_cut", scenario = %prepared.scenario.name, %point).entered();
     stage.prepare_after_power_cut(prepared, durable)?;
     let (target, strays) = observe(prepared, stage.handle());
-    let spec = point.to_string();
-    let outcome = RunOutcome {
-        faults: vec![spec.clone()],
-        fired: vec![spec],
+    let observed = Observations {
+        fired: vec![point.clone()],
         before: prepared.initial_target_state(),
         first: StrategyRun {
             // The machine went off right after the op.
@@ -1052,32 +1002,44 @@ pub(crate) fn run_from_power_cut(
             strays,
         },
         retry: None,
-        live: None,
-        live_commands: Vec::new(),
+        live: Vec::new(),
         probes: Vec::new(),
-        trace,
-        checked: Vec::new(),
-        findings: Vec::new(),
     };
-    complete(stage, prepared, outcome, Some((None, Vec::new())), options)
+    let faults = [point.rule()];
+    complete(
+        stage,
+        prepared,
+        &faults,
+        observed,
+        trace,
+        Some(Vec::new()),
+        options,
+    )
 }
 
-/// Finishes a run whose first strategy run is in `outcome`: the retry after
-/// an interruption, the live processes' reports (`live_at_cut` when a power
+/// The reports of the live canary (first) and the scenario's live commands.
+fn live_reports(stage: &mut Stage) -> Vec<LiveReport> {
+    let canary = stage.live.as_mut().map(|live| live.report());
+    canary.into_iter().chain(command_reports(stage)).collect()
+}
+
+/// Finishes a run whose first strategy run is observed: the retry after an
+/// interruption, the live processes' reports (`live_at_cut` when a power
 /// cut ended them), and the verdicts.
 fn complete(
     stage: &mut Stage,
     prepared: &Prepared,
-    mut outcome: RunOutcome,
-    live_at_cut: Option<(Option<LiveReport>, Vec<LiveReport>)>,
+    faults: &[Rule],
+    mut observed: Observations,
+    trace: Vec<OpRecord>,
+    live_at_cut: Option<Vec<LiveReport>>,
     options: &RunOptions,
 ) -> Result<RunOutcome, RunError> {
-    let interrupted: BTreeSet<Property> = outcome
+    let interrupted = observed
         .fired
         .iter()
-        .filter_map(|f| f.split_once(':').and_then(|(_, fault)| interruption(fault)))
-        .collect();
-    if options.retry && !interrupted.is_empty() {
+        .any(|point| check::interrupts(&point.fault).is_some());
+    if options.retry && interrupted {
         restage_new(prepared, stage)?;
         let (exit, stderr, _, _) = run_strategy(prepared, stage, &[])?;
         stage.handle().set_scope(None);
@@ -1085,22 +1047,24 @@ fn complete(
             live.settle(Duration::from_secs(2));
         }
         let (target, strays) = observe(prepared, stage.handle());
-        outcome.retry = Some(StrategyRun {
+        observed.retry = Some(StrategyRun {
             exit,
             stderr,
             target,
             strays,
         });
     }
-    (outcome.live, outcome.live_commands) = match live_at_cut {
+    observed.live = match live_at_cut {
         Some(reports) => reports,
-        None => (
-            stage.live.as_mut().map(|live| live.report()),
-            command_reports(stage),
-        ),
+        None => live_reports(stage),
     };
-    evaluate(prepared, &mut outcome, &interrupted);
-    Ok(outcome)
+    let evaluation = check::evaluate(&observed, &prepared.wanted());
+    Ok(RunOutcome {
+        faults: faults.to_vec(),
+        observed,
+        trace,
+        evaluation,
+    })
 }
 
 fn default_probes(prepared: &Prepared) -> Vec<ProbeKind> {
@@ -1109,141 +1073,4 @@ fn default_probes(prepared: &Prepared) -> Vec<ProbeKind> {
         (Versions::Canary { .. }, TargetKind::Lib) => vec![ProbeKind::Read, ProbeKind::Load],
         (Versions::Files { .. }, _) => vec![ProbeKind::Read],
     }
-}
-
-/// Decides which properties the outcome exercised and which failed.
-fn evaluate(prepared: &Prepared, outcome: &mut RunOutcome, interrupted: &BTreeSet<Property>) {
-    let point = (!outcome.fired.is_empty()).then(|| outcome.fired.join(" "));
-    let mut checked = BTreeSet::new();
-    let mut findings = Vec::new();
-    let mut finding = |property: Property, seen: String| {
-        findings.push(Finding {
-            property,
-            crash_point: point.clone(),
-            seen,
-        });
-    };
-    let first = &outcome.first;
-    let class = first.target.class;
-    if interrupted.is_empty() {
-        checked.insert(Property::Result);
-        match (first.exit.success(), class) {
-            (true, TargetClass::New) => {}
-            (true, class) => finding(
-                Property::Result,
-                format!("the strategy exited 0 but the target is {class}"),
-            ),
-            (false, TargetClass::Old) => finding(
-                Property::Result,
-                format!(
-                    "did not replace: the strategy failed ({}) and the target is still old",
-                    first.exit
-                ),
-            ),
-            (false, class) => finding(
-                Property::Result,
-                format!(
-                    "the strategy failed ({}) and left the target {class}",
-                    first.exit
-                ),
-            ),
-        }
-    }
-    for live in outcome.live.iter().chain(&outcome.live_commands) {
-        checked.insert(Property::Live);
-        if !live.unharmed() {
-            finding(Property::Live, live.describe());
-        }
-    }
-    if !outcome.probes.is_empty() {
-        checked.insert(Property::Visible);
-        for probe in outcome.probes.iter().filter(|p| !p.ok) {
-            finding(
-                Property::Visible,
-                format!("at {} a user saw {}", probe.point, probe.seen),
-            );
-        }
-    }
-    // After any interruption the target must be complete old or new.
-    for (property, after) in [
-        (Property::Kill, "after the kill the target"),
-        (Property::Power, "after the power cut the durable target"),
-        (Property::Errors, "after the error the target"),
-    ] {
-        if interrupted.contains(&property) {
-            checked.insert(property);
-            if !class.is_complete() {
-                finding(property, format!("{after} is {class}"));
-            }
-        }
-    }
-    // And after an error, exit 0 is truthful only if the target is new.
-    if interrupted.contains(&Property::Errors) && class == TargetClass::Old && first.exit.success()
-    {
-        finding(
-            Property::Errors,
-            format!("the strategy exited 0 after the error, but the target is {class}"),
-        );
-    }
-    if let Some(retry) = &outcome.retry {
-        checked.insert(Property::Retry);
-        if !(retry.exit.success() && retry.target.class == TargetClass::New) {
-            let why = if retry.stderr.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", retry.stderr.lines().last().unwrap_or_default())
-            };
-            finding(
-                Property::Retry,
-                format!(
-                    "the retry {} and left the target {}{why}",
-                    retry.exit, retry.target.class
-                ),
-            );
-        }
-    }
-    // Meta and tidy judge the run that ended with success.
-    let done = match &outcome.retry {
-        Some(retry) => retry,
-        None => first,
-    };
-    if done.exit.success() && done.target.class == TargetClass::New {
-        checked.insert(Property::Meta);
-        let want_mode = prepared.scenario.mode;
-        let before_owner = outcome.before.owner;
-        let target = &done.target;
-        if target.mode != Some(want_mode) {
-            finding(
-                Property::Meta,
-                format!(
-                    "mode is {:04o}, was {want_mode:04o}",
-                    target.mode.unwrap_or(0)
-                ),
-            );
-        }
-        if target.owner != before_owner {
-            finding(
-                Property::Meta,
-                format!("owner is {:?}, was {:?}", target.owner, before_owner),
-            );
-        }
-        let want: BTreeMap<String, String> = prepared.scenario.xattrs.clone();
-        let lost: Vec<&String> = want
-            .iter()
-            .filter(|(k, v)| target.xattrs.get(*k) != Some(v))
-            .map(|(k, _)| k)
-            .collect();
-        if !lost.is_empty() {
-            finding(Property::Meta, format!("xattrs lost or changed: {lost:?}"));
-        }
-        checked.insert(Property::Tidy);
-        if !done.strays.is_empty() {
-            finding(
-                Property::Tidy,
-                format!("stray files left: {}", done.strays.join(", ")),
-            );
-        }
-    }
-    outcome.checked = checked.into_iter().collect();
-    outcome.findings = findings;
 }

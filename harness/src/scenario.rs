@@ -61,7 +61,7 @@ impl std::str::FromStr for TargetKind {
 }
 
 /// A probe: what a user starting the program at a stalled op would do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ProbeKind {
     /// Read the target and classify it.

@@ -1,0 +1,220 @@
+//! The terminal view of a [`Report`]: a line per property, then per group
+//! of findings where it was seen, what was seen and the command that
+//! reproduces it. A report of one run also says what the strategy, the
+//! retry, the live processes and the probes went through, and shows the
+//! trace around the fault. Colour only when asked (a terminal).
+
+use std::io::{self, Write};
+
+use fault_fs::OpName;
+
+use super::{counted, Mode, Report, Status};
+use crate::scenario::Expectation;
+
+struct Paint {
+    color: bool,
+}
+
+impl Paint {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.color {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+
+    fn status(&self, status: Status) -> String {
+        match status {
+            Status::Pass => self.paint("32", "pass"),
+            Status::Fail => self.paint("31", "FAIL"),
+            Status::NotExercised => self.paint("2", " -  "),
+        }
+    }
+}
+
+fn expectation_name(expectation: Expectation) -> &'static str {
+    match expectation {
+        Expectation::Pass => "pass",
+        Expectation::Fail => "fail",
+    }
+}
+
+/// Writes the human report. `title` heads a report of one run.
+pub fn write(out: &mut dyn Write, report: &Report, title: &str, color: bool) -> io::Result<()> {
+    let p = Paint { color };
+    match report.mode {
+        Mode::Run => {
+            writeln!(out, "{}", p.paint("1", title))?;
+            write_run_details(out, report)?;
+            writeln!(out)?;
+        }
+        Mode::Explore => writeln!(out, "{}", p.paint("1", &explore_heading(report)))?,
+    }
+    for property in &report.properties {
+        let mut line = format!(
+            "  {:<8} {}",
+            property.property.name(),
+            p.status(property.status)
+        );
+        match (property.expected, property.as_expected) {
+            (Some(e), false) => line.push_str(&p.paint(
+                "31",
+                &format!(" (UNEXPECTED: expected {})", expectation_name(e)),
+            )),
+            (Some(e), true) if report.mode == Mode::Run && property.status == Status::Fail => {
+                line.push_str(&format!(" (expected {})", expectation_name(e)))
+            }
+            _ => {}
+        }
+        if let Some(why) = &property.why_not_exercised {
+            line.push_str(&p.paint("2", &format!(" not exercised: {why}")));
+        }
+        writeln!(out, "{}", line.trim_end())?;
+        for group in &property.groups {
+            writeln!(out, "    - {}: {}", group.summary, group.seen)?;
+            if report.mode == Mode::Explore {
+                writeln!(out, "      reproduce: {}", group.reproduce)?;
+            }
+        }
+    }
+    if !report.errors.is_empty() {
+        writeln!(
+            out,
+            "  {} could not be checked:",
+            counted(report.errors.len(), "crash point")
+        )?;
+        for error in &report.errors {
+            writeln!(out, "    {}: {}", error.point, error.error)?;
+        }
+    }
+    if report.mode == Mode::Run {
+        write_trace(out, report)?;
+    }
+    Ok(())
+}
+
+/// `swapfault explore: NAME (46 ops recorded, 88 crash points checked: …)`.
+fn explore_heading(report: &Report) -> String {
+    let points = &report.points;
+    let checked = if points.checked < points.total {
+        format!(
+            "{} of {}",
+            points.checked,
+            counted(points.total, "crash point")
+        )
+    } else {
+        counted(points.checked, "crash point")
+    };
+    format!(
+        "swapfault explore: {} ({} recorded, {checked} checked: {} run, {} computed from the recording in {}{})",
+        report.scenario,
+        counted(report.ops, "op"),
+        points.run,
+        counted(points.computed, "power cut"),
+        counted(points.durable_states, "durable state"),
+        if report.interrupted { ", INTERRUPTED" } else { "" }
+    )
+}
+
+/// What the strategy, retry, live processes and probes of one run did.
+fn write_run_details(out: &mut dyn Write, report: &Report) -> io::Result<()> {
+    let Some(outcome) = &report.run else {
+        return Ok(());
+    };
+    let seen = &outcome.observed;
+    if outcome.faults.is_empty() {
+        writeln!(out, "  faults:   none (undisturbed run)")?;
+    } else {
+        let rules: Vec<String> = outcome.faults.iter().map(|r| r.to_string()).collect();
+        let fired: Vec<String> = seen.fired.iter().map(|p| p.to_string()).collect();
+        let fired = if fired.is_empty() {
+            "none fired".to_owned()
+        } else {
+            format!("fired: {}", fired.join(", "))
+        };
+        writeln!(out, "  faults:   {} ({fired})", rules.join(" "))?;
+    }
+    let inode = |ino: Option<u64>| ino.map_or("-".to_owned(), |i| i.to_string());
+    let first = &seen.first;
+    writeln!(
+        out,
+        "  strategy: {}; target is {} (inode {} -> {})",
+        first.exit,
+        first.target.class,
+        inode(seen.before.ino),
+        inode(first.target.ino)
+    )?;
+    for line in first.stderr.lines() {
+        writeln!(out, "            | {line}")?;
+    }
+    if let Some(retry) = &seen.retry {
+        writeln!(
+            out,
+            "  retry:    {}; target is {} (inode {})",
+            retry.exit,
+            retry.target.class,
+            inode(retry.target.ino)
+        )?;
+    }
+    for live in &seen.live {
+        writeln!(out, "  live:     {}", live.describe())?;
+    }
+    for probe in &seen.probes {
+        writeln!(
+            out,
+            "  probe:    at {} ({}): {}",
+            probe.at.op(),
+            probe.op,
+            probe.seen
+        )?;
+    }
+    Ok(())
+}
+
+/// The strategy's ops around the first fault that fired.
+fn write_trace(out: &mut dyn Write, report: &Report) -> io::Result<()> {
+    let Some(outcome) = &report.run else {
+        return Ok(());
+    };
+    let trace = &outcome.trace;
+    let Some(fired) = trace.iter().position(|op| op.fault.is_some()) else {
+        return Ok(());
+    };
+    writeln!(out, "\n  trace around the fault (the strategy's ops):")?;
+    let names = OpName::all(trace);
+    let from = fired.saturating_sub(6);
+    let to = (fired + 3).min(trace.len());
+    for (op, name) in trace[from..to].iter().zip(&names[from..to]) {
+        let marker = if op.fault.is_some() { ">" } else { " " };
+        writeln!(out, "  {marker} {:<14} {op}", name.to_string())?;
+    }
+    Ok(())
+}
+
+/// A strategy-by-property matrix of several reports.
+pub fn write_matrix(out: &mut dyn Write, reports: &[Report]) -> io::Result<()> {
+    write!(out, "{:<24}", "strategy")?;
+    for property in crate::check::Property::ALL {
+        write!(out, " {:<8}", property.name())?;
+    }
+    writeln!(out)?;
+    for report in reports {
+        write!(out, "{:<24}", report.scenario)?;
+        for property in &report.properties {
+            let mut cell = match property.status {
+                Status::NotExercised => "-".to_owned(),
+                status => status.name().to_owned(),
+            };
+            if !property.as_expected {
+                cell.push('!');
+            }
+            write!(out, " {cell:<8}")?;
+        }
+        writeln!(out)?;
+    }
+    writeln!(
+        out,
+        "(- not exercised; ! marks a verdict the scenario did not expect)"
+    )
+}

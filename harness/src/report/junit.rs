@@ -1,0 +1,46 @@
+//! JUnit XML: one test suite per scenario, one test case per property. A
+//! property not exercised is skipped (never a success); one whose verdict
+//! the scenario does not expect fails, with its findings and reproductions.
+
+use std::io::{self, Write};
+
+use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
+
+use super::{Report, Status};
+
+/// Writes `reports` as JUnit XML.
+pub fn write(out: &mut dyn Write, reports: &[Report]) -> io::Result<()> {
+    let mut junit = quick_junit::Report::new("swapfault");
+    for report in reports {
+        let mut suite = TestSuite::new(report.scenario.as_str());
+        for property in &report.properties {
+            let status = if !property.as_expected {
+                let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                let mut lines: Vec<String> = property
+                    .groups
+                    .iter()
+                    .map(|g| format!("{}: {} (reproduce: {})", g.summary, g.seen, g.reproduce))
+                    .collect();
+                if let Some(why) = &property.why_not_exercised {
+                    lines.push(format!("not exercised: {why}"));
+                }
+                if lines.is_empty() {
+                    lines.push("expected a finding, found none".into());
+                }
+                status.set_description(lines.join("\n"));
+                status
+            } else if property.status == Status::NotExercised {
+                let mut status = TestCaseStatus::skipped();
+                if let Some(why) = &property.why_not_exercised {
+                    status.set_description(format!("not exercised: {why}"));
+                }
+                status
+            } else {
+                TestCaseStatus::success()
+            };
+            suite.add_test_case(TestCase::new(property.property.name(), status));
+        }
+        junit.add_test_suite(suite);
+    }
+    junit.serialize(out).map_err(io::Error::other)
+}

@@ -1,0 +1,576 @@
+//! One [`Report`] for `run`, `check` and `explore`, and its renderers:
+//! [`human`] (the terminal view and the catalog matrix), [`json`] (with a
+//! schema version) and [`junit`]. The explorer emits [`Event`]s while it
+//! works (a progress bar consumes them); the finished [`Report`] is data,
+//! and renderers are the only code that turns it into text.
+
+pub mod human;
+pub mod json;
+pub mod junit;
+
+use fault_fs::{CrashPoint, Fault, OpKind};
+use serde::Serialize;
+
+use crate::check::{Property, Verdict};
+use crate::explore::PointResult;
+use crate::runner::RunOutcome;
+use crate::scenario::{Expectation, Scenario, TargetKind, Versions};
+
+/// The version of the JSON shape: raised when a field changes meaning or
+/// goes away (adding a field does not raise it).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What the explorer tells while it works.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// The recording run is done; this many crash points will be checked.
+    Planned {
+        /// The scenario.
+        scenario: &'a str,
+        /// Points to check.
+        points: usize,
+    },
+    /// One crash point is done.
+    PointDone {
+        /// Its result.
+        result: &'a PointResult,
+    },
+}
+
+/// Which command made the report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// One run (`run`, `check`).
+    Run,
+    /// Every crash point of a recorded run (`explore`).
+    Explore,
+}
+
+/// How many crash points an exploration had and checked.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Points {
+    /// Crash points derived from the recording.
+    pub total: usize,
+    /// Points checked (fewer with `--partition`, `--max-runs` or Ctrl-C).
+    pub checked: usize,
+    /// Of those, points that ran the strategy up to their fault.
+    pub run: usize,
+    /// Of those, power cuts computed from the recording instead.
+    pub computed: usize,
+    /// The distinct durable states among the computed ones (one retry each).
+    pub durable_states: usize,
+}
+
+/// A property's verdict over a whole report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Exercised, and no finding.
+    Pass,
+    /// At least one finding.
+    Fail,
+    /// Nothing could exercise it: never a pass.
+    NotExercised,
+}
+
+impl Status {
+    /// `pass`, `fail`, `not-exercised`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Fail => "fail",
+            Status::NotExercised => "not-exercised",
+        }
+    }
+}
+
+/// Findings of one property that say the same thing: same kind of fault,
+/// same observation (temp names aside), at any of `points`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FindingGroup {
+    /// Where: `kill-after at any of write#1–#7 (7 points)`, `in every run`.
+    pub summary: String,
+    /// What was seen (at the first point).
+    pub seen: String,
+    /// Every crash point in the group; empty for the undisturbed run.
+    pub points: Vec<CrashPoint>,
+    /// For a finding of the undisturbed run: at how many crash points it
+    /// was seen again (those are not listed as groups of their own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recurs_at: Option<usize>,
+    /// The command that reproduces it (the first point).
+    pub reproduce: String,
+}
+
+/// The verdict on one property, against the scenario's expectation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PropertyReport {
+    /// The property.
+    pub property: Property,
+    /// Pass, fail or not exercised.
+    pub status: Status,
+    /// Why it was not exercised.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why_not_exercised: Option<String>,
+    /// Grouped findings; empty unless it failed.
+    pub groups: Vec<FindingGroup>,
+    /// What the scenario expects, if it says.
+    pub expected: Option<Expectation>,
+    /// False for a verdict the scenario does not expect.
+    pub as_expected: bool,
+}
+
+/// A crash point that could not be checked, and why.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PointError {
+    /// The point.
+    pub point: CrashPoint,
+    /// Why.
+    pub error: String,
+}
+
+/// What a run or an exploration found: the one result type every command
+/// and renderer shares.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// What made it.
+    pub mode: Mode,
+    /// The scenario's name.
+    pub scenario: String,
+    /// What the scenario shows.
+    pub description: String,
+    /// The command that reruns the scenario (findings add `--fault`).
+    pub command: String,
+    /// Ops the strategy made (in the recording, for an exploration).
+    pub ops: usize,
+    /// Crash points (an exploration's).
+    pub points: Points,
+    /// One per property, in [`Property::ALL`] order.
+    pub properties: Vec<PropertyReport>,
+    /// Points that could not be checked.
+    pub errors: Vec<PointError>,
+    /// Stopped early (Ctrl-C).
+    pub interrupted: bool,
+    /// Every verdict as the scenario expects and no point failed to run.
+    pub as_expected: bool,
+    /// The run, for a report of one run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub run: Option<RunOutcome>,
+    /// Every crash point and its findings, for an exploration.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub point_results: Vec<PointResult>,
+}
+
+impl Report {
+    /// The report of one property.
+    pub fn property(&self, property: Property) -> Option<&PropertyReport> {
+        self.properties.iter().find(|p| p.property == property)
+    }
+
+    /// The report of one run of `scenario`. A single run hits one crash
+    /// point at most, and the scenario's expectations speak of all of them:
+    /// a pass where a failure is expected has just not hit the failing
+    /// point, so only an unexpected failure counts against it.
+    pub fn of_run(scenario: &Scenario, outcome: RunOutcome) -> Report {
+        let command = run_command(scenario, &outcome);
+        let properties: Vec<PropertyReport> = Property::ALL
+            .into_iter()
+            .map(|property| {
+                let verdict = outcome.evaluation.verdict(property);
+                let groups = verdict
+                    .findings()
+                    .iter()
+                    .map(|finding| FindingGroup {
+                        summary: match &finding.crash_point {
+                            Some(point) => format!("{} at {}", point.fault, point.op()),
+                            None => "in the undisturbed run".into(),
+                        },
+                        seen: finding.seen.clone(),
+                        points: finding.crash_point.iter().cloned().collect(),
+                        recurs_at: None,
+                        reproduce: command.clone(),
+                    })
+                    .collect();
+                let status = status_of(verdict.exercised(), !verdict.findings().is_empty());
+                let expected = scenario.expect.get(&property).copied();
+                PropertyReport {
+                    property,
+                    status,
+                    why_not_exercised: why_not(verdict),
+                    groups,
+                    expected,
+                    as_expected: !(status == Status::Fail && expected != Some(Expectation::Fail)),
+                }
+            })
+            .collect();
+        Report {
+            schema_version: SCHEMA_VERSION,
+            mode: Mode::Run,
+            scenario: scenario.name.clone(),
+            description: scenario.description.clone(),
+            as_expected: properties.iter().all(|p| p.as_expected),
+            command,
+            ops: outcome.trace.len(),
+            points: Points::default(),
+            properties,
+            errors: Vec::new(),
+            interrupted: false,
+            run: Some(outcome),
+            point_results: Vec::new(),
+        }
+    }
+
+    /// The report of an exploration of `scenario`: `record` is the
+    /// undisturbed recording, `results` the points checked (in order).
+    /// Findings of the recording are said once, with the number of points
+    /// they recur at, and not again per point; the others are grouped by
+    /// property, kind of fault and what was seen.
+    pub fn of_exploration(
+        scenario: &Scenario,
+        record: &RunOutcome,
+        results: Vec<PointResult>,
+        points: Points,
+        interrupted: bool,
+    ) -> Report {
+        let command = reproduction_prefix(scenario);
+        let properties: Vec<PropertyReport> = Property::ALL
+            .into_iter()
+            .map(|property| {
+                let report = explored_property(property, record, &results, &command);
+                let expected = scenario.expect.get(&property).copied();
+                // An exploration checks every point: the verdict must be
+                // the expected one, and "not exercised" is never a pass.
+                let as_expected = match (report.status, expected) {
+                    (_, None) => report.status != Status::Fail,
+                    (Status::Pass, Some(e)) => e == Expectation::Pass,
+                    (Status::Fail, Some(e)) => e == Expectation::Fail,
+                    (Status::NotExercised, Some(_)) => false,
+                };
+                PropertyReport {
+                    expected,
+                    as_expected,
+                    ..report
+                }
+            })
+            .collect();
+        let errors: Vec<PointError> = results
+            .iter()
+            .filter_map(|result| {
+                Some(PointError {
+                    point: result.point.clone(),
+                    error: result.error.clone()?,
+                })
+            })
+            .collect();
+        Report {
+            schema_version: SCHEMA_VERSION,
+            mode: Mode::Explore,
+            scenario: scenario.name.clone(),
+            description: scenario.description.clone(),
+            as_expected: properties.iter().all(|p| p.as_expected) && errors.is_empty(),
+            command,
+            ops: record.trace.len(),
+            points,
+            properties,
+            errors,
+            interrupted,
+            run: None,
+            point_results: results,
+        }
+    }
+}
+
+fn status_of(exercised: bool, failed: bool) -> Status {
+    match (exercised, failed) {
+        (false, _) => Status::NotExercised,
+        (true, false) => Status::Pass,
+        (true, true) => Status::Fail,
+    }
+}
+
+fn why_not(verdict: &Verdict) -> Option<String> {
+    match verdict {
+        Verdict::NotExercised { why } => Some(why.clone()),
+        Verdict::Pass | Verdict::Fail { .. } => None,
+    }
+}
+
+/// One property over a recording and its crash points (expectation aside).
+fn explored_property(
+    property: Property,
+    record: &RunOutcome,
+    results: &[PointResult],
+    command: &str,
+) -> PropertyReport {
+    let baseline = record.evaluation.verdict(property);
+    let mut exercised = baseline.exercised();
+    let mut why = why_not(baseline);
+    // Per baseline finding: at how many points it was seen again.
+    let mut recurs: Vec<(String, usize)> = baseline
+        .findings()
+        .iter()
+        .map(|f| (redact_temp_names(&f.seen), 0))
+        .collect();
+    let mut groups: Vec<(FaultFamily, String, FindingGroup)> = Vec::new();
+    for result in results.iter().filter(|r| r.error.is_none()) {
+        if result.exercised.contains(&property) {
+            exercised = true;
+        } else if why.is_none() {
+            why = result
+                .not_exercised(property)
+                .map(|w| format!("{w} (at {})", result.point));
+        }
+        for finding in result.findings.iter().filter(|f| f.property == property) {
+            let seen = redact_temp_names(&finding.seen);
+            if let Some((_, count)) = recurs.iter_mut().find(|(s, _)| *s == seen) {
+                *count += 1;
+                continue;
+            }
+            let point = finding.crash_point.clone().unwrap_or(result.point.clone());
+            let family = FaultFamily::of(&point.fault);
+            match groups
+                .iter_mut()
+                .find(|(f, s, _)| *f == family && *s == seen)
+            {
+                Some((_, _, group)) => {
+                    if !group.points.contains(&point) {
+                        group.points.push(point);
+                    }
+                }
+                None => groups.push((
+                    family,
+                    seen,
+                    FindingGroup {
+                        summary: String::new(),
+                        seen: finding.seen.clone(),
+                        reproduce: format!("{command} --fault {}", shell_quote(&point.to_string())),
+                        points: vec![point],
+                        recurs_at: None,
+                    },
+                )),
+            }
+        }
+    }
+    let checked = results.iter().filter(|r| r.error.is_none()).count();
+    let exercising = results
+        .iter()
+        .filter(|r| r.exercised.contains(&property))
+        .count();
+    let mut all: Vec<FindingGroup> = baseline
+        .findings()
+        .iter()
+        .zip(&recurs)
+        .map(|(finding, (_, count))| FindingGroup {
+            summary: if checked > 0 && *count == exercising {
+                "in every run".into()
+            } else if checked == 0 {
+                "in the undisturbed run".into()
+            } else {
+                format!("in the undisturbed run and at {count} of {checked} crash points")
+            },
+            seen: finding.seen.clone(),
+            points: Vec::new(),
+            recurs_at: Some(*count),
+            reproduce: command.to_owned(),
+        })
+        .collect();
+    all.extend(groups.into_iter().map(|(_, _, mut group)| {
+        group.summary = where_seen(&group.points);
+        group
+    }));
+    let status = status_of(exercised, !all.is_empty());
+    PropertyReport {
+        property,
+        status,
+        why_not_exercised: (status == Status::NotExercised)
+            .then(|| why.unwrap_or_else(|| "no crash point exercised it".into())),
+        groups: all,
+        expected: None,
+        as_expected: true,
+    }
+}
+
+/// Faults of one kind, whatever their argument: `errno=EIO` and
+/// `errno=ENOSPC` that leave the same target say one thing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FaultFamily {
+    KillBefore,
+    KillAfter,
+    Errno,
+    ShortWrite,
+    Stall,
+    PowerCut,
+}
+
+impl FaultFamily {
+    fn of(fault: &Fault) -> Self {
+        match fault {
+            Fault::KillBefore(_) => FaultFamily::KillBefore,
+            Fault::KillAfter(_) => FaultFamily::KillAfter,
+            Fault::Errno(_) => FaultFamily::Errno,
+            Fault::ShortWrite(_) => FaultFamily::ShortWrite,
+            Fault::Stall(_) => FaultFamily::Stall,
+            Fault::PowerCut(_) => FaultFamily::PowerCut,
+        }
+    }
+}
+
+/// `kill-after at any of write#1–#7 (7 points)`: the distinct faults, then
+/// the ops by kind (in the order the kinds first appear), runs of
+/// consecutive ops folded.
+pub fn where_seen(points: &[CrashPoint]) -> String {
+    let mut faults: Vec<String> = Vec::new();
+    let mut ops: Vec<(OpKind, Vec<u64>)> = Vec::new();
+    for point in points {
+        let fault = point.fault.to_string();
+        if !faults.contains(&fault) {
+            faults.push(fault);
+        }
+        match ops.iter_mut().find(|(kind, _)| *kind == point.kind) {
+            Some((_, nths)) => nths.push(point.nth),
+            None => ops.push((point.kind, vec![point.nth])),
+        }
+    }
+    let mut at: Vec<String> = Vec::new();
+    for (kind, mut nths) in ops {
+        nths.sort_unstable();
+        nths.dedup();
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for nth in nths {
+            match runs.last_mut() {
+                Some((_, last)) if nth == *last + 1 => *last = nth,
+                _ => runs.push((nth, nth)),
+            }
+        }
+        for (first, last) in runs {
+            at.push(if first == last {
+                format!("{kind}#{first}")
+            } else {
+                format!("{kind}#{first}–#{last}")
+            });
+        }
+    }
+    let faults = faults.join(", ");
+    let ops = at.join(", ");
+    if at.len() == 1 && !ops.contains('–') {
+        format!("{faults} at {ops}")
+    } else {
+        format!("{faults} at any of {ops} ({} points)", points.len())
+    }
+}
+
+/// Replaces mktemp-style suffixes (`.swap.Uw1f1j`) with `XXXXXX`: runs of
+/// the same crash point name their temp files differently.
+pub fn redact_temp_names(text: &str) -> String {
+    text.split(' ')
+        .map(|word| {
+            let (core, tail) = word.split_at(
+                word.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+                    .len(),
+            );
+            match core.rsplit_once('.') {
+                Some((stem, suffix))
+                    if suffix.len() == 6 && suffix.chars().all(|c| c.is_ascii_alphanumeric()) =>
+                {
+                    format!("{stem}.XXXXXX{tail}")
+                }
+                _ => word.to_owned(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Quotes `text` for a POSIX shell.
+pub fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// The command that reruns a scenario; a reproduction adds `--fault`.
+pub fn reproduction_prefix(scenario: &Scenario) -> String {
+    match &scenario.source {
+        Some(path) => format!("swapfault run {}", shell_quote(&path.display().to_string())),
+        None => {
+            let kind = match scenario.kind {
+                TargetKind::Exe => "exe",
+                TargetKind::Lib => "lib",
+            };
+            let size = match scenario.versions {
+                Versions::Canary { size } => size,
+                Versions::Files { .. } => crate::canary::DEFAULT_SIZE,
+            };
+            format!(
+                "swapfault check --strategy {} --target {kind} --size {size}",
+                shell_quote(&scenario.command)
+            )
+        }
+    }
+}
+
+/// The command that reruns this very run: the scenario and its faults.
+fn run_command(scenario: &Scenario, outcome: &RunOutcome) -> String {
+    let mut command = reproduction_prefix(scenario);
+    for rule in &outcome.faults {
+        command.push_str(" --fault ");
+        command.push_str(&shell_quote(&rule.to_string()));
+    }
+    command
+}
+
+/// `1 op`, `2 ops`.
+pub(crate) fn counted(count: usize, noun: &str) -> String {
+    match count {
+        1 => format!("1 {noun}"),
+        _ => format!("{count} {noun}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn points(texts: &[&str]) -> Vec<CrashPoint> {
+        texts.iter().map(|t| t.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn where_seen_folds_runs_per_kind() {
+        assert_eq!(
+            where_seen(&points(&["write#1:kill-after"])),
+            "kill-after at write#1"
+        );
+        assert_eq!(
+            where_seen(&points(&[
+                "getxattr#2:stall=10s",
+                "write#2:stall=10s",
+                "getxattr#3:stall=10s",
+                "write#3:stall=10s",
+                "getxattr#5:stall=10s",
+            ])),
+            "stall=10s at any of getxattr#2–#3, getxattr#5, write#2–#3 (5 points)"
+        );
+        assert_eq!(
+            where_seen(&points(&[
+                "write#2:errno=EIO",
+                "write#2:errno=ENOSPC",
+                "write#3:errno=EIO",
+            ])),
+            "errno=EIO, errno=ENOSPC at any of write#2–#3 (3 points)"
+        );
+        assert_eq!(
+            where_seen(&points(&["create#1:errno=EIO", "create#1:errno=ENOSPC"])),
+            "errno=EIO, errno=ENOSPC at create#1"
+        );
+    }
+
+    #[test]
+    fn temp_names_are_redacted() {
+        assert_eq!(
+            redact_temp_names("stray files left: /app/.swap.8czbLu, /app/x"),
+            "stray files left: /app/.swap.XXXXXX, /app/x"
+        );
+    }
+}
