@@ -14,7 +14,7 @@ use crate::exit::{Exit, ExitOf};
 /// Proves whether a way of replacing an executable or shared library
 /// survives being interrupted.
 #[derive(Debug, Parser)]
-#[command(name = "swapfault", version, about)]
+#[command(name = "swapfault", version, about, after_help = crate::exit::HELP)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -17,6 +17,14 @@ use harness::demo::DemoError;
 use harness::live::LiveError;
 use harness::{RunError, ScenarioError};
 
+/// The exit codes as `--help` prints them.
+pub const HELP: &str = "Exit codes:
+  0   every expectation met (mount: a clean unmount)
+  1   a finding, or an expectation not met
+  2   usage or scenario error
+  3   environment: no /dev/fuse, no permission, no C compiler
+  130 interrupted (Ctrl-C, SIGTERM, SIGHUP): children killed, mounts gone";
+
 /// An exit code of `swapfault`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {

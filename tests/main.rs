@@ -2,11 +2,13 @@
 //! rsync, python3, the canary). One binary; its modules:
 //! - `support`: temp dirs, mounts, the swapfault binary, mount checks;
 //! - `fs`: fault-fs traces, faults, live mappings, conformance, cleanup;
-//! - `catalog`: single runs of the scenario catalog, `check`, invalid
-//!   scenarios, the demo;
+//! - `catalog`: single runs of the scenario catalog, `check`, the demo;
+//! - `docs`: the README's command, exit-code and scenario-error tables
+//!   against the binary;
 //! - `explorer`: the expected matrix, reproductions, Ctrl-C.
 
 mod catalog;
+mod docs;
 mod explorer;
 mod fs;
 mod support;

@@ -1,0 +1,137 @@
+//! The README says what the binary does: its command table lists exactly
+//! the flags of each command's `--help`, its exit-code table is the one in
+//! `src/exit.rs`, and its scenario-error table is what the files in
+//! `scenarios/invalid/` give.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use crate::support::swapfault;
+
+fn readme() -> String {
+    std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README")
+}
+
+/// The `--flags` named in `text`.
+fn flags(text: &str) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("--") {
+        let name: String = rest[at + 2..]
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || *c == '-')
+            .collect();
+        if !name.is_empty() {
+            found.insert(format!("--{name}"));
+        }
+        rest = &rest[at + 2..];
+    }
+    found
+}
+
+/// The README table's rows (cells split on unescaped `|`) after `header`.
+fn table_rows(readme: &str, header: &str) -> Vec<Vec<String>> {
+    let start = readme
+        .find(header)
+        .unwrap_or_else(|| panic!("no table `{header}`"));
+    readme[start..]
+        .lines()
+        .skip(2)
+        .take_while(|line| line.starts_with('|'))
+        .map(|line| {
+            line.replace("\\|", "\u{1}")
+                .split('|')
+                .map(|cell| cell.trim().replace('\u{1}', "|"))
+                .filter(|cell| !cell.is_empty())
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn the_command_table_names_every_flag_of_every_command() {
+    let readme = readme();
+    let rows = table_rows(&readme, "| command | flags | what it does |");
+    for command in ["demo", "check", "run", "explore", "mount"] {
+        let row = rows
+            .iter()
+            .find(|row| row[0].starts_with(&format!("`swapfault {command}")))
+            .unwrap_or_else(|| panic!("README has no row for `swapfault {command}`"));
+        let output = swapfault()
+            .args([command, "--help"])
+            .output()
+            .expect("--help");
+        let mut help = flags(&String::from_utf8_lossy(&output.stdout));
+        help.remove("--help");
+        let said = flags(&row[..row.len() - 1].join(" "));
+        assert_eq!(
+            said, help,
+            "README's row for `{command}` against its --help"
+        );
+    }
+}
+
+#[test]
+fn the_exit_code_table_is_the_one_in_src_exit_rs() {
+    let source = include_str!("../src/exit.rs");
+    let ours: Vec<&str> = source
+        .lines()
+        .filter_map(|line| line.strip_prefix("//! | "))
+        .filter(|row| row.starts_with(|c: char| c.is_ascii_digit()))
+        .collect();
+    assert_eq!(ours.len(), 5, "{ours:?}");
+    let readme = readme();
+    for row in ours {
+        assert!(
+            readme.contains(&format!("| {row}")),
+            "README lacks exit row: | {row}"
+        );
+    }
+    // And the top-level help tells it too.
+    let output = swapfault().arg("--help").output().expect("--help");
+    let help = String::from_utf8_lossy(&output.stdout);
+    for code in ["0", "1", "2", "3", "130"] {
+        assert!(
+            help.contains(&format!("  {code} ")),
+            "--help lacks exit {code}: {help}"
+        );
+    }
+}
+
+#[test]
+fn each_invalid_scenario_gives_the_line_the_readme_shows() {
+    let readme = readme();
+    let rows = table_rows(&readme, "| file | what it says |");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/invalid");
+    let files: BTreeSet<String> = std::fs::read_dir(&dir)
+        .expect("scenarios/invalid")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let named: BTreeSet<String> = rows
+        .iter()
+        .map(|r| r[0].trim_matches('`').to_owned())
+        .collect();
+    assert_eq!(
+        named, files,
+        "every invalid example is in the README, and only those"
+    );
+    for row in &rows {
+        let name = row[0].trim_matches('`');
+        let fragment = row[1].trim_matches('`').trim();
+        let path = format!("scenarios/invalid/{name}");
+        let output = swapfault().args(["run", &path]).output().expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{name}: {stderr}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{name}: one line: {stderr}"
+        );
+        assert!(
+            stderr.contains(&path) && stderr.contains(fragment),
+            "{name}: README says `{fragment}`, swapfault says {stderr}"
+        );
+    }
+}
