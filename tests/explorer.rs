@@ -376,3 +376,65 @@ fn ctrl_c_kills_the_run_under_way_and_reports_nothing_it_cut_short() {
     }
     assert_nothing_left(tmp.path(), Some("sleep\x0030\x00"));
 }
+
+#[test]
+fn the_install_exploration_reads_in_40_lines_and_the_json_keeps_every_finding() {
+    let install = [
+        "--strategy",
+        r#"install "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#,
+        "--size",
+        "1MiB",
+    ];
+    let output = swapfault()
+        .arg("explore")
+        .args(install)
+        .output()
+        .expect("explore");
+    let human = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{human}");
+    let lines = human.trim_end().lines().count();
+    assert!(lines <= 40, "{lines} lines:\n{human}");
+    let report = explore_json(&install);
+    // Every finding at every point is in the JSON, and in one of the groups
+    // the human report prints (two lines each, under a heading and a line
+    // per property).
+    let mut grouped = std::collections::BTreeSet::new();
+    let mut groups = 0;
+    for property in report["properties"].as_array().expect("properties") {
+        for group in property["groups"].as_array().expect("groups") {
+            groups += 1;
+            for point in group["points"].as_array().expect("points") {
+                let point = point.as_str().expect("point");
+                grouped.insert((property["property"].to_string(), point.to_owned()));
+            }
+        }
+    }
+    assert!(1 + 9 + 2 * groups <= 40, "{groups} groups");
+    let mut findings = 0;
+    for result in report["point_results"].as_array().expect("point results") {
+        for finding in result["findings"].as_array().expect("findings") {
+            let key = (
+                finding["property"].to_string(),
+                result["point"].as_str().expect("point").to_owned(),
+            );
+            assert!(grouped.contains(&key), "{key:?} is in no group");
+            findings += 1;
+        }
+    }
+    assert!(findings > 40, "only {findings} findings");
+    assert_eq!(report["points"]["checked"], report["points"]["total"]);
+}
+
+#[test]
+fn max_runs_says_how_many_of_all_the_points_were_checked() {
+    let output = swapfault()
+        .args(["explore", "scenarios/temp-rename.toml", "--max-runs", "5"])
+        .output()
+        .expect("explore");
+    let human = String::from_utf8_lossy(&output.stdout);
+    let heading = human.lines().next().unwrap_or_default();
+    assert!(
+        heading.contains("(73 ops recorded, 5 of 41 crash points checked"),
+        "{heading}"
+    );
+}
