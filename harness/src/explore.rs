@@ -165,6 +165,12 @@ pub struct PointResult {
 }
 
 impl PointResult {
+    /// The result of `point` judged as `outcome` was.
+    #[cfg(test)]
+    pub(crate) fn for_test(point: &str, outcome: &RunOutcome) -> Self {
+        point_result(&point.parse().expect("crash point"), outcome)
+    }
+
     /// Why this point did not exercise `property`, if it did not.
     pub fn not_exercised(&self, property: Property) -> Option<&str> {
         self.why_not.get(&property).map(String::as_str)

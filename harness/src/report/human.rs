@@ -49,7 +49,21 @@ pub fn write(out: &mut dyn Write, report: &Report, title: &str, color: bool) -> 
             write_run_details(out, report)?;
             writeln!(out)?;
         }
-        Mode::Explore => writeln!(out, "{}", p.paint("1", &explore_heading(report)))?,
+        Mode::Explore => {
+            writeln!(out, "{}", p.paint("1", &explore_heading(report)))?;
+            if report.points.total == 0 && !report.interrupted {
+                writeln!(
+                    out,
+                    "  {}",
+                    p.paint(
+                        "31",
+                        "nothing was tested: the strategy changed nothing that swapfault saw \
+                         (hint: work done outside the strategy's process group, as under \
+                         `timeout` or `setsid`, is not traced yet)"
+                    )
+                )?;
+            }
+        }
     }
     for property in &report.properties {
         let mut line = format!(

@@ -236,10 +236,17 @@ impl Report {
         interrupted: bool,
     ) -> Report {
         let command = reproduction_prefix(scenario);
+        // No crash point at all: the exploration tested nothing, and says so.
+        let nothing = (points.total == 0 && !interrupted).then_some(NO_CRASH_POINT);
         let properties: Vec<PropertyReport> = Property::ALL
             .into_iter()
             .map(|property| {
-                let report = explored_property(property, record, &results, &command);
+                let mut report = explored_property(property, record, &results, &command);
+                if report.status == Status::NotExercised {
+                    if let Some(why) = nothing {
+                        report.why_not_exercised = Some(why.into());
+                    }
+                }
                 let expected = scenario.expect.get(&property).copied();
                 // An exploration checks every point: the verdict must be
                 // the expected one, and "not exercised" is never a pass.
@@ -270,7 +277,9 @@ impl Report {
             mode: Mode::Explore,
             scenario: scenario.name.clone(),
             description: scenario.description.clone(),
-            as_expected: properties.iter().all(|p| p.as_expected) && errors.is_empty(),
+            as_expected: properties.iter().all(|p| p.as_expected)
+                && errors.is_empty()
+                && nothing.is_none(),
             command,
             ops: record.trace.len(),
             points,
@@ -282,6 +291,9 @@ impl Report {
         }
     }
 }
+
+/// Why an exploration with no crash point exercised nothing.
+pub const NO_CRASH_POINT: &str = "no crash point: the strategy changed nothing swapfault saw";
 
 fn status_of(exercised: bool, failed: bool) -> Status {
     match (exercised, failed) {
@@ -564,6 +576,78 @@ mod tests {
             where_seen(&points(&["create#1:errno=EIO", "create#1:errno=ENOSPC"])),
             "errno=EIO, errno=ENOSPC at create#1"
         );
+    }
+
+    fn undisturbed(scenario: &Scenario) -> RunOutcome {
+        use crate::check::{Observations, StrategyRun, TargetClass, TargetState};
+        let target = |class| TargetState {
+            class,
+            ..TargetState::missing()
+        };
+        let observed = Observations {
+            fired: Vec::new(),
+            before: target(TargetClass::Old),
+            first: StrategyRun {
+                exit: crate::live::Exit::Code(0),
+                stderr: String::new(),
+                target: TargetState {
+                    mode: Some(scenario.mode),
+                    ..target(TargetClass::New)
+                },
+                strays: Vec::new(),
+            },
+            retry: None,
+            live: Vec::new(),
+            probes: Vec::new(),
+        };
+        let wanted = crate::check::Wanted {
+            mode: scenario.mode,
+            xattrs: Default::default(),
+        };
+        RunOutcome {
+            faults: Vec::new(),
+            evaluation: crate::check::evaluate(&observed, &wanted),
+            observed,
+            trace: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn an_exploration_with_no_crash_point_tested_nothing_and_is_no_success() {
+        let scenario = Scenario::ad_hoc("timeout 60 install", TargetKind::Lib, 65536);
+        let report = Report::of_exploration(
+            &scenario,
+            &undisturbed(&scenario),
+            Vec::new(),
+            Points::default(),
+            false,
+        );
+        assert!(!report.as_expected);
+        let kill = report.property(Property::Kill).expect("kill");
+        assert_eq!(kill.status, Status::NotExercised);
+        assert_eq!(kill.why_not_exercised.as_deref(), Some(NO_CRASH_POINT));
+        // What the undisturbed run did exercise still stands.
+        let result = report.property(Property::Result).expect("result");
+        assert_eq!(result.status, Status::Pass);
+    }
+
+    #[test]
+    fn not_exercised_meets_no_expectation_in_an_exploration() {
+        let mut scenario = Scenario::ad_hoc("true", TargetKind::Lib, 65536);
+        scenario.expect.insert(Property::Live, Expectation::Pass);
+        let record = undisturbed(&scenario);
+        let one_point = PointResult::for_test("write#1:kill-after", &record);
+        let points = Points {
+            total: 1,
+            checked: 1,
+            run: 1,
+            ..Points::default()
+        };
+        let report = Report::of_exploration(&scenario, &record, vec![one_point], points, false);
+        let live = report.property(Property::Live).expect("live");
+        assert_eq!(live.status, Status::NotExercised);
+        assert!(!live.as_expected);
+        assert!(!report.as_expected);
     }
 
     #[test]
