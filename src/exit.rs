@@ -15,6 +15,7 @@ use fault_fs::{MountError, PlanError};
 use harness::canary::CanaryError;
 use harness::demo::DemoError;
 use harness::live::LiveError;
+use harness::sandbox::SandboxError;
 use harness::{RunError, ScenarioError};
 
 /// The exit codes as `--help` prints them.
@@ -132,8 +133,19 @@ impl ExitOf for RunError {
             RunError::Live(err) => err.exit(),
             // Staging files in a temp dir, or starting `sh`: the machine.
             RunError::Io { .. } | RunError::Strategy { .. } => Exit::Environment,
+            RunError::Sandbox(err) => err.exit(),
             // The scenario's own commands.
             RunError::LiveCommand { .. } | RunError::LiveCommandEnded { .. } => Exit::Usage,
+        }
+    }
+}
+
+impl ExitOf for SandboxError {
+    fn exit(&self) -> Exit {
+        match self {
+            SandboxError::Spawn { .. } | SandboxError::Namespace(_) | SandboxError::Silent(_) => {
+                Exit::Environment
+            }
         }
     }
 }

@@ -438,3 +438,112 @@ fn max_runs_says_how_many_of_all_the_points_were_checked() {
         "{heading}"
     );
 }
+
+/// A property, its status, and every (crash point, what was seen) of it.
+type Verdicts = Vec<(String, String, Vec<(String, String)>)>;
+
+/// Per property: its status, and every (crash point, what was seen) of it.
+fn verdicts_by_point(report: &Value) -> Verdicts {
+    report["properties"]
+        .as_array()
+        .expect("properties")
+        .iter()
+        .map(|property| {
+            let mut seen: Vec<(String, String)> = property["groups"]
+                .as_array()
+                .expect("groups")
+                .iter()
+                .flat_map(|group| {
+                    let what = redact(group["seen"].as_str().unwrap_or_default());
+                    group["points"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(move |p| (p.as_str().unwrap_or_default().to_owned(), what.clone()))
+                })
+                .collect();
+            seen.sort();
+            (
+                property["property"].as_str().unwrap_or_default().to_owned(),
+                property["status"].as_str().unwrap_or_default().to_owned(),
+                seen,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_strategy_that_leaves_its_process_group_is_still_the_strategy() {
+    // timeout, setsid and nohup change process groups, a double-forked
+    // helper is nobody's child: the strategy's PID namespace holds them all.
+    let install = r#"install "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#;
+    let plain = verdicts_by_point(&explore_json(&["--strategy", install]));
+    assert!(
+        plain.iter().any(|(_, status, _)| status == "fail"),
+        "{plain:?}"
+    );
+    // What a probe sees while a namespace op is stalled depends on timing
+    // (it may wait on the directory lock), so visible agrees on its status.
+    let comparable = |verdicts: Verdicts| {
+        verdicts
+            .into_iter()
+            .map(|(property, status, seen)| {
+                let seen = if property == "visible" {
+                    Vec::new()
+                } else {
+                    seen
+                };
+                (property, status, seen)
+            })
+            .collect::<Vec<_>>()
+    };
+    let plain = comparable(plain);
+    for wrapped in [
+        format!("timeout 60 {install}"),
+        format!("setsid -w {install}"),
+        // A double-forked helper in a session of its own; its parent waits
+        // for the status it sends through a pipe.
+        format!(r#"(setsid sh -c '{install}; echo $?' &) | {{ read -r s; exit "$s"; }}"#),
+        format!("nohup {install} >/dev/null 2>&1 & wait $!"),
+    ] {
+        let seen = comparable(verdicts_by_point(&explore_json(&["--strategy", &wrapped])));
+        assert_eq!(seen, plain, "{wrapped}");
+    }
+    // A bare `wait` returns 0 whatever the job did: install's failure after
+    // an error is hidden, and that is a finding of its own.
+    let lying = format!("nohup {install} >/dev/null 2>&1 & wait");
+    let report = explore_json(&["--strategy", &lying]);
+    let group = group_at(&report, "errors", "unlink#1:errno=EIO");
+    assert_eq!(
+        group["seen"],
+        "the strategy exited 0 after the error, but the target is old"
+    );
+}
+
+#[test]
+fn a_process_left_running_is_a_tidy_finding_not_a_hang() {
+    let (code, report) = {
+        let output = swapfault()
+            .args([
+                "check",
+                "--strategy",
+                r#"install "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET" && (setsid sleep 60 &)"#,
+                "--json",
+            ])
+            .output()
+            .expect("check");
+        let report: Value = serde_json::from_slice(&output.stdout).expect("json");
+        (output.status.code(), report)
+    };
+    assert_eq!(code, Some(1), "{report:#}");
+    let tidy = property(&report, "tidy");
+    assert_eq!(tidy["status"], "fail");
+    let seen = tidy["groups"][0]["seen"].as_str().unwrap_or_default();
+    // Named as it was seen then: `setsid`, or `sleep` once it had exec'd.
+    assert!(
+        seen.starts_with("processes left running after the strategy exited: "),
+        "{seen}"
+    );
+    // It was killed with its namespace: no `sleep 60` runs on.
+    assert!(!crate::support::process_running("sleep\x0060\x00"));
+}

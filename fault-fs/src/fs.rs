@@ -60,8 +60,10 @@ struct State {
     plan: FaultPlan,
     /// Matches counted so far, per rule of the plan.
     matches: Vec<u64>,
-    /// Only ops of this process group are faulted and counted.
-    scope: Option<u32>,
+    /// Whose ops are faulted and counted.
+    scope: Scope,
+    /// Numbers each scope set, so records say which run they belong to.
+    scope_id: u32,
     handles: HashMap<u64, Handle>,
     next_fh: u64,
     /// What a power cut would leave, per model.
@@ -121,8 +123,8 @@ struct Inner {
     stalls: Stalls,
     /// Tells the kernel to drop cached pages and attributes; set while mounted.
     notifier: Mutex<Option<fuser::Notifier>>,
-    /// pid -> (process group, command name), read once from /proc.
-    procs: Mutex<HashMap<u32, (u32, Shared)>>,
+    /// pid -> what scoping needs of it, read once from /proc.
+    procs: Mutex<HashMap<u32, Caller>>,
     own_pgid: u32,
     own_pid: u32,
 }
@@ -171,6 +173,8 @@ struct Gate {
     seq: u64,
     pid: u32,
     pgid: u32,
+    /// The scope the op was in when it came.
+    scope: Scope,
     verdict: Verdict,
     /// Log the durable states after this op (see [`State::durable_log`]).
     log_durable: bool,
@@ -213,19 +217,135 @@ fn time_of(time: TimeOrNow) -> SystemTime {
     }
 }
 
-/// A process's group and command name; (0, "?") once it is gone.
+/// Which processes' ops are the program's under test: traced as such,
+/// counted for the plan and faulted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Scope {
+    /// Every process.
+    #[default]
+    All,
+    /// The processes of one process group.
+    ProcessGroup(u32),
+    /// Every process of one PID namespace (named by its inode), whatever
+    /// group it is in; `init` is the namespace's first process as this
+    /// process sees it: killing it kills them all.
+    PidNamespace {
+        /// The namespace's inode (`/proc/PID/ns/pid`).
+        ns: u64,
+        /// Its init's pid.
+        init: u32,
+    },
+}
+
+/// What scoping needs of a caller.
+#[derive(Clone, Debug)]
+struct Caller {
+    pgid: u32,
+    /// Its PID namespace's inode (0: unknown).
+    pid_ns: u64,
+    comm: Shared,
+}
+
+/// The inode of the PID namespace of `pid` (0 once it is gone, or on a
+/// kernel before 6.11).
+///
+/// Never `readlink /proc/PID/ns/pid`: it waits for the process's exec lock,
+/// and a process exec'ing a binary from this very file system holds it
+/// while it waits for our answer. A pidfd's namespace ioctl takes no lock.
+pub fn pid_ns_of(pid: u32) -> u64 {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    /// `PIDFD_GET_PID_NAMESPACE`: `_IO(0xFF, 5)`, Linux 6.11.
+    const PIDFD_GET_PID_NAMESPACE: libc::c_ulong = 0xFF05;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if pidfd < 0 {
+        return 0;
+    }
+    // SAFETY: a fresh fd that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+    // SAFETY: the ioctl's argument must be 0 (the kernel refuses anything
+    // else, and a variadic call without it passes garbage); it returns a
+    // new fd or -1.
+    let ns = unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(&pidfd),
+            PIDFD_GET_PID_NAMESPACE,
+            0 as libc::c_ulong,
+        )
+    };
+    if ns < 0 {
+        return 0;
+    }
+    // SAFETY: a fresh fd that nothing else owns.
+    let ns = unsafe { OwnedFd::from_raw_fd(ns) };
+    nix::sys::stat::fstat(&ns).map_or(0, |stat| stat.st_ino)
+}
+
+/// A process's group, PID namespace and command name; `None` once it is
+/// gone.
 ///
 /// Never /proc/PID/stat: reading it takes the caller's mm lock, and a caller
 /// blocked in a page fault on this very file system may hold that lock, so
-/// the handler would deadlock. getpgid(2) and /proc/PID/comm take neither.
-fn proc_info(pid: u32) -> (u32, String) {
-    let Ok(pgid) = nix::unistd::getpgid(Some(Pid::from_raw(pid as i32))) else {
-        return (0, "?".into());
-    };
+/// the handler would deadlock. getpgid(2), the pidfd ioctl and
+/// /proc/PID/comm take none of the caller's locks.
+fn proc_info(pid: u32) -> Option<Caller> {
+    let pgid = nix::unistd::getpgid(Some(Pid::from_raw(pid as i32))).ok()?;
     let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .map(|c| c.trim_end().to_owned())
         .unwrap_or_else(|_| "?".into());
-    (pgid.as_raw() as u32, comm)
+    Some(Caller {
+        pgid: pgid.as_raw() as u32,
+        pid_ns: pid_ns_of(pid),
+        comm: Shared::from(comm.as_str()),
+    })
+}
+
+/// Sends `signal` to every process of the PID namespace whose init is
+/// `init`, the caller first, before its request is answered: so no process
+/// of the tree runs on past the op, which the kernel's teardown of the
+/// namespace after its init's death would not ensure. The init ignores all
+/// but SIGKILL, which ends the namespace for good.
+fn signal_namespace(init: u32, caller: u32, signal: Signal) {
+    let kill_one = |pid: u32| {
+        if let Err(err) = kill(Pid::from_raw(pid as i32), signal) {
+            tracing::debug!(pid, ?signal, %err, "kill fault: process already gone");
+        }
+    };
+    kill_one(caller);
+    for pid in descendants(init) {
+        if pid != caller {
+            kill_one(pid);
+        }
+    }
+    if signal == Signal::SIGKILL {
+        kill_one(init);
+    }
+}
+
+/// Every descendant of `pid` (orphans are reparented to a namespace's
+/// init, so from an init this is the whole namespace). Reads the
+/// `children` file of each thread, which takes no lock a process blocked
+/// on this file system could hold.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut next = vec![pid];
+    while let Some(parent) = next.pop() {
+        let Ok(threads) = std::fs::read_dir(format!("/proc/{parent}/task")) else {
+            continue;
+        };
+        for thread in threads.flatten() {
+            let children = std::fs::read_to_string(thread.path().join("children"));
+            for child in children.iter().flat_map(|c| c.split_whitespace()) {
+                if let Ok(child) = child.parse::<u32>() {
+                    if !found.contains(&child) {
+                        found.push(child);
+                        next.push(child);
+                    }
+                }
+            }
+        }
+    }
+    found
 }
 
 impl Default for FaultFs {
@@ -248,7 +368,8 @@ impl FaultFs {
             next_seq: 1,
             plan,
             matches,
-            scope: None,
+            scope: Scope::All,
+            scope_id: 0,
             handles: HashMap::new(),
             next_fh: 1,
         };
@@ -271,16 +392,21 @@ impl FaultFs {
         }
     }
 
-    fn caller(&self, pid: u32) -> (u32, Shared) {
+    fn caller(&self, pid: u32) -> Caller {
         if let Some(known) = lock(&self.inner.procs).get(&pid) {
             return known.clone();
         }
-        let (pgid, comm) = proc_info(pid);
-        let known = (pgid, Shared::from(comm.as_str()));
-        if pgid != 0 {
-            lock(&self.inner.procs).insert(pid, known.clone());
+        match proc_info(pid) {
+            Some(known) => {
+                lock(&self.inner.procs).insert(pid, known.clone());
+                known
+            }
+            None => Caller {
+                pgid: 0,
+                pid_ns: 0,
+                comm: Shared::from("?"),
+            },
         }
-        known
     }
 
     /// Numbers and traces one op, and asks the plan what to do with it.
@@ -293,7 +419,7 @@ impl FaultFs {
         (offset, len, flags): (u64, u64, u32),
     ) -> Gate {
         let pid = req.pid();
-        let (pgid, comm) = self.caller(pid);
+        let Caller { pgid, pid_ns, comm } = self.caller(pid);
         let mut state = lock(&self.inner.state);
         let path_of = |state: &State, at: At<'_>| -> String {
             match at {
@@ -333,8 +459,17 @@ impl FaultFs {
             flags,
             errno: 0,
             fault: None,
+            scope: 0,
         };
-        let in_scope = pid != 0 && state.scope.is_none_or(|scope| scope == pgid);
+        let in_scope = pid != 0
+            && match state.scope {
+                Scope::All => true,
+                Scope::ProcessGroup(group) => pgid == group,
+                Scope::PidNamespace { ns, .. } => pid_ns == ns,
+            };
+        if in_scope {
+            record.scope = state.scope_id;
+        }
         let mut verdict = Verdict::Proceed;
         if in_scope {
             let State { plan, matches, .. } = &mut *state;
@@ -380,17 +515,26 @@ impl FaultFs {
         if state.keep_trace {
             state.trace.push(record);
         }
+        let scope = state.scope;
         Gate {
             seq,
             pid,
             pgid,
+            scope,
             verdict,
             log_durable,
         }
     }
 
-    /// Sends `signal` to the caller's process group (never to our own).
+    /// Sends `signal` to the program under test: with a PID namespace as
+    /// the scope, to every process in it (SIGKILL: to its init, and the
+    /// kernel kills the rest); else to the caller's process group (never to
+    /// our own).
     fn signal_caller(&self, gate: &Gate, signal: Signal) {
+        if let Scope::PidNamespace { init, .. } = gate.scope {
+            signal_namespace(init, gate.pid, signal);
+            return;
+        }
         let target = if gate.pgid > 1 && gate.pgid != self.inner.own_pgid {
             Pid::from_raw(-(gate.pgid as i32))
         } else if gate.pid > 1 && gate.pid != self.inner.own_pid {
@@ -1360,11 +1504,16 @@ impl FaultFsHandle {
         state.plan = plan;
     }
 
-    /// Faults and counts only ops of this process group (`None`: every op).
-    /// Forgets cached process details, since pids are reused.
-    pub fn set_scope(&self, pgid: Option<u32>) {
+    /// Faults and counts only the ops of this scope, from now on, and
+    /// tags their records with the number this returns
+    /// ([`OpRecord::scope`]). Forgets cached process details, since pids are
+    /// reused.
+    pub fn set_scope(&self, scope: Scope) -> u32 {
         lock(&self.inner.procs).clear();
-        lock(&self.inner.state).scope = pgid;
+        let mut state = lock(&self.inner.state);
+        state.scope = scope;
+        state.scope_id += 1;
+        state.scope_id
     }
 
     /// Ops parked by a stall fault right now.
@@ -1440,7 +1589,7 @@ impl FaultFsHandle {
             state.trace = Trace::default();
             state.plan = FaultPlan::default();
             state.matches.clear();
-            state.scope = None;
+            state.scope = Scope::All;
             state.durable_log = None;
         }
         lock(&self.inner.procs).clear();
@@ -1494,5 +1643,17 @@ impl FaultFsHandle {
     /// Runs `f` on the tree, under the lock. Do not touch the mount from `f`.
     pub fn with_tree<T>(&self, f: impl FnOnce(&mut Tree) -> T) -> T {
         f(&mut lock(&self.inner.state).tree)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_is_in_our_pid_namespace() {
+        let ours = std::fs::read_link("/proc/self/ns/pid").expect("ns link");
+        let ino = pid_ns_of(std::process::id());
+        assert_eq!(ours.to_string_lossy(), format!("pid:[{ino}]"));
     }
 }

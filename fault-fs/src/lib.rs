@@ -35,7 +35,8 @@ pub mod plan;
 pub mod tree;
 
 pub use fs::{
-    FaultFs, FaultFsHandle, PowerCut, SETATTR_MODE, SETATTR_OWNER, SETATTR_SIZE, SETATTR_TIMES,
+    pid_ns_of, FaultFs, FaultFsHandle, PowerCut, Scope, SETATTR_MODE, SETATTR_OWNER, SETATTR_SIZE,
+    SETATTR_TIMES,
 };
 pub use mount::{
     check_environment, detach_all, is_mount_point, load_dir, preflight, FaultMount, MountError,

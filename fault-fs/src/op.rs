@@ -305,6 +305,14 @@ pub struct OpRecord {
     /// Fault applied to this op, if any (shared by every record it fired on).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault: Option<Arc<Fault>>,
+    /// The scope the op was in ([`crate::FaultFsHandle::set_scope`]'s
+    /// number), 0 for an op of no scope.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub scope: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl OpRecord {
@@ -325,6 +333,7 @@ impl OpRecord {
             flags: 0,
             errno: 0,
             fault: None,
+            scope: 0,
         }
     }
 

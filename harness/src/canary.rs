@@ -13,6 +13,8 @@ use std::process::Command;
 const CANARY_C: &str = include_str!("../canary/canary.c");
 /// Source of the canary library.
 const LIBCANARY_C: &str = include_str!("../canary/libcanary.c");
+/// Source of the init that runs a strategy in a PID namespace of its own.
+const SANDBOX_INIT_C: &str = include_str!("../canary/sandbox-init.c");
 
 /// Default size of a canary file.
 pub const DEFAULT_SIZE: u64 = 256 * 1024;
@@ -106,14 +108,72 @@ fn compile(args: &[&std::ffi::OsStr]) -> Result<(), CanaryError> {
 }
 
 /// FNV-1a over both sources: stable across builds and Rust versions.
-fn source_hash() -> u64 {
-    CANARY_C
-        .bytes()
-        .chain([0])
-        .chain(LIBCANARY_C.bytes())
+/// FNV-1a of the sources: keys the cache, so an edited program is rebuilt.
+fn hash_of<'a>(sources: impl IntoIterator<Item = &'a str>) -> u64 {
+    sources
+        .into_iter()
+        .flat_map(|source| source.bytes().chain([0]))
         .fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
             (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
         })
+}
+
+fn source_hash() -> u64 {
+    hash_of([CANARY_C, LIBCANARY_C])
+}
+
+/// Renames a finished build directory into the cache. Another process may
+/// have won the race; its build is as good as ours.
+fn publish(work: tempfile::TempDir, dir: &Path) {
+    let work = work.keep();
+    if std::fs::rename(&work, dir).is_err() {
+        let _ = std::fs::remove_dir_all(&work);
+    }
+}
+
+/// File name of the sandbox init.
+const SANDBOX_INIT_NAME: &str = "sandbox-init";
+
+/// Builds (once, then cached) the init that runs a strategy in a PID
+/// namespace of its own (see [`crate::sandbox`]), and returns its path.
+pub fn build_sandbox_init() -> Result<PathBuf, CanaryError> {
+    let root = cache_root();
+    // The recipe is part of the key: a change of flags rebuilds it too.
+    let key = format!(
+        "init-{:016x}",
+        hash_of([SANDBOX_INIT_C, "-static, else dynamic"])
+    );
+    let dir = root.join(&key);
+    let exe = dir.join(SANDBOX_INIT_NAME);
+    if exe.is_file() {
+        return Ok(exe);
+    }
+    let cache_err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| CanaryError::Cache { path, source }
+    };
+    std::fs::create_dir_all(&root).map_err(cache_err(&root))?;
+    let work = tempfile::Builder::new()
+        .prefix(&format!(".{key}-"))
+        .tempdir_in(&root)
+        .map_err(cache_err(&root))?;
+    let source = work.path().join("sandbox-init.c");
+    std::fs::write(&source, SANDBOX_INIT_C).map_err(cache_err(&source))?;
+    let built = work.path().join(SANDBOX_INIT_NAME);
+    let build = |linking: &[&str]| {
+        let mut args: Vec<&std::ffi::OsStr> = vec!["-O1".as_ref()];
+        args.extend(linking.iter().map(std::ffi::OsStr::new));
+        args.extend([source.as_os_str(), "-o".as_ref(), built.as_os_str()]);
+        compile(&args)
+    };
+    // Static where the C library allows it: every strategy run execs the
+    // init, and a static one skips the dynamic loader (0.3 ms a run here).
+    if build(&["-static"]).is_err() {
+        build(&[])?;
+    }
+    let _ = std::fs::remove_file(&source);
+    publish(work, &dir);
+    Ok(exe)
 }
 
 /// Builds (or finds in the cache) canary `version` of about `size` bytes.
@@ -181,11 +241,7 @@ pub fn build(version: u32, size: u64) -> Result<CanaryBuild, CanaryError> {
     for scratch in ["pad.bin", "canary.c", "libcanary.c"] {
         let _ = std::fs::remove_file(w.join(scratch));
     }
-    // Another process may have won the race; its build is as good as ours.
-    let work = work.keep();
-    if std::fs::rename(&work, &dir).is_err() {
-        let _ = std::fs::remove_dir_all(&work);
-    }
+    publish(work, &dir);
     if done.exe.is_file() && done.lib.is_file() {
         Ok(done)
     } else {

@@ -226,6 +226,9 @@ pub struct StrategyRun {
     pub target: TargetState,
     /// Paths that were not there before (outside the staging directory).
     pub strays: Vec<String>,
+    /// Processes it started that were still running when it ended
+    /// (`comm (pid N)`); they were killed then.
+    pub left_running: Vec<String>,
 }
 
 /// What one probe saw at a stalled op.
@@ -567,19 +570,31 @@ fn owner_name(owner: Option<(u32, u32)>) -> String {
     owner.map_or("none".to_owned(), |(uid, gid)| format!("{uid}:{gid}"))
 }
 
-/// tidy: the run that finished the replacement left no stray files.
+/// tidy: the run that finished the replacement left no stray files and no
+/// process running.
 fn tidy(seen: &Observations) -> Verdict {
     let Some(done) = finished(seen) else {
         return Verdict::not_exercised(NOT_FINISHED);
     };
-    if done.strays.is_empty() {
-        return Verdict::Pass;
+    let mut findings = Vec::new();
+    if !done.strays.is_empty() {
+        findings.push(finding(
+            Property::Tidy,
+            blame(seen),
+            format!("stray files left: {}", done.strays.join(", ")),
+        ));
     }
-    Verdict::of(vec![finding(
-        Property::Tidy,
-        blame(seen),
-        format!("stray files left: {}", done.strays.join(", ")),
-    )])
+    if !done.left_running.is_empty() {
+        findings.push(finding(
+            Property::Tidy,
+            blame(seen),
+            format!(
+                "processes left running after the strategy exited: {}",
+                done.left_running.join(", ")
+            ),
+        ));
+    }
+    Verdict::of(findings)
 }
 
 #[cfg(test)]
@@ -603,6 +618,7 @@ mod tests {
             stderr: String::new(),
             target: state(class),
             strays: Vec::new(),
+            left_running: Vec::new(),
         }
     }
 
@@ -989,6 +1005,15 @@ mod tests {
             ..clean()
         };
         assert_not_exercised(judge(&unfinished, Property::Tidy), "no run ended");
+        let mut daemon = clean();
+        daemon.first.left_running = vec!["sleep (pid 7)".into()];
+        assert_eq!(
+            seen_of(&judge(&daemon, Property::Tidy)),
+            [(
+                None,
+                "processes left running after the strategy exited: sleep (pid 7)".into()
+            )]
+        );
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub mod explore;
 pub mod live;
 pub mod report;
 pub mod runner;
+pub mod sandbox;
 pub mod scenario;
 
 pub use check::{classify, Finding, Property, TargetClass, Verdict};

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use fault_fs::tree::{NewNode, NodeKind, ROOT_INO};
 use fault_fs::{
     CrashPoint, Fault, FaultFs, FaultFsHandle, FaultMount, FaultPlan, MountError, OpKind, OpName,
-    OpRecord, PlanError, Rule, Tree,
+    OpRecord, PlanError, Rule, Scope, Tree,
 };
 use serde::Serialize;
 
@@ -26,6 +26,7 @@ use crate::check::{
 use crate::live::{
     in_uninterruptible_sleep, run_with_timeout, ChildGuard, Exit, LiveCanary, LiveError, LiveReport,
 };
+use crate::sandbox::{Sandbox, SandboxError};
 use crate::scenario::{ProbeKind, Scenario, TargetKind, Versions};
 
 /// Directory in the mount that holds the target and its siblings.
@@ -76,6 +77,9 @@ pub enum RunError {
     /// The live canary could not be started.
     #[error(transparent)]
     Live(#[from] LiveError),
+    /// The strategy's sandbox could not be started.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
     /// The strategy's shell could not be started.
     #[error("cannot start the strategy `{command}`: {source} (hint: is `sh` on PATH?)")]
     Strategy {
@@ -132,6 +136,8 @@ pub struct Prepared {
     sibling: Option<Sibling>,
     /// A canary executable outside any mount, used by load probes.
     loader: Option<PathBuf>,
+    /// The init each strategy runs under (see [`crate::sandbox`]).
+    sandbox_init: PathBuf,
     /// The live canary's executable name in [`APP_DIR`], if any.
     live_exe: Option<String>,
     /// The tree every run starts from, built once: each run clones it
@@ -206,6 +212,7 @@ impl Prepared {
                 None => None,
             },
             loader,
+            sandbox_init: canary::build_sandbox_init()?,
             live_exe: (scenario.live && matches!(scenario.versions, Versions::Canary { .. }))
                 .then(|| canary::EXE_NAME.to_owned()),
             scenario,
@@ -546,22 +553,29 @@ impl Stage {
     }
 }
 
-/// Runs the strategy once: gated so no op escapes the fault scope, with
-/// probes at every stalled op. Returns exit, stderr and the probes' findings.
-fn run_strategy(
-    prepared: &Prepared,
-    stage: &Stage,
-    probes: &[ProbeKind],
-) -> Result<(Exit, String, Vec<ProbeObservation>, u32), RunError> {
+/// One run of the strategy as the runner saw it, before the target is read.
+struct Ran {
+    exit: Exit,
+    stderr: String,
+    probes: Vec<ProbeObservation>,
+    /// The fault-fs scope its ops were recorded under.
+    scope: u32,
+    /// Processes it started that outlived it.
+    left_running: Vec<String>,
+}
+
+/// Runs the strategy once in its sandbox (a PID namespace of its own, so
+/// its whole process tree is in scope), gated so no op escapes the fault
+/// plan, with probes at every stalled op.
+fn run_strategy(prepared: &Prepared, stage: &Stage, probes: &[ProbeKind]) -> Result<Ran, RunError> {
     let scenario = &prepared.scenario;
     let handle = stage.handle();
     let target = stage.mount.join(prepared.target_rel());
     // The strategy's shell waits at a gate (a line on stdin) until the fault
-    // scope is on its process group, so none of its ops escapes the plan;
-    // should swapfault be gone by then, it runs nothing. The command follows
-    // in the same script (no eval), so a strategy costs the processes a
-    // plain `sh -c` does. (A gate in pre_exec would need a fork of this
-    // multi-threaded process: posix_spawn cannot wait before the exec.)
+    // scope is on its namespace, so none of its ops escapes the plan; should
+    // swapfault be gone by then, it runs nothing. The command follows in the
+    // same script (no eval), so a strategy costs the processes a plain
+    // `sh -c` does, plus its init.
     let script = format!(
         "read -r _gate || exit 125; exec </dev/null; {}",
         scenario.command
@@ -572,29 +586,26 @@ fn run_strategy(
         .arg(script)
         .current_dir(&scenario.workdir)
         .env("SWAPFAULT_TARGET", &target)
-        .env("SWAPFAULT_NEW", &stage.new_path)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = ChildGuard::spawn(command).map_err(|source| RunError::Strategy {
-        command: scenario.command.clone(),
-        source,
-    })?;
-    let pgid = child.pid();
-    handle.set_scope(Some(pgid));
-    if let Some(mut gate) = child.take_stdin() {
+        .env("SWAPFAULT_NEW", &stage.new_path);
+    let mut sandbox = Sandbox::spawn(&prepared.sandbox_init, &command)?;
+    let scope = handle.set_scope(Scope::PidNamespace {
+        ns: sandbox.ns,
+        init: sandbox.init,
+    });
+    if let Some(mut gate) = sandbox.child.take_stdin() {
         let _ = gate.write_all(b"go\n");
     }
-    let stderr = child_stderr(&mut child);
+    let stderr = child_stderr(&mut sandbox.child);
     let deadline = Instant::now() + scenario.timeout;
     let mut observations = Vec::new();
-    let exit = loop {
-        if let Some(exit) = child.try_exit() {
-            break exit;
+    let child = &mut sandbox.child;
+    let timed_out = loop {
+        if child.try_exit().is_some() {
+            break false;
         }
         let now = Instant::now();
         if now >= deadline {
-            break child.wait_until(deadline);
+            break true;
         }
         if probes.is_empty() {
             // Nothing to probe, so no stall to watch for: wait for the end.
@@ -602,9 +613,12 @@ fn run_strategy(
             continue;
         }
         if let Some(stalled) = handle.wait_for_stall(Duration::ZERO) {
-            // The stalled op is the last of the strategy's ops so far.
-            let trace = scope_trace(&handle.trace(), pgid);
-            let name = OpName::all(&trace).pop();
+            let trace = scope_trace(&handle.trace(), scope);
+            let name = trace
+                .iter()
+                .zip(OpName::all(&trace))
+                .find(|(op, _)| op.seq == stalled.seq)
+                .map(|(_, name)| name);
             let fault = stalled.fault.as_deref().cloned();
             if let (Some(name), Some(fault)) = (name, fault) {
                 let at = CrashPoint::new(name.kind, name.nth, fault);
@@ -621,15 +635,28 @@ fn run_strategy(
     // Nothing the strategy started may outlive it. Stalls are released
     // between the signal and the reaping: a process killed in a request the
     // daemon holds cannot die until that request is answered.
-    child.signal_group();
+    sandbox.kill();
     handle.release_stalls();
-    child.kill_group();
+    sandbox.child.kill_group();
+    let ending = sandbox.ending();
+    let exit = if timed_out {
+        Exit::Timeout
+    } else {
+        // No word from the init: the namespace was killed (a kill fault).
+        ending.exit.unwrap_or(Exit::Signal(libc::SIGKILL))
+    };
     // The run's temp dir differs every time: name it so findings compare.
     let stderr = stderr
         .join()
         .unwrap_or_default()
         .replace(&*stage.root.to_string_lossy(), "$RUN");
-    Ok((exit, stderr, observations, pgid))
+    Ok(Ran {
+        exit,
+        stderr,
+        probes: observations,
+        scope,
+        left_running: ending.left_running,
+    })
 }
 
 /// Where a probe runs, to tell a probe blocked on the stalled op from a
@@ -747,9 +774,13 @@ fn child_stderr(child: &mut ChildGuard) -> std::thread::JoinHandle<String> {
     })
 }
 
-/// The ops of one process group.
-pub fn scope_trace(trace: &[OpRecord], pgid: u32) -> Vec<OpRecord> {
-    trace.iter().filter(|op| op.pgid == pgid).cloned().collect()
+/// The ops recorded under one scope (one run of the strategy).
+pub fn scope_trace(trace: &[OpRecord], scope: u32) -> Vec<OpRecord> {
+    trace
+        .iter()
+        .filter(|op| op.scope == scope)
+        .cloned()
+        .collect()
 }
 
 fn run_probe(
@@ -933,10 +964,10 @@ pub(crate) fn run_staged(
     } else {
         prepared.scenario.probes.clone()
     };
-    let (exit, stderr, probe_obs, pgid) = run_strategy(prepared, stage, &probes)?;
+    let ran = run_strategy(prepared, stage, &probes)?;
     handle.set_plan(FaultPlan::default());
-    handle.set_scope(None);
-    let trace = scope_trace(&handle.trace(), pgid);
+    handle.set_scope(Scope::All);
+    let trace = scope_trace(&handle.trace(), ran.scope);
     if let Some(live) = stage.live.as_mut() {
         live.settle(Duration::from_secs(2));
     }
@@ -953,14 +984,15 @@ pub(crate) fn run_staged(
         fired: fired(&trace),
         before: prepared.initial_target_state(),
         first: StrategyRun {
-            exit,
-            stderr,
+            exit: ran.exit,
+            stderr: ran.stderr,
             target,
             strays,
+            left_running: ran.left_running,
         },
         retry: None,
         live: Vec::new(),
-        probes: probe_obs,
+        probes: ran.probes,
     };
     complete(
         stage,
@@ -1000,6 +1032,7 @@ pub(crate) fn run_from_power_cut(
             stderr: String::new(),
             target,
             strays,
+            left_running: Vec::new(),
         },
         retry: None,
         live: Vec::new(),
@@ -1041,17 +1074,18 @@ fn complete(
         .any(|point| check::interrupts(&point.fault).is_some());
     if options.retry && interrupted {
         restage_new(prepared, stage)?;
-        let (exit, stderr, _, _) = run_strategy(prepared, stage, &[])?;
-        stage.handle().set_scope(None);
+        let ran = run_strategy(prepared, stage, &[])?;
+        stage.handle().set_scope(Scope::All);
         if let Some(live) = stage.live.as_mut() {
             live.settle(Duration::from_secs(2));
         }
         let (target, strays) = observe(prepared, stage.handle());
         observed.retry = Some(StrategyRun {
-            exit,
-            stderr,
+            exit: ran.exit,
+            stderr: ran.stderr,
             target,
             strays,
+            left_running: ran.left_running,
         });
     }
     observed.live = match live_at_cut {

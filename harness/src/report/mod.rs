@@ -595,6 +595,7 @@ mod tests {
                     ..target(TargetClass::New)
                 },
                 strays: Vec::new(),
+                left_running: Vec::new(),
             },
             retry: None,
             live: Vec::new(),
