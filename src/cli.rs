@@ -460,7 +460,15 @@ fn explore(args: ExploreArgs) -> Result<Exit, Failure> {
             Event::Planned { points, .. } => bar.set_length(points as u64),
             Event::PointDone { .. } => bar.inc(1),
         };
-        let report = explore::explore(&prepared, &options, &stop, &on_event)?;
+        let report = match explore::explore(&prepared, &options, &stop, &on_event) {
+            Ok(report) => report,
+            // After a stop no child may start: an error then is the stop's.
+            Err(_) if stop.load(Ordering::Relaxed) => {
+                bar.finish_and_clear();
+                break;
+            }
+            Err(err) => return Err(err.into()),
+        };
         bar.finish_and_clear();
         if !args.json {
             let mut stdout = std::io::stdout().lock();

@@ -216,7 +216,7 @@ pub fn run_with_timeout(
     mut command: Command,
     timeout: Duration,
     pid: &AtomicI32,
-) -> std::io::Result<(Exit, String)> {
+) -> std::io::Result<(Exit, Vec<u8>)> {
     command
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -226,9 +226,9 @@ pub fn run_with_timeout(
     let _clear = ClearOnDrop(pid);
     let stdout = child.take_stdout();
     let reader = std::thread::spawn(move || {
-        let mut out = String::new();
+        let mut out = Vec::new();
         if let Some(mut stdout) = stdout {
-            let _ = stdout.read_to_string(&mut out);
+            let _ = stdout.read_to_end(&mut out);
         }
         out
     });

@@ -792,16 +792,24 @@ fn run_probe(
     task: &ProbeTask,
 ) -> ProbeObservation {
     let (seen, ok) = match probe {
-        ProbeKind::Read => match std::fs::read(target) {
-            Ok(bytes) => {
-                let class = classify(Some(&bytes), &prepared.old, &prepared.new);
-                (format!("read: {class}"), class.is_complete())
+        ProbeKind::Read => {
+            // Exit 66 (EX_NOINPUT): no file there at all.
+            let mut command = Command::new("sh");
+            command
+                .arg("-c")
+                .arg(r#"cat -- "$1" 2>/dev/null || { test -e "$1" || exit 66; exit 1; }"#)
+                .arg("read-probe")
+                .arg(target);
+            match run_with_timeout(command, PROBE_TIMEOUT, &task.child) {
+                Ok((exit, bytes)) if exit.success() => {
+                    let class = classify(Some(&bytes), &prepared.old, &prepared.new);
+                    (format!("read: {class}"), class.is_complete())
+                }
+                Ok((Exit::Code(66), _)) => ("read: missing".to_owned(), false),
+                Ok((exit, _)) => (format!("read: failed ({exit})"), false),
+                Err(err) => (format!("read: could not start: {err}"), false),
             }
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                ("read: missing".to_owned(), false)
-            }
-            Err(err) => (format!("read failed: {err}"), false),
-        },
+        }
         ProbeKind::Exec => {
             let mut command = Command::new(target);
             command.arg("--once");
@@ -828,6 +836,7 @@ fn run_probe(
 fn version_probe(name: &str, command: Command, task: &ProbeTask) -> (String, bool) {
     match run_with_timeout(command, PROBE_TIMEOUT, &task.child) {
         Ok((exit, out)) if exit.success() => {
+            let out = String::from_utf8_lossy(&out);
             let version = out.split_whitespace().last().unwrap_or("?").to_owned();
             let ok = version == "1" || version == "2";
             (format!("{name}: ran, library code v{version}"), ok)
@@ -896,10 +905,12 @@ fn restage_new(prepared: &Prepared, stage: &mut Stage) -> Result<(), RunError> {
     if !prepared.scenario.new_inside {
         return stage.stage_new_outside(prepared);
     }
-    if stage.new_path.exists() {
-        return Ok(());
-    }
+    // Asked of the tree, not the mount: this process never waits on it.
+    let staged = format!("{STAGING_DIR}/{}", prepared.target_name);
     stage.handle().with_tree(|tree| {
+        if tree.resolve(&staged).is_ok() {
+            return;
+        }
         let node = NewNode {
             perm: 0o755,
             uid: 0,
