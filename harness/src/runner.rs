@@ -708,7 +708,7 @@ fn probe_stalled(
             scope.spawn(move || {
                 task.thread
                     .store(nix::unistd::gettid().as_raw(), Ordering::Release);
-                let observation = run_probe(prepared, target, *probe, stalled, at, task);
+                let observation = run_probe(prepared, handle, target, *probe, stalled, at, task);
                 let _ = tx.send((index, observation));
             });
         }
@@ -785,6 +785,7 @@ pub fn scope_trace(trace: &[OpRecord], scope: u32) -> Vec<OpRecord> {
 
 fn run_probe(
     prepared: &Prepared,
+    handle: &FaultFsHandle,
     target: &Path,
     probe: ProbeKind,
     stalled: &OpRecord,
@@ -792,22 +793,22 @@ fn run_probe(
     task: &ProbeTask,
 ) -> ProbeObservation {
     let (seen, ok) = match probe {
+        // cat itself is the probe's process, so a read blocked on the
+        // stalled op shows as blocked (a shell around it would not).
         ProbeKind::Read => {
-            // Exit 66 (EX_NOINPUT): no file there at all.
-            let mut command = Command::new("sh");
-            command
-                .arg("-c")
-                .arg(r#"cat -- "$1" 2>/dev/null || { test -e "$1" || exit 66; exit 1; }"#)
-                .arg("read-probe")
-                .arg(target);
+            let mut command = Command::new("cat");
+            command.arg("--").arg(target);
             match run_with_timeout(command, PROBE_TIMEOUT, &task.child) {
                 Ok((exit, bytes)) if exit.success() => {
                     let class = classify(Some(&bytes), &prepared.old, &prepared.new);
                     (format!("read: {class}"), class.is_complete())
                 }
-                Ok((Exit::Code(66), _)) => ("read: missing".to_owned(), false),
+                // The op is held: the tree is as cat found it.
+                Ok(_) if handle.with_tree(|tree| tree.resolve(&prepared.target_rel()).is_err()) => {
+                    ("read: missing".to_owned(), false)
+                }
                 Ok((exit, _)) => (format!("read: failed ({exit})"), false),
-                Err(err) => (format!("read: could not start: {err}"), false),
+                Err(err) => (format!("read: could not start cat: {err}"), false),
             }
         }
         ProbeKind::Exec => {
