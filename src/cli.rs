@@ -179,6 +179,15 @@ pub fn init_tracing() {
 /// Parses the command line, runs it, and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Mount(_)) {
+        // Before any thread starts: what this run mounts and starts stays
+        // private to it and dies with it, however it ends.
+        if let Err(err) = harness::sandbox::enter_private_namespaces() {
+            eprintln!("error: {err}");
+            return Exit::Environment.into();
+        }
+        harness::runner::remove_stale_run_dirs();
+    }
     let outcome = match cli.command {
         Command::Mount(args) => mount(args),
         Command::Run(args) => {

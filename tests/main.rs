@@ -5,10 +5,13 @@
 //! - `catalog`: single runs of the scenario catalog, `check`, the demo;
 //! - `docs`: the README's command, exit-code and scenario-error tables
 //!   against the binary;
-//! - `explorer`: the expected matrix, reproductions, Ctrl-C.
+//! - `explorer`: the expected matrix, reproductions, Ctrl-C, the strategy's
+//!   whole process tree in scope;
+//! - `sandbox`: SIGKILL and SIGTERM of swapfault leave nothing behind.
 
 mod catalog;
 mod docs;
 mod explorer;
 mod fs;
+mod sandbox;
 mod support;

@@ -401,6 +401,41 @@ pub fn remove_run_dir(mount_point: &Path) {
 /// Prefix of a run's temp dir.
 const RUN_DIR_PREFIX: &str = "swapfault-run-";
 
+/// The file in a run's temp dir that its process holds locked while it
+/// lives: a run dir whose lock can be taken belongs to a dead run.
+const RUN_LOCK: &str = "lock";
+
+/// Locks `dir`'s run lock for as long as the returned guard lives.
+fn lock_run_dir(dir: &Path) -> std::io::Result<nix::fcntl::Flock<std::fs::File>> {
+    let file = std::fs::File::create(dir.join(RUN_LOCK))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|(_, errno)| std::io::Error::from(errno))
+}
+
+/// Removes the temp dirs of runs whose process died (SIGKILL, OOM, a CI
+/// timeout): their lock is free. A mount left in one (where the mounts
+/// were not private) is detached first.
+pub fn remove_stale_run_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(RUN_DIR_PREFIX) {
+            continue;
+        }
+        let dir = entry.path();
+        let Ok(lock) = std::fs::File::open(dir.join(RUN_LOCK)) else {
+            continue;
+        };
+        if nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok() {
+            tracing::info!(dir = %dir.display(), "removing the temp dir of a dead run");
+            let _ = nix::mount::umount2(&dir.join("mnt"), nix::mount::MntFlags::MNT_DETACH);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+}
+
 /// NEW as staged outside the mount, to tell whether a run changed it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct NewStamp {
@@ -440,6 +475,8 @@ pub(crate) struct Stage {
     new_stamp: Option<NewStamp>,
     /// The temp dir's path (findings replace it with `$RUN`).
     root: PathBuf,
+    /// Held while this stage lives: tells the next start the dir is in use.
+    _lock: nix::fcntl::Flock<std::fs::File>,
     _dir: tempfile::TempDir,
 }
 
@@ -451,6 +488,7 @@ impl Stage {
             .prefix(RUN_DIR_PREFIX)
             .tempdir()
             .map_err(io("cannot create a temp dir"))?;
+        let lock = lock_run_dir(dir.path()).map_err(io("cannot lock the run's temp dir"))?;
         let mnt = dir.path().join("mnt");
         std::fs::create_dir(&mnt).map_err(io("cannot create the mount point"))?;
         let outside = if prepared.scenario.new_inside {
@@ -472,6 +510,7 @@ impl Stage {
             new_path,
             new_stamp: None,
             root: dir.path().to_owned(),
+            _lock: lock,
             _dir: dir,
         };
         if outside.is_some() {

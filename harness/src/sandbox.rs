@@ -173,3 +173,92 @@ impl Sandbox {
         ending
     }
 }
+
+/// Runs the rest of this process in private mount and PID namespaces, so
+/// that nothing it mounts shows in the user's mount table, and whatever
+/// ends it (a SIGKILL, the OOM killer, a CI timeout) ends every process it
+/// started and takes its mounts with it: the kernel kills a PID namespace
+/// with its first process, and a mount namespace goes with its last.
+///
+/// Call it first thing, while the process has one thread. It forks: the
+/// child returns `Ok(true)` and carries on as the namespace's first
+/// process; the parent stays outside, passes on SIGINT, SIGTERM and SIGHUP,
+/// and exits as the child does (its death kills the child). Without the
+/// privilege (not root), it returns `Ok(false)` and nothing is private.
+pub fn enter_private_namespaces() -> Result<bool, SandboxError> {
+    use nix::sched::{unshare, CloneFlags};
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+    use nix::unistd::{fork, ForkResult};
+
+    if !nix::unistd::geteuid().is_root() {
+        return Ok(false);
+    }
+    if let Err(err) = unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID) {
+        tracing::warn!(%err, "no private namespaces: mounts show and may outlive a killed run");
+        return Ok(false);
+    }
+    let namespace_error =
+        |what: &str, err: nix::Error| SandboxError::Namespace(format!("{what}: {err}"));
+    let mut forwarded = SigSet::empty();
+    for signal in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGCHLD,
+    ] {
+        forwarded.add(signal);
+    }
+    // Blocked before the fork, so the parent loses none; the child unblocks.
+    let before = forwarded
+        .thread_swap_mask(SigmaskHow::SIG_BLOCK)
+        .map_err(|e| namespace_error("sigprocmask", e))?;
+    // SAFETY: one thread (checked by the caller's contract): the child may
+    // do anything a fresh process can.
+    match unsafe { fork() }.map_err(|e| namespace_error("fork", e))? {
+        ForkResult::Child => {
+            let _ = before.thread_set_mask();
+            // SAFETY: prctl with an integer option and a signal number.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) };
+            use nix::mount::{mount, MsFlags};
+            // Our mounts must not propagate back to the user's namespace.
+            mount(
+                None::<&str>,
+                "/",
+                None::<&str>,
+                MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                None::<&str>,
+            )
+            .map_err(|e| namespace_error("making / private", e))?;
+            // /proc of this PID namespace: the pids FUSE reports and the
+            // ones we spawn are this namespace's.
+            mount(
+                Some("proc"),
+                "/proc",
+                Some("proc"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+                None::<&str>,
+            )
+            .map_err(|e| namespace_error("mounting /proc", e))?;
+            Ok(true)
+        }
+        ForkResult::Parent { child } => {
+            use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+            loop {
+                let Ok(signal) = forwarded.wait() else {
+                    continue;
+                };
+                if signal != Signal::SIGCHLD {
+                    let _ = nix::sys::signal::kill(child, signal);
+                    continue;
+                }
+                match waitpid(child, Some(WaitPidFlag::WNOHANG)) {
+                    Ok(WaitStatus::Exited(_, code)) => std::process::exit(code),
+                    Ok(WaitStatus::Signaled(_, signal, _)) => {
+                        std::process::exit(128 + signal as i32)
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! The sandbox: whatever ends swapfault ends everything it started, leaves
+//! no mount, and the next start removes what a dead run left on disk.
+
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{mounted_under, swapfault, wait_for};
+
+/// A place of its own for one test's runs: their temp dirs, builds and
+/// working directory, so their processes can be told from any other's.
+struct Place {
+    root: tempfile::TempDir,
+}
+
+impl Place {
+    fn new() -> Self {
+        let root = tempfile::Builder::new()
+            .prefix("swapfault-sandbox-test-")
+            .tempdir()
+            .expect("temp dir");
+        for dir in ["tmp", "work"] {
+            std::fs::create_dir(root.path().join(dir)).expect("dir");
+        }
+        Place { root }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.root.path().join(name)
+    }
+
+    fn swapfault(&self, args: &[&str]) -> Child {
+        swapfault()
+            .args(args)
+            .current_dir(self.path("work"))
+            .env("TMPDIR", self.path("tmp"))
+            .env("SWAPFAULT_CACHE", self.path("cache"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("swapfault")
+    }
+
+    /// Live processes of this place's runs: their executable or working
+    /// directory is here. (A zombie has neither, and holds nothing.)
+    fn live_processes(&self) -> Vec<String> {
+        let root = self.root.path();
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|p| p.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let here = |link: &str| {
+                std::fs::read_link(format!("/proc/{pid}/{link}")).is_ok_and(|p| p.starts_with(root))
+            };
+            if here("exe") || here("cwd") {
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+                found.push(format!("{pid} {}", comm.trim()));
+            }
+        }
+        found
+    }
+
+    fn run_dirs(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.path("tmp"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("swapfault-run-"))
+            })
+            .collect()
+    }
+
+    /// Asserts that within 2 s nothing of this place's runs is left alive
+    /// and nothing is mounted under it.
+    fn assert_nothing_alive(&self, after: &str) {
+        let gone = wait_for(Duration::from_secs(2), || self.live_processes().is_empty());
+        assert!(
+            gone,
+            "{after}: still alive after 2 s: {:?}",
+            self.live_processes()
+        );
+        let mounts = mounted_under(self.root.path());
+        assert!(mounts.is_empty(), "{after}: mounts left: {mounts:?}");
+    }
+}
+
+/// A small generator for kill times, seeded and printed so a failure can
+/// be replayed (SWAPFAULT_TEST_SEED).
+fn kill_times(count: usize) -> (u64, Vec<Duration>) {
+    let seed = std::env::var("SWAPFAULT_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+    let mut state = seed | 1;
+    let times = (0..count)
+        .map(|_| {
+            // xorshift64
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            Duration::from_millis(50 + state % 1950)
+        })
+        .collect();
+    (seed, times)
+}
+
+#[test]
+fn fifty_sigkills_of_explore_leave_no_process_no_mount_and_no_run_dir() {
+    let place = Place::new();
+    let (seed, times) = kill_times(50);
+    // One worker and a short sleep in the strategy: long enough that the
+    // kills land in every phase (recording, crash points, retries, stalls).
+    let strategy = r#"sleep 0.02; install "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#;
+    for (round, after) in times.into_iter().enumerate() {
+        let mut child = place.swapfault(&["explore", "--workers", "1", "--strategy", strategy]);
+        std::thread::sleep(after);
+        let _ = child.kill();
+        let _ = child.wait();
+        place.assert_nothing_alive(&format!(
+            "round {round}, SIGKILL after {after:?} (SWAPFAULT_TEST_SEED={seed})"
+        ));
+    }
+    // The next start removes the temp dirs the dead runs left.
+    let mut next = place.swapfault(&["check", "--strategy", "true"]);
+    let _ = next.wait();
+    assert_eq!(place.run_dirs(), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn sigterm_during_a_stall_with_a_blocked_probe_ends_at_once() {
+    let place = Place::new();
+    // The create is held for 30 s; the read probe waits on the directory
+    // lock it holds.
+    let mut child = place.swapfault(&[
+        "check",
+        "--strategy",
+        r#"install "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#,
+        "--fault",
+        "create#1:stall=30s",
+    ]);
+    let probing = wait_for(Duration::from_secs(20), || {
+        place.live_processes().iter().any(|p| p.ends_with(" cat"))
+    });
+    assert!(probing, "no probe started: {:?}", place.live_processes());
+    let start = Instant::now();
+    // SAFETY: signalling a child we spawned and have not reaped.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let ended = wait_for(Duration::from_secs(2), || {
+        child.try_wait().is_ok_and(|s| s.is_some())
+    });
+    if !ended {
+        let _ = child.kill();
+    }
+    let status = child.wait().expect("wait");
+    assert!(ended, "still running 2 s after SIGTERM");
+    assert_eq!(status.code(), Some(130), "after {:?}", start.elapsed());
+    place.assert_nothing_alive("SIGTERM during a stall");
+    assert_eq!(place.run_dirs(), Vec::<PathBuf>::new());
+}
