@@ -122,6 +122,21 @@ fn source_hash() -> u64 {
     hash_of([CANARY_C, LIBCANARY_C])
 }
 
+/// A cache error about `path`.
+fn cache_err(path: &Path) -> impl FnOnce(std::io::Error) -> CanaryError {
+    let path = path.to_owned();
+    move |source| CanaryError::Cache { path, source }
+}
+
+/// A fresh directory in the cache `root` to build `key` in; see [`publish`].
+fn work_dir(root: &Path, key: &str) -> Result<tempfile::TempDir, CanaryError> {
+    std::fs::create_dir_all(root).map_err(cache_err(root))?;
+    tempfile::Builder::new()
+        .prefix(&format!(".{key}-"))
+        .tempdir_in(root)
+        .map_err(cache_err(root))
+}
+
 /// Renames a finished build directory into the cache. Another process may
 /// have won the race; its build is as good as ours.
 fn publish(work: tempfile::TempDir, dir: &Path) {
@@ -148,15 +163,7 @@ pub fn build_sandbox_init() -> Result<PathBuf, CanaryError> {
     if exe.is_file() {
         return Ok(exe);
     }
-    let cache_err = |path: &Path| {
-        let path = path.to_owned();
-        move |source| CanaryError::Cache { path, source }
-    };
-    std::fs::create_dir_all(&root).map_err(cache_err(&root))?;
-    let work = tempfile::Builder::new()
-        .prefix(&format!(".{key}-"))
-        .tempdir_in(&root)
-        .map_err(cache_err(&root))?;
+    let work = work_dir(&root, &key)?;
     let source = work.path().join("sandbox-init.c");
     std::fs::write(&source, SANDBOX_INIT_C).map_err(cache_err(&source))?;
     let built = work.path().join(SANDBOX_INIT_NAME);
@@ -193,15 +200,7 @@ pub fn build(version: u32, size: u64) -> Result<CanaryBuild, CanaryError> {
     if done.exe.is_file() && done.lib.is_file() {
         return Ok(done);
     }
-    let cache_err = |path: &Path| {
-        let path = path.to_owned();
-        move |source| CanaryError::Cache { path, source }
-    };
-    std::fs::create_dir_all(&root).map_err(cache_err(&root))?;
-    let work = tempfile::Builder::new()
-        .prefix(&format!(".{key}-"))
-        .tempdir_in(&root)
-        .map_err(cache_err(&root))?;
+    let work = work_dir(&root, &key)?;
     let w = work.path();
     let pad = w.join("pad.bin");
     std::fs::write(&pad, padding(version, size.saturating_sub(OVERHEAD)))
