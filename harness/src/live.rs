@@ -90,8 +90,9 @@ pub struct ChildGuard {
     pidfd: Option<OwnedFd>,
 }
 
-/// Opens a pidfd for `pid` (a child not yet reaped, so the pid is still its).
-fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+/// Opens a pidfd for `pid` (one that cannot have been reused yet: a child
+/// not reaped, or a process known to be waiting).
+pub(crate) fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
     // SAFETY: a non-negative result is a new fd that nothing else owns.

@@ -11,13 +11,13 @@
 //! first process has, and what it left running is reported, then killed.
 
 use std::io::{BufRead, BufReader};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::Duration;
 
-use crate::live::{ChildGuard, Exit};
+use crate::live::{pidfd_open, ChildGuard, Exit};
 
 /// How long the init may take to make its namespace.
 const READY: Duration = Duration::from_secs(10);
@@ -124,10 +124,7 @@ impl Sandbox {
                 "cannot tell the namespace of pid {init} (hint: needs Linux 6.11 or later)"
             )));
         }
-        // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, init as libc::pid_t, 0) };
-        // SAFETY: a fresh fd that nothing else owns.
-        let init_fd = (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) });
+        let init_fd = pidfd_open(init);
         Ok(Sandbox {
             child,
             init,
