@@ -366,7 +366,6 @@ fn explored_property(
             }
         }
     }
-    let checked = results.iter().filter(|r| r.error.is_none()).count();
     let exercising = results
         .iter()
         .filter(|r| r.exercised.contains(&property))
@@ -376,12 +375,15 @@ fn explored_property(
         .iter()
         .zip(&recurs)
         .map(|(finding, (_, count))| FindingGroup {
-            summary: if checked > 0 && *count == exercising {
-                "in every run".into()
-            } else if checked == 0 {
+            // Only points that exercised the property could see it again.
+            summary: if exercising == 0 {
                 "in the undisturbed run".into()
+            } else if *count == exercising {
+                "in every run".into()
             } else {
-                format!("in the undisturbed run and at {count} of {checked} crash points")
+                format!(
+                    "in the undisturbed run and at {count} of the {exercising} crash points that exercised it"
+                )
             },
             seen: finding.seen.clone(),
             points: Vec::new(),
@@ -579,6 +581,11 @@ mod tests {
     }
 
     fn undisturbed(scenario: &Scenario) -> RunOutcome {
+        with_mode(scenario, scenario.mode)
+    }
+
+    /// An undisturbed run that left the new target at `mode`.
+    fn with_mode(scenario: &Scenario, mode: u32) -> RunOutcome {
         use crate::check::{Observations, StrategyRun, TargetClass, TargetState};
         let target = |class| TargetState {
             class,
@@ -591,7 +598,7 @@ mod tests {
                 exit: crate::live::Exit::Code(0),
                 stderr: String::new(),
                 target: TargetState {
-                    mode: Some(scenario.mode),
+                    mode: Some(mode),
                     ..target(TargetClass::New)
                 },
                 strays: Vec::new(),
@@ -649,6 +656,47 @@ mod tests {
         assert_eq!(live.status, Status::NotExercised);
         assert!(!live.as_expected);
         assert!(!report.as_expected);
+    }
+
+    #[test]
+    fn a_finding_of_every_run_is_said_once_with_where_it_recurred() {
+        let scenario = Scenario::ad_hoc("install -m 0600", TargetKind::Lib, 65536);
+        let lost = with_mode(&scenario, 0o600);
+        let kept = undisturbed(&scenario);
+        let points = |n| Points {
+            total: n,
+            checked: n,
+            run: n,
+            ..Points::default()
+        };
+        let meta = |results: Vec<PointResult>| {
+            let n = results.len();
+            let report = Report::of_exploration(&scenario, &lost, results, points(n), false);
+            let meta = report.property(Property::Meta).expect("meta").clone();
+            assert_eq!(meta.status, Status::Fail);
+            assert_eq!(meta.groups.len(), 1, "said once: {:?}", meta.groups);
+            meta.groups[0].summary.clone()
+        };
+        let at = |point: &str, outcome: &RunOutcome| PointResult::for_test(point, outcome);
+        assert_eq!(
+            meta(vec![
+                at("write#1:kill-after", &lost),
+                at("write#2:kill-after", &lost)
+            ]),
+            "in every run"
+        );
+        assert_eq!(
+            meta(vec![
+                at("write#1:kill-after", &lost),
+                at("write#2:kill-after", &kept)
+            ]),
+            "in the undisturbed run and at 1 of the 2 crash points that exercised it"
+        );
+        // No point exercised meta: nothing says the loss recurs.
+        let mut unexercised = at("write#1:kill-after", &lost);
+        unexercised.exercised.clear();
+        unexercised.findings.clear();
+        assert_eq!(meta(vec![unexercised]), "in the undisturbed run");
     }
 
     #[test]
