@@ -131,8 +131,8 @@ impl ExitOf for RunError {
             RunError::Canary(err) => err.exit(),
             RunError::Plan(err) => err.exit(),
             RunError::Live(err) => err.exit(),
-            // Staging files in a temp dir, or starting `sh`: the machine.
-            RunError::Io { .. } | RunError::Strategy { .. } => Exit::Environment,
+            // Staging files in a temp dir: the machine.
+            RunError::Io { .. } => Exit::Environment,
             RunError::Sandbox(err) => err.exit(),
             // The scenario's own commands.
             RunError::LiveCommand { .. } | RunError::LiveCommandEnded { .. } => Exit::Usage,

@@ -80,14 +80,6 @@ pub enum RunError {
     /// The strategy's sandbox could not be started.
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
-    /// The strategy's shell could not be started.
-    #[error("cannot start the strategy `{command}`: {source} (hint: is `sh` on PATH?)")]
-    Strategy {
-        /// The strategy.
-        command: String,
-        /// Why.
-        source: std::io::Error,
-    },
     /// One of the scenario's live commands could not be started.
     #[error("cannot start live command `{command}`: {source}")]
     LiveCommand {
