@@ -527,9 +527,8 @@ impl FaultFs {
     }
 
     /// Sends `signal` to the program under test: with a PID namespace as
-    /// the scope, to every process in it (SIGKILL: to its init, and the
-    /// kernel kills the rest); else to the caller's process group (never to
-    /// our own).
+    /// the scope, to every process in it (see [`signal_namespace`]); else to
+    /// the caller's process group (never to our own).
     fn signal_caller(&self, gate: &Gate, signal: Signal) {
         if let Scope::PidNamespace { init, .. } = gate.scope {
             signal_namespace(init, gate.pid, signal);

@@ -302,7 +302,8 @@ pub struct OpRecord {
     pub flags: u32,
     /// 0 for success, else the errno returned.
     pub errno: i32,
-    /// Fault applied to this op, if any (shared by every record it fired on).
+    /// Fault applied to this op, if any (an `Arc`: the copies of the record
+    /// that a stall and the trace keep share it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fault: Option<Arc<Fault>>,
     /// The scope the op was in ([`crate::FaultFsHandle::set_scope`]'s
@@ -316,7 +317,7 @@ fn is_zero(n: &u32) -> bool {
 }
 
 impl OpRecord {
-    /// A record of `kind` with every other field empty.
+    /// A lookup record with every field empty, for tests to fill in.
     #[cfg(test)]
     pub(crate) fn for_test() -> Self {
         OpRecord {

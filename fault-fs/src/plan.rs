@@ -610,7 +610,7 @@ mod tests {
     }
 
     #[test]
-    fn crash_points_round_trip_and_fire_on_their_op() {
+    fn crash_points_round_trip_and_name_their_rule() {
         for text in [
             "write#3:kill-after",
             "rename#1:power-cut=strict",
