@@ -330,15 +330,7 @@ impl FromStr for Rule {
             None => (matcher, None),
         };
         let (ops, nth) = match matcher.split_once('#') {
-            Some((ops, nth)) => match nth.parse::<u64>() {
-                Ok(n) if n >= 1 => (ops, Some(n)),
-                _ => {
-                    return Err(spec_error(
-                        s,
-                        format!("`#{nth}`: N must be a number from 1"),
-                    ))
-                }
-            },
+            Some((ops, nth)) => (ops, Some(parse_nth(nth).map_err(|e| spec_error(s, e))?)),
             None => (matcher, None),
         };
         let ops = if ops == "*" || ops.is_empty() {
@@ -444,6 +436,14 @@ impl serde::Serialize for Fault {
     }
 }
 
+/// The N of `#N`: which match of a rule, which op of a kind, from 1.
+fn parse_nth(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(nth) if nth >= 1 => Ok(nth),
+        _ => Err(format!("`#{text}`: N must be a number from 1")),
+    }
+}
+
 /// An op named by kind and order among the strategy's ops: `write#3`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct OpName {
@@ -487,10 +487,10 @@ impl FromStr for OpName {
         let kind: OpKind = kind
             .parse()
             .map_err(|e: crate::op::UnknownOpKind| e.to_string())?;
-        match nth.parse::<u64>() {
-            Ok(nth) if nth >= 1 => Ok(OpName { kind, nth }),
-            _ => Err(format!("`#{nth}`: N must be a number from 1")),
-        }
+        Ok(OpName {
+            kind,
+            nth: parse_nth(nth)?,
+        })
     }
 }
 
