@@ -58,8 +58,8 @@ pub fn write(out: &mut dyn Write, report: &Report, title: &str, color: bool) -> 
                     p.paint(
                         "31",
                         "nothing was tested: the strategy changed nothing that swapfault saw \
-                         (hint: work done outside the strategy's process group, as under \
-                         `timeout` or `setsid`, is not traced yet)"
+                         (hint: work done by a process the strategy did not start, such as a \
+                         daemon it asks or `systemd-run`, is outside its sandbox)"
                     )
                 )?;
             }
