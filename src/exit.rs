@@ -143,9 +143,7 @@ impl ExitOf for RunError {
 impl ExitOf for SandboxError {
     fn exit(&self) -> Exit {
         match self {
-            SandboxError::Spawn { .. } | SandboxError::Namespace(_) | SandboxError::Silent(_) => {
-                Exit::Environment
-            }
+            SandboxError::Spawn { .. } | SandboxError::Namespace(_) => Exit::Environment,
         }
     }
 }

@@ -699,6 +699,15 @@ fn a_reset_drops_what_the_kernel_cached() {
         "cp wrote into the mapped pages"
     );
 
+    // The kernel sends a release after close returns, on its own time:
+    // wait for cp's and ours (not the mapping's: it keeps its file open),
+    // or one could land after the reset.
+    let released = wait_for(Duration::from_secs(2), || {
+        let trace = mount.handle().trace();
+        let count = |kinds: &[OpKind]| trace.iter().filter(|op| kinds.contains(&op.kind)).count();
+        count(&[OpKind::Open, OpKind::Create]) == count(&[OpKind::Release]) + 1
+    });
+    assert!(released, "every open file was released");
     mount.handle().reset(&initial);
     assert!(mount.handle().trace().is_empty(), "the trace starts anew");
 

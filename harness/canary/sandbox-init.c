@@ -1,34 +1,44 @@
 /*
- * swapfault's init for a strategy: runs COMMAND as the first process of a
- * PID namespace of its own, so that everything the strategy starts stays
- * inside it, whatever it does (setsid, setpgid, double fork, daemons).
+ * swapfault's init for a strategy: the first process of a PID namespace of
+ * its own (swapfault starts it so), it runs COMMAND, so that everything the
+ * strategy starts stays inside the namespace, whatever it does (setsid,
+ * setpgid, double fork, daemons).
  *
  *   sandbox-init COMMAND [ARG...]
  *
- * Its stdout is a report to swapfault, one line each:
- *   ready PID       the namespace exists; PID is its init, as swapfault sees it
+ * Its stdout is a report to swapfault, one line each, once COMMAND ended:
  *   exit N          COMMAND exited with N
  *   signal N        COMMAND was killed by signal N
- *   left PID COMM   a process COMMAND started was still running when it ended
- *   error TEXT      the namespace could not be made
+ *   left PID COMM   a process COMMAND started was still running then
+ *   error TEXT      the sandbox could not be made
  * COMMAND gets stdin and stderr as given, stdout on /dev/null.
+ *
+ *   sandbox-init --read FILE
+ *
+ * copies FILE to stdout, as cat would: the read probe. It is here because
+ * this program starts several times faster than a dynamically linked cat,
+ * and a probe runs at every stalled op.
  *
  * When COMMAND ends, this init reports and exits, and the kernel kills every
  * process left in the namespace; killing the init (SIGKILL) kills them all
- * at once, and so does the death of the process that started it.
+ * at once, and so does the death of the thread that started it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+/* Enough to name what was left; a bound keeps the report within a pipe's
+ * buffer, so swapfault can read it after the init has exited. */
+#define MAX_LEFT 64
 
 static void report_left(FILE *report) {
     /* Orphans are reparented to us: our children now are what was left.
@@ -46,8 +56,8 @@ static void report_left(FILE *report) {
     if (!children) {
         return;
     }
-    int pid;
-    while (fscanf(children, "%d", &pid) == 1) {
+    int pid, left = 0;
+    while (left < MAX_LEFT && fscanf(children, "%d", &pid) == 1) {
         char path[64], comm[64] = "?";
         snprintf(path, sizeof path, "/proc/%d/comm", pid);
         FILE *f = fopen(path, "r");
@@ -58,75 +68,77 @@ static void report_left(FILE *report) {
             fclose(f);
         }
         fprintf(report, "left %d %s\n", pid, comm);
+        left++;
     }
     fclose(children);
 }
 
-int main(int argc, char **argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s COMMAND [ARG...]\n", argv[0]);
-        return 125;
+/* The read probe: FILE to stdout; exit 1 with the reason if it fails. */
+static int read_probe(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        fprintf(stderr, "%s: %s\n", path, strerror(errno));
+        return 1;
     }
+    static char buf[1 << 16];
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n == 0) {
+            return 0;
+        }
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            fprintf(stderr, "%s: %s\n", path, strerror(errno));
+            return 1;
+        }
+        for (ssize_t done = 0; done < n;) {
+            ssize_t w = write(STDOUT_FILENO, buf + done, n - done);
+            if (w < 0 && errno != EINTR) {
+                return 1;
+            }
+            done += w > 0 ? w : 0;
+        }
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "--read") == 0) {
+        /* A name that says what it is, in ps and in swapfault's own checks. */
+        prctl(PR_SET_NAME, "swapfault-read");
+        return read_probe(argv[2]);
+    }
+    /* Whatever ends swapfault ends this, and so the namespace. (Should it
+     * end before this line, the strategy's gate on stdin sees EOF and the
+     * strategy runs nothing.) */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     FILE *report = fdopen(dup(STDOUT_FILENO), "w");
     int devnull = open("/dev/null", O_RDWR);
     if (!report || devnull < 0) {
         return 125;
     }
-    setvbuf(report, NULL, _IOLBF, 0);
     dup2(devnull, STDOUT_FILENO);
-    /* Whatever ends swapfault ends this, and so the namespace. */
-    pid_t starter = getppid();
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != starter) {
+    close(devnull);
+    if (argc < 2) {
+        fprintf(report, "error usage: sandbox-init COMMAND [ARG...]\n");
         return 125;
     }
-    /* The init cannot ask for its parent's pid (it is outside the namespace,
-     * so getppid() says 0): a pipe whose write end only the parent holds
-     * tells it whether the parent is still there. */
-    int alive[2];
-    if (pipe(alive) != 0) {
+    if (getpid() != 1) {
+        fprintf(report, "error not the first process of a PID namespace\n");
         return 125;
     }
-    if (unshare(CLONE_NEWPID) != 0) {
-        fprintf(report, "error cannot make a PID namespace: %s\n", strerror(errno));
-        return 125;
-    }
-    pid_t init = fork();
-    if (init < 0) {
-        fprintf(report, "error cannot fork: %s\n", strerror(errno));
-        return 125;
-    }
-    if (init > 0) {
-        /* Outside: say where the namespace is, then end when it does. */
-        close(alive[0]);
-        fprintf(report, "ready %d\n", init);
+    /* posix_spawn (a vfork, then exec): no copy of our pages to make. The
+     * report's descriptor is close-on-exec, so the command does not get it. */
+    fcntl(fileno(report), F_SETFD, FD_CLOEXEC);
+    pid_t command;
+    int failed = posix_spawnp(&command, argv[1], NULL, NULL, argv + 1, environ);
+    if (failed) {
+        fprintf(stderr, "swapfault: cannot run %s: %s\n", argv[1], strerror(failed));
+        fprintf(report, "exit 127\n");
         fclose(report);
-        int status;
-        while (waitpid(init, &status, 0) < 0 && errno == EINTR) {
-        }
         return 0;
     }
-    /* The namespace's init. Its parent's death ends it, and with it all. */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    close(alive[1]);
-    struct pollfd gone = {.fd = alive[0], .events = POLLIN};
-    if (poll(&gone, 1, 0) != 0) {
-        return 125; /* the parent died before the death signal was set */
-    }
-    close(alive[0]);
-    pid_t command = fork();
-    if (command < 0) {
-        fprintf(report, "error cannot fork: %s\n", strerror(errno));
-        return 125;
-    }
-    if (command == 0) {
-        fclose(report);
-        close(devnull);
-        execvp(argv[1], argv + 1);
-        fprintf(stderr, "swapfault: cannot run %s: %s\n", argv[1], strerror(errno));
-        _exit(127);
-    }
-    close(devnull);
     int status = 0;
     for (;;) {
         int st;

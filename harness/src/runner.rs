@@ -670,6 +670,9 @@ fn run_strategy(prepared: &Prepared, stage: &Stage, probes: &[ProbeKind]) -> Res
     handle.release_stalls();
     sandbox.child.kill_group();
     let ending = sandbox.ending();
+    if let Some(error) = ending.error {
+        return Err(SandboxError::Namespace(error).into());
+    }
     let exit = if timed_out {
         Exit::Timeout
     } else {
@@ -824,22 +827,22 @@ fn run_probe(
     task: &ProbeTask,
 ) -> ProbeObservation {
     let (seen, ok) = match probe {
-        // cat itself is the probe's process, so a read blocked on the
-        // stalled op shows as blocked (a shell around it would not).
+        // The reader itself is the probe's process, so a read blocked on
+        // the stalled op shows as blocked (a shell around it would not).
         ProbeKind::Read => {
-            let mut command = Command::new("cat");
-            command.arg("--").arg(target);
+            let mut command = Command::new(&prepared.sandbox_init);
+            command.arg("--read").arg(target);
             match run_with_timeout(command, PROBE_TIMEOUT, &task.child) {
                 Ok((exit, bytes)) if exit.success() => {
                     let class = classify(Some(&bytes), &prepared.old, &prepared.new);
                     (format!("read: {class}"), class.is_complete())
                 }
-                // The op is held: the tree is as cat found it.
+                // The op is held: the tree is as the reader found it.
                 Ok(_) if handle.with_tree(|tree| tree.resolve(&prepared.target_rel()).is_err()) => {
                     ("read: missing".to_owned(), false)
                 }
                 Ok((exit, _)) => (format!("read: failed ({exit})"), false),
-                Err(err) => (format!("read: could not start cat: {err}"), false),
+                Err(err) => (format!("read: could not start the reader: {err}"), false),
             }
         }
         ProbeKind::Exec => {

@@ -3,24 +3,21 @@
 //! A strategy is any command, and commands change process groups at will
 //! (`timeout`, `setsid`, `nohup … &`, double-forking helpers, package-manager
 //! hooks). So the strategy does not run as a child of ours but under a small
-//! init (`canary/sandbox-init.c`, built and cached like the canary) that
-//! first makes a PID namespace: everything the strategy starts lives in it.
-//! fault-fs traces and faults the ops of every process in that namespace
-//! ([`fault_fs::Scope::PidNamespace`]); a kill fault kills the namespace's
-//! init, and the kernel kills the rest; the strategy has finished when its
-//! first process has, and what it left running is reported, then killed.
+//! init (`canary/sandbox-init.c`, built and cached like the canary) that is
+//! the first process of a PID namespace made for it: everything the
+//! strategy starts lives in it. fault-fs traces and faults the ops of every
+//! process in that namespace ([`fault_fs::Scope::PidNamespace`]); a kill
+//! fault kills the namespace's init, and the kernel kills the rest; the
+//! strategy has finished when its first process has, and what it left
+//! running is reported, then killed.
 
-use std::io::{BufRead, BufReader};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::io::Read;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::time::Duration;
+use std::sync::OnceLock;
 
-use crate::live::{pidfd_open, ChildGuard, Exit};
-
-/// How long the init may take to make its namespace.
-const READY: Duration = Duration::from_secs(10);
+use crate::live::{ChildGuard, Exit};
 
 /// Why a sandbox could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -33,30 +30,20 @@ pub enum SandboxError {
         /// Why.
         source: std::io::Error,
     },
-    /// The init could not make the namespace.
-    #[error("cannot run the strategy in a PID namespace of its own: {0} (hint: run as root)")]
+    /// The namespace could not be made.
+    #[error("cannot run the strategy in a PID namespace of its own: {0}")]
     Namespace(String),
-    /// The init said nothing in time.
-    #[error(
-        "the strategy's sandbox did not start within {0:?} (hint: is the machine overloaded?)"
-    )]
-    Silent(Duration),
 }
 
 /// A strategy's process tree, started and waiting at its gate.
 #[derive(Debug)]
 pub struct Sandbox {
-    /// The init outside the namespace: it ends when the namespace does.
+    /// The namespace's init, our child: killing it kills the namespace.
     pub child: ChildGuard,
-    /// The namespace's init, as this process sees it.
+    /// The init's pid, as this process sees it.
     pub init: u32,
     /// The namespace's inode: what fault-fs scopes to.
     pub ns: u64,
-    /// A pidfd of the init, taken while it surely ran (it waits for the
-    /// strategy, which waits at its gate): signals through it never reach
-    /// another process that reused the pid.
-    init_fd: Option<OwnedFd>,
-    report: Receiver<String>,
 }
 
 /// How the strategy ended, as its init reported it.
@@ -66,13 +53,32 @@ pub struct Ending {
     pub exit: Option<Exit>,
     /// Processes it started that were still running then: `comm (pid N)`.
     pub left_running: Vec<String>,
+    /// What the init could not do, if anything.
+    pub error: Option<String>,
+}
+
+/// This process's own PID namespace, to go back to after each spawn.
+fn own_pid_namespace() -> Result<&'static OwnedFd, SandboxError> {
+    static OWN: OnceLock<Result<OwnedFd, String>> = OnceLock::new();
+    OWN.get_or_init(|| {
+        std::fs::File::open("/proc/self/ns/pid")
+            .map(OwnedFd::from)
+            .map_err(|err| format!("cannot open /proc/self/ns/pid: {err}"))
+    })
+    .as_ref()
+    .map_err(|err| SandboxError::Namespace(err.clone()))
 }
 
 impl Sandbox {
     /// Starts `command` (prepared with its arguments, environment, working
-    /// directory, stdin and stderr) under `init`, and waits until its
-    /// namespace exists. The command's stdout is /dev/null.
+    /// directory, stdin and stderr) under `init`, as the first process of a
+    /// new PID namespace. The command's stdout is /dev/null.
+    ///
+    /// The init's death signal is tied to the calling thread: call it from
+    /// the thread that waits for the sandbox.
     pub fn spawn(init: &Path, command: &Command) -> Result<Sandbox, SandboxError> {
+        use nix::sched::{setns, unshare, CloneFlags};
+
         let mut wrapped = Command::new(init);
         wrapped.arg(command.get_program()).args(command.get_args());
         if let Some(dir) = command.get_current_dir() {
@@ -88,73 +94,45 @@ impl Sandbox {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut child = ChildGuard::spawn(wrapped).map_err(|source| SandboxError::Spawn {
+        let own = own_pid_namespace()?;
+        // The PID namespace for children is the calling thread's alone: the
+        // next process this thread starts is the new namespace's init, and
+        // the thread goes back to its own namespace right after.
+        unshare(CloneFlags::CLONE_NEWPID).map_err(|err| {
+            SandboxError::Namespace(format!("unshare: {err}{}", namespace_hint(err)))
+        })?;
+        let spawned = ChildGuard::spawn(wrapped);
+        setns(own.as_fd(), CloneFlags::CLONE_NEWPID)
+            .map_err(|err| SandboxError::Namespace(format!("back to our own: {err}")))?;
+        let child = spawned.map_err(|source| SandboxError::Spawn {
             init: init.display().to_string(),
             source,
         })?;
-        let (tx, report) = std::sync::mpsc::channel();
-        if let Some(stdout) = child.take_stdout() {
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        let first = match report.recv_timeout(READY) {
-            Ok(line) => line,
-            Err(RecvTimeoutError::Timeout) => return Err(SandboxError::Silent(READY)),
-            Err(RecvTimeoutError::Disconnected) => {
-                let exit = child
-                    .try_exit()
-                    .map_or("no report".into(), |e| e.to_string());
-                return Err(SandboxError::Namespace(exit));
-            }
-        };
-        let init = match first.split_once(' ') {
-            Some(("ready", pid)) => pid.trim().parse::<u32>().ok(),
-            Some(("error", text)) => return Err(SandboxError::Namespace(text.to_owned())),
-            _ => None,
-        }
-        .ok_or_else(|| SandboxError::Namespace(format!("unexpected report `{first}`")))?;
+        let init = child.pid();
+        // Our child, not reaped yet: its pid cannot name another process.
         let ns = fault_fs::pid_ns_of(init);
         if ns == 0 {
             return Err(SandboxError::Namespace(format!(
                 "cannot tell the namespace of pid {init} (hint: needs Linux 6.11 or later)"
             )));
         }
-        let init_fd = pidfd_open(init);
-        Ok(Sandbox {
-            child,
-            init,
-            ns,
-            init_fd,
-            report,
-        })
+        Ok(Sandbox { child, init, ns })
     }
 
     /// Kills the whole tree now (its init, and so every process in it).
     pub fn kill(&self) {
-        if let Some(fd) = &self.init_fd {
-            // SAFETY: pidfd_send_signal with a pidfd we own, a signal, no info.
-            unsafe {
-                libc::syscall(
-                    libc::SYS_pidfd_send_signal,
-                    fd.as_raw_fd(),
-                    libc::SIGKILL,
-                    std::ptr::null::<libc::siginfo_t>(),
-                    0,
-                )
-            };
-        }
+        self.child.signal_group();
     }
 
-    /// What the init reported once the tree has ended (call after the
-    /// outer init exited: its report is complete then).
-    pub fn ending(&self) -> Ending {
+    /// What the init reported (call once it has exited: its report is
+    /// complete then, and bounded to fit the pipe).
+    pub fn ending(&mut self) -> Ending {
+        let mut text = String::new();
+        if let Some(mut stdout) = self.child.take_stdout() {
+            let _ = stdout.read_to_string(&mut text);
+        }
         let mut ending = Ending::default();
-        while let Ok(line) = self.report.recv_timeout(Duration::from_secs(1)) {
+        for line in text.lines() {
             let mut words = line.splitn(3, ' ');
             match (words.next(), words.next(), words.next()) {
                 (Some("exit"), Some(code), _) => ending.exit = code.parse().ok().map(Exit::Code),
@@ -164,10 +142,20 @@ impl Sandbox {
                 (Some("left"), Some(pid), comm) => ending
                     .left_running
                     .push(format!("{} (pid {pid})", comm.unwrap_or("?"))),
+                (Some("error"), _, _) => ending.error = Some(line["error ".len()..].to_owned()),
                 _ => {}
             }
         }
         ending
+    }
+}
+
+/// The fix for a namespace the kernel refused.
+fn namespace_hint(err: nix::Error) -> &'static str {
+    match err {
+        nix::Error::EPERM => " (hint: run as root, or allow unprivileged user namespaces: `sysctl -w kernel.unprivileged_userns_clone=1`)",
+        nix::Error::ENOSPC => " (hint: too many namespaces: raise `user.max_pid_namespaces`)",
+        _ => "",
     }
 }
 
