@@ -550,3 +550,23 @@ fn a_process_left_running_is_a_tidy_finding_not_a_hang() {
         !crate::support::process_running("sleep\x0060\x00")
     }));
 }
+
+#[test]
+fn a_download_staged_in_tmpdir_is_crash_points_and_the_retry_sees_what_the_kill_left() {
+    // Downloads to $TMPDIR, and trusts a download already there: killed
+    // during the download, its retry installs the part it finds.
+    let strategy = r#"dl="${TMPDIR:?}/download"; [ -e "$dl" ] || cp "$SWAPFAULT_NEW" "$dl"; install "$dl" "$SWAPFAULT_TARGET""#;
+    let report = explore_json(&["--strategy", strategy]);
+    let group = group_at(&report, "retry", "write#1:kill-after");
+    let seen = group["seen"].as_str().unwrap_or_default();
+    assert!(
+        seen.contains("prefix-of-new"),
+        "the retry installed the partial download: {group:#}"
+    );
+    // Staged through a temp file and a move across file systems (not a
+    // rename): a kill between its unlink and its create leaves no target.
+    let moved = r#"f=$(mktemp); cp "$SWAPFAULT_NEW" "$f" && mv "$f" "$SWAPFAULT_TARGET""#;
+    let report = explore_json(&["--strategy", moved]);
+    let group = group_at(&report, "kill", "unlink#1:kill-after");
+    assert_eq!(group["seen"], "after the kill the target is missing");
+}

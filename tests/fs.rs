@@ -816,3 +816,55 @@ fn a_write_at_one_tebibyte_costs_nothing_for_the_hole() {
     });
     assert_eq!(std::fs::read_dir(mount.path()).expect("readdir").count(), 1);
 }
+
+#[test]
+fn a_view_is_another_file_system_over_the_same_tree() {
+    let scratch = Scratch::new();
+    let mut tree = tree_with_target(b"old");
+    let tmp = tree
+        .mkdir(
+            fault_fs::tree::ROOT_INO,
+            "tmp".as_ref(),
+            fault_fs::tree::NewNode {
+                perm: 0o1777,
+                uid: 0,
+                gid: 0,
+            },
+        )
+        .expect("tmp");
+    let fs = fault_fs::FaultFs::new(tree.clone(), FaultPlan::default());
+    let view = fs.view(tmp);
+    let mount = fault_fs::FaultMount::mount(fs, &scratch.mnt()).expect("mount");
+    let view_dir = scratch.dir.path().join("view");
+    std::fs::create_dir(&view_dir).expect("view dir");
+    let view_mount = fault_fs::FaultMount::mount(view, &view_dir).expect("mount the view");
+
+    // What is written through the view is in the tree, under its directory,
+    // and in the one trace, named by its path in the tree.
+    std::fs::write(view_dir.join("download"), b"new").expect("write in the view");
+    assert_eq!(std::fs::read(mount.join("tmp/download")).expect("read"), b"new");
+    let writes: Vec<String> = mount
+        .handle()
+        .trace()
+        .iter()
+        .filter(|op| op.kind == OpKind::Write)
+        .map(|op| op.path.to_string())
+        .collect();
+    assert_eq!(writes, ["/tmp/download"]);
+    assert_eq!(
+        std::fs::metadata(&view_dir).expect("root").ino(),
+        1,
+        "the view's root is its mount's root"
+    );
+
+    // Between the two mounts a rename is a move across file systems.
+    let err = std::fs::rename(view_dir.join("download"), mount.join("target"))
+        .expect_err("a rename across mounts");
+    assert_eq!(err.raw_os_error(), Some(libc::EXDEV));
+
+    // A reset reaches both mounts' caches.
+    mount.handle().reset(&tree);
+    assert!(!view_dir.join("download").exists(), "gone after the reset");
+    drop(view_mount);
+    drop(mount);
+}

@@ -121,8 +121,9 @@ struct Stalls {
 struct Inner {
     state: Mutex<State>,
     stalls: Stalls,
-    /// Tells the kernel to drop cached pages and attributes; set while mounted.
-    notifier: Mutex<Option<fuser::Notifier>>,
+    /// Tells the kernel to drop cached pages and attributes, one channel
+    /// per mount (keyed by the mount's root); set while mounted.
+    notifier: Mutex<Vec<(u64, fuser::Notifier)>>,
     /// pid -> what scoping needs of it, read once from /proc.
     procs: Mutex<HashMap<u32, Caller>>,
     own_pgid: u32,
@@ -142,6 +143,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug, Clone)]
 pub struct FaultFs {
     inner: Arc<Inner>,
+    /// The tree's directory this mount shows as its root: the tree's root,
+    /// or another directory for a [`FaultFs::view`].
+    root: u64,
 }
 
 /// A handle to a mounted [`FaultFs`]: trace, plan, stalls and snapshots.
@@ -179,6 +183,21 @@ struct Gate {
     /// Log the durable states after this op (see [`State::durable_log`]).
     log_durable: bool,
 }
+
+/// Inode numbers between the tree and a mount whose root is the tree's
+/// `root`: the kernel calls a mount's root 1, so 1 and `root` trade places
+/// (both ways: the map is its own inverse); on the tree's own root it is
+/// the identity.
+fn swap_root(root: u64, ino: u64) -> u64 {
+    match ino {
+        FUSE_ROOT => root,
+        _ if ino == root => FUSE_ROOT,
+        _ => ino,
+    }
+}
+
+/// The inode number the kernel gives a mount's root.
+const FUSE_ROOT: u64 = 1;
 
 fn attr_of(node: &crate::tree::Inode) -> FileAttr {
     let size = node.size();
@@ -377,12 +396,34 @@ impl FaultFs {
             inner: Arc::new(Inner {
                 state: Mutex::new(state),
                 stalls: Stalls::default(),
-                notifier: Mutex::new(None),
+                notifier: Mutex::new(Vec::new()),
                 procs: Mutex::new(HashMap::new()),
                 own_pgid: nix::unistd::getpgrp().as_raw() as u32,
                 own_pid: std::process::id(),
             }),
+            root: crate::tree::ROOT_INO,
         }
+    }
+
+    /// The same file system (one tree, trace, plan and scope) showing the
+    /// directory `dir` as the root of another mount. To the kernel that
+    /// mount is another file system: a rename or link between the two fails
+    /// with EXDEV, as between the disk and a /tmp of its own.
+    pub fn view(&self, dir: u64) -> FaultFs {
+        FaultFs {
+            inner: self.inner.clone(),
+            root: dir,
+        }
+    }
+
+    /// The directory of the tree this mount shows as its root.
+    pub(crate) fn root(&self) -> u64 {
+        self.root
+    }
+
+    /// The tree's inode for the kernel's `ino` on this mount.
+    fn tree_ino(&self, ino: INodeNo) -> INodeNo {
+        INodeNo(swap_root(self.root, ino.0))
     }
 
     /// A handle to watch and steer this file system once mounted.
@@ -691,16 +732,22 @@ impl FaultFs {
     }
 }
 
-fn reply_entry(reply: ReplyEntry) -> impl FnOnce(Result<FileAttr, Errno>) + Send {
+/// `attr` with the inode number the mount whose root is `root` uses.
+fn for_mount(mut attr: FileAttr, root: u64) -> FileAttr {
+    attr.ino = INodeNo(swap_root(root, attr.ino.0));
+    attr
+}
+
+fn reply_entry(reply: ReplyEntry, root: u64) -> impl FnOnce(Result<FileAttr, Errno>) + Send {
     move |result| match result {
-        Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
+        Ok(attr) => reply.entry(&TTL, &for_mount(attr, root), Generation(0)),
         Err(errno) => reply.error(errno),
     }
 }
 
-fn reply_attr(reply: ReplyAttr) -> impl FnOnce(Result<FileAttr, Errno>) + Send {
+fn reply_attr(reply: ReplyAttr, root: u64) -> impl FnOnce(Result<FileAttr, Errno>) + Send {
     move |result| match result {
-        Ok(attr) => reply.attr(&TTL, &attr),
+        Ok(attr) => reply.attr(&TTL, &for_mount(attr, root)),
         Err(errno) => reply.error(errno),
     }
 }
@@ -734,6 +781,7 @@ impl Filesystem for FaultFs {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let parent = self.tree_ino(parent);
         let gate = self.gate(
             req,
             OpKind::Lookup,
@@ -748,20 +796,22 @@ impl Filesystem for FaultFs {
                 let ino = state.tree.lookup(parent.0, &name)?;
                 Self::entry(state, ino)
             },
-            reply_entry(reply),
+            reply_entry(reply, self.root),
         );
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        let ino = self.tree_ino(ino);
         lock(&self.inner.state).tree.unpin(ino.0, nlookup);
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let ino = self.tree_ino(ino);
         let gate = self.gate(req, OpKind::Getattr, At::Ino(ino.0), None, NO_ARGS);
         self.run(
             gate,
             move |state, _| Ok(attr_of(state.tree.get(ino.0)?)),
-            reply_attr(reply),
+            reply_attr(reply, self.root),
         );
     }
 
@@ -783,6 +833,7 @@ impl Filesystem for FaultFs {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let ino = self.tree_ino(ino);
         let mut mask = 0;
         for (set, bit) in [
             (size.is_some(), SETATTR_SIZE),
@@ -815,11 +866,12 @@ impl Filesystem for FaultFs {
                 }
                 Ok(attr_of(tree.get(ino.0)?))
             },
-            reply_attr(reply),
+            reply_attr(reply, self.root),
         );
     }
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        let ino = self.tree_ino(ino);
         let gate = self.gate(req, OpKind::Readlink, At::Ino(ino.0), None, NO_ARGS);
         self.run(
             gate,
@@ -841,6 +893,7 @@ impl Filesystem for FaultFs {
         _rdev: u32,
         reply: ReplyEntry,
     ) {
+        let parent = self.tree_ino(parent);
         let args = (0, 0, mode);
         let gate = self.gate(req, OpKind::Mknod, At::Entry(parent.0, name), None, args);
         let name = name.to_owned();
@@ -856,7 +909,7 @@ impl Filesystem for FaultFs {
                 let ino = state.tree.create_file(parent.0, &name, new)?;
                 Self::entry(state, ino)
             },
-            reply_entry(reply),
+            reply_entry(reply, self.root),
         );
     }
 
@@ -869,6 +922,7 @@ impl Filesystem for FaultFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
+        let parent = self.tree_ino(parent);
         let gate = self.gate(req, OpKind::Mkdir, At::Entry(parent.0, name), None, NO_ARGS);
         let name = name.to_owned();
         let new = Self::new_node(req, mode, umask);
@@ -878,11 +932,12 @@ impl Filesystem for FaultFs {
                 let ino = state.tree.mkdir(parent.0, &name, new)?;
                 Self::entry(state, ino)
             },
-            reply_entry(reply),
+            reply_entry(reply, self.root),
         );
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let parent = self.tree_ino(parent);
         let gate = self.gate(
             req,
             OpKind::Unlink,
@@ -899,6 +954,7 @@ impl Filesystem for FaultFs {
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let parent = self.tree_ino(parent);
         let gate = self.gate(req, OpKind::Rmdir, At::Entry(parent.0, name), None, NO_ARGS);
         let name = name.to_owned();
         self.run(
@@ -916,6 +972,7 @@ impl Filesystem for FaultFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
+        let parent = self.tree_ino(parent);
         let gate = self.gate(
             req,
             OpKind::Symlink,
@@ -932,7 +989,7 @@ impl Filesystem for FaultFs {
                 let ino = state.tree.symlink(parent.0, &name, &target, new)?;
                 Self::entry(state, ino)
             },
-            reply_entry(reply),
+            reply_entry(reply, self.root),
         );
     }
 
@@ -946,6 +1003,8 @@ impl Filesystem for FaultFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        let parent = self.tree_ino(parent);
+        let newparent = self.tree_ino(newparent);
         let args = (0, 0, flags.bits());
         let gate = self.gate(
             req,
@@ -981,6 +1040,8 @@ impl Filesystem for FaultFs {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        let ino = self.tree_ino(ino);
+        let newparent = self.tree_ino(newparent);
         let gate = self.gate(
             req,
             OpKind::Link,
@@ -995,11 +1056,12 @@ impl Filesystem for FaultFs {
                 state.tree.link(ino.0, newparent.0, &newname)?;
                 Self::entry(state, ino.0)
             },
-            reply_entry(reply),
+            reply_entry(reply, self.root),
         );
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let ino = self.tree_ino(ino);
         let args = (0, 0, flags.0 as u32);
         let gate = self.gate(req, OpKind::Open, At::Ino(ino.0), None, args);
         self.run(
@@ -1028,6 +1090,7 @@ impl Filesystem for FaultFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        let ino = self.tree_ino(ino);
         let args = (offset, u64::from(size), 0);
         let gate = self.gate(req, OpKind::Read, At::Ino(ino.0), None, args);
         self.run(
@@ -1052,6 +1115,7 @@ impl Filesystem for FaultFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        let ino = self.tree_ino(ino);
         let args = (offset, data.len() as u64, 0);
         let gate = self.gate(req, OpKind::Write, At::Ino(ino.0), None, args);
         let write = move |state: &mut State, limit: Option<u64>, data: &[u8]| {
@@ -1090,6 +1154,7 @@ impl Filesystem for FaultFs {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        let ino = self.tree_ino(ino);
         let gate = self.gate(req, OpKind::Flush, At::Ino(ino.0), None, NO_ARGS);
         self.run(
             gate,
@@ -1108,6 +1173,7 @@ impl Filesystem for FaultFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        let ino = self.tree_ino(ino);
         // Release cannot fail usefully (close(2) has returned already), so it
         // is traced but never faulted or stalled.
         let gate = self.gate(req, OpKind::Release, At::Ino(ino.0), None, NO_ARGS);
@@ -1135,6 +1201,7 @@ impl Filesystem for FaultFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let ino = self.tree_ino(ino);
         let kind = if datasync {
             OpKind::Fdatasync
         } else {
@@ -1153,6 +1220,7 @@ impl Filesystem for FaultFs {
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let ino = self.tree_ino(ino);
         let gate = self.gate(req, OpKind::Opendir, At::Ino(ino.0), None, NO_ARGS);
         self.run(
             gate,
@@ -1177,6 +1245,8 @@ impl Filesystem for FaultFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        let ino = self.tree_ino(ino);
+        let root = self.root;
         let args = (offset, 0, 0);
         let gate = self.gate(req, OpKind::Readdir, At::Ino(ino.0), None, args);
         self.run(
@@ -1193,7 +1263,7 @@ impl Filesystem for FaultFs {
                 Ok(entries) => {
                     for (index, (child, kind, name)) in entries.into_iter().enumerate() {
                         let next = offset + index as u64 + 1;
-                        if reply.add(INodeNo(child), next, kind, &name) {
+                        if reply.add(INodeNo(swap_root(root, child)), next, kind, &name) {
                             break;
                         }
                     }
@@ -1223,6 +1293,7 @@ impl Filesystem for FaultFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let ino = self.tree_ino(ino);
         let gate = self.gate(req, OpKind::Fsyncdir, At::Ino(ino.0), None, NO_ARGS);
         self.run(
             gate,
@@ -1236,6 +1307,7 @@ impl Filesystem for FaultFs {
     }
 
     fn statfs(&self, req: &Request, ino: INodeNo, reply: ReplyStatfs) {
+        let ino = self.tree_ino(ino);
         let gate = self.gate(req, OpKind::Statfs, At::Ino(ino.0), None, NO_ARGS);
         self.run(
             gate,
@@ -1272,6 +1344,7 @@ impl Filesystem for FaultFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        let ino = self.tree_ino(ino);
         let args = (0, value.len() as u64, flags as u32);
         let gate = self.gate(req, OpKind::Setxattr, At::Ino(ino.0), None, args);
         let (name, value) = (name.to_owned(), value.to_vec());
@@ -1283,6 +1356,7 @@ impl Filesystem for FaultFs {
     }
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let ino = self.tree_ino(ino);
         let gate = self.gate(req, OpKind::Getxattr, At::Ino(ino.0), None, NO_ARGS);
         let name = name.to_owned();
         self.run(
@@ -1293,6 +1367,7 @@ impl Filesystem for FaultFs {
     }
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let ino = self.tree_ino(ino);
         let gate = self.gate(req, OpKind::Listxattr, At::Ino(ino.0), None, NO_ARGS);
         self.run(
             gate,
@@ -1302,6 +1377,7 @@ impl Filesystem for FaultFs {
     }
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let ino = self.tree_ino(ino);
         let gate = self.gate(req, OpKind::Removexattr, At::Ino(ino.0), None, NO_ARGS);
         let name = name.to_owned();
         self.run(
@@ -1312,6 +1388,7 @@ impl Filesystem for FaultFs {
     }
 
     fn access(&self, req: &Request, ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        let ino = self.tree_ino(ino);
         // With default_permissions the kernel checks modes itself; this only
         // confirms the inode exists.
         let gate = self.gate(req, OpKind::Access, At::Ino(ino.0), None, NO_ARGS);
@@ -1332,6 +1409,8 @@ impl Filesystem for FaultFs {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        let parent = self.tree_ino(parent);
+        let root = self.root;
         let args = (0, 0, flags as u32);
         let gate = self.gate(req, OpKind::Create, At::Entry(parent.0, name), None, args);
         let name = name.to_owned();
@@ -1350,7 +1429,7 @@ impl Filesystem for FaultFs {
             move |result| match result {
                 Ok((attr, fh)) => reply.created(
                     &TTL,
-                    &attr,
+                    &for_mount(attr, root),
                     Generation(0),
                     FileHandle(fh),
                     FopenFlags::empty(),
@@ -1370,6 +1449,7 @@ impl Filesystem for FaultFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        let ino = self.tree_ino(ino);
         let args = (offset, length, mode as u32);
         let gate = self.gate(req, OpKind::Fallocate, At::Ino(ino.0), None, args);
         self.run(
@@ -1407,6 +1487,7 @@ impl Filesystem for FaultFs {
         whence: i32,
         reply: ReplyLseek,
     ) {
+        let ino = self.tree_ino(ino);
         let args = (offset.max(0) as u64, 0, whence as u32);
         let gate = self.gate(req, OpKind::Lseek, At::Ino(ino.0), None, args);
         self.run(
@@ -1456,6 +1537,8 @@ impl Filesystem for FaultFs {
         _flags: CopyFileRangeFlags,
         reply: ReplyWrite,
     ) {
+        let ino_in = self.tree_ino(ino_in);
+        let ino_out = self.tree_ino(ino_out);
         let args = (offset_out, len, 0);
         let gate = self.gate(
             req,
@@ -1616,22 +1699,26 @@ impl FaultFsHandle {
     /// pages where their data changed (pages a live process maps are
     /// dropped too, and read again on its next access: costly, so only then).
     fn invalidate(&self, changes: &[InodeChange]) {
-        let Some(notifier) = lock(&self.inner.notifier).clone() else {
-            return;
-        };
-        for change in changes {
-            // A negative offset: attributes only.
-            let offset = if change.data { 0 } else { -1 };
-            // ENOENT (an inode the kernel does not hold) is no error here.
-            if let Err(err) = notifier.inval_inode(INodeNo(change.ino), offset, 0) {
-                tracing::debug!(ino = change.ino, %err, "cache invalidation refused");
+        let notifiers = lock(&self.inner.notifier).clone();
+        for (root, notifier) in &notifiers {
+            for change in changes {
+                // A negative offset: attributes only.
+                let offset = if change.data { 0 } else { -1 };
+                let ino = INodeNo(swap_root(*root, change.ino));
+                // ENOENT (an inode the kernel does not hold) is no error here.
+                if let Err(err) = notifier.inval_inode(ino, offset, 0) {
+                    tracing::debug!(ino = change.ino, %err, "cache invalidation refused");
+                }
             }
         }
     }
 
-    /// Set by the mount: the channel for cache invalidations.
-    pub(crate) fn set_notifier(&self, notifier: Option<fuser::Notifier>) {
-        *lock(&self.inner.notifier) = notifier;
+    /// Set by the mount of `root`: its channel for cache invalidations
+    /// (`None` when it unmounts).
+    pub(crate) fn set_notifier(&self, root: u64, notifier: Option<fuser::Notifier>) {
+        let mut notifiers = lock(&self.inner.notifier);
+        notifiers.retain(|(r, _)| *r != root);
+        notifiers.extend(notifier.map(|n| (root, n)));
     }
 
     /// The durable state left by a power-cut fault, if one fired.

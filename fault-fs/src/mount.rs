@@ -202,6 +202,8 @@ pub fn detach_all() -> Vec<PathBuf> {
 #[derive(Debug)]
 pub struct FaultMount {
     dir: PathBuf,
+    /// The tree's directory this mount shows as its root.
+    root: u64,
     /// The FUSE connection's number (the mount's device minor), for abort.
     connection: Option<u64>,
     session: Option<BackgroundSession>,
@@ -216,6 +218,7 @@ impl FaultMount {
             .canonicalize()
             .map_err(|_| MountError::MissingDir(dir.to_owned()))?;
         let handle = fs.handle();
+        let root = fs.root();
         let mut config = Config::default();
         config.mount_options = vec![
             MountOption::FSName("swapfault".into()),
@@ -244,12 +247,13 @@ impl FaultMount {
             }
         })?;
         tracing::debug!(dir = %dir.display(), "mounted");
-        handle.set_notifier(Some(session.notifier()));
+        handle.set_notifier(root, Some(session.notifier()));
         active().push(dir.clone());
         let connection = std::fs::metadata(&dir)
             .ok()
             .map(|meta| nix::sys::stat::minor(meta.dev()));
         Ok(FaultMount {
+            root,
             connection,
             dir,
             session: Some(session),
@@ -284,7 +288,7 @@ impl FaultMount {
             return Ok(());
         };
         active().retain(|dir| dir != &self.dir);
-        self.handle.set_notifier(None);
+        self.handle.set_notifier(self.root, None);
         self.handle.release_stalls();
         match session.umount_and_join() {
             Ok(()) => {

@@ -514,7 +514,7 @@ fn retry(seen: &Observations) -> Verdict {
         Property::Retry,
         Some(point.clone()),
         format!(
-            "the retry {} and left the target {}{why}",
+            "the retry ended ({}) and left the target {}{why}",
             retry.exit, retry.target.class
         ),
     )])
@@ -937,7 +937,7 @@ mod tests {
             seen_of(&judge(&seen, Property::Retry)),
             [(
                 Some("write#1:kill-after".into()),
-                "the retry exit 1 and left the target empty: mkdir: cannot create directory 'stage': File exists".into()
+                "the retry ended (exit 1) and left the target empty: mkdir: cannot create directory 'stage': File exists".into()
             )]
         );
     }

@@ -33,6 +33,9 @@ use crate::scenario::{ProbeKind, Scenario, TargetKind, Versions};
 pub const APP_DIR: &str = "app";
 /// Directory in the mount where NEW is staged when `new_inside` is set.
 pub const STAGING_DIR: &str = "staging";
+/// Directory in the tree that the strategy's TMPDIR shows: its downloads and
+/// staging are ops of the run like any other, reset with the tree.
+pub const TMP_DIR: &str = "tmp";
 
 /// How long probes may look while an op is held, before it is released.
 /// Probes normally finish in milliseconds; one that touches a page the
@@ -274,6 +277,15 @@ impl Prepared {
         if let Some(sibling) = &self.sibling {
             file(&mut tree, app, &sibling.name, &sibling.bytes, 0o755);
         }
+        // Sticky and open to all, as /tmp is.
+        let _ = tree.mkdir(
+            ROOT_INO,
+            TMP_DIR.as_ref(),
+            NewNode {
+                perm: 0o1777,
+                ..root
+            },
+        );
         if self.scenario.new_inside {
             let staging = tree
                 .mkdir(ROOT_INO, STAGING_DIR.as_ref(), root)
@@ -461,6 +473,8 @@ pub(crate) struct Stage {
     // unmount happens before the temp dir goes.
     live: Option<LiveCanary>,
     live_commands: Vec<(String, ChildGuard)>,
+    /// The tree's TMP_DIR as a file system of its own: the strategy's TMPDIR.
+    tmp: FaultMount,
     mount: FaultMount,
     new_path: PathBuf,
     /// NEW outside the mount as last staged; `None` when NEW is inside.
@@ -490,7 +504,14 @@ impl Stage {
             std::fs::create_dir(&stage).map_err(io("cannot create the staging dir"))?;
             Some(stage.join(&prepared.target_name))
         };
-        let fs = FaultFs::new(prepared.initial_tree(), FaultPlan::default());
+        let tmp_dir = dir.path().join(TMP_DIR);
+        std::fs::create_dir(&tmp_dir).map_err(io("cannot create the temp mount point"))?;
+        let initial = prepared.initial_tree();
+        let tmp_ino = initial
+            .resolve(TMP_DIR)
+            .map_err(|_| io("no temp dir in the tree")(std::io::ErrorKind::NotFound.into()))?;
+        let fs = FaultFs::new(initial, FaultPlan::default());
+        let tmp = FaultMount::mount(fs.view(tmp_ino), &tmp_dir)?;
         let mount = FaultMount::mount(fs, &mnt)?;
         let new_path = outside
             .clone()
@@ -498,6 +519,7 @@ impl Stage {
         let mut stage = Stage {
             live: None,
             live_commands: Vec::new(),
+            tmp,
             mount,
             new_path,
             new_stamp: None,
@@ -617,7 +639,8 @@ fn run_strategy(prepared: &Prepared, stage: &Stage, probes: &[ProbeKind]) -> Res
         .arg(script)
         .current_dir(&scenario.workdir)
         .env("SWAPFAULT_TARGET", &target)
-        .env("SWAPFAULT_NEW", &stage.new_path);
+        .env("SWAPFAULT_NEW", &stage.new_path)
+        .env("TMPDIR", stage.tmp.path());
     let mut sandbox = Sandbox::spawn(&prepared.sandbox_init, &command)?;
     let scope = handle.set_scope(Scope::PidNamespace {
         ns: sandbox.ns,
@@ -886,10 +909,13 @@ fn version_probe(name: &str, command: Command, task: &ProbeTask) -> (String, boo
 fn observe(prepared: &Prepared, handle: &FaultFsHandle) -> (TargetState, Vec<String>) {
     handle.with_tree(|tree| {
         let state = target_state(tree, &prepared.target_rel(), &prepared.old, &prepared.new);
-        let staging = format!("/{STAGING_DIR}");
+        // Strays are what is left next to the target: not NEW's staging,
+        // nor the temp dir (a real /tmp is emptied at boot).
+        let staging = format!("/{STAGING_DIR}/");
+        let tmp = format!("/{TMP_DIR}/");
         let strays = all_paths(tree)
             .difference(&prepared.initial_paths)
-            .filter(|p| !p.starts_with(&staging))
+            .filter(|p| !p.starts_with(&staging) && !p.starts_with(&tmp))
             .cloned()
             .collect();
         (state, strays)
