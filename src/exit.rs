@@ -143,7 +143,10 @@ impl ExitOf for RunError {
 impl ExitOf for SandboxError {
     fn exit(&self) -> Exit {
         match self {
-            SandboxError::Spawn { .. } | SandboxError::Namespace(_) => Exit::Environment,
+            SandboxError::Spawn { .. }
+            | SandboxError::Namespace(_)
+            | SandboxError::UserNamespace(_)
+            | SandboxError::FuseDevice(_) => Exit::Environment,
         }
     }
 }

@@ -226,19 +226,21 @@ fn ctrl_c_during_a_run_leaves_no_mount_process_or_temp_dir() {
     use std::time::Duration;
     let tmp = tempfile::tempdir().expect("tmp");
     let mut child = swapfault()
-        .args(["check", "--strategy", "sleep 30"])
+        .args(["check", "--strategy", "sleep 31"])
         .env("TMPDIR", tmp.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("check");
+    // (Its own sleep time: tests run side by side, and each looks for its
+    // strategy by its command line.)
     // The strategy runs (in its own process group, out of a terminal's
     // Ctrl-C): swapfault must kill it.
     assert!(crate::support::wait_for(Duration::from_secs(20), || {
-        crate::support::process_running("sleep\x0030\x00")
+        crate::support::process_running("sleep\x0031\x00")
     }));
     assert_eq!(crate::support::interrupt(&mut child), Some(130));
-    crate::support::assert_nothing_left(tmp.path(), Some("sleep\x0030\x00"));
+    crate::support::assert_nothing_left(tmp.path(), Some("sleep\x0031\x00"));
 }
 
 #[test]

@@ -28,12 +28,16 @@ fn catalog() -> &'static (Option<i32>, Vec<Value>, String) {
     })
 }
 
-/// The reports of `explore --json`, after checking the schema version.
+/// The reports of `explore --json` (or the one of `check --json`), after
+/// checking the schema version.
 fn reports(output: &std::process::Output) -> Vec<Value> {
     let json: Value = serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
     assert_eq!(json["schema_version"], 1);
-    json["reports"].as_array().cloned().expect("reports")
+    match json["reports"].as_array() {
+        Some(reports) => reports.clone(),
+        None => vec![json],
+    }
 }
 
 fn report<'a>(reports: &'a [Value], scenario: &str) -> &'a Value {
@@ -345,14 +349,14 @@ fn ctrl_c_kills_the_run_under_way_and_reports_nothing_it_cut_short() {
     // what a killed recording saw is no finding.
     let tmp = tempfile::tempdir().expect("tmp");
     let mut child = swapfault()
-        .args(["explore", "--strategy", "sleep 30", "--json"])
+        .args(["explore", "--strategy", "sleep 32", "--json"])
         .env("TMPDIR", tmp.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("explore");
     assert!(wait_for(Duration::from_secs(20), || {
-        crate::support::process_running("sleep\x0030\x00")
+        crate::support::process_running("sleep\x0032\x00")
     }));
     let mut stdout = child.stdout.take().expect("stdout");
     assert_eq!(interrupt(&mut child), Some(130));
@@ -374,7 +378,7 @@ fn ctrl_c_kills_the_run_under_way_and_reports_nothing_it_cut_short() {
             "stopped during the recording"
         );
     }
-    assert_nothing_left(tmp.path(), Some("sleep\x0030\x00"));
+    assert_nothing_left(tmp.path(), Some("sleep\x0032\x00"));
 }
 
 #[test]
@@ -569,4 +573,96 @@ fn a_download_staged_in_tmpdir_is_crash_points_and_the_retry_sees_what_the_kill_
     let report = explore_json(&["--strategy", moved]);
     let group = group_at(&report, "kill", "unlink#1:kill-after");
     assert_eq!(group["seen"], "after the kill the target is missing");
+}
+
+/// Runs swapfault as `nobody` (uid 65534) with its own cache dir, as a user
+/// without root would; /dev/fuse gets the mode distributions ship it with.
+fn swapfault_as_nobody(cache: &std::path::Path) -> std::process::Command {
+    crate::support::require(&[("setpriv", "util-linux")]);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata("/dev/fuse")
+        .expect("/dev/fuse")
+        .permissions()
+        .mode();
+    if mode & 0o666 != 0o666 {
+        std::fs::set_permissions("/dev/fuse", std::fs::Permissions::from_mode(0o20666))
+            .expect("chmod 0666 /dev/fuse (as CI does; the rootless tests run as root)");
+    }
+    std::os::unix::fs::chown(cache, Some(65534), Some(65534)).expect("chown the cache");
+    let mut command = std::process::Command::new("setpriv");
+    command
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_swapfault"))
+        .env("SWAPFAULT_CACHE", cache)
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    command
+}
+
+/// Per property: its status and what was seen (not where: the same tool
+/// may make other ops as another user, e.g. install sets an ACL as root).
+fn verdicts(report: &Value) -> Vec<(String, String, std::collections::BTreeSet<String>)> {
+    verdicts_by_point(report)
+        .into_iter()
+        .map(|(property, status, seen)| {
+            (
+                property,
+                status,
+                seen.into_iter().map(|(_, what)| what).collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn without_root_check_and_explore_give_the_verdicts_of_root() {
+    let cache = tempfile::tempdir().expect("cache dir");
+    let install = r#"install "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#;
+    for args in [
+        vec!["explore", "--strategy", install],
+        vec!["explore", "scenarios/atomic-fsync.toml"],
+        vec!["explore", "scenarios/mv-cross-fs.toml"],
+        vec![
+            "check",
+            "--strategy",
+            install,
+            "--fault",
+            "write#1:kill-after",
+        ],
+        vec![
+            "check",
+            "--strategy",
+            install,
+            "--fault",
+            "create#1:stall=10s",
+        ],
+    ] {
+        let as_root = swapfault()
+            .args(&args)
+            .arg("--json")
+            .output()
+            .expect("as root");
+        let rootless = swapfault_as_nobody(cache.path())
+            .args(&args)
+            .arg("--json")
+            .output()
+            .expect("as nobody");
+        assert_eq!(
+            rootless.status.code(),
+            as_root.status.code(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&rootless.stderr)
+        );
+        let (root, nobody) = (&reports(&as_root)[0], &reports(&rootless)[0]);
+        assert_eq!(verdicts(nobody), verdicts(root), "{args:?}");
+        // One uid is mapped: the owner part of meta says it was not exercised.
+        assert_eq!(root["properties"][7]["property"], "meta");
+        assert_eq!(root["properties"][7].get("part_not_exercised"), None);
+        assert!(
+            nobody["properties"][7]["part_not_exercised"]
+                .as_str()
+                .is_some_and(|part| part.starts_with("owner not exercised")),
+            "{args:?}: {:#}",
+            nobody["properties"][7]
+        );
+    }
 }

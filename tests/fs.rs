@@ -842,7 +842,10 @@ fn a_view_is_another_file_system_over_the_same_tree() {
     // What is written through the view is in the tree, under its directory,
     // and in the one trace, named by its path in the tree.
     std::fs::write(view_dir.join("download"), b"new").expect("write in the view");
-    assert_eq!(std::fs::read(mount.join("tmp/download")).expect("read"), b"new");
+    assert_eq!(
+        std::fs::read(mount.join("tmp/download")).expect("read"),
+        b"new"
+    );
     let writes: Vec<String> = mount
         .handle()
         .trace()

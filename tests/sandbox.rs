@@ -151,7 +151,10 @@ fn sigterm_during_a_stall_with_a_blocked_probe_ends_at_once() {
         "create#1:stall=30s",
     ]);
     let probing = wait_for(Duration::from_secs(20), || {
-        place.live_processes().iter().any(|p| p.ends_with(" swapfault-read"))
+        place
+            .live_processes()
+            .iter()
+            .any(|p| p.ends_with(" swapfault-read"))
     });
     assert!(probing, "no probe started: {:?}", place.live_processes());
     let start = Instant::now();

@@ -66,6 +66,9 @@ struct State {
     scope_id: u32,
     handles: HashMap<u64, Handle>,
     next_fh: u64,
+    /// Park the scope's next op (that no rule faults) until this deadline
+    /// or a release: see [`FaultFsHandle::hold_next_op`].
+    hold_next: Option<Instant>,
     /// What a power cut would leave, per model.
     durable: Durability,
     /// The durable state of a power cut that fired, until taken.
@@ -391,6 +394,7 @@ impl FaultFs {
             scope_id: 0,
             handles: HashMap::new(),
             next_fh: 1,
+            hold_next: None,
         };
         FaultFs {
             inner: Arc::new(Inner {
@@ -544,6 +548,18 @@ impl FaultFs {
                 record.fault = Some(Arc::new(rule.fault.clone()));
                 tracing::debug!(seq, %kind, fault = %rule.fault, "fault fires");
                 break;
+            }
+        }
+        if in_scope && matches!(verdict, Verdict::Proceed) {
+            if let Some(deadline) = state.hold_next.take() {
+                verdict = Verdict::Stall(
+                    Arc::new(StallGate {
+                        record: record.clone(),
+                        released: Mutex::new(false),
+                        wake: Condvar::new(),
+                    }),
+                    deadline,
+                );
             }
         }
         if let Verdict::Stall(gate, _) = &mut verdict {
@@ -1625,6 +1641,14 @@ impl FaultFsHandle {
             .map(|(guard, _)| guard)
             .unwrap_or_else(|poisoned| poisoned.into_inner().0);
         unreleased(&parked)
+    }
+
+    /// Parks the scope's next op (unless a rule faults it) until
+    /// [`FaultFsHandle::release_stalls`] or `until`; `None` takes a hold
+    /// back that no op has met. So a probe that waited for a stalled op
+    /// sees what that op left, not what the ops racing after it did.
+    pub fn hold_next_op(&self, until: Option<Instant>) {
+        lock(&self.inner.state).hold_next = until;
     }
 
     /// Lets every stalled op go on.

@@ -804,13 +804,39 @@ fn probe_stalled(
                 break;
             }
         }
+        // Blocked probes see what the op left: the strategy's next op waits
+        // until they have looked, unless they wait on it as well (then it
+        // goes too, as it would for a user).
+        handle.hold_next_op(Some(Instant::now() + PROBE_TIMEOUT));
         handle.release_stalls();
-        for (index, mut observation) in rx.iter() {
-            observation
-                .seen
-                .push_str(" (blocked until the op finished)");
-            seen.push((index, observation));
+        let mut blocked_since: Option<Instant> = None;
+        while seen.len() < probes.len() {
+            match rx.recv_timeout(POLL) {
+                Ok((index, mut observation)) => {
+                    observation
+                        .seen
+                        .push_str(" (blocked until the op finished)");
+                    seen.push((index, observation));
+                    continue;
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            let now = Instant::now();
+            let all_blocked = tasks
+                .iter()
+                .enumerate()
+                .filter(|(index, _)| !seen.iter().any(|(done, _)| done == index))
+                .all(|(_, task)| task.blocked());
+            if !all_blocked {
+                blocked_since = None;
+            } else if now - *blocked_since.get_or_insert(now) >= PROBE_BLOCKED_FOR {
+                handle.hold_next_op(None);
+                handle.release_stalls();
+            }
         }
+        handle.hold_next_op(None);
+        handle.release_stalls();
     });
     seen.sort_by_key(|(index, _)| *index);
     seen.into_iter()
@@ -1065,6 +1091,7 @@ pub(crate) fn run_staged(
         retry: None,
         live: Vec::new(),
         probes: ran.probes,
+        single_uid: crate::sandbox::single_uid(),
     };
     complete(
         stage,
@@ -1109,6 +1136,7 @@ pub(crate) fn run_from_power_cut(
         retry: None,
         live: Vec::new(),
         probes: Vec::new(),
+        single_uid: crate::sandbox::single_uid(),
     };
     let faults = [point.rule()];
     complete(

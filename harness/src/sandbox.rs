@@ -33,6 +33,52 @@ pub enum SandboxError {
     /// The namespace could not be made.
     #[error("cannot run the strategy in a PID namespace of its own: {0}")]
     Namespace(String),
+    /// Not root, and no user namespace to be root in.
+    #[error("cannot make a user namespace to mount FUSE in without root: {0} (hint: allow unprivileged user namespaces: `sysctl -w kernel.unprivileged_userns_clone=1` on Debian, `sysctl -w kernel.apparmor_restrict_unprivileged_userns=0` on Ubuntu; or run as root)")]
+    UserNamespace(String),
+    /// Not root, and /dev/fuse is not open to this user.
+    #[error("cannot open /dev/fuse for reading and writing: {0} (hint: `chmod 0666 /dev/fuse`, the mode distributions ship it with; or run as root)")]
+    FuseDevice(std::io::Error),
+}
+
+/// Whether this process's user namespace maps a single uid: so it is in
+/// rootless mode, where every file has one owner.
+pub fn single_uid() -> bool {
+    static SINGLE: OnceLock<bool> = OnceLock::new();
+    *SINGLE.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/uid_map").is_ok_and(|map| {
+            let ranges: Vec<&str> = map.lines().collect();
+            ranges.len() == 1 && ranges[0].split_whitespace().nth(2) == Some("1")
+        })
+    })
+}
+
+/// Makes this process root in a user namespace of its own (its uid and gid
+/// mapped to 0), so it may make mount and PID namespaces and mount FUSE
+/// there, as the kernel allows since Linux 4.18. Checks /dev/fuse first:
+/// without it, the namespace would only defer the error.
+fn enter_user_namespace() -> Result<(), SandboxError> {
+    use nix::sched::{unshare, CloneFlags};
+    let uid = nix::unistd::getuid();
+    let gid = nix::unistd::getgid();
+    if std::path::Path::new("/dev/fuse").exists() {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/fuse")
+            .map_err(SandboxError::FuseDevice)?;
+    }
+    unshare(CloneFlags::CLONE_NEWUSER)
+        .map_err(|err| SandboxError::UserNamespace(err.desc().into()))?;
+    let write = |file: &str, text: String| {
+        std::fs::write(file, text)
+            .map_err(|err| SandboxError::UserNamespace(format!("cannot write {file}: {err}")))
+    };
+    // setgroups must be denied before an unprivileged process maps a gid.
+    write("/proc/self/setgroups", "deny".into())?;
+    write("/proc/self/uid_map", format!("0 {uid} 1"))?;
+    write("/proc/self/gid_map", format!("0 {gid} 1"))?;
+    Ok(())
 }
 
 /// A strategy's process tree, started and waiting at its gate.
@@ -168,15 +214,16 @@ fn namespace_hint(err: nix::Error) -> &'static str {
 /// Call it first thing, while the process has one thread. It forks: the
 /// child returns `Ok(true)` and carries on as the namespace's first
 /// process; the parent stays outside, passes on SIGINT, SIGTERM and SIGHUP,
-/// and exits as the child does (its death kills the child). Without the
-/// privilege (not root), it returns `Ok(false)` and nothing is private.
+/// and exits as the child does (its death kills the child). Not root, it
+/// first becomes root in a user namespace of its own (rootless mode); where
+/// that is refused, it says why and how to allow it.
 pub fn enter_private_namespaces() -> Result<bool, SandboxError> {
     use nix::sched::{unshare, CloneFlags};
     use nix::sys::signal::{SigSet, SigmaskHow, Signal};
     use nix::unistd::{fork, ForkResult};
 
     if !nix::unistd::geteuid().is_root() {
-        return Ok(false);
+        enter_user_namespace()?;
     }
     if let Err(err) = unshare(CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID) {
         tracing::warn!(%err, "no private namespaces: mounts show and may outlive a killed run");

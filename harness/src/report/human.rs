@@ -84,6 +84,9 @@ pub fn write(out: &mut dyn Write, report: &Report, title: &str, color: bool) -> 
         if let Some(why) = &property.why_not_exercised {
             line.push_str(&p.paint("2", &format!(" not exercised: {why}")));
         }
+        if let Some(part) = &property.part_not_exercised {
+            line.push_str(&p.paint("2", &format!(" ({part})")));
+        }
         writeln!(out, "{}", line.trim_end())?;
         for group in &property.groups {
             writeln!(out, "    - {}: {}", group.summary, group.seen)?;

@@ -11,7 +11,7 @@ pub mod junit;
 use fault_fs::{CrashPoint, Fault, OpKind};
 use serde::Serialize;
 
-use crate::check::{Property, Verdict};
+use crate::check::{Observations, Property, Verdict};
 use crate::explore::PointResult;
 use crate::runner::RunOutcome;
 use crate::scenario::{Expectation, Scenario, TargetKind, Versions};
@@ -113,6 +113,10 @@ pub struct PropertyReport {
     /// Why it was not exercised.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub why_not_exercised: Option<String>,
+    /// A part of it that no run could exercise, and why (`owner not
+    /// exercised: …`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub part_not_exercised: Option<String>,
     /// Grouped findings; empty unless it failed.
     pub groups: Vec<FindingGroup>,
     /// What the scenario expects, if it says.
@@ -200,6 +204,7 @@ impl Report {
                     property,
                     status,
                     why_not_exercised: why_not(verdict),
+                    part_not_exercised: part_not_exercised(property, &outcome.observed),
                     groups,
                     expected,
                     as_expected: !(status == Status::Fail && expected != Some(Expectation::Fail)),
@@ -310,6 +315,14 @@ fn why_not(verdict: &Verdict) -> Option<String> {
     }
 }
 
+/// What of `property` the runs could not exercise, whatever they did.
+fn part_not_exercised(property: Property, observed: &Observations) -> Option<String> {
+    (property == Property::Meta && observed.single_uid).then(|| {
+        "owner not exercised: one uid is mapped (rootless), so every file has the same owner"
+            .to_owned()
+    })
+}
+
 /// One property over a recording and its crash points (expectation aside).
 fn explored_property(
     property: Property,
@@ -401,6 +414,7 @@ fn explored_property(
         status,
         why_not_exercised: (status == Status::NotExercised)
             .then(|| why.unwrap_or_else(|| "no crash point exercised it".into())),
+        part_not_exercised: part_not_exercised(property, &record.observed),
         groups: all,
         expected: None,
         as_expected: true,
@@ -586,7 +600,7 @@ mod tests {
 
     /// An undisturbed run that left the new target at `mode`.
     fn with_mode(scenario: &Scenario, mode: u32) -> RunOutcome {
-        use crate::check::{Observations, StrategyRun, TargetClass, TargetState};
+        use crate::check::{StrategyRun, TargetClass, TargetState};
         let target = |class| TargetState {
             class,
             ..TargetState::missing()
@@ -607,6 +621,7 @@ mod tests {
             retry: None,
             live: Vec::new(),
             probes: Vec::new(),
+            single_uid: false,
         };
         let wanted = crate::check::Wanted {
             mode: scenario.mode,
