@@ -273,6 +273,9 @@ fn mount(args: MountArgs) -> Result<Exit, Failure> {
         }
         load_dir(&mut tree, from)?;
     }
+    fault_fs::preflight(&args.dir)?;
+    // Still one thread: the watcher that unmounts if we are SIGKILLed.
+    let _watcher = fault_fs::UnmountWhenGone::watch(&args.dir).map_err(Failure::environment)?;
     // Register before mounting so a signal during the mount is not lost.
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])
         .map_err(Failure::environment)?;

@@ -323,6 +323,30 @@ fn swapfault_mount_unmounts_on_sigterm_and_sigint() {
 }
 
 #[test]
+fn a_sigkilled_swapfault_mount_leaves_no_mount() {
+    let scratch = Scratch::new();
+    let mut child = swapfault()
+        .arg("mount")
+        .arg(scratch.mnt())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("swapfault mount");
+    assert!(wait_for(Duration::from_secs(10), || !mounted_under(
+        &scratch.mnt()
+    )
+    .is_empty()));
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let gone = wait_for(Duration::from_secs(2), || {
+        mounted_under(&scratch.mnt()).is_empty()
+    });
+    if !gone {
+        let _ = nix::mount::umount2(&scratch.mnt(), nix::mount::MntFlags::MNT_DETACH);
+    }
+    assert!(gone, "the mount outlived its SIGKILLed server by 2 s");
+}
+
+#[test]
 fn mount_errors_name_the_fix() {
     let scratch = Scratch::new();
     std::fs::write(scratch.mnt().join("x"), b"x").expect("make non-empty");

@@ -40,6 +40,7 @@ pub use fs::{
 };
 pub use mount::{
     check_environment, detach_all, is_mount_point, load_dir, preflight, FaultMount, MountError,
+    UnmountWhenGone,
 };
 pub use op::{OpKind, OpRecord, Trace};
 pub use persistence::{Durability, PersistenceModel};

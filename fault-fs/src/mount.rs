@@ -177,6 +177,114 @@ pub fn load_dir(tree: &mut Tree, from: &Path) -> Result<(), MountError> {
     walk(tree, from, ROOT_INO)
 }
 
+/// Unmounts a mount when the process that serves it dies, however it dies
+/// (SIGKILL, the OOM killer), as fusermount's `auto_unmount` does: a dead
+/// server leaves its mount in the table, failing every access with ENOTCONN.
+///
+/// Made before the mount, while this process has one thread: it forks a
+/// watcher that waits for the end of a pipe only this process writes to.
+/// When the pipe ends it looks for a swapfault mount at the directory, and
+/// detaches it and aborts its connection. Dropping the guard after a clean
+/// unmount lets the watcher end with nothing to do.
+#[derive(Debug)]
+pub struct UnmountWhenGone {
+    pipe: Option<std::os::fd::OwnedFd>,
+    watcher: nix::unistd::Pid,
+}
+
+impl UnmountWhenGone {
+    /// Starts the watcher for the mount that is about to be made on `dir`.
+    pub fn watch(dir: &Path) -> std::io::Result<UnmountWhenGone> {
+        use nix::unistd::{fork, pipe2, ForkResult};
+        let dir = dir.canonicalize()?;
+        let (read, write) = pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        // SAFETY: the caller's contract: one thread, so the child may do
+        // anything a fresh process can.
+        match unsafe { fork() }? {
+            ForkResult::Child => {
+                drop(write);
+                watch_and_unmount(read, &dir);
+                // SAFETY: ends the child without running the parent's
+                // destructors or atexit handlers a second time.
+                unsafe { libc::_exit(0) }
+            }
+            ForkResult::Parent { child } => Ok(UnmountWhenGone {
+                pipe: Some(write),
+                watcher: child,
+            }),
+        }
+    }
+}
+
+impl Drop for UnmountWhenGone {
+    fn drop(&mut self) {
+        self.pipe.take();
+        let _ = nix::sys::wait::waitpid(self.watcher, None);
+    }
+}
+
+/// The watcher's life: no terminal signals (a Ctrl-C is for the server,
+/// which unmounts itself), no inherited stdio (a reader of swapfault's
+/// output would otherwise wait for the watcher too), then wait for the
+/// pipe to end.
+fn watch_and_unmount(read: std::os::fd::OwnedFd, dir: &Path) {
+    use nix::sys::signal::{signal, SigHandler, Signal};
+    for sig in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGPIPE,
+    ] {
+        // SAFETY: ignoring a signal installs no handler code.
+        let _ = unsafe { signal(sig, SigHandler::SigIgn) };
+    }
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for fd in 0..3 {
+            // SAFETY: dup2 onto a standard descriptor number; no Rust
+            // object owns those in this child.
+            unsafe { libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), fd) };
+        }
+    }
+    let mut file = std::fs::File::from(read);
+    let mut sink = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut file, &mut sink);
+    let Some(minor) = swapfault_mount_at(dir) else {
+        return;
+    };
+    let _ = umount2(dir, MntFlags::MNT_DETACH);
+    if !is_mount_point(dir) {
+        // Without privilege to unmount, the helper that mounted it can.
+        let _ = std::process::Command::new("fusermount3")
+            .args(["-u", "-z", "--"])
+            .arg(dir)
+            .status();
+    }
+    // Processes blocked on the dead connection get an error, not a hang.
+    let _ = std::fs::write(format!("/sys/fs/fuse/connections/{minor}/abort"), b"1");
+}
+
+/// The device minor (the FUSE connection) of a swapfault mount at `dir`.
+fn swapfault_mount_at(dir: &Path) -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let wanted = dir.to_string_lossy();
+    info.lines().find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let dash = fields.iter().position(|f| *f == "-")?;
+        // fuse (or fuse.swapfault where the subtype is kept), from swapfault.
+        let fstype = fields.get(dash + 1)?;
+        let source = fields.get(dash + 2)?;
+        (unescape_mountinfo(fields.get(4)?) == wanted
+            && fstype.starts_with("fuse")
+            && *source == "swapfault")
+            .then(|| fields.get(2)?.split_once(':')?.1.parse().ok())
+            .flatten()
+    })
+}
+
 /// Mount points of this process that are up, for [`detach_all`].
 static ACTIVE: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
 
