@@ -284,6 +284,12 @@ fn stall_ends_at_its_deadline() {
     );
 }
 
+/// Waits (up to 10 s) for `swapfault mount` to have mounted `dir`.
+fn assert_mounted_soon(dir: &Path) {
+    let up = wait_for(Duration::from_secs(10), || !mounted_under(dir).is_empty());
+    assert!(up, "{} was not mounted within 10 s", dir.display());
+}
+
 #[test]
 fn swapfault_mount_unmounts_on_sigterm_and_sigint() {
     for signal in [libc::SIGTERM, libc::SIGINT] {
@@ -302,10 +308,7 @@ fn swapfault_mount_unmounts_on_sigterm_and_sigint() {
             .stderr(Stdio::null())
             .spawn()
             .expect("swapfault mount");
-        assert!(wait_for(Duration::from_secs(10), || !mounted_under(
-            &scratch.mnt()
-        )
-        .is_empty()));
+        assert_mounted_soon(&scratch.mnt());
         assert_eq!(
             std::fs::read(scratch.mnt().join("file")).expect("read"),
             b"hello"
@@ -331,10 +334,7 @@ fn a_sigkilled_swapfault_mount_leaves_no_mount() {
         .stderr(Stdio::null())
         .spawn()
         .expect("swapfault mount");
-    assert!(wait_for(Duration::from_secs(10), || !mounted_under(
-        &scratch.mnt()
-    )
-    .is_empty()));
+    assert_mounted_soon(&scratch.mnt());
     child.kill().expect("SIGKILL");
     let _ = child.wait();
     let gone = wait_for(Duration::from_secs(2), || {

@@ -793,14 +793,7 @@ fn probe_stalled(
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             }
-            let all_blocked = tasks
-                .iter()
-                .enumerate()
-                .filter(|(index, _)| !seen.iter().any(|(done, _)| done == index))
-                .all(|(_, task)| task.blocked());
-            if !all_blocked {
-                blocked_since = None;
-            } else if now - *blocked_since.get_or_insert(now) >= PROBE_BLOCKED_FOR {
+            if blocked_for_long(&tasks, &seen, &mut blocked_since, now) {
                 break;
             }
         }
@@ -822,15 +815,7 @@ fn probe_stalled(
                 Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
             }
-            let now = Instant::now();
-            let all_blocked = tasks
-                .iter()
-                .enumerate()
-                .filter(|(index, _)| !seen.iter().any(|(done, _)| done == index))
-                .all(|(_, task)| task.blocked());
-            if !all_blocked {
-                blocked_since = None;
-            } else if now - *blocked_since.get_or_insert(now) >= PROBE_BLOCKED_FOR {
+            if blocked_for_long(&tasks, &seen, &mut blocked_since, Instant::now()) {
                 handle.hold_next_op(None);
                 handle.release_stalls();
             }
@@ -842,6 +827,27 @@ fn probe_stalled(
     seen.into_iter()
         .map(|(_, observation)| observation)
         .collect()
+}
+
+/// Whether every probe not done yet has slept uninterruptibly (on the op,
+/// or on what it holds) for [`PROBE_BLOCKED_FOR`]; `since` keeps when they
+/// all started to.
+fn blocked_for_long(
+    tasks: &[ProbeTask],
+    seen: &[(usize, ProbeObservation)],
+    since: &mut Option<Instant>,
+    now: Instant,
+) -> bool {
+    let all_blocked = tasks
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| !seen.iter().any(|(done, _)| done == index))
+        .all(|(_, task)| task.blocked());
+    if !all_blocked {
+        *since = None;
+        return false;
+    }
+    now - *since.get_or_insert(now) >= PROBE_BLOCKED_FOR
 }
 
 fn child_stderr(child: &mut ChildGuard) -> std::thread::JoinHandle<String> {
