@@ -895,3 +895,25 @@ fn a_view_is_another_file_system_over_the_same_tree() {
     drop(view_mount);
     drop(mount);
 }
+
+#[test]
+fn a_hold_parks_the_next_op_until_released() {
+    let scratch = Scratch::new();
+    let mount = scratch.mount(tree_with_target(b"old"), FaultPlan::default());
+    let handle = mount.handle().clone();
+    handle.hold_next_op(Some(std::time::Instant::now() + Duration::from_secs(10)));
+    // The next op waits until released; the tree has not changed meanwhile.
+    let mut writer = Command::new("sh")
+        .arg("-c")
+        .arg(format!("echo new > {}", mount.join("written").display()))
+        .spawn()
+        .expect("writer");
+    let held = handle
+        .wait_for_stall(Duration::from_secs(5))
+        .expect("the writer's first op is held");
+    assert_eq!(held.fault, None, "a hold is no fault");
+    assert!(handle.with_tree(|tree| tree.resolve("written").is_err()));
+    handle.release_stalls();
+    assert!(writer.wait().expect("writer").success());
+    assert!(handle.with_tree(|tree| tree.resolve("written").is_ok()));
+}

@@ -515,8 +515,12 @@ impl FaultFs {
         if in_scope {
             record.scope = state.scope_id;
         }
+        // A release comes after close(2) has returned: it cannot fail
+        // usefully, and holding it would hold nobody, so no rule or hold
+        // is spent on it.
+        let faultable = in_scope && kind != OpKind::Release;
         let mut verdict = Verdict::Proceed;
-        if in_scope {
+        if faultable {
             let State { plan, matches, .. } = &mut *state;
             for (rule, count) in plan.rules.iter().zip(matches.iter_mut()) {
                 if !rule.matches(&record) {
@@ -550,7 +554,7 @@ impl FaultFs {
                 break;
             }
         }
-        if in_scope && matches!(verdict, Verdict::Proceed) {
+        if faultable && matches!(verdict, Verdict::Proceed) {
             if let Some(deadline) = state.hold_next.take() {
                 verdict = Verdict::Stall(
                     Arc::new(StallGate {
@@ -1190,13 +1194,8 @@ impl Filesystem for FaultFs {
         reply: ReplyEmpty,
     ) {
         let ino = self.tree_ino(ino);
-        // Release cannot fail usefully (close(2) has returned already), so it
-        // is traced but never faulted or stalled.
+        // Traced, never faulted or held (see `gate`).
         let gate = self.gate(req, OpKind::Release, At::Ino(ino.0), None, NO_ARGS);
-        let gate = Gate {
-            verdict: Verdict::Proceed,
-            ..gate
-        };
         self.run(
             gate,
             move |state, _| {
