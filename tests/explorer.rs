@@ -569,6 +569,8 @@ fn a_download_staged_in_tmpdir_is_crash_points_and_the_retry_sees_what_the_kill_
     );
     // Staged through a temp file and a move across file systems (not a
     // rename): a kill between its unlink and its create leaves no target.
+    // This guards the other way: a TMPDIR on the target's own file system
+    // would make the move an atomic rename and hide the bug.
     let moved = r#"f=$(mktemp); cp "$SWAPFAULT_NEW" "$f" && mv "$f" "$SWAPFAULT_TARGET""#;
     let report = explore_json(&["--strategy", moved]);
     let group = group_at(&report, "kill", "unlink#1:kill-after");

@@ -96,12 +96,11 @@ fn compile(args: &[&std::ffi::OsStr]) -> Result<(), CanaryError> {
 
 /// Runs `compiler` with `args`.
 fn compile_with(compiler: &str, args: &[&std::ffi::OsStr]) -> Result<(), CanaryError> {
-    let compiler = compiler.to_owned();
-    let output = Command::new(&compiler)
+    let output = Command::new(compiler)
         .args(args)
         .output()
         .map_err(|source| CanaryError::NoCompiler {
-            compiler: compiler.clone(),
+            compiler: compiler.to_owned(),
             source,
         })?;
     if !output.status.success() {
