@@ -250,7 +250,8 @@ pub enum Scope {
     ProcessGroup(u32),
     /// Every process of one PID namespace (named by its inode), whatever
     /// group it is in; `init` is the namespace's first process as this
-    /// process sees it: killing it kills them all.
+    /// process sees it, a supervisor that a kill fault spares: every other
+    /// process descends from it.
     PidNamespace {
         /// The namespace's inode (`/proc/PID/ns/pid`).
         ns: u64,
@@ -323,10 +324,10 @@ fn proc_info(pid: u32) -> Option<Caller> {
 }
 
 /// Sends `signal` to every process of the PID namespace whose init is
-/// `init`, the caller first, before its request is answered: so no process
-/// of the tree runs on past the op, which the kernel's teardown of the
-/// namespace after its init's death would not ensure. The init ignores all
-/// but SIGKILL, which ends the namespace for good.
+/// `init`, but the init, the caller first, before its request is answered:
+/// so no process of the tree runs on past the op. A process may fork while
+/// its siblings are signalled, so the namespace is walked again until a
+/// walk finds nobody new.
 fn signal_namespace(init: u32, caller: u32, signal: Signal) {
     let kill_one = |pid: u32| {
         if let Err(err) = kill(Pid::from_raw(pid as i32), signal) {
@@ -334,13 +335,20 @@ fn signal_namespace(init: u32, caller: u32, signal: Signal) {
         }
     };
     kill_one(caller);
-    for pid in descendants(init) {
-        if pid != caller {
-            kill_one(pid);
+    let mut signalled = vec![caller];
+    // Bounded: a tree that forks faster than it is walked is not waited on.
+    for _ in 0..8 {
+        let new: Vec<u32> = descendants(init)
+            .into_iter()
+            .filter(|pid| !signalled.contains(pid))
+            .collect();
+        if new.is_empty() {
+            break;
         }
-    }
-    if signal == Signal::SIGKILL {
-        kill_one(init);
+        for pid in new {
+            kill_one(pid);
+            signalled.push(pid);
+        }
     }
 }
 

@@ -1,27 +1,37 @@
 /*
- * swapfault's init for a strategy: the first process of a PID namespace of
- * its own (swapfault starts it so), it runs COMMAND, so that everything the
- * strategy starts stays inside the namespace, whatever it does (setsid,
- * setpgid, double fork, daemons).
+ * swapfault's init for the strategies of one worker: the first process of a
+ * PID namespace of its own (swapfault starts it so), it runs each strategy
+ * it is sent, so that everything the strategy starts stays inside the
+ * namespace, whatever it does (setsid, setpgid, double fork, daemons). One
+ * init serves every run of a worker: starting it and its namespace once
+ * keeps an exec and a namespace off the path of every crash point.
  *
- *   sandbox-init COMMAND [ARG...]
+ *   sandbox-init --serve
  *
- * Its stdout is a report to swapfault, one line each, once COMMAND ended:
+ * Its stdin is a SOCK_SEQPACKET socket. Each request is one message of
+ * NUL-terminated fields, a tag letter each:
+ *   dDIR           the working directory
+ *   aARG           the next argument (the first names the program, on PATH)
+ *   eKEY=VALUE     set in the environment (the init's own, plus these)
+ *   uKEY           removed from it
+ * with two descriptors attached: the command's stdin and stderr (its
+ * stdout is /dev/null). Once the command has ended, and every process it
+ * left has been listed, killed and reaped, the init answers with one
+ * message of lines:
  *   exit N          COMMAND exited with N
  *   signal N        COMMAND was killed by signal N
  *   left PID COMM   a process COMMAND started was still running then
- *   error TEXT      the sandbox could not be made
- * COMMAND gets stdin and stderr as given, stdout on /dev/null.
+ *   error TEXT      the request could not be run
+ * SIGUSR1 kills every process of the namespace but the init: the end of a
+ * run, at its deadline or when it is over. The init ends when the socket
+ * closes, or with the thread that started it; the kernel then kills what
+ * is left in the namespace.
  *
  *   sandbox-init --read FILE
  *
  * copies FILE to stdout, as cat would: the read probe. It is here because
  * this program starts several times faster than a dynamically linked cat,
  * and a probe runs at every stalled op.
- *
- * When COMMAND ends, this init reports and exits, and the kernel kills every
- * process left in the namespace; killing the init (SIGKILL) kills them all
- * at once, and so does the death of the thread that started it.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -33,14 +43,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 /* Enough to name what was left; a bound keeps the report within a pipe's
  * buffer, so swapfault can read it after the init has exited. */
 #define MAX_LEFT 64
+/* A request's size and fields; swapfault sends a few of each. */
+#define MAX_REQUEST (1 << 16)
+#define MAX_FIELDS 256
 
-static void report_left(FILE *report) {
+static int report_left(char *report, int used, int size) {
     /* Orphans are reparented to us: our children now are what was left.
      * One that is on its way out (its pipes closed, not yet reaped) gets a
      * moment to finish; what still runs after it was left running. */
@@ -48,13 +62,13 @@ static void report_left(FILE *report) {
         while (waitpid(-1, NULL, WNOHANG) > 0) {
         }
         if (waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD) {
-            return;
+            return used;
         }
         usleep(1000);
     }
     FILE *children = fopen("/proc/thread-self/children", "r");
     if (!children) {
-        return;
+        return used;
     }
     int pid, left = 0;
     while (left < MAX_LEFT && fscanf(children, "%d", &pid) == 1) {
@@ -67,10 +81,14 @@ static void report_left(FILE *report) {
             }
             fclose(f);
         }
-        fprintf(report, "left %d %s\n", pid, comm);
+        used += snprintf(report + used, size - used, "left %d %s\n", pid, comm);
+        if (used >= size) {
+            used = size - 1;
+        }
         left++;
     }
     fclose(children);
+    return used;
 }
 
 /* The read probe: FILE to stdout; exit 1 with the reason if it fails. */
@@ -103,42 +121,89 @@ static int read_probe(const char *path) {
     }
 }
 
-int main(int argc, char **argv) {
-    if (argc == 3 && strcmp(argv[1], "--read") == 0) {
-        /* A name that says what it is, in ps and in swapfault's own checks. */
-        prctl(PR_SET_NAME, "swapfault-read");
-        return read_probe(argv[2]);
+/* SIGUSR1: every process of the namespace but this one dies. */
+static void kill_all(int signal) {
+    (void)signal;
+    int saved = errno;
+    kill(-1, SIGKILL);
+    errno = saved;
+}
+
+/* Whether environment entry `entry` sets `key` (up to '=' or the end). */
+static int same_key(const char *entry, const char *key) {
+    size_t n = strcspn(key, "=");
+    return strncmp(entry, key, n) == 0 && entry[n] == '=';
+}
+
+/* Runs one request (fields in `request`, `length` bytes) with stdin and
+ * stderr `in` and `err` (closed, and `*closed` set, once the command has
+ * them); writes the report into `report`. */
+static int run(char *request, size_t length, int in, int err, int *closed, int devnull,
+               char *report, int size) {
+    static char *argv[MAX_FIELDS + 1], *changes[MAX_FIELDS + 1];
+    static char *envp[4096 + MAX_FIELDS + 1];
+    const char *dir = NULL;
+    int args = 0, nchanges = 0;
+    for (size_t at = 0; at < length;) {
+        char *field = request + at;
+        size_t n = strnlen(field, length - at);
+        if (n == length - at) {
+            return snprintf(report, size, "error a field without its end\n");
+        }
+        at += n + 1;
+        if (args == MAX_FIELDS || nchanges == MAX_FIELDS) {
+            return snprintf(report, size, "error too many fields\n");
+        }
+        switch (field[0]) {
+        case 'd': dir = field + 1; break;
+        case 'a': argv[args++] = field + 1; break;
+        case 'e': case 'u': changes[nchanges++] = field; break;
+        default: return snprintf(report, size, "error unknown field %.20s\n", field);
+        }
     }
-    /* Whatever ends swapfault ends this, and so the namespace. (Should it
-     * end before this line, the strategy's gate on stdin sees EOF and the
-     * strategy runs nothing.) */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    FILE *report = fdopen(dup(STDOUT_FILENO), "w");
-    int devnull = open("/dev/null", O_RDWR);
-    if (!report || devnull < 0) {
-        return 125;
+    if (args == 0) {
+        return snprintf(report, size, "error no command\n");
     }
-    dup2(devnull, STDOUT_FILENO);
-    close(devnull);
-    if (argc < 2) {
-        fprintf(report, "error usage: sandbox-init COMMAND [ARG...]\n");
-        return 125;
+    argv[args] = NULL;
+    /* The init's environment (swapfault's), less what a change names. */
+    int nenv = 0;
+    for (char **e = environ; *e && nenv < 4096; e++) {
+        int changed = 0;
+        for (int i = 0; i < nchanges && !changed; i++) {
+            changed = same_key(*e, changes[i] + 1);
+        }
+        if (!changed) {
+            envp[nenv++] = *e;
+        }
     }
-    if (getpid() != 1) {
-        fprintf(report, "error not the first process of a PID namespace\n");
-        return 125;
+    for (int i = 0; i < nchanges; i++) {
+        if (changes[i][0] == 'e') {
+            envp[nenv++] = changes[i] + 1;
+        }
     }
-    /* posix_spawn (a vfork, then exec): no copy of our pages to make. The
-     * report's descriptor is close-on-exec, so the command does not get it. */
-    fcntl(fileno(report), F_SETFD, FD_CLOEXEC);
+    envp[nenv] = NULL;
+
+    /* posix_spawn (a vfork, then exec): no copy of our pages to make. */
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, in, STDIN_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, devnull, STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&actions, err, STDERR_FILENO);
+    if (dir) {
+        posix_spawn_file_actions_addchdir_np(&actions, dir);
+    }
     pid_t command;
-    int failed = posix_spawnp(&command, argv[1], NULL, NULL, argv + 1, environ);
+    int failed = posix_spawnp(&command, argv[0], &actions, NULL, argv, envp);
+    posix_spawn_file_actions_destroy(&actions);
     if (failed) {
-        fprintf(stderr, "swapfault: cannot run %s: %s\n", argv[1], strerror(failed));
-        fprintf(report, "exit 127\n");
-        fclose(report);
-        return 0;
+        dprintf(err, "swapfault: cannot run %s%s%s: %s\n", argv[0], dir ? " in " : "",
+                dir ? dir : "", strerror(failed));
+        return snprintf(report, size, "exit 127\n");
     }
+    /* The command's copies are its own now: its pipes end with it. */
+    close(in);
+    close(err);
+    *closed = 1;
     int status = 0;
     for (;;) {
         int st;
@@ -151,12 +216,97 @@ int main(int argc, char **argv) {
             break;
         }
     }
+    int used = 0;
     if (WIFEXITED(status)) {
-        fprintf(report, "exit %d\n", WEXITSTATUS(status));
+        used = snprintf(report, size, "exit %d\n", WEXITSTATUS(status));
     } else if (WIFSIGNALED(status)) {
-        fprintf(report, "signal %d\n", WTERMSIG(status));
+        used = snprintf(report, size, "signal %d\n", WTERMSIG(status));
     }
-    report_left(report);
-    fclose(report);
-    return 0;
+    used = report_left(report, used, size);
+    /* Nothing of this run may meet the next: kill what is left, reap it. */
+    kill(-1, SIGKILL);
+    while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {
+    }
+    return used;
+}
+
+/* Serves requests on stdin until it closes. */
+static int serve(void) {
+    int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
+    if (devnull < 0) {
+        return 125;
+    }
+    dup2(devnull, STDOUT_FILENO);
+    if (getpid() != 1) {
+        static const char error[] = "error not the first process of a PID namespace\n";
+        send(STDIN_FILENO, error, sizeof error - 1, 0);
+        return 125;
+    }
+    struct sigaction action = {.sa_handler = kill_all, .sa_flags = SA_RESTART};
+    sigaction(SIGUSR1, &action, NULL);
+    static char request[MAX_REQUEST], report[4096 + MAX_LEFT * 32];
+    for (;;) {
+        union {
+            struct cmsghdr header;
+            char space[CMSG_SPACE(2 * sizeof(int))];
+        } control;
+        struct iovec iov = {.iov_base = request, .iov_len = sizeof request};
+        struct msghdr message = {
+            .msg_iov = &iov,
+            .msg_iovlen = 1,
+            .msg_control = control.space,
+            .msg_controllen = sizeof control.space,
+        };
+        ssize_t n = recvmsg(STDIN_FILENO, &message, MSG_CMSG_CLOEXEC);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return 0;
+        }
+        int fds[2] = {-1, -1}, nfds = 0;
+        for (struct cmsghdr *c = CMSG_FIRSTHDR(&message); c; c = CMSG_NXTHDR(&message, c)) {
+            if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+                int count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (int i = 0; i < count; i++) {
+                    int fd;
+                    memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+                    if (nfds < 2) {
+                        fds[nfds++] = fd;
+                    } else {
+                        close(fd);
+                    }
+                }
+            }
+        }
+        int used, closed = 0;
+        if (message.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) {
+            used = snprintf(report, sizeof report, "error request too large\n");
+        } else if (nfds != 2) {
+            used = snprintf(report, sizeof report, "error a request needs stdin and stderr\n");
+        } else {
+            used = run(request, n, fds[0], fds[1], &closed, devnull, report, sizeof report);
+        }
+        for (int i = 0; i < nfds && !closed; i++) {
+            close(fds[i]);
+        }
+        if (send(STDIN_FILENO, report, used, MSG_NOSIGNAL) < 0) {
+            return 0;
+        }
+    }
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "--read") == 0) {
+        /* A name that says what it is, in ps and in swapfault's own checks. */
+        prctl(PR_SET_NAME, "swapfault-read");
+        return read_probe(argv[2]);
+    }
+    if (argc == 2 && strcmp(argv[1], "--serve") == 0) {
+        /* Whatever ends swapfault ends this, and so the namespace. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        return serve();
+    }
+    fprintf(stderr, "usage: sandbox-init --serve | --read FILE\n");
+    return 2;
 }

@@ -160,6 +160,21 @@ impl ChildGuard {
         self.child.stderr.take()
     }
 
+    /// Whether it has not exited yet, as far as can be told without
+    /// reaping it (its pidfd is not readable).
+    pub fn is_running(&self) -> bool {
+        let Some(pidfd) = &self.pidfd else {
+            return self.exit.is_none();
+        };
+        let mut poll = libc::pollfd {
+            fd: pidfd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, for the duration of the call.
+        self.exit.is_none() && unsafe { libc::poll(&mut poll, 1, 0) } == 0
+    }
+
     /// How it ended, if it has.
     pub fn try_exit(&mut self) -> Option<Exit> {
         if self.exit.is_none() {

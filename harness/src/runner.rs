@@ -471,6 +471,8 @@ impl NewStamp {
 pub(crate) struct Stage {
     // Field order is drop order: live processes die before the unmount, the
     // unmount happens before the temp dir goes.
+    /// The strategy's sandbox, started at the first run.
+    sandbox: Option<Sandbox>,
     live: Option<LiveCanary>,
     live_commands: Vec<(String, ChildGuard)>,
     /// The tree's TMP_DIR as a file system of its own: the strategy's TMPDIR.
@@ -517,6 +519,7 @@ impl Stage {
             .clone()
             .unwrap_or_else(|| mount.join(format!("{STAGING_DIR}/{}", prepared.target_name)));
         let mut stage = Stage {
+            sandbox: None,
             live: None,
             live_commands: Vec::new(),
             tmp,
@@ -618,52 +621,68 @@ struct Ran {
 }
 
 /// Runs the strategy once in its sandbox (a PID namespace of its own, so
-/// its whole process tree is in scope), gated so no op escapes the fault
-/// plan, with probes at every stalled op.
-fn run_strategy(prepared: &Prepared, stage: &Stage, probes: &[ProbeKind]) -> Result<Ran, RunError> {
+/// its whole process tree is in scope), with probes at every stalled op.
+fn run_strategy(
+    prepared: &Prepared,
+    stage: &mut Stage,
+    probes: &[ProbeKind],
+) -> Result<Ran, RunError> {
+    let mut sandbox = match stage.sandbox.take() {
+        Some(sandbox) if sandbox.is_ours() => sandbox,
+        _ => Sandbox::start(&prepared.sandbox_init)?,
+    };
+    let ran = run_in(prepared, stage, &mut sandbox, probes)?;
+    // A sandbox whose run failed is not trusted again: it is dropped (its
+    // namespace killed) with the error.
+    stage.sandbox = Some(sandbox);
+    Ok(ran)
+}
+
+/// [`run_strategy`] in `sandbox`.
+fn run_in(
+    prepared: &Prepared,
+    stage: &Stage,
+    sandbox: &mut Sandbox,
+    probes: &[ProbeKind],
+) -> Result<Ran, RunError> {
     let scenario = &prepared.scenario;
     let handle = stage.handle();
     let target = stage.mount.join(prepared.target_rel());
-    // The strategy's shell waits at a gate (a line on stdin) until the fault
-    // scope is on its namespace, so none of its ops escapes the plan; should
-    // swapfault be gone by then, it runs nothing. The command follows in the
-    // same script (no eval), so a strategy costs the processes a plain
-    // `sh -c` does, plus its init.
-    let script = format!(
-        "read -r _gate || exit 125; exec </dev/null; {}",
-        scenario.command
-    );
     let mut command = Command::new("sh");
     command
         .arg("-c")
-        .arg(script)
+        .arg(&scenario.command)
         .current_dir(&scenario.workdir)
         .env("SWAPFAULT_TARGET", &target)
         .env("SWAPFAULT_NEW", &stage.new_path)
         .env("TMPDIR", stage.tmp.path());
-    let mut sandbox = Sandbox::spawn(&prepared.sandbox_init, &command)?;
+    let (stderr_read, stderr_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|err| {
+            io("cannot make a pipe for the strategy's stderr")(std::io::Error::from(err))
+        })?;
+    // The scope is the sandbox's namespace before the command starts in
+    // it, so none of its ops escapes the plan.
     let scope = handle.set_scope(Scope::PidNamespace {
         ns: sandbox.ns,
         init: sandbox.init,
     });
-    if let Some(mut gate) = sandbox.child.take_stdin() {
-        let _ = gate.write_all(b"go\n");
-    }
-    let stderr = child_stderr(&mut sandbox.child);
+    sandbox.run(&command, stderr_write)?;
+    let stderr = read_tail(std::fs::File::from(stderr_read));
     let deadline = Instant::now() + scenario.timeout;
     let mut observations = Vec::new();
-    let child = &mut sandbox.child;
-    let timed_out = loop {
-        if child.try_exit().is_some() {
-            break false;
+    let ending = loop {
+        if let Some(ending) = sandbox.wait_for_ending(Duration::ZERO) {
+            break Some(ending);
         }
         let now = Instant::now();
         if now >= deadline {
-            break true;
+            break None;
         }
         if probes.is_empty() {
             // Nothing to probe, so no stall to watch for: wait for the end.
-            child.wait_for_exit(deadline - now);
+            if let Some(ending) = sandbox.wait_for_ending(deadline - now) {
+                break Some(ending);
+            }
             continue;
         }
         if let Some(stalled) = handle.wait_for_stall(Duration::ZERO) {
@@ -684,22 +703,31 @@ fn run_strategy(prepared: &Prepared, stage: &Stage, probes: &[ProbeKind]) -> Res
             }
             continue;
         }
-        child.wait_for_exit(POLL.min(deadline - now));
+        if let Some(ending) = sandbox.wait_for_ending(POLL.min(deadline - now)) {
+            break Some(ending);
+        }
     };
-    // Nothing the strategy started may outlive it. Stalls are released
-    // between the signal and the reaping: a process killed in a request the
-    // daemon holds cannot die until that request is answered.
-    sandbox.kill();
+    let timed_out = ending.is_none();
+    let ending = match ending {
+        Some(ending) => ending,
+        None => {
+            // Stalls are released after the signal: a process killed in a
+            // request the daemon holds cannot die until it is answered.
+            sandbox.kill();
+            handle.release_stalls();
+            sandbox.wait_for_ending(SANDBOX_END).ok_or_else(|| {
+                SandboxError::Namespace("the sandbox did not end a run it killed".into())
+            })?
+        }
+    };
     handle.release_stalls();
-    sandbox.child.kill_group();
-    let ending = sandbox.ending();
     if let Some(error) = ending.error {
         return Err(SandboxError::Namespace(error).into());
     }
     let exit = if timed_out {
         Exit::Timeout
     } else {
-        // No word from the init: the namespace was killed (a kill fault).
+        // No word from the init: the namespace was killed.
         ending.exit.unwrap_or(Exit::Signal(libc::SIGKILL))
     };
     // The run's temp dir differs every time: name it so findings compare.
@@ -715,6 +743,9 @@ fn run_strategy(prepared: &Prepared, stage: &Stage, probes: &[ProbeKind]) -> Res
         left_running: ending.left_running,
     })
 }
+
+/// How long a sandbox may take to end a run it was told to kill.
+const SANDBOX_END: Duration = Duration::from_secs(10);
 
 /// Where a probe runs, to tell a probe blocked on the stalled op from a
 /// slow one: its thread, and the process it started, if any (0: none yet).
@@ -850,13 +881,10 @@ fn blocked_for_long(
     now - *since.get_or_insert(now) >= PROBE_BLOCKED_FOR
 }
 
-fn child_stderr(child: &mut ChildGuard) -> std::thread::JoinHandle<String> {
-    let stderr = child.take_stderr();
+fn read_tail(mut stderr: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
         let mut text = String::new();
-        if let Some(mut stderr) = stderr {
-            let _ = stderr.read_to_string(&mut text);
-        }
+        let _ = stderr.read_to_string(&mut text);
         // Keep the tail: the last lines say why it stopped.
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(5)..].join("\n")

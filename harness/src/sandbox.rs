@@ -7,15 +7,18 @@
 //! the first process of a PID namespace made for it: everything the
 //! strategy starts lives in it. fault-fs traces and faults the ops of every
 //! process in that namespace ([`fault_fs::Scope::PidNamespace`]); a kill
-//! fault kills the namespace's init, and the kernel kills the rest; the
-//! strategy has finished when its first process has, and what it left
-//! running is reported, then killed.
+//! fault kills every process in it but the init; the strategy has finished
+//! when its first process has, and what it left running is reported, then
+//! killed. One init serves all the runs of a stage, one after another.
 
-use std::io::Read;
-use std::os::fd::{AsFd, OwnedFd};
+use std::ffi::OsStr;
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use crate::live::{ChildGuard, Exit};
 
@@ -81,15 +84,24 @@ fn enter_user_namespace() -> Result<(), SandboxError> {
     Ok(())
 }
 
-/// A strategy's process tree, started and waiting at its gate.
+/// A worker's sandbox: an init, the first process of a PID namespace of its
+/// own, that runs each strategy it is sent ([`Sandbox::run`]) and reports
+/// how it ended ([`Sandbox::wait_for_ending`]). One serves every run of a
+/// stage, so a crash point pays neither the init's exec nor a namespace.
 #[derive(Debug)]
 pub struct Sandbox {
     /// The namespace's init, our child: killing it kills the namespace.
-    pub child: ChildGuard,
+    child: ChildGuard,
+    /// Our end of the init's request socket.
+    control: OwnedFd,
     /// The init's pid, as this process sees it.
     pub init: u32,
     /// The namespace's inode: what fault-fs scopes to.
     pub ns: u64,
+    /// The thread that started the init: the init dies with it.
+    thread: std::thread::ThreadId,
+    /// A run was sent and its ending not yet read.
+    running: bool,
 }
 
 /// How the strategy ended, as its init reported it.
@@ -103,80 +115,9 @@ pub struct Ending {
     pub error: Option<String>,
 }
 
-/// This process's own PID namespace, to go back to after each spawn.
-fn own_pid_namespace() -> Result<&'static OwnedFd, SandboxError> {
-    static OWN: OnceLock<Result<OwnedFd, String>> = OnceLock::new();
-    OWN.get_or_init(|| {
-        std::fs::File::open("/proc/self/ns/pid")
-            .map(OwnedFd::from)
-            .map_err(|err| format!("cannot open /proc/self/ns/pid: {err}"))
-    })
-    .as_ref()
-    .map_err(|err| SandboxError::Namespace(err.clone()))
-}
-
-impl Sandbox {
-    /// Starts `command` (prepared with its arguments, environment, working
-    /// directory, stdin and stderr) under `init`, as the first process of a
-    /// new PID namespace. The command's stdout is /dev/null.
-    ///
-    /// The init's death signal is tied to the calling thread: call it from
-    /// the thread that waits for the sandbox.
-    pub fn spawn(init: &Path, command: &Command) -> Result<Sandbox, SandboxError> {
-        use nix::sched::{setns, unshare, CloneFlags};
-
-        let mut wrapped = Command::new(init);
-        wrapped.arg(command.get_program()).args(command.get_args());
-        if let Some(dir) = command.get_current_dir() {
-            wrapped.current_dir(dir);
-        }
-        for (key, value) in command.get_envs() {
-            match value {
-                Some(value) => wrapped.env(key, value),
-                None => wrapped.env_remove(key),
-            };
-        }
-        wrapped
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let own = own_pid_namespace()?;
-        // The PID namespace for children is the calling thread's alone: the
-        // next process this thread starts is the new namespace's init, and
-        // the thread goes back to its own namespace right after.
-        unshare(CloneFlags::CLONE_NEWPID).map_err(|err| {
-            SandboxError::Namespace(format!("unshare: {err}{}", namespace_hint(err)))
-        })?;
-        let spawned = ChildGuard::spawn(wrapped);
-        setns(own.as_fd(), CloneFlags::CLONE_NEWPID)
-            .map_err(|err| SandboxError::Namespace(format!("back to our own: {err}")))?;
-        let child = spawned.map_err(|source| SandboxError::Spawn {
-            init: init.display().to_string(),
-            source,
-        })?;
-        let init = child.pid();
-        // Our child, not reaped yet: its pid cannot name another process.
-        let ns = fault_fs::pid_ns_of(init);
-        if ns == 0 {
-            return Err(SandboxError::Namespace(format!(
-                "cannot tell the namespace of pid {init} (hint: needs Linux 6.11 or later)"
-            )));
-        }
-        Ok(Sandbox { child, init, ns })
-    }
-
-    /// Kills the whole tree now (its init, and so every process in it).
-    pub fn kill(&self) {
-        self.child.signal_group();
-    }
-
-    /// What the init reported (call once it has exited: its report is
-    /// complete then, and bounded to fit the pipe).
-    pub fn ending(&mut self) -> Ending {
-        let mut text = String::new();
-        if let Some(mut stdout) = self.child.take_stdout() {
-            let _ = stdout.read_to_string(&mut text);
-        }
+impl Ending {
+    /// Reads the init's report (see `sandbox-init.c`).
+    fn parse(text: &str) -> Ending {
         let mut ending = Ending::default();
         for line in text.lines() {
             let mut words = line.splitn(3, ' ');
@@ -193,6 +134,188 @@ impl Sandbox {
             }
         }
         ending
+    }
+}
+
+/// This process's own PID namespace, to go back to after each spawn.
+fn own_pid_namespace() -> Result<&'static OwnedFd, SandboxError> {
+    static OWN: OnceLock<Result<OwnedFd, String>> = OnceLock::new();
+    OWN.get_or_init(|| {
+        std::fs::File::open("/proc/self/ns/pid")
+            .map(OwnedFd::from)
+            .map_err(|err| format!("cannot open /proc/self/ns/pid: {err}"))
+    })
+    .as_ref()
+    .map_err(|err| SandboxError::Namespace(err.clone()))
+}
+
+/// Appends one request field: its tag, its bytes, a NUL. A NUL inside
+/// would end it early, so it is refused, as exec would refuse it.
+fn push_field(request: &mut Vec<u8>, tag: u8, parts: &[&OsStr]) -> Result<(), SandboxError> {
+    request.push(tag);
+    for part in parts {
+        if part.as_bytes().contains(&0) {
+            return Err(SandboxError::Namespace(format!(
+                "the strategy's command holds a NUL byte: {}",
+                part.to_string_lossy()
+            )));
+        }
+        request.extend_from_slice(part.as_bytes());
+    }
+    request.push(0);
+    Ok(())
+}
+
+impl Sandbox {
+    /// Starts `init` as the first process of a new PID namespace, ready for
+    /// runs.
+    ///
+    /// The init's death signal is tied to the calling thread: runs from
+    /// another thread need a sandbox of their own ([`Sandbox::is_ours`]).
+    pub fn start(init: &Path) -> Result<Sandbox, SandboxError> {
+        use nix::sched::{setns, unshare, CloneFlags};
+        use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
+
+        let (ours, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|err| SandboxError::Namespace(format!("socketpair: {err}")))?;
+        let mut command = Command::new(init);
+        command
+            .arg("--serve")
+            .stdin(Stdio::from(theirs))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let own = own_pid_namespace()?;
+        // The PID namespace for children is the calling thread's alone: the
+        // next process this thread starts is the new namespace's init, and
+        // the thread goes back to its own namespace right after.
+        unshare(CloneFlags::CLONE_NEWPID).map_err(|err| {
+            SandboxError::Namespace(format!("unshare: {err}{}", namespace_hint(err)))
+        })?;
+        let spawned = ChildGuard::spawn(command);
+        setns(own.as_fd(), CloneFlags::CLONE_NEWPID)
+            .map_err(|err| SandboxError::Namespace(format!("back to our own: {err}")))?;
+        let child = spawned.map_err(|source| SandboxError::Spawn {
+            init: init.display().to_string(),
+            source,
+        })?;
+        let pid = child.pid();
+        // Our child, not reaped yet: its pid cannot name another process.
+        let ns = fault_fs::pid_ns_of(pid);
+        if ns == 0 {
+            return Err(SandboxError::Namespace(format!(
+                "cannot tell the namespace of pid {pid} (hint: needs Linux 6.11 or later)"
+            )));
+        }
+        Ok(Sandbox {
+            child,
+            control: ours,
+            init: pid,
+            ns,
+            thread: std::thread::current().id(),
+            running: false,
+        })
+    }
+
+    /// Whether runs may be sent from this thread: it is the one the init
+    /// dies with, and the init is alive.
+    pub fn is_ours(&self) -> bool {
+        self.thread == std::thread::current().id() && self.child.is_running()
+    }
+
+    /// Starts `command` (prepared with its arguments, environment changes
+    /// and working directory) in the namespace, with stdin /dev/null,
+    /// stdout /dev/null and stderr `stderr`.
+    pub fn run(&mut self, command: &Command, stderr: OwnedFd) -> Result<(), SandboxError> {
+        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+        let mut request = Vec::new();
+        if let Some(dir) = command.get_current_dir() {
+            push_field(&mut request, b'd', &[dir.as_os_str()])?;
+        }
+        push_field(&mut request, b'a', &[command.get_program()])?;
+        for arg in command.get_args() {
+            push_field(&mut request, b'a', &[arg])?;
+        }
+        for (key, value) in command.get_envs() {
+            match value {
+                Some(value) => push_field(&mut request, b'e', &[key, "=".as_ref(), value])?,
+                None => push_field(&mut request, b'u', &[key])?,
+            }
+        }
+        let stdin = std::fs::File::open("/dev/null")
+            .map_err(|err| SandboxError::Namespace(format!("cannot open /dev/null: {err}")))?;
+        let fds = [stdin.as_raw_fd(), stderr.as_raw_fd()];
+        sendmsg::<()>(
+            self.control.as_raw_fd(),
+            &[IoSlice::new(&request)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .map_err(|err| match err {
+            nix::Error::EMSGSIZE => SandboxError::Namespace(format!(
+                "the strategy's command and environment are too large ({} bytes)",
+                request.len()
+            )),
+            err => SandboxError::Namespace(format!("the sandbox's init is gone: {err}")),
+        })?;
+        self.running = true;
+        Ok(())
+    }
+
+    /// Waits up to `timeout` for the end of the run: the init's report,
+    /// sent once the command ended and whatever it left was killed and
+    /// reaped. `None` if the run has not ended by then.
+    pub fn wait_for_ending(&mut self, timeout: Duration) -> Option<Ending> {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        if !self.running {
+            return None;
+        }
+        let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
+        let mut fds = [PollFd::new(self.control.as_fd(), PollFlags::POLLIN)];
+        match poll(
+            &mut fds,
+            PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX),
+        ) {
+            Ok(0) => return None,
+            Err(nix::Error::EINTR) => return None,
+            _ => {}
+        }
+        let mut report = vec![0; 16 << 10];
+        // SAFETY: recv into a buffer we own, of the length given.
+        let n = unsafe {
+            libc::recv(
+                self.control.as_raw_fd(),
+                report.as_mut_ptr().cast(),
+                report.len(),
+                libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock {
+            return None;
+        }
+        self.running = false;
+        if n <= 0 {
+            // No word: the init was killed, and its namespace with it (a
+            // Ctrl-C kills every child of ours).
+            return Some(Ending::default());
+        }
+        Some(Ending::parse(&String::from_utf8_lossy(
+            &report[..n as usize],
+        )))
+    }
+
+    /// Kills every process of the run now (the init lives on, and reports
+    /// how the command ended).
+    pub fn kill(&self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.init as i32),
+            nix::sys::signal::Signal::SIGUSR1,
+        );
     }
 }
 
