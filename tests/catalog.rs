@@ -115,6 +115,25 @@ fn check_runs_a_strategy_that_is_not_in_the_catalog() {
 }
 
 #[test]
+fn a_disk_that_stays_full_defeats_a_fallback_that_one_error_does_not() {
+    crate::support::require(&[("python3", "python3")]);
+    let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/cp-fallback.toml");
+    let scenario = scenario.to_string_lossy();
+    // One failed call: the read/write fallback starts over and completes.
+    for once in ["write#1:errno=ENOSPC/once", "write#1:errno=EIO"] {
+        let (_, report) = run_json(&["run", &scenario, "--fault", once]);
+        assert_eq!(status_of(&report, "errors"), "pass", "{once}: {report:#}");
+    }
+    // A full disk stays full: the fallback's writes fail too, and the
+    // target it truncated stays empty.
+    let (_, report) = run_json(&["run", &scenario, "--fault", "write#1:errno=ENOSPC"]);
+    assert_eq!(status_of(&report, "errors"), "fail", "{report:#}");
+    let errors = &property(&report, "errors")["groups"][0];
+    assert_eq!(errors["points"][0], "write#1:errno=ENOSPC", "{report:#}");
+    assert_eq!(errors["seen"], "after the error the target is empty");
+}
+
+#[test]
 fn an_in_place_writer_on_a_running_executable_did_not_replace() {
     // The live canary runs the target: cp gets ETXTBSY.
     let (code, report) = run_json(&[

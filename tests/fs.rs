@@ -225,6 +225,37 @@ fn enospc_makes_cp_fail_with_its_own_message() {
     assert!(stderr.contains("No space left on device"), "{stderr}");
 }
 
+/// Runs a shell that writes twice, makes a directory and reads, under
+/// `plan`; returns the three statuses and what it read.
+fn write_twice_under(plan: &str) -> String {
+    let scratch = Scratch::new();
+    let plan = FaultPlan::from_specs(&[plan]).expect("plan");
+    let mount = scratch.mount(tree_with_target(b"old"), plan);
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(
+            r#"printf x >"$1/a" 2>/dev/null; w1=$?; printf y >"$1/a" 2>/dev/null; w2=$?
+               mkdir "$1/d" 2>/dev/null; m=$?; echo "$w1 $w2 $m $(cat "$1/target")""#,
+        )
+        .arg("sh")
+        .arg(mount.path())
+        .process_group(0)
+        .output()
+        .expect("sh");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+#[test]
+fn a_full_disk_stays_full_for_the_run_and_eio_fails_one_call() {
+    // ENOSPC lasts: the second write and the mkdir fail too; reads work.
+    assert_eq!(write_twice_under("write#1:errno=ENOSPC"), "1 1 1 old");
+    assert_eq!(write_twice_under("write#1:errno=EDQUOT"), "1 1 1 old");
+    // Once, it is one call's, as EIO is unless told to persist.
+    assert_eq!(write_twice_under("write#1:errno=ENOSPC/once"), "1 0 0 old");
+    assert_eq!(write_twice_under("write#1:errno=EIO"), "1 0 0 old");
+    assert_eq!(write_twice_under("write#1:errno=EIO/persist"), "1 1 1 old");
+}
+
 #[test]
 fn stall_holds_the_write_until_released_while_others_read() {
     let scratch = Scratch::new();

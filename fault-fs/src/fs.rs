@@ -69,6 +69,10 @@ struct State {
     /// Park the scope's next op (that no rule faults) until this deadline
     /// or a release: see [`FaultFsHandle::hold_next_op`].
     hold_next: Option<Instant>,
+    /// Set by a [`Fault::Full`] that fired: every later op of the scope
+    /// that needs space fails with this errno, until the plan or the scope
+    /// changes (the run ends).
+    full: Option<i32>,
     /// What a power cut would leave, per model.
     durable: Durability,
     /// The durable state of a power cut that fired, until taken.
@@ -403,6 +407,7 @@ impl FaultFs {
             handles: HashMap::new(),
             next_fh: 1,
             hold_next: None,
+            full: None,
         };
         FaultFs {
             inner: Arc::new(Inner {
@@ -528,8 +533,16 @@ impl FaultFs {
         // is spent on it.
         let faultable = in_scope && kind != OpKind::Release;
         let mut verdict = Verdict::Proceed;
-        if faultable {
-            let State { plan, matches, .. } = &mut *state;
+        let full = state.full.filter(|_| kind.needs_space());
+        if let (true, Some(errno)) = (faultable, full) {
+            verdict = Verdict::Fail(Errno::from_i32(errno));
+        } else if faultable {
+            let State {
+                plan,
+                matches,
+                full,
+                ..
+            } = &mut *state;
             for (rule, count) in plan.rules.iter().zip(matches.iter_mut()) {
                 if !rule.matches(&record) {
                     continue;
@@ -542,6 +555,10 @@ impl FaultFs {
                     Fault::KillBefore(signal) => Verdict::KillBefore(*signal),
                     Fault::KillAfter(signal) => Verdict::KillAfter(*signal),
                     Fault::Errno(errno) => Verdict::Fail(Errno::from_i32(*errno)),
+                    Fault::Full(errno) => {
+                        *full = Some(*errno);
+                        Verdict::Fail(Errno::from_i32(*errno))
+                    }
                     Fault::ShortWrite(short) if kind == OpKind::Write => {
                         Verdict::ShortWrite(short.bytes_of(len))
                     }
@@ -1607,6 +1624,7 @@ impl FaultFsHandle {
         let mut state = lock(&self.inner.state);
         state.matches = vec![0; plan.rules.len()];
         state.plan = plan;
+        state.full = None;
     }
 
     /// Faults and counts only the ops of this scope, from now on, and
@@ -1618,6 +1636,7 @@ impl FaultFsHandle {
         let mut state = lock(&self.inner.state);
         state.scope = scope;
         state.scope_id += 1;
+        state.full = None;
         state.scope_id
     }
 

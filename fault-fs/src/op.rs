@@ -189,6 +189,23 @@ impl OpKind {
     pub fn is_sync(self) -> bool {
         matches!(self, OpKind::Fsync | OpKind::Fdatasync | OpKind::Fsyncdir)
     }
+
+    /// Whether the op may need new space (blocks, an inode, a directory
+    /// entry, an xattr block): what a full disk or quota refuses.
+    pub fn needs_space(self) -> bool {
+        matches!(
+            self,
+            OpKind::Write
+                | OpKind::CopyFileRange
+                | OpKind::Create
+                | OpKind::Mknod
+                | OpKind::Mkdir
+                | OpKind::Symlink
+                | OpKind::Link
+                | OpKind::Fallocate
+                | OpKind::Setxattr
+        )
+    }
 }
 
 impl fmt::Display for OpKind {

@@ -24,8 +24,8 @@ pub const DEFAULT_STALL_DEADLINE: Duration = Duration::from_secs(30);
 /// The expected one-line format, quoted in every parse error.
 pub const SPEC_FORMAT: &str =
     "OPS[#N][@GLOB]:FAULT, e.g. `write#3:kill-after`, `rename:errno=EIO`; \
-FAULT is kill-before[=SIG], kill-after[=SIG], errno=NAME, short-write=K|K%, stall[=DURATION], \
-power-cut[=metadata-ordered|strict]";
+FAULT is kill-before[=SIG], kill-after[=SIG], errno=NAME[/once|/persist], short-write=K|K%, \
+stall[=DURATION], power-cut[=metadata-ordered|strict]";
 
 /// What happens to a matched op.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -36,6 +36,10 @@ pub enum Fault {
     KillAfter(Signal),
     /// Fail the op with this errno, without applying it.
     Errno(i32),
+    /// Fail the op with this errno, and every later op of the run that
+    /// needs space ([`OpKind::needs_space`]), as a full disk (ENOSPC) or an
+    /// exhausted quota (EDQUOT) does until space is freed.
+    Full(i32),
     /// Apply only part of a write and report the short count.
     ShortWrite(ShortWrite),
     /// Hold the op until released through the API or until the duration
@@ -120,6 +124,13 @@ pub fn errno_name(errno: i32) -> String {
     }
 }
 
+/// Whether `errno=NAME` means an error that lasts ([`Fault::Full`]): a
+/// full disk or quota stays full until space is freed; other errors are
+/// one call's.
+pub fn lasts_by_default(errno: i32) -> bool {
+    errno == libc::ENOSPC || errno == libc::EDQUOT
+}
+
 /// Parses an errno by name (`EIO`, `ENOSPC`, ...) or number.
 pub fn parse_errno(name: &str) -> Option<i32> {
     if let Ok(number) = name.parse::<i32>() {
@@ -156,7 +167,15 @@ impl fmt::Display for Fault {
         match self {
             Fault::KillBefore(signal) => write!(f, "kill-before{}", signal_suffix(*signal)),
             Fault::KillAfter(signal) => write!(f, "kill-after{}", signal_suffix(*signal)),
+            // ENOSPC and EDQUOT last unless told otherwise; others do not.
+            Fault::Errno(errno) if lasts_by_default(*errno) => {
+                write!(f, "errno={}/once", errno_name(*errno))
+            }
             Fault::Errno(errno) => write!(f, "errno={}", errno_name(*errno)),
+            Fault::Full(errno) if lasts_by_default(*errno) => {
+                write!(f, "errno={}", errno_name(*errno))
+            }
+            Fault::Full(errno) => write!(f, "errno={}/persist", errno_name(*errno)),
             Fault::ShortWrite(ShortWrite::Bytes(bytes)) => write!(f, "short-write={bytes}"),
             Fault::ShortWrite(ShortWrite::Percent(percent)) => {
                 write!(f, "short-write={percent}%")
@@ -189,9 +208,24 @@ impl FromStr for Fault {
             "kill-after" => Ok(Fault::KillAfter(signal(arg)?)),
             "errno" => {
                 let arg = arg.ok_or_else(|| spec_error(s, "errno needs a name, e.g. errno=EIO"))?;
-                parse_errno(arg)
-                    .map(Fault::Errno)
-                    .ok_or_else(|| spec_error(s, format!("unknown errno `{arg}`")))
+                let (name, lasting) = match arg.split_once('/') {
+                    None => (arg, None),
+                    Some((name, "once")) => (name, Some(false)),
+                    Some((name, "persist")) => (name, Some(true)),
+                    Some((_, how)) => {
+                        return Err(spec_error(
+                            s,
+                            format!("unknown errno mode `/{how}` (once or persist)"),
+                        ))
+                    }
+                };
+                let errno = parse_errno(name)
+                    .ok_or_else(|| spec_error(s, format!("unknown errno `{name}`")))?;
+                Ok(if lasting.unwrap_or(lasts_by_default(errno)) {
+                    Fault::Full(errno)
+                } else {
+                    Fault::Errno(errno)
+                })
             }
             "short-write" => {
                 let arg = arg.ok_or_else(|| {
@@ -600,6 +634,8 @@ mod tests {
             "write:short-write=100",
             "write#1:short-write=50%",
             "*:errno=ENOSPC",
+            "write:errno=ENOSPC/once",
+            "write#2:errno=EIO/persist",
             "fsync:stall",
             "rename#1:power-cut=strict",
             "write#2:power-cut=metadata-ordered",
@@ -629,6 +665,18 @@ mod tests {
             point,
             CrashPoint::new(OpKind::Write, 3, Fault::Errno(libc::EIO))
         );
+    }
+
+    #[test]
+    fn a_full_disk_lasts_unless_told_once_and_eio_is_one_call() {
+        let fault = |text: &str| text.parse::<Fault>().unwrap();
+        assert_eq!(fault("errno=ENOSPC"), Fault::Full(libc::ENOSPC));
+        assert_eq!(fault("errno=EDQUOT"), Fault::Full(libc::EDQUOT));
+        assert_eq!(fault("errno=ENOSPC/once"), Fault::Errno(libc::ENOSPC));
+        assert_eq!(fault("errno=EIO"), Fault::Errno(libc::EIO));
+        assert_eq!(fault("errno=EIO/persist"), Fault::Full(libc::EIO));
+        let err = "errno=EIO/always".parse::<Fault>().unwrap_err().to_string();
+        assert!(err.contains("once or persist"), "{err}");
     }
 
     #[test]

@@ -354,7 +354,7 @@ impl Evaluation {
 pub fn interrupts(fault: &Fault) -> Option<Property> {
     match fault {
         Fault::KillBefore(_) | Fault::KillAfter(_) => Some(Property::Kill),
-        Fault::Errno(_) | Fault::ShortWrite(_) => Some(Property::Errors),
+        Fault::Errno(_) | Fault::Full(_) | Fault::ShortWrite(_) => Some(Property::Errors),
         Fault::PowerCut(_) => Some(Property::Power),
         Fault::Stall(_) => None,
     }

@@ -127,8 +127,10 @@ pub fn crash_points(outcome: &RunOutcome, sigterm: bool) -> Vec<Placed> {
             at(Fault::KillAfter(Signal::SIGTERM));
         }
         at(Fault::Errno(libc::EIO));
-        if matches!(op.kind, OpKind::Write | OpKind::Create) {
-            at(Fault::Errno(libc::ENOSPC));
+        // A full disk stays full: this op and every later one that needs
+        // space fail, until the run ends.
+        if op.kind.needs_space() {
+            at(Fault::Full(libc::ENOSPC));
         }
         if op.kind == OpKind::Write && op.len > 1 {
             at(Fault::ShortWrite(fault_fs::ShortWrite::Percent(50)));

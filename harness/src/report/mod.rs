@@ -438,7 +438,7 @@ impl FaultFamily {
         match fault {
             Fault::KillBefore(_) => FaultFamily::KillBefore,
             Fault::KillAfter(_) => FaultFamily::KillAfter,
-            Fault::Errno(_) => FaultFamily::Errno,
+            Fault::Errno(_) | Fault::Full(_) => FaultFamily::Errno,
             Fault::ShortWrite(_) => FaultFamily::ShortWrite,
             Fault::Stall(_) => FaultFamily::Stall,
             Fault::PowerCut(_) => FaultFamily::PowerCut,
