@@ -117,6 +117,9 @@ fn explore_install(c: &mut Criterion) {
         r#"install "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#,
         harness::TargetKind::Lib,
         1 << 20,
+        // The same size for the new one: the workload of every earlier
+        // figure in docs/PERFORMANCE.md.
+        1 << 20,
     );
     let prepared = harness::Prepared::new(scenario).expect("prepare");
     let command = prepared.scenario.command.clone();

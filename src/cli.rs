@@ -109,6 +109,29 @@ struct CanaryArgs {
     /// Canary size (bytes, or with KiB/MiB).
     #[arg(long, default_value = "256KiB", value_parser = parse_size)]
     size: u64,
+    /// Size of the new canary [default: 7/8 of --size, so that a stale tail
+    /// of the old shows]
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    new_size: Option<u64>,
+}
+
+impl CanaryArgs {
+    /// The ad-hoc scenario of `strategy` with this canary.
+    fn scenario(&self, strategy: &str) -> Result<harness::Scenario, Failure> {
+        let new_size = self
+            .new_size
+            .unwrap_or_else(|| harness::scenario::default_new_size(self.size));
+        for (flag, size) in [("--size", self.size), ("--new-size", new_size)] {
+            harness::scenario::check_size(size)
+                .map_err(|m| Failure::usage(anyhow::anyhow!("{flag}: {m}")))?;
+        }
+        Ok(harness::Scenario::ad_hoc(
+            strategy,
+            self.target,
+            self.size,
+            new_size,
+        ))
+    }
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
@@ -374,7 +397,7 @@ fn run(args: RunArgs) -> Result<Exit, Failure> {
 
 fn check(args: CheckArgs) -> Result<Exit, Failure> {
     let faults = parse_rules(&args.once.faults)?;
-    let scenario = harness::Scenario::ad_hoc(&args.strategy, args.canary.target, args.canary.size);
+    let scenario = args.canary.scenario(&args.strategy)?;
     let prepared = harness::Prepared::new(scenario)?;
     run_and_report(&prepared, &faults, &args.once)
 }
@@ -418,11 +441,7 @@ fn explore(args: ExploreArgs) -> Result<Exit, Failure> {
 
     let mut scenarios = Vec::new();
     match &args.strategy {
-        Some(command) => scenarios.push(harness::Scenario::ad_hoc(
-            command,
-            args.canary.target,
-            args.canary.size,
-        )),
+        Some(command) => scenarios.push(args.canary.scenario(command)?),
         None => {
             for file in scenario_files(&args.scenarios)? {
                 scenarios.push(harness::Scenario::from_file(&file)?);

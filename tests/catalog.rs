@@ -94,9 +94,25 @@ fn check_runs_a_strategy_that_is_not_in_the_catalog() {
         r#"dd if="$SWAPFAULT_NEW" of="$SWAPFAULT_TARGET" conv=notrunc bs=64k status=none"#,
     ]);
     assert_eq!(code, Some(1));
-    assert_eq!(status_of(&report, "result"), "pass");
+    // The new version is shorter: without truncation, the old one's tail
+    // stays behind the new bytes.
+    assert_eq!(
+        seen_of(&report, "result"),
+        ["the strategy exited 0 but the target is torn"],
+        "{report:#}"
+    );
     assert_eq!(status_of(&report, "live"), "fail");
-    // Killed mid-copy, it leaves a torn target; the retry completes it.
+    // Of the same size (as before the ad-hoc new version was shorter), the
+    // undisturbed run looked right: the tail could not show.
+    let (_, report) = run_json(&[
+        "check",
+        "--strategy",
+        r#"dd if="$SWAPFAULT_NEW" of="$SWAPFAULT_TARGET" conv=notrunc bs=64k status=none"#,
+        "--new-size",
+        "256KiB",
+    ]);
+    assert_eq!(status_of(&report, "result"), "pass", "{report:#}");
+    // Killed mid-copy, it leaves a torn target, and so does the retry.
     let (_, report) = run_json(&[
         "check",
         "--strategy",
@@ -111,7 +127,7 @@ fn check_runs_a_strategy_that_is_not_in_the_catalog() {
         kill["seen"], "after the kill the target is torn",
         "{report:#}"
     );
-    assert_eq!(status_of(&report, "retry"), "pass");
+    assert_eq!(status_of(&report, "retry"), "fail");
 }
 
 #[test]

@@ -403,10 +403,16 @@ fn the_install_exploration_reads_in_40_lines_and_the_json_keeps_every_finding() 
     // the human report prints (two lines each, under a heading and a line
     // per property).
     let mut grouped = std::collections::BTreeSet::new();
+    // A finding of the undisturbed run seen again at crash points is one
+    // group that counts them (the old target's xattr, lost by install).
+    let mut recurring = std::collections::BTreeSet::new();
     let mut groups = 0;
     for property in report["properties"].as_array().expect("properties") {
         for group in property["groups"].as_array().expect("groups") {
             groups += 1;
+            if !group["recurs_at"].is_null() {
+                recurring.insert((property["property"].to_string(), group["seen"].to_string()));
+            }
             for point in group["points"].as_array().expect("points") {
                 let point = point.as_str().expect("point");
                 grouped.insert((property["property"].to_string(), point.to_owned()));
@@ -421,7 +427,11 @@ fn the_install_exploration_reads_in_40_lines_and_the_json_keeps_every_finding() 
                 finding["property"].to_string(),
                 result["point"].as_str().expect("point").to_owned(),
             );
-            assert!(grouped.contains(&key), "{key:?} is in no group");
+            let recurs = (finding["property"].to_string(), finding["seen"].to_string());
+            assert!(
+                grouped.contains(&key) || recurring.contains(&recurs),
+                "{key:?} is in no group"
+            );
             findings += 1;
         }
     }
@@ -658,7 +668,13 @@ fn without_root_check_and_explore_give_the_verdicts_of_root() {
         assert_eq!(verdicts(nobody), verdicts(root), "{args:?}");
         // One uid is mapped: the owner part of meta says it was not exercised.
         assert_eq!(root["properties"][7]["property"], "meta");
-        assert_eq!(root["properties"][7].get("part_not_exercised"), None);
+        assert!(
+            !root["properties"][7]["part_not_exercised"]
+                .as_str()
+                .is_some_and(|part| part.contains("owner")),
+            "{args:?}: {:#}",
+            root["properties"][7]
+        );
         assert!(
             nobody["properties"][7]["part_not_exercised"]
                 .as_str()

@@ -21,7 +21,12 @@ pub const TEMP_FSYNC_RENAME: &str = r#"dir=$(dirname "$SWAPFAULT_TARGET"); tmp="
 const DEMO_SIZE: u64 = 512 * 1024;
 
 fn once(command: &str, fault: Option<&str>) -> Result<(Prepared, RunOutcome), RunError> {
-    let prepared = Prepared::new(Scenario::ad_hoc(command, TargetKind::Lib, DEMO_SIZE))?;
+    let prepared = Prepared::new(Scenario::ad_hoc(
+        command,
+        TargetKind::Lib,
+        DEMO_SIZE,
+        crate::scenario::default_new_size(DEMO_SIZE),
+    ))?;
     let faults = fault
         .map(|spec| spec.parse().map(|rule| vec![rule]))
         .transpose()

@@ -14,7 +14,7 @@
 //! ```no_run
 //! use harness::{run, Prepared, RunOptions, Scenario, TargetKind};
 //!
-//! let scenario = Scenario::ad_hoc(r#"cp "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#, TargetKind::Lib, 256 * 1024);
+//! let scenario = Scenario::ad_hoc(r#"cp "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#, TargetKind::Lib, 256 * 1024, 224 * 1024);
 //! let prepared = Prepared::new(scenario).unwrap();
 //! let outcome = run(&prepared, &["write#1:kill-after".parse().unwrap()], &RunOptions::default()).unwrap();
 //! for finding in outcome.evaluation.findings() {

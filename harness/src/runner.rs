@@ -156,9 +156,9 @@ impl Prepared {
     fn read_versions(scenario: Scenario) -> Result<Self, RunError> {
         // Where old, new and the sibling come from; then one way to read them.
         let (target_name, old, new, sibling, loader) = match &scenario.versions {
-            Versions::Canary { size } => {
+            Versions::Canary { size, new_size } => {
                 let v1 = canary::build(1, *size)?;
-                let v2 = canary::build(2, *size)?;
+                let v2 = canary::build(2, *new_size)?;
                 match scenario.kind {
                     TargetKind::Exe => (
                         canary::EXE_NAME.to_owned(),

@@ -6,6 +6,8 @@
 //! [target]
 //! kind = "lib"            # "exe" or "lib" (the built-in canary), default "lib"
 //! size = "256KiB"         # canary size, 64KiB to 64MiB
+//! new_size = "224KiB"     # the new canary's size; default: 7/8 of size, so a
+//!                         # stale tail of the old shows
 //! mode = "0755"           # mode of the old target
 //! xattrs = { "user.origin" = "vendor" }
 //! # old = "files/old.bin" # user files instead of the canary (paths relative to this file)
@@ -113,6 +115,7 @@ struct TargetFile {
     #[serde(default)]
     kind: TargetKind,
     size: Option<String>,
+    new_size: Option<String>,
     mode: Option<String>,
     #[serde(default)]
     xattrs: BTreeMap<String, String>,
@@ -132,10 +135,14 @@ struct StrategyFile {
 /// Where the old and new versions come from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Versions {
-    /// The built-in canary, versions 1 and 2, of this size.
+    /// The built-in canary, versions 1 and 2.
     Canary {
-        /// Size in bytes.
+        /// Size of the old one in bytes.
         size: u64,
+        /// Size of the new one: different by default, so that a strategy
+        /// that writes the new bytes over the old without truncating (dd
+        /// conv=notrunc, pwrite) leaves a stale tail that shows.
+        new_size: u64,
     },
     /// User files.
     Files {
@@ -247,6 +254,27 @@ pub fn one_line_toml_error(text: &str, err: &toml::de::Error) -> String {
     }
 }
 
+/// The new canary's size when none is given: 7/8 of the old one's (so a
+/// stale tail shows), but not below the smallest canary.
+pub fn default_new_size(size: u64) -> u64 {
+    (size - size / 8).max(canary::SIZE_RANGE.0.min(size))
+}
+
+/// Whether a canary size is one that can be built; the error says the range.
+pub fn check_size(size: u64) -> Result<(), String> {
+    if (canary::SIZE_RANGE.0..=canary::SIZE_RANGE.1).contains(&size) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{size} bytes is outside 64KiB..64MiB (hint: pick a size in that range)"
+        ))
+    }
+}
+
+/// The xattr an ad-hoc run's old target carries, so that a strategy that
+/// loses xattrs (mv of a fresh file, install) shows it.
+pub const AD_HOC_XATTR: (&str, &str) = ("user.origin", "swapfault-old");
+
 /// Parses a size: bytes, or a number with KiB/MiB/GiB (or K/M/G).
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
@@ -319,13 +347,16 @@ impl Scenario {
                     Some(size) => parse_size(&size).map_err(|m| invalid("target.size", m))?,
                     None => canary::DEFAULT_SIZE,
                 };
-                if !(canary::SIZE_RANGE.0..=canary::SIZE_RANGE.1).contains(&size) {
-                    return Err(invalid(
-                        "target.size",
-                        format!("{size} bytes is outside 64KiB..64MiB (hint: pick a size in that range)"),
-                    ));
+                let new_size = match &target.new_size {
+                    Some(new_size) => {
+                        parse_size(new_size).map_err(|m| invalid("target.new_size", m))?
+                    }
+                    None => default_new_size(size),
+                };
+                for (key, size) in [("target.size", size), ("target.new_size", new_size)] {
+                    check_size(size).map_err(|m| invalid(key, m))?;
                 }
-                Versions::Canary { size }
+                Versions::Canary { size, new_size }
             }
             _ => {
                 return Err(invalid(
@@ -334,6 +365,12 @@ impl Scenario {
                 ))
             }
         };
+        if target.new_size.is_some() && !matches!(versions, Versions::Canary { .. }) {
+            return Err(invalid(
+                "target.new_size",
+                "is for the canary; with `old` and `new` files their sizes are the files'".into(),
+            ));
+        }
         let mode = match target.mode {
             Some(mode) => u32::from_str_radix(mode.trim_start_matches("0o"), 8)
                 .ok()
@@ -390,16 +427,19 @@ impl Scenario {
         })
     }
 
-    /// An ad-hoc scenario for `swapfault check --strategy`.
-    pub fn ad_hoc(command: &str, kind: TargetKind, size: u64) -> Self {
+    /// An ad-hoc scenario for `swapfault check --strategy`: the canary of
+    /// `size` is replaced by one of `new_size` (see [`default_new_size`]),
+    /// and the old target carries an xattr ([`AD_HOC_XATTR`]) and mode 0755,
+    /// so that what careless strategies lose can show.
+    pub fn ad_hoc(command: &str, kind: TargetKind, size: u64, new_size: u64) -> Self {
         Scenario {
             name: "check".into(),
             description: format!("ad-hoc strategy `{command}`"),
             source: None,
             kind,
-            versions: Versions::Canary { size },
+            versions: Versions::Canary { size, new_size },
             mode: 0o755,
-            xattrs: BTreeMap::new(),
+            xattrs: BTreeMap::from([(AD_HOC_XATTR.0.to_owned(), AD_HOC_XATTR.1.to_owned())]),
             new_inside: false,
             command: command.to_owned(),
             workdir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
@@ -424,6 +464,38 @@ mod tests {
         assert_eq!(parse_size("256KiB"), Ok(262144));
         assert_eq!(parse_size("1MiB"), Ok(1 << 20));
         assert!(parse_size("1 parsec").is_err());
+    }
+
+    #[test]
+    fn the_new_canary_is_shorter_unless_told() {
+        let parse = |target: &str| {
+            Scenario::from_toml(
+                &format!("[strategy]\ncommand = \"true\"\n[target]\n{target}\n"),
+                Path::new("s.toml"),
+            )
+        };
+        let versions = |target: &str| parse(target).expect("scenario").versions;
+        assert_eq!(
+            versions("size = \"256KiB\""),
+            Versions::Canary {
+                size: 256 << 10,
+                new_size: 224 << 10
+            }
+        );
+        assert_eq!(
+            versions("size = \"256KiB\"\nnew_size = \"1MiB\""),
+            Versions::Canary {
+                size: 256 << 10,
+                new_size: 1 << 20
+            }
+        );
+        // Never below the smallest canary.
+        assert_eq!(default_new_size(64 << 10), 64 << 10);
+        let err = parse("new_size = \"1KiB\"").unwrap_err().to_string();
+        assert!(
+            err.contains("target.new_size") && err.contains("64KiB"),
+            "{err}"
+        );
     }
 
     #[test]

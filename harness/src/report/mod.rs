@@ -204,7 +204,7 @@ impl Report {
                     property,
                     status,
                     why_not_exercised: why_not(verdict),
-                    part_not_exercised: part_not_exercised(property, &outcome.observed),
+                    part_not_exercised: part_not_exercised(property, &outcome.observed, scenario),
                     groups,
                     expected,
                     as_expected: !(status == Status::Fail && expected != Some(Expectation::Fail)),
@@ -246,7 +246,7 @@ impl Report {
         let properties: Vec<PropertyReport> = Property::ALL
             .into_iter()
             .map(|property| {
-                let mut report = explored_property(property, record, &results, &command);
+                let mut report = explored_property(property, record, &results, &command, scenario);
                 if report.status == Status::NotExercised {
                     if let Some(why) = nothing {
                         report.why_not_exercised = Some(why.into());
@@ -316,11 +316,24 @@ fn why_not(verdict: &Verdict) -> Option<String> {
 }
 
 /// What of `property` the runs could not exercise, whatever they did.
-fn part_not_exercised(property: Property, observed: &Observations) -> Option<String> {
-    (property == Property::Meta && observed.single_uid).then(|| {
-        "owner not exercised: one uid is mapped (rootless), so every file has the same owner"
-            .to_owned()
-    })
+fn part_not_exercised(
+    property: Property,
+    observed: &Observations,
+    scenario: &Scenario,
+) -> Option<String> {
+    if property != Property::Meta {
+        return None;
+    }
+    let mut parts = Vec::new();
+    if observed.single_uid {
+        parts.push(
+            "owner not exercised: one uid is mapped (rootless), so every file has the same owner",
+        );
+    }
+    if scenario.xattrs.is_empty() {
+        parts.push("xattrs not exercised: the old target has none (`target.xattrs` gives it some)");
+    }
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// One property over a recording and its crash points (expectation aside).
@@ -329,6 +342,7 @@ fn explored_property(
     record: &RunOutcome,
     results: &[PointResult],
     command: &str,
+    scenario: &Scenario,
 ) -> PropertyReport {
     let baseline = record.evaluation.verdict(property);
     let mut exercised = baseline.exercised();
@@ -414,7 +428,7 @@ fn explored_property(
         status,
         why_not_exercised: (status == Status::NotExercised)
             .then(|| why.unwrap_or_else(|| "no crash point exercised it".into())),
-        part_not_exercised: part_not_exercised(property, &record.observed),
+        part_not_exercised: part_not_exercised(property, &record.observed, scenario),
         groups: all,
         expected: None,
         as_expected: true,
@@ -526,14 +540,21 @@ pub fn reproduction_prefix(scenario: &Scenario) -> String {
                 TargetKind::Exe => "exe",
                 TargetKind::Lib => "lib",
             };
-            let size = match scenario.versions {
-                Versions::Canary { size } => size,
-                Versions::Files { .. } => crate::canary::DEFAULT_SIZE,
+            let (size, new_size) = match scenario.versions {
+                Versions::Canary { size, new_size } => (size, new_size),
+                Versions::Files { .. } => {
+                    let size = crate::canary::DEFAULT_SIZE;
+                    (size, crate::scenario::default_new_size(size))
+                }
             };
-            format!(
+            let mut command = format!(
                 "swapfault check --strategy {} --target {kind} --size {size}",
                 shell_quote(&scenario.command)
-            )
+            );
+            if new_size != crate::scenario::default_new_size(size) {
+                command.push_str(&format!(" --new-size {new_size}"));
+            }
+            command
         }
     }
 }
@@ -637,7 +658,7 @@ mod tests {
 
     #[test]
     fn an_exploration_with_no_crash_point_tested_nothing_and_is_no_success() {
-        let scenario = Scenario::ad_hoc("timeout 60 install", TargetKind::Lib, 65536);
+        let scenario = Scenario::ad_hoc("timeout 60 install", TargetKind::Lib, 65536, 65536);
         let report = Report::of_exploration(
             &scenario,
             &undisturbed(&scenario),
@@ -656,7 +677,7 @@ mod tests {
 
     #[test]
     fn not_exercised_meets_no_expectation_in_an_exploration() {
-        let mut scenario = Scenario::ad_hoc("true", TargetKind::Lib, 65536);
+        let mut scenario = Scenario::ad_hoc("true", TargetKind::Lib, 65536, 65536);
         scenario.expect.insert(Property::Live, Expectation::Pass);
         let record = undisturbed(&scenario);
         let one_point = PointResult::for_test("write#1:kill-after", &record);
@@ -675,7 +696,7 @@ mod tests {
 
     #[test]
     fn a_finding_of_every_run_is_said_once_with_where_it_recurred() {
-        let scenario = Scenario::ad_hoc("install -m 0600", TargetKind::Lib, 65536);
+        let scenario = Scenario::ad_hoc("install -m 0600", TargetKind::Lib, 65536, 65536);
         let lost = with_mode(&scenario, 0o600);
         let kept = undisturbed(&scenario);
         let points = |n| Points {
