@@ -150,6 +150,32 @@ fn a_disk_that_stays_full_defeats_a_fallback_that_one_error_does_not() {
 }
 
 #[test]
+fn new_bytes_with_the_mode_and_xattrs_not_yet_restored_are_a_meta_finding() {
+    crate::support::require(&[("python3", "python3")]);
+    let scenario =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/rename-then-chmod.toml");
+    let scenario = scenario.to_string_lossy();
+    // Undisturbed, it ends right: the chmod and the xattr come last.
+    let (_, report) = run_json(&["run", &scenario]);
+    assert_eq!(status_of(&report, "meta"), "pass", "{report:#}");
+    // Killed after the rename, before the chmod: kill passes (the bytes are
+    // new), meta does not, at that point.
+    let (_, report) = run_json(&["run", &scenario, "--fault", "rename#1:kill-after"]);
+    assert_eq!(status_of(&report, "kill"), "pass", "{report:#}");
+    let meta = &property(&report, "meta")["groups"];
+    assert_eq!(meta[0]["points"][0], "rename#1:kill-after", "{report:#}");
+    // The retry copies the mode and xattrs the kill left (0600, none), so
+    // the end is as wrong and is said once, of the end.
+    assert_eq!(
+        seen_of(&report, "meta"),
+        [
+            "mode is 0600, was 0755",
+            "xattrs lost or changed: user.origin"
+        ]
+    );
+}
+
+#[test]
 fn an_in_place_writer_on_a_running_executable_did_not_replace() {
     // The live canary runs the target: cp gets ETXTBSY.
     let (code, report) = run_json(&[

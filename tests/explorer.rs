@@ -665,7 +665,26 @@ fn without_root_check_and_explore_give_the_verdicts_of_root() {
             String::from_utf8_lossy(&rootless.stderr)
         );
         let (root, nobody) = (&reports(&as_root)[0], &reports(&rootless)[0]);
-        assert_eq!(verdicts(nobody), verdicts(root), "{args:?}");
+        // The same statuses, and the same findings but for meta's at
+        // interruptions: as real root, mv and install set the mode with an
+        // ACL (setxattr) where in the user namespace they chmod, so an
+        // error there leaves a different mode behind.
+        let comparable = |report| {
+            verdicts(report)
+                .into_iter()
+                .map(|(property, status, seen)| {
+                    let seen = if property == "meta" {
+                        seen.into_iter()
+                            .filter(|s| !s.starts_with("after"))
+                            .collect()
+                    } else {
+                        seen
+                    };
+                    (property, status, seen)
+                })
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(comparable(nobody), comparable(root), "{args:?}");
         // One uid is mapped: the owner part of meta says it was not exercised.
         assert_eq!(root["properties"][7]["property"], "meta");
         assert!(

@@ -533,12 +533,46 @@ fn finished(seen: &Observations) -> Option<&StrategyRun> {
 const NOT_FINISHED: &str = "no run ended with the new target in place";
 
 /// meta: the new target carries the old one's mode, owner and xattrs (the
-/// owner only where it could differ: see [`Observations::single_uid`]).
+/// owner only where it could differ: see [`Observations::single_uid`]), at
+/// the end and at the state an interruption left: new bytes whose mode or
+/// xattrs are wrong there (a chmod after the rename) are what a user meets.
 fn meta(seen: &Observations, wanted: &Wanted) -> Verdict {
-    let Some(done) = finished(seen) else {
-        return Verdict::not_exercised(NOT_FINISHED);
-    };
-    let target = &done.target;
+    let mut findings = Vec::new();
+    let at_end = finished(seen).map(|done| wrong_meta(&done.target, seen, wanted));
+    if let Some(point) = interruption(seen) {
+        let left = &seen.first.target;
+        // What the end gets wrong anyway is said once, of the end.
+        let wrong: Vec<String> = wrong_meta(left, seen, wanted)
+            .into_iter()
+            .filter(|what| !at_end.iter().flatten().any(|end| end == what))
+            .collect();
+        if left.class == TargetClass::New && !wrong.is_empty() {
+            let after = match interrupts(&point.fault) {
+                Some(Property::Kill) => "after the kill the target",
+                Some(Property::Power) => "after the power cut the durable target",
+                _ => "after the error the target",
+            };
+            findings.push(finding(
+                Property::Meta,
+                Some(point.clone()),
+                format!("{after} has the new bytes but {}", wrong.join(", ")),
+            ));
+        }
+    }
+    match at_end {
+        Some(wrong) => findings.extend(
+            wrong
+                .into_iter()
+                .map(|what| finding(Property::Meta, blame(seen), what)),
+        ),
+        None if findings.is_empty() => return Verdict::not_exercised(NOT_FINISHED),
+        None => {}
+    }
+    Verdict::of(findings)
+}
+
+/// How `target`'s mode, owner and xattrs differ from what they must be.
+fn wrong_meta(target: &TargetState, seen: &Observations, wanted: &Wanted) -> Vec<String> {
     let mut what = Vec::new();
     if target.mode != Some(wanted.mode) {
         what.push(format!(
@@ -563,11 +597,7 @@ fn meta(seen: &Observations, wanted: &Wanted) -> Verdict {
     if !lost.is_empty() {
         what.push(format!("xattrs lost or changed: {}", lost.join(", ")));
     }
-    Verdict::of(
-        what.into_iter()
-            .map(|what| finding(Property::Meta, blame(seen), what))
-            .collect(),
-    )
+    what
 }
 
 fn owner_name(owner: Option<(u32, u32)>) -> String {
@@ -969,6 +999,48 @@ mod tests {
                 "mode is 0600, was 0755".into()
             )]
         );
+    }
+
+    #[test]
+    fn meta_judges_the_state_an_interruption_left() {
+        // Killed between the rename and the chmod: new bytes, mode 0600, no
+        // xattr; the retry put them right.
+        let mut chmod_later = interrupted("rename#1:kill-after", TargetClass::New);
+        chmod_later.first.target.mode = Some(0o600);
+        chmod_later.first.target.xattrs.clear();
+        assert_eq!(
+            seen_of(&judge(&chmod_later, Property::Meta)),
+            [(
+                Some("rename#1:kill-after".into()),
+                "after the kill the target has the new bytes but mode is 0600, was 0755, \
+                 xattrs lost or changed: user.origin"
+                    .into()
+            )]
+        );
+        // Old bytes with a changed mode are no new target: not meta's to judge.
+        let mut old = interrupted("setattr#1:kill-after", TargetClass::Old);
+        old.first.target.mode = Some(0o600);
+        assert_eq!(judge(&old, Property::Meta), Verdict::Pass);
+        // What the end gets wrong too is said once, of the end.
+        if let Some(retry) = chmod_later.retry.as_mut() {
+            retry.target.xattrs.clear();
+        }
+        assert_eq!(
+            seen_of(&judge(&chmod_later, Property::Meta)),
+            [
+                (
+                    Some("rename#1:kill-after".into()),
+                    "after the kill the target has the new bytes but mode is 0600, was 0755".into()
+                ),
+                (
+                    Some("rename#1:kill-after".into()),
+                    "xattrs lost or changed: user.origin".into()
+                )
+            ]
+        );
+        // A wrong state that nothing finished after is still a finding.
+        chmod_later.retry = Some(ran(Exit::Code(1), TargetClass::New));
+        assert_eq!(seen_of(&judge(&chmod_later, Property::Meta)).len(), 1);
     }
 
     #[test]
