@@ -85,14 +85,21 @@ fn catalog_single_runs_meet_their_expectations() {
     }
 }
 
+/// dd conv=notrunc writes the running library in place, without truncating.
+const DD_NOTRUNC: &str =
+    r#"dd if="$SWAPFAULT_NEW" of="$SWAPFAULT_TARGET" conv=notrunc bs=64k status=none"#;
+
+/// `check --strategy DD_NOTRUNC` with `args`.
+fn check_dd(args: &[&str]) -> (Option<i32>, Value) {
+    let mut all = vec!["check", "--strategy", DD_NOTRUNC];
+    all.extend(args);
+    run_json(&all)
+}
+
 #[test]
 fn check_runs_a_strategy_that_is_not_in_the_catalog() {
     // dd conv=notrunc writes the running library in place.
-    let (code, report) = run_json(&[
-        "check",
-        "--strategy",
-        r#"dd if="$SWAPFAULT_NEW" of="$SWAPFAULT_TARGET" conv=notrunc bs=64k status=none"#,
-    ]);
+    let (code, report) = check_dd(&[]);
     assert_eq!(code, Some(1));
     // The new version is shorter: without truncation, the old one's tail
     // stays behind the new bytes.
@@ -104,22 +111,10 @@ fn check_runs_a_strategy_that_is_not_in_the_catalog() {
     assert_eq!(status_of(&report, "live"), "fail");
     // Of the same size (as before the ad-hoc new version was shorter), the
     // undisturbed run looked right: the tail could not show.
-    let (_, report) = run_json(&[
-        "check",
-        "--strategy",
-        r#"dd if="$SWAPFAULT_NEW" of="$SWAPFAULT_TARGET" conv=notrunc bs=64k status=none"#,
-        "--new-size",
-        "256KiB",
-    ]);
+    let (_, report) = check_dd(&["--new-size", "256KiB"]);
     assert_eq!(status_of(&report, "result"), "pass", "{report:#}");
     // Killed mid-copy, it leaves a torn target, and so does the retry.
-    let (_, report) = run_json(&[
-        "check",
-        "--strategy",
-        r#"dd if="$SWAPFAULT_NEW" of="$SWAPFAULT_TARGET" conv=notrunc bs=64k status=none"#,
-        "--fault",
-        "write#2:kill-after",
-    ]);
+    let (_, report) = check_dd(&["--fault", "write#2:kill-after"]);
     assert_eq!(status_of(&report, "kill"), "fail");
     let kill = &property(&report, "kill")["groups"][0];
     assert_eq!(kill["points"][0], "write#2:kill-after", "{report:#}");
