@@ -99,6 +99,18 @@ pub(crate) fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
+/// Waits up to `timeout` for `pidfd` to be readable: its process has exited.
+fn pidfd_readable(pidfd: &OwnedFd, timeout: Duration) -> bool {
+    let mut poll = libc::pollfd {
+        fd: pidfd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let millis = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+    // SAFETY: one valid pollfd, for the duration of the call.
+    unsafe { libc::poll(&mut poll, 1, millis) > 0 }
+}
+
 impl ChildGuard {
     /// Spawns `command` in a new process group.
     pub fn spawn(mut command: Command) -> std::io::Result<Self> {
@@ -126,14 +138,7 @@ impl ChildGuard {
         }
         match &self.pidfd {
             Some(pidfd) => {
-                let mut poll = libc::pollfd {
-                    fd: pidfd.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                let millis = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
-                // SAFETY: one valid pollfd, for the duration of the call.
-                unsafe { libc::poll(&mut poll, 1, millis) };
+                pidfd_readable(pidfd, timeout);
             }
             None => std::thread::sleep(timeout.min(Duration::from_millis(2))),
         }
@@ -163,16 +168,11 @@ impl ChildGuard {
     /// Whether it has not exited yet, as far as can be told without
     /// reaping it (its pidfd is not readable).
     pub fn is_running(&self) -> bool {
-        let Some(pidfd) = &self.pidfd else {
-            return self.exit.is_none();
-        };
-        let mut poll = libc::pollfd {
-            fd: pidfd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd, for the duration of the call.
-        self.exit.is_none() && unsafe { libc::poll(&mut poll, 1, 0) } == 0
+        self.exit.is_none()
+            && self
+                .pidfd
+                .as_ref()
+                .is_none_or(|pidfd| !pidfd_readable(pidfd, Duration::ZERO))
     }
 
     /// How it ended, if it has.

@@ -720,7 +720,6 @@ fn run_in(
             })?
         }
     };
-    handle.release_stalls();
     if let Some(error) = ending.error {
         return Err(SandboxError::Namespace(error).into());
     }
@@ -881,6 +880,7 @@ fn blocked_for_long(
     now - *since.get_or_insert(now) >= PROBE_BLOCKED_FOR
 }
 
+/// Reads a stream to its end on a thread of its own; keeps its last lines.
 fn read_tail(mut stderr: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
         let mut text = String::new();

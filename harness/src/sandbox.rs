@@ -100,8 +100,6 @@ pub struct Sandbox {
     pub ns: u64,
     /// The thread that started the init: the init dies with it.
     thread: std::thread::ThreadId,
-    /// A run was sent and its ending not yet read.
-    running: bool,
 }
 
 /// How the strategy ended, as its init reported it.
@@ -217,7 +215,6 @@ impl Sandbox {
             init: pid,
             ns,
             thread: std::thread::current().id(),
-            running: false,
         })
     }
 
@@ -263,7 +260,6 @@ impl Sandbox {
             )),
             err => SandboxError::Namespace(format!("the sandbox's init is gone: {err}")),
         })?;
-        self.running = true;
         Ok(())
     }
 
@@ -272,41 +268,28 @@ impl Sandbox {
     /// reaped. `None` if the run has not ended by then.
     pub fn wait_for_ending(&mut self, timeout: Duration) -> Option<Ending> {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-        if !self.running {
-            return None;
-        }
+        use nix::sys::socket::{recv, MsgFlags};
         let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
         let mut fds = [PollFd::new(self.control.as_fd(), PollFlags::POLLIN)];
         match poll(
             &mut fds,
             PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX),
         ) {
-            Ok(0) => return None,
-            Err(nix::Error::EINTR) => return None,
-            _ => {}
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
         }
         let mut report = vec![0; 16 << 10];
-        // SAFETY: recv into a buffer we own, of the length given.
-        let n = unsafe {
-            libc::recv(
-                self.control.as_raw_fd(),
-                report.as_mut_ptr().cast(),
-                report.len(),
-                libc::MSG_DONTWAIT,
-            )
-        };
-        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::WouldBlock {
-            return None;
-        }
-        self.running = false;
-        if n <= 0 {
+        match recv(
+            self.control.as_raw_fd(),
+            &mut report,
+            MsgFlags::MSG_DONTWAIT,
+        ) {
+            Ok(n) if n > 0 => Some(Ending::parse(&String::from_utf8_lossy(&report[..n]))),
+            Err(nix::Error::EAGAIN | nix::Error::EINTR) => None,
             // No word: the init was killed, and its namespace with it (a
             // Ctrl-C kills every child of ours).
-            return Some(Ending::default());
+            _ => Some(Ending::default()),
         }
-        Some(Ending::parse(&String::from_utf8_lossy(
-            &report[..n as usize],
-        )))
     }
 
     /// Kills every process of the run now (the init lives on, and reports
