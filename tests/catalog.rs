@@ -154,18 +154,20 @@ fn new_bytes_with_the_mode_and_xattrs_not_yet_restored_are_a_meta_finding() {
     let (_, report) = run_json(&["run", &scenario]);
     assert_eq!(status_of(&report, "meta"), "pass", "{report:#}");
     // Killed after the rename, before the chmod: kill passes (the bytes are
-    // new), meta does not, at that point.
+    // new) and the retry ends right, but what the kill left is a finding.
     let (_, report) = run_json(&["run", &scenario, "--fault", "rename#1:kill-after"]);
     assert_eq!(status_of(&report, "kill"), "pass", "{report:#}");
+    assert_eq!(
+        report["run"]["observed"]["retry"]["target"]["mode"], 0o755,
+        "{report:#}"
+    );
     let meta = &property(&report, "meta")["groups"];
     assert_eq!(meta[0]["points"][0], "rename#1:kill-after", "{report:#}");
-    // The retry copies the mode and xattrs the kill left (0600, none), so
-    // the end is as wrong and is said once, of the end.
     assert_eq!(
         seen_of(&report, "meta"),
         [
-            "mode is 0600, was 0755",
-            "xattrs lost or changed: user.origin"
+            "after the kill the target has the new bytes but mode is 0600, was 0755, \
+          xattrs lost or changed: user.origin"
         ]
     );
 }
