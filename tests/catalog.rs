@@ -103,9 +103,11 @@ fn check_runs_a_strategy_that_is_not_in_the_catalog() {
     assert_eq!(code, Some(1));
     // The new version is shorter: without truncation, the old one's tail
     // stays behind the new bytes.
-    assert_eq!(
-        seen_of(&report, "result"),
-        ["the strategy exited 0 but the target is torn"],
+    let result = seen_of(&report, "result");
+    assert!(
+        result.len() == 1
+            && result[0].starts_with("the strategy exited 0 but the target is torn (first ")
+            && result[0].ends_with(" KiB new, rest old)"),
         "{report:#}"
     );
     assert_eq!(status_of(&report, "live"), "fail");
@@ -119,7 +121,7 @@ fn check_runs_a_strategy_that_is_not_in_the_catalog() {
     let kill = &property(&report, "kill")["groups"][0];
     assert_eq!(kill["points"][0], "write#2:kill-after", "{report:#}");
     assert_eq!(
-        kill["seen"], "after the kill the target is torn",
+        kill["seen"], "after the kill the target is torn (first 128 KiB new, rest old)",
         "{report:#}"
     );
     assert_eq!(status_of(&report, "retry"), "fail");
@@ -142,6 +144,67 @@ fn a_disk_that_stays_full_defeats_a_fallback_that_one_error_does_not() {
     let errors = &property(&report, "errors")["groups"][0];
     assert_eq!(errors["points"][0], "write#1:errno=ENOSPC", "{report:#}");
     assert_eq!(errors["seen"], "after the error the target is empty");
+}
+
+#[test]
+fn a_power_cut_finds_unsynced_writes_in_place_written_back_in_part() {
+    crate::support::require(&[("python3", "python3")]);
+    let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/pwrite-in-place.toml");
+    let scenario = scenario.to_string_lossy();
+    // Nothing synced, nothing written back: the old bytes, as the model
+    // before writeback said of every cut.
+    let (_, report) = run_json(&[
+        "run",
+        &scenario,
+        "--fault",
+        "write#2:power-cut=metadata-ordered",
+    ]);
+    assert_eq!(status_of(&report, "power"), "pass", "{report:#}");
+    // The first of the two 64 KiB writes written back, the second not.
+    let torn = "write#2:power-cut=metadata-ordered/written=65536";
+    let (_, report) = run_json(&["run", &scenario, "--fault", torn]);
+    assert_eq!(status_of(&report, "power"), "fail", "{report:#}");
+    let power = &property(&report, "power")["groups"][0];
+    assert_eq!(power["points"][0], torn, "{report:#}");
+    assert_eq!(
+        power["seen"],
+        "after the power cut the durable target is torn (first 64 KiB new, rest old)"
+    );
+    // Both written back, then a third cut at a page of its middle.
+    let page = "write#3:power-cut=strict/written=163840";
+    let (_, report) = run_json(&["run", &scenario, "--fault", page]);
+    assert_eq!(
+        seen_of(&report, "power"),
+        ["after the power cut the durable target is torn (first 160 KiB new, rest old)"],
+        "{report:#}"
+    );
+}
+
+#[test]
+fn a_failed_fsync_that_is_ignored_is_found_by_the_power_cut_after_the_run() {
+    let scenario = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/fsync-ignoring.toml");
+    let scenario = scenario.to_string_lossy();
+    // The error alone: sync fails, the updater goes on and exits 0 with
+    // the new target in place, which is all an error can be judged on.
+    let (_, report) = run_json(&["run", &scenario, "--fault", "fsync#1:errno=EIO"]);
+    assert_eq!(status_of(&report, "errors"), "pass", "{report:#}");
+    let exit = &report["run"]["observed"]["first"]["exit"];
+    assert_eq!(
+        (&exit["how"], &exit["value"]),
+        (&Value::from("code"), &Value::from(0))
+    );
+    // The power cut after that run finds the rename durable and the data
+    // it names never written: an empty target, under either model.
+    for model in ["metadata-ordered", "strict"] {
+        let point = format!("fsync#1:errno=EIO+power-cut={model}");
+        let (_, report) = run_json(&["run", &scenario, "--fault", &point]);
+        let power = &property(&report, "power")["groups"][0];
+        assert_eq!(power["points"][0], point.as_str(), "{report:#}");
+        assert_eq!(
+            power["seen"], "after the power cut the durable target is empty",
+            "{report:#}"
+        );
+    }
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use harness::report::redact_temp_names;
+use harness::report::redact_run_names;
 
 use crate::support::{assert_nothing_left, interrupt, swapfault, wait_for};
 
@@ -125,6 +125,36 @@ fn known_bad_strategies_fail_at_the_right_crash_point_with_what_was_seen() {
     // The same cut under the strict model leaves old: no finding there.
     let groups = property(temp_rename, "power")["groups"].to_string();
     assert!(!groups.contains("rename#1:power-cut=strict"), "{groups}");
+    // In place, never synced: a cut finds the first write on disk and the
+    // second not; with none written back it finds old, which is no finding.
+    let pwrite = report(reports, "pwrite-in-place");
+    let torn = group_at(
+        pwrite,
+        "power",
+        "write#2:power-cut=metadata-ordered/written=65536",
+    );
+    assert!(
+        torn["seen"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("after the power cut the durable target is torn (")),
+        "{torn:#}"
+    );
+    let groups = property(pwrite, "power")["groups"].to_string();
+    assert!(
+        !groups.contains("\"write#2:power-cut=metadata-ordered\""),
+        "{groups}"
+    );
+    // A failed fsync, ignored: the cut after the run finds the target empty.
+    let ignoring = report(reports, "fsync-ignoring");
+    let empty = group_at(
+        ignoring,
+        "power",
+        "fsync#1:errno=EIO+power-cut=metadata-ordered",
+    );
+    assert_eq!(
+        empty["seen"],
+        "after the power cut the durable target is empty"
+    );
     // rename-aside: between its two renames there is no target at all.
     let rename_aside = report(reports, "rename-aside");
     let gap = group_at(rename_aside, "kill", "rename#1:kill-after");
@@ -178,12 +208,12 @@ fn every_sampled_reproduction_reproduces_its_finding() {
                     groups
                         .iter()
                         .filter_map(|g| g["seen"].as_str())
-                        .map(redact_temp_names)
+                        .map(redact_run_names)
                         .collect()
                 })
                 .unwrap_or_default();
             assert!(
-                got.contains(&redact_temp_names(seen)),
+                got.contains(&redact_run_names(seen)),
                 "{command}: want {seen}, got {got:?}"
             );
             replayed += 1;
@@ -222,7 +252,7 @@ fn assert_same_points<T: PartialEq + std::fmt::Debug>(one: &[(String, T)], two: 
 
 /// Temp names and numbers (pids, inodes) differ from run to run.
 fn redact(text: &str) -> String {
-    let text = redact_temp_names(text);
+    let text = redact_run_names(text);
     let mut out = String::new();
     for c in text.chars() {
         if !c.is_ascii_digit() {
@@ -448,7 +478,7 @@ fn max_runs_says_how_many_of_all_the_points_were_checked() {
     let human = String::from_utf8_lossy(&output.stdout);
     let heading = human.lines().next().unwrap_or_default();
     assert!(
-        heading.contains("(73 ops recorded, 5 of 41 crash points checked"),
+        heading.contains("(73 ops recorded, 5 of 59 crash points checked"),
         "{heading}"
     );
 }

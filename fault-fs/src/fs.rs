@@ -23,7 +23,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::op::{OpKind, OpRecord, Shared, Trace};
-use crate::persistence::{Durability, PersistenceModel};
+use crate::persistence::{Cut, Durability, PersistenceModel};
 use crate::plan::{Fault, FaultPlan, DEFAULT_STALL_DEADLINE};
 use crate::tree::{InodeChange, NewNode, NodeKind, RenameMode, Tree};
 
@@ -89,8 +89,8 @@ struct State {
 pub struct PowerCut {
     /// The op after which the power went.
     pub seq: u64,
-    /// The persistence model applied.
-    pub model: PersistenceModel,
+    /// The persistence model and the writeback applied.
+    pub cut: Cut,
     /// The durable tree.
     pub tree: Tree,
 }
@@ -176,7 +176,7 @@ enum Verdict {
     KillAfter(Signal),
     ShortWrite(u64),
     Stall(Arc<StallGate>, Instant),
-    PowerCut(PersistenceModel),
+    PowerCut(Cut),
 }
 
 /// One op on its way through [`FaultFs::run`].
@@ -554,7 +554,9 @@ impl FaultFs {
                 verdict = match &rule.fault {
                     Fault::KillBefore(signal) => Verdict::KillBefore(*signal),
                     Fault::KillAfter(signal) => Verdict::KillAfter(*signal),
-                    Fault::Errno(errno) => Verdict::Fail(Errno::from_i32(*errno)),
+                    Fault::Errno(errno) | Fault::ErrnoThenCut(errno, _) => {
+                        Verdict::Fail(Errno::from_i32(*errno))
+                    }
                     Fault::Full(errno) => {
                         *full = Some(*errno);
                         Verdict::Fail(Errno::from_i32(*errno))
@@ -563,7 +565,7 @@ impl FaultFs {
                         Verdict::ShortWrite(short.bytes_of(len))
                     }
                     Fault::ShortWrite(_) => continue,
-                    Fault::PowerCut(model) => Verdict::PowerCut(*model),
+                    Fault::PowerCut(cut) => Verdict::PowerCut(*cut),
                     Fault::Stall(duration) => {
                         let deadline = Instant::now() + duration.unwrap_or(DEFAULT_STALL_DEADLINE);
                         let gate = Arc::new(StallGate {
@@ -695,14 +697,14 @@ impl FaultFs {
                 self.signal_caller(&gate, signal);
                 respond(result);
             }
-            Verdict::PowerCut(model) => {
+            Verdict::PowerCut(cut) => {
                 let result = self.apply(&gate, apply, None);
                 {
                     let mut state = lock(&self.inner.state);
-                    let tree = state.durable.durable_tree(model, &state.tree);
+                    let tree = state.durable.durable_tree(cut, &state.tree);
                     state.power_cut = Some(PowerCut {
                         seq: gate.seq,
-                        model,
+                        cut,
                         tree,
                     });
                 }
@@ -732,11 +734,17 @@ impl FaultFs {
                 ..
             } = &mut *state;
             if let Some(log) = durable_log {
-                log.extend(PersistenceModel::ALL.map(|model| PowerCut {
-                    seq: gate.seq,
-                    model,
-                    tree: durable.durable_tree(model, tree),
-                }));
+                let family = durable.writeback_family();
+                for model in PersistenceModel::ALL {
+                    log.extend(family.iter().map(|&written| {
+                        let cut = Cut { model, written };
+                        PowerCut {
+                            seq: gate.seq,
+                            cut,
+                            tree: durable.durable_tree(cut, tree),
+                        }
+                    }));
+                }
             }
         }
         result
@@ -1171,7 +1179,9 @@ impl Filesystem for FaultFs {
                 offset
             };
             let take = limit.map_or(data.len(), |limit| limit as usize);
-            state.tree.write(ino.0, offset, &data[..take])
+            let written = state.tree.write(ino.0, offset, &data[..take])?;
+            state.durable.on_write(ino.0, offset, &data[..written]);
+            Ok(written)
         };
         let respond = move |result: Result<usize, Errno>| match result {
             Ok(written) => reply.written(written as u32),
@@ -1508,9 +1518,11 @@ impl Filesystem for FaultFs {
                 if zero && offset < size {
                     let zeros = vec![0; (end.min(size) - offset) as usize];
                     state.tree.write(ino.0, offset, &zeros)?;
+                    state.durable.on_write(ino.0, offset, &zeros);
                 }
                 if !keep_size && end > size {
                     state.tree.truncate(ino.0, end)?;
+                    state.durable.on_truncate(ino.0, end);
                 }
                 Ok(())
             },
@@ -1592,7 +1604,11 @@ impl Filesystem for FaultFs {
             move |state, limit| {
                 let len = limit.unwrap_or(len).min(u64::from(u32::MAX));
                 let data = state.tree.read(ino_in.0, offset_in, len as usize)?;
-                state.tree.write(ino_out.0, offset_out, &data)
+                let written = state.tree.write(ino_out.0, offset_out, &data)?;
+                state
+                    .durable
+                    .on_write(ino_out.0, offset_out, &data[..written]);
+                Ok(written)
             },
             move |result| match result {
                 Ok(written) => reply.written(written as u32),
@@ -1769,6 +1785,13 @@ impl FaultFsHandle {
         let mut notifiers = lock(&self.inner.notifier);
         notifiers.retain(|(r, _)| *r != root);
         notifiers.extend(notifier.map(|n| (root, n)));
+    }
+
+    /// What a power cut `cut` right now would leave: for a cut after the
+    /// run has ended ([`Fault::ErrnoThenCut`]).
+    pub fn durable_state(&self, cut: Cut) -> Tree {
+        let state = lock(&self.inner.state);
+        state.durable.durable_tree(cut, &state.tree)
     }
 
     /// The durable state left by a power-cut fault, if one fired.

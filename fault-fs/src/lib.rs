@@ -43,6 +43,6 @@ pub use mount::{
     UnmountWhenGone,
 };
 pub use op::{OpKind, OpRecord, Trace};
-pub use persistence::{Durability, PersistenceModel};
+pub use persistence::{Cut, Durability, PersistenceModel, Writeback};
 pub use plan::{CrashPoint, Fault, FaultPlan, OpName, PlanError, Rule, ShortWrite};
 pub use tree::Tree;

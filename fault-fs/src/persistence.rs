@@ -10,8 +10,18 @@
 //!
 //! What was durable when the [`Durability`] was made (the staged files) is
 //! durable in both.
+//!
+//! Data not yet fsync'd is not lost for sure either: the kernel writes
+//! dirty pages back whenever it likes (the flusher, memory pressure, another
+//! process's `sync`), in no promised order, a page at a time. So a cut is
+//! a [`Cut`]: the model, plus how much of the unsynced data had been
+//! [`Writeback`]: none of it (what the models guarantee), all of it, or the
+//! first N bytes of it in the order it was written, across files (a torn
+//! state, which may end inside a write, at a page boundary). The explorer
+//! checks a small family of these per cut ([`Durability::writeback_family`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ffi::OsString;
 use std::fmt;
 use std::str::FromStr;
@@ -20,9 +30,10 @@ use std::sync::Arc;
 use crate::tree::{Content, Inode, NodeKind, Tree};
 
 /// Which state survives a power cut.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum PersistenceModel {
     /// Namespace durable in order; data only after fsync.
+    #[default]
     MetadataOrdered,
     /// Data after fsync of the file; entries after fsync of their directory.
     Strict,
@@ -61,6 +72,113 @@ impl FromStr for PersistenceModel {
     }
 }
 
+/// The page size a torn write is cut at: the unit of writeback.
+pub const PAGE: u64 = 4096;
+
+/// How much of the data written since its file's last fsync had reached
+/// the disk when the power went.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Writeback {
+    /// None of it: only what an fsync made durable survives.
+    #[default]
+    None,
+    /// The first this many bytes of it, in the order written (across
+    /// files): writeback that had got that far. The rest is lost.
+    Bytes(u64),
+    /// All of it: everything written was on disk.
+    All,
+}
+
+impl fmt::Display for Writeback {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Writeback::None => f.write_str("none"),
+            Writeback::Bytes(bytes) => write!(f, "{bytes}"),
+            Writeback::All => f.write_str("all"),
+        }
+    }
+}
+
+impl FromStr for Writeback {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "none" => Ok(Writeback::None),
+            "all" => Ok(Writeback::All),
+            _ => s.parse().map(Writeback::Bytes).map_err(|_| {
+                format!("bad writeback `{s}` (hint: none, all or a byte count, e.g. written=65536)")
+            }),
+        }
+    }
+}
+
+/// What a power cut leaves: the namespace as `model` keeps it, and the
+/// unsynced data `written` back. Printed `metadata-ordered`,
+/// `strict/written=all`, `metadata-ordered/written=131072`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Cut {
+    /// Which namespace changes are durable.
+    pub model: PersistenceModel,
+    /// How much unsynced data reached the disk.
+    pub written: Writeback,
+}
+
+impl Cut {
+    /// A cut under `model` that keeps no unsynced data.
+    pub fn new(model: PersistenceModel) -> Self {
+        Cut {
+            model,
+            written: Writeback::None,
+        }
+    }
+}
+
+impl fmt::Display for Cut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.written {
+            Writeback::None => write!(f, "{}", self.model),
+            written => write!(f, "{}/written={written}", self.model),
+        }
+    }
+}
+
+impl FromStr for Cut {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (model, written) = match s.split_once('/') {
+            None => (s, None),
+            Some((model, written)) => {
+                let written = written.strip_prefix("written=").ok_or_else(|| {
+                    format!("unknown power-cut option `/{written}` (hint: /written=none|all|BYTES)")
+                })?;
+                (model, Some(written.parse()?))
+            }
+        };
+        Ok(Cut {
+            model: model.parse()?,
+            written: written.unwrap_or_default(),
+        })
+    }
+}
+
+/// A change to a file's data not yet made durable by an fsync of it.
+#[derive(Clone, Debug)]
+enum Unsynced {
+    /// Bytes written at an offset.
+    Write {
+        ino: u64,
+        offset: u64,
+        data: Arc<[u8]>,
+        /// How much of it metadata-ordered may still write back: a later
+        /// truncate (durable at once there) cut the rest away.
+        ordered_len: usize,
+    },
+    /// A size set (a truncate, or an extension).
+    Truncate { ino: u64, size: u64 },
+}
+
 /// What is durable so far, per model.
 #[derive(Clone, Debug, Default)]
 pub struct Durability {
@@ -74,6 +192,8 @@ pub struct Durability {
     dirs: HashMap<u64, BTreeMap<OsString, u64>>,
     /// strict: the inodes those entries name, as they were then.
     named: HashMap<u64, Arc<Inode>>,
+    /// Data changes since each file's last fsync, in the order made.
+    unsynced: Vec<Unsynced>,
 }
 
 impl Durability {
@@ -92,6 +212,7 @@ impl Durability {
             strict: contents,
             dirs: HashMap::new(),
             named: HashMap::new(),
+            unsynced: Vec::new(),
         }
     }
 
@@ -100,12 +221,90 @@ impl Durability {
         if let Ok(content) = tree.content(ino) {
             self.ordered.insert(ino, content.clone());
             self.strict.insert(ino, content.clone());
+            self.unsynced.retain(|change| match change {
+                Unsynced::Write { ino: i, .. } | Unsynced::Truncate { ino: i, .. } => *i != ino,
+            });
         }
     }
 
-    /// A truncate is metadata: durable at once under metadata-ordered.
+    /// Data written to a file: durable only after an fsync, but it may
+    /// reach the disk before (see [`Writeback`]).
+    pub fn on_write(&mut self, ino: u64, offset: u64, data: &[u8]) {
+        if !data.is_empty() {
+            self.unsynced.push(Unsynced::Write {
+                ino,
+                offset,
+                data: data.into(),
+                ordered_len: data.len(),
+            });
+        }
+    }
+
+    /// A truncate is metadata: durable at once under metadata-ordered, where
+    /// it also cuts away what earlier unsynced writes put past `size`.
     pub fn on_truncate(&mut self, ino: u64, size: u64) {
         self.ordered.entry(ino).or_default().truncate(size);
+        for change in &mut self.unsynced {
+            if let Unsynced::Write {
+                ino: i,
+                offset,
+                ordered_len,
+                ..
+            } = change
+            {
+                if *i == ino {
+                    *ordered_len = (*ordered_len).min(size.saturating_sub(*offset) as usize);
+                }
+            }
+        }
+        self.unsynced.push(Unsynced::Truncate { ino, size });
+    }
+
+    /// The writeback states the explorer checks for a cut now: none and
+    /// all of the unsynced data, the first 1, 2, 4, 8, ... writes of it
+    /// (bounded: log2 of the writes), and the last write cut at the page
+    /// boundary nearest its middle, if it spans pages (a write of many
+    /// pages is not atomic).
+    /// Just `[None]` when nothing is unsynced.
+    pub fn writeback_family(&self) -> Vec<Writeback> {
+        let writes: Vec<(u64, u64)> = self
+            .unsynced
+            .iter()
+            .filter_map(|change| match change {
+                Unsynced::Write { offset, data, .. } => Some((*offset, data.len() as u64)),
+                Unsynced::Truncate { .. } => None,
+            })
+            .collect();
+        let Some(&(last_offset, last_len)) = writes.last() else {
+            return vec![Writeback::None];
+        };
+        let mut family = BTreeSet::new();
+        let mut before = 0;
+        let mut next_prefix = 1;
+        for (index, (_, len)) in writes.iter().enumerate() {
+            if index == next_prefix {
+                family.insert(Writeback::Bytes(before));
+                next_prefix *= 2;
+            }
+            before += len;
+        }
+        // The page boundary nearest the middle of the last write, if one
+        // falls inside it: the write spans pages, each written back alone.
+        let before_last = before - last_len;
+        let middle = (last_offset + last_len / 2) / PAGE * PAGE;
+        let boundary = if middle > last_offset {
+            middle
+        } else {
+            (last_offset / PAGE + 1) * PAGE
+        };
+        if boundary < last_offset + last_len {
+            family.insert(Writeback::Bytes(before_last + boundary - last_offset));
+        }
+        [Writeback::None]
+            .into_iter()
+            .chain(family)
+            .chain([Writeback::All])
+            .collect()
     }
 
     /// fsync of a directory: its entries are durable under strict.
@@ -125,7 +324,12 @@ impl Durability {
     }
 
     /// The tree that a reboot after a power cut now would find.
-    pub fn durable_tree(&self, model: PersistenceModel, current: &Tree) -> Tree {
+    pub fn durable_tree(&self, cut: Cut, current: &Tree) -> Tree {
+        let model = cut.model;
+        if model == PersistenceModel::MetadataOrdered && cut.written == Writeback::All {
+            // Every change durable, data included: the tree as it is.
+            return current.clone();
+        }
         let (mut tree, contents) = match model {
             PersistenceModel::MetadataOrdered => (current.clone(), &self.ordered),
             PersistenceModel::Strict => {
@@ -146,9 +350,176 @@ impl Durability {
             .filter(|node| matches!(node.kind, NodeKind::File(_)))
             .map(|node| node.ino)
             .collect();
-        for ino in files {
-            tree.set_content(ino, contents.get(&ino).cloned().unwrap_or_default());
+        for ino in &files {
+            tree.set_content(*ino, contents.get(ino).cloned().unwrap_or_default());
         }
+        self.write_back(&mut tree, cut);
         tree
+    }
+
+    /// Replays on `tree` (its files at their durable content) the unsynced
+    /// changes `cut.written` says reached the disk, in the order made.
+    fn write_back(&self, tree: &mut Tree, cut: Cut) {
+        let mut budget = match cut.written {
+            Writeback::None => return,
+            Writeback::Bytes(bytes) => bytes,
+            Writeback::All => u64::MAX,
+        };
+        let mut contents: HashMap<u64, Content> = HashMap::new();
+        for change in &self.unsynced {
+            if budget == 0 {
+                break;
+            }
+            // Bytes are counted over the whole stream, whether or not their
+            // file is still to be found.
+            let (ino, take) = match change {
+                Unsynced::Write {
+                    ino,
+                    data,
+                    ordered_len,
+                    ..
+                } => {
+                    let take = (data.len() as u64).min(budget);
+                    budget -= take;
+                    let mut take = take as usize;
+                    if cut.model == PersistenceModel::MetadataOrdered {
+                        take = take.min(*ordered_len);
+                    }
+                    (*ino, take)
+                }
+                Unsynced::Truncate { ino, .. } => (*ino, 0),
+            };
+            let content = match contents.entry(ino) {
+                Entry::Occupied(entry) => entry.into_mut(),
+                Entry::Vacant(entry) => {
+                    // Not in the durable tree (unlinked, or not yet named
+                    // under strict): nothing of it is found after the reboot.
+                    let Ok(content) = tree.content(ino) else {
+                        continue;
+                    };
+                    entry.insert(content.clone())
+                }
+            };
+            match change {
+                Unsynced::Write { offset, data, .. } => content.write(*offset, &data[..take]),
+                Unsynced::Truncate { size, .. } => content.truncate(*size),
+            }
+        }
+        for (ino, content) in contents {
+            tree.set_content(ino, content);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::{NewNode, ROOT_INO};
+
+    /// A tree with one file holding `old`, and its durability.
+    fn staged(old: &[u8]) -> (Tree, Durability, u64) {
+        let mut tree = Tree::new();
+        let node = NewNode {
+            perm: 0o644,
+            uid: 0,
+            gid: 0,
+        };
+        let ino = tree.create_file(ROOT_INO, "f".as_ref(), node).unwrap();
+        tree.write(ino, 0, old).unwrap();
+        let durable = Durability::new(tree.clone());
+        (tree, durable, ino)
+    }
+
+    fn write(tree: &mut Tree, durable: &mut Durability, ino: u64, offset: u64, data: &[u8]) {
+        tree.write(ino, offset, data).unwrap();
+        durable.on_write(ino, offset, data);
+    }
+
+    fn bytes_after(durable: &Durability, tree: &Tree, ino: u64, cut: Cut) -> Vec<u8> {
+        durable
+            .durable_tree(cut, tree)
+            .content(ino)
+            .unwrap()
+            .to_vec()
+    }
+
+    #[test]
+    fn the_family_is_none_all_powers_of_two_and_a_page_cut_of_the_last_write() {
+        let (mut tree, mut durable, ino) = staged(&[0; 5 * 8192]);
+        assert_eq!(durable.writeback_family(), [Writeback::None]);
+        for n in 0..5 {
+            write(&mut tree, &mut durable, ino, n * 8192, &[1; 8192]);
+        }
+        // Prefixes of 1, 2 and 4 writes; the fifth cut at its middle page.
+        assert_eq!(
+            durable.writeback_family(),
+            [
+                Writeback::None,
+                Writeback::Bytes(8192),
+                Writeback::Bytes(2 * 8192),
+                Writeback::Bytes(4 * 8192),
+                Writeback::Bytes(4 * 8192 + 4096),
+                Writeback::All,
+            ]
+        );
+        // Synced, nothing is left to write back.
+        durable.on_fsync(&tree, ino);
+        assert_eq!(durable.writeback_family(), [Writeback::None]);
+    }
+
+    #[test]
+    fn a_small_write_across_a_page_boundary_is_cut_there() {
+        let (mut tree, mut durable, ino) = staged(&[0; 8192]);
+        write(&mut tree, &mut durable, ino, 4000, &[1; 200]);
+        assert!(durable.writeback_family().contains(&Writeback::Bytes(96)));
+    }
+
+    #[test]
+    fn a_partial_writeback_replays_the_first_bytes_in_write_order() {
+        let (mut tree, mut durable, ino) = staged(b"oooooooo");
+        write(&mut tree, &mut durable, ino, 4, b"BBBB");
+        write(&mut tree, &mut durable, ino, 0, b"AAAA");
+        let strict = |written| Cut {
+            model: PersistenceModel::Strict,
+            written,
+        };
+        assert_eq!(
+            bytes_after(&durable, &tree, ino, strict(Writeback::None)),
+            b"oooooooo"
+        );
+        assert_eq!(
+            bytes_after(&durable, &tree, ino, strict(Writeback::Bytes(2))),
+            b"ooooBBoo"
+        );
+        assert_eq!(
+            bytes_after(&durable, &tree, ino, strict(Writeback::Bytes(6))),
+            b"AAooBBBB"
+        );
+        assert_eq!(
+            bytes_after(&durable, &tree, ino, strict(Writeback::All)),
+            b"AAAABBBB"
+        );
+    }
+
+    #[test]
+    fn under_metadata_ordered_a_truncate_cuts_what_earlier_writes_put_past_it() {
+        let (mut tree, mut durable, ino) = staged(b"oooooooo");
+        write(&mut tree, &mut durable, ino, 0, b"AAAAAAAA");
+        tree.truncate(ino, 2).unwrap();
+        durable.on_truncate(ino, 2);
+        let cut = |model| Cut {
+            model,
+            written: Writeback::Bytes(8),
+        };
+        // The truncate is durable at once: the write survives only below it.
+        assert_eq!(
+            bytes_after(&durable, &tree, ino, cut(PersistenceModel::MetadataOrdered)),
+            b"AA"
+        );
+        // Under strict the truncate is not durable: the whole write is there.
+        assert_eq!(
+            bytes_after(&durable, &tree, ino, cut(PersistenceModel::Strict)),
+            b"AAAAAAAA"
+        );
     }
 }

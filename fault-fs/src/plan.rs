@@ -16,7 +16,7 @@ use nix::sys::signal::Signal;
 use serde::Deserialize;
 
 use crate::op::{OpKind, OpRecord};
-use crate::persistence::PersistenceModel;
+use crate::persistence::Cut;
 
 /// How long a `stall` without a duration waits for release before it gives up.
 pub const DEFAULT_STALL_DEADLINE: Duration = Duration::from_secs(30);
@@ -25,7 +25,8 @@ pub const DEFAULT_STALL_DEADLINE: Duration = Duration::from_secs(30);
 pub const SPEC_FORMAT: &str =
     "OPS[#N][@GLOB]:FAULT, e.g. `write#3:kill-after`, `rename:errno=EIO`; \
 FAULT is kill-before[=SIG], kill-after[=SIG], errno=NAME[/once|/persist], short-write=K|K%, \
-stall[=DURATION], power-cut[=metadata-ordered|strict]";
+stall[=DURATION], power-cut[=metadata-ordered|strict][/written=none|all|BYTES], \
+errno=NAME+power-cut[=...]";
 
 /// What happens to a matched op.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -46,9 +47,14 @@ pub enum Fault {
     /// (or [`DEFAULT_STALL_DEADLINE`]) passes, then apply it.
     Stall(Option<Duration>),
     /// Apply the op, then cut the power: the caller's group is SIGKILLed and
-    /// only what the persistence model says is durable survives (see
-    /// [`crate::FaultFsHandle::take_power_cut`]).
-    PowerCut(PersistenceModel),
+    /// only what the cut's persistence model and writeback say is durable
+    /// survives (see [`crate::FaultFsHandle::take_power_cut`]).
+    PowerCut(Cut),
+    /// Fail the op with this errno (once), let the run go on to its end,
+    /// then cut the power: what a failed fsync that the strategy ignored
+    /// leaves on disk. fault-fs fails the op; the cut at the end is the
+    /// caller's ([`crate::FaultFsHandle::durable_state`]).
+    ErrnoThenCut(i32, Cut),
 }
 
 /// How much of a write a `short-write` fault lets through.
@@ -184,7 +190,10 @@ impl fmt::Display for Fault {
             Fault::Stall(Some(duration)) => {
                 write!(f, "stall={}", humantime::format_duration(*duration))
             }
-            Fault::PowerCut(model) => write!(f, "power-cut={model}"),
+            Fault::PowerCut(cut) => write!(f, "power-cut={cut}"),
+            Fault::ErrnoThenCut(errno, cut) => {
+                write!(f, "{}+power-cut={cut}", Fault::Errno(*errno))
+            }
         }
     }
 }
@@ -193,6 +202,15 @@ impl FromStr for Fault {
     type Err = PlanError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some((first, cut)) = s.split_once('+') {
+            return match (first.parse()?, cut.parse()?) {
+                (Fault::Errno(errno), Fault::PowerCut(cut)) => Ok(Fault::ErrnoThenCut(errno, cut)),
+                _ => Err(spec_error(
+                    s,
+                    "only errno=NAME+power-cut[=...] combines two faults",
+                )),
+            };
+        }
         let (name, arg) = match s.split_once('=') {
             Some((name, arg)) => (name, Some(arg)),
             None => (s, None),
@@ -249,7 +267,7 @@ impl FromStr for Fault {
                     .map_err(|e| spec_error(s, format!("bad duration `{arg}`: {e}"))),
             },
             "power-cut" => match arg {
-                None => Ok(Fault::PowerCut(PersistenceModel::MetadataOrdered)),
+                None => Ok(Fault::PowerCut(Cut::default())),
                 Some(arg) => arg
                     .parse()
                     .map(Fault::PowerCut)
@@ -650,6 +668,10 @@ mod tests {
         for text in [
             "write#3:kill-after",
             "rename#1:power-cut=strict",
+            "write#4:power-cut=metadata-ordered/written=all",
+            "write#4:power-cut=strict/written=65536",
+            "fsync#1:errno=EIO+power-cut=metadata-ordered",
+            "fsync#1:errno=ENOSPC/once+power-cut=strict/written=all",
             "getattr#9:stall=10s",
             "create#1:errno=ENOSPC",
             "write#2:short-write=50%",
@@ -677,6 +699,39 @@ mod tests {
         assert_eq!(fault("errno=EIO/persist"), Fault::Full(libc::EIO));
         let err = "errno=EIO/always".parse::<Fault>().unwrap_err().to_string();
         assert!(err.contains("once or persist"), "{err}");
+    }
+
+    #[test]
+    fn a_power_cut_names_its_writeback_and_may_follow_an_error() {
+        use crate::persistence::{PersistenceModel, Writeback};
+        let fault = |text: &str| text.parse::<Fault>();
+        assert_eq!(
+            fault("power-cut").unwrap(),
+            Fault::PowerCut(Cut::new(PersistenceModel::MetadataOrdered))
+        );
+        assert_eq!(
+            fault("power-cut=strict/written=none").unwrap(),
+            Fault::PowerCut(Cut::new(PersistenceModel::Strict))
+        );
+        assert_eq!(
+            fault("errno=EIO+power-cut=strict/written=4096").unwrap(),
+            Fault::ErrnoThenCut(
+                libc::EIO,
+                Cut {
+                    model: PersistenceModel::Strict,
+                    written: Writeback::Bytes(4096)
+                }
+            )
+        );
+        for (text, reason) in [
+            ("power-cut=strict/written=some", "bad writeback `some`"),
+            ("power-cut=strict/after=1", "unknown power-cut option"),
+            ("kill-after+power-cut", "only errno=NAME+power-cut"),
+            ("errno=EIO+kill-after", "only errno=NAME+power-cut"),
+        ] {
+            let err = fault(text).unwrap_err().to_string();
+            assert!(err.contains(reason), "{text}: {err}");
+        }
     }
 
     #[test]

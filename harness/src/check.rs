@@ -93,6 +93,86 @@ pub fn classify_by(
     }
 }
 
+/// A byte count as people read it: `4096 bytes`, `64 KiB`, `1.5 MiB`.
+pub fn size_text(bytes: u64) -> String {
+    const UNITS: [(u64, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
+    for (unit, name) in UNITS {
+        if bytes >= unit {
+            let whole = bytes / unit;
+            let tenths = (bytes % unit) * 10 / unit;
+            return if tenths == 0 {
+                format!("{whole} {name}")
+            } else {
+                format!("{whole}.{tenths} {name}")
+            };
+        }
+    }
+    format!("{bytes} bytes")
+}
+
+/// How a torn file mixes the versions, in runs: `first 64 KiB new, rest
+/// old`, `new to 896 KiB, then old to 1 MiB` (a stale tail), `zeros to 8
+/// KiB, then new to 1 MiB`. A byte both versions share belongs to the run
+/// it is in; bytes of neither are `zeros` or `other bytes`.
+pub fn describe_mix(bytes: &[u8], old: &[u8], new: &[u8]) -> String {
+    #[derive(Clone, Copy, PartialEq)]
+    enum Run {
+        New,
+        Old,
+        Zeros,
+        Other,
+    }
+    let mut runs: Vec<(Run, usize)> = Vec::new();
+    for (i, &byte) in bytes.iter().enumerate() {
+        let is_new = new.get(i) == Some(&byte);
+        let is_old = old.get(i) == Some(&byte);
+        let run = match runs.last_mut() {
+            // A byte of both versions, or a zero in a run of zeros, goes on.
+            Some((run, end))
+                if (*run == Run::New && is_new)
+                    || (*run == Run::Old && is_old)
+                    || (*run == Run::Zeros && byte == 0) =>
+            {
+                *end = i + 1;
+                continue;
+            }
+            _ if is_new => Run::New,
+            _ if is_old => Run::Old,
+            _ if byte == 0 => Run::Zeros,
+            _ => Run::Other,
+        };
+        match runs.last_mut() {
+            Some((last, end)) if *last == run => *end = i + 1,
+            _ => runs.push((run, i + 1)),
+        }
+    }
+    let name = |run: Run| match run {
+        Run::New => "new",
+        Run::Old => "old",
+        Run::Zeros => "zeros",
+        Run::Other => "other bytes",
+    };
+    match runs.as_slice() {
+        [(first, end), (rest, _)] => format!(
+            "first {} {}, rest {}",
+            size_text(*end as u64),
+            name(*first),
+            name(*rest)
+        ),
+        _ => {
+            let mut text: Vec<String> = runs
+                .iter()
+                .take(4)
+                .map(|(run, end)| format!("{} to {}", name(*run), size_text(*end as u64)))
+                .collect();
+            if runs.len() > 4 {
+                text.push("…".into());
+            }
+            text.join(", then ")
+        }
+    }
+}
+
 /// The properties of DESIGN.md §3.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -176,13 +256,30 @@ pub struct Finding {
     pub crash_point: Option<CrashPoint>,
     /// What was seen, in a sentence.
     pub seen: String,
+    /// What only this crash point saw: how the torn target mixes the
+    /// versions (`first 64 KiB new, rest old`). Findings that differ only
+    /// here are one finding at many points.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+impl Finding {
+    /// What was seen, with the detail: `after the power cut the durable
+    /// target is torn (first 64 KiB new, rest old)`.
+    pub fn seen_in_full(&self) -> String {
+        match &self.detail {
+            Some(detail) => format!("{} ({detail})", self.seen),
+            None => self.seen.clone(),
+        }
+    }
 }
 
 impl fmt::Display for Finding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let seen = self.seen_in_full();
         match &self.crash_point {
-            Some(point) => write!(f, "{} at {}: {}", self.property, point, self.seen),
-            None => write!(f, "{}: {}", self.property, self.seen),
+            Some(point) => write!(f, "{} at {}: {seen}", self.property, point),
+            None => write!(f, "{}: {seen}", self.property),
         }
     }
 }
@@ -200,6 +297,9 @@ pub struct TargetState {
     pub owner: Option<(u32, u32)>,
     /// Extended attributes (lossy UTF-8 values).
     pub xattrs: BTreeMap<String, String>,
+    /// For a torn file, how it mixes the versions ([`describe_mix`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mix: Option<String>,
 }
 
 impl TargetState {
@@ -211,6 +311,7 @@ impl TargetState {
             mode: None,
             owner: None,
             xattrs: BTreeMap::new(),
+            mix: None,
         }
     }
 }
@@ -244,6 +345,9 @@ pub struct ProbeObservation {
     pub seen: String,
     /// Complete old or complete new.
     pub ok: bool,
+    /// It could not look during the stall (the kernel held a lock the
+    /// stalled op needs): what it saw is what the op left.
+    pub blocked: bool,
 }
 
 /// Everything one run observed: the only input of [`evaluate`].
@@ -355,7 +459,7 @@ pub fn interrupts(fault: &Fault) -> Option<Property> {
     match fault {
         Fault::KillBefore(_) | Fault::KillAfter(_) => Some(Property::Kill),
         Fault::Errno(_) | Fault::Full(_) | Fault::ShortWrite(_) => Some(Property::Errors),
-        Fault::PowerCut(_) => Some(Property::Power),
+        Fault::PowerCut(_) | Fault::ErrnoThenCut(..) => Some(Property::Power),
         Fault::Stall(_) => None,
     }
 }
@@ -394,6 +498,7 @@ fn finding(property: Property, at: Option<CrashPoint>, seen: String) -> Finding 
         property,
         crash_point: at,
         seen,
+        detail: None,
     }
 }
 
@@ -405,7 +510,13 @@ fn result(seen: &Observations) -> Verdict {
     let first = &seen.first;
     let what = match (first.exit.success(), first.target.class) {
         (true, TargetClass::New) => return Verdict::Pass,
-        (true, class) => format!("the strategy exited 0 but the target is {class}"),
+        (true, class) => {
+            let what = format!("the strategy exited 0 but the target is {class}");
+            return Verdict::of(vec![Finding {
+                detail: first.target.mix.clone(),
+                ..finding(Property::Result, blame(seen), what)
+            }]);
+        }
         (false, TargetClass::Old) => format!(
             "did not replace: the strategy failed ({}) and the target is still old",
             first.exit
@@ -455,6 +566,22 @@ fn visible(seen: &Observations) -> Verdict {
             )),
         }
     }
+    // Which probes saw only what the op left: detail, since what users saw
+    // is the same whether or not they waited for it.
+    for found in &mut findings {
+        let blocked: Vec<&str> = seen
+            .probes
+            .iter()
+            .filter(|p| p.blocked && !p.ok && found.crash_point.as_ref() == Some(&p.at))
+            .map(|p| p.probe.name())
+            .collect();
+        if !blocked.is_empty() {
+            found.detail = Some(format!(
+                "{} blocked until the op finished",
+                blocked.join(", ")
+            ));
+        }
+    }
     Verdict::of(findings)
 }
 
@@ -482,11 +609,10 @@ fn complete_after(seen: &Observations, property: Property) -> Verdict {
     let class = first.target.class;
     let mut findings = Vec::new();
     if !class.is_complete() {
-        findings.push(finding(
-            property,
-            Some(point.clone()),
-            format!("{after} is {class}"),
-        ));
+        findings.push(Finding {
+            detail: first.target.mix.clone(),
+            ..finding(property, Some(point.clone()), format!("{after} is {class}"))
+        });
     }
     if property == Property::Errors && class == TargetClass::Old && first.exit.success() {
         findings.push(finding(
@@ -643,6 +769,7 @@ mod tests {
             mode: Some(0o755),
             owner: Some((0, 0)),
             xattrs: BTreeMap::from([("user.origin".into(), "vendor".into())]),
+            mix: None,
         }
     }
 
@@ -836,6 +963,7 @@ mod tests {
             probe: ProbeKind::Read,
             seen: seen.into(),
             ok,
+            blocked: false,
         }
     }
 
@@ -1115,6 +1243,38 @@ mod tests {
             exercised,
             [Property::Result, Property::Meta, Property::Tidy],
             "an undisturbed run with no live process or probe"
+        );
+    }
+
+    #[test]
+    fn sizes_read_as_people_write_them() {
+        assert_eq!(size_text(512), "512 bytes");
+        assert_eq!(size_text(64 * 1024), "64 KiB");
+        assert_eq!(size_text(1536 * 1024), "1.5 MiB");
+    }
+
+    #[test]
+    fn a_mix_names_its_runs() {
+        let old = vec![1u8; 8192];
+        let new = vec![2u8; 6144];
+        // Written back in part: new, then old.
+        let mut torn = new[..4096].to_vec();
+        torn.extend_from_slice(&old[4096..]);
+        assert_eq!(describe_mix(&torn, &old, &new), "first 4 KiB new, rest old");
+        // A shorter new written over the old in place: a stale tail.
+        let mut stale = new.clone();
+        stale.extend_from_slice(&old[6144..]);
+        assert_eq!(
+            describe_mix(&stale, &old, &new),
+            "first 6 KiB new, rest old"
+        );
+        // A hole in the middle.
+        let mut holed = new[..2048].to_vec();
+        holed.extend_from_slice(&[0; 2048]);
+        holed.extend_from_slice(&old[4096..]);
+        assert_eq!(
+            describe_mix(&holed, &old, &new),
+            "new to 2 KiB, then zeros to 4 KiB, then old to 8 KiB"
         );
     }
 

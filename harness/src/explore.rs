@@ -8,17 +8,22 @@
 //! kill after the mutating op preceding it, so those points are folded.
 //!
 //! Power cuts are not re-run: the recording logs, after every mutating op,
-//! the tree each persistence model keeps, and each power-cut point is that
-//! state, checked and retried as after a reboot. Points whose durable states
-//! are the same (every cut before the first fsync, under `strict`) share one
-//! retry. Each worker keeps one mount and resets it from a snapshot between
-//! points; the live canary is kept while no point harms it.
+//! the tree each persistence model keeps with each writeback of unsynced
+//! data (none, all, in part: see `docs/PERSISTENCE.md`), and each power-cut
+//! point is that state, checked and retried as after a reboot. Points whose
+//! durable states are the same (every cut before the first fsync, under
+//! `strict`) share one retry. A sync op also fails with EIO and the power
+//! goes when that run has ended, a real run. Each worker keeps one mount and
+//! resets it from a snapshot between points; the live canary is kept while
+//! no point harms it.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use fault_fs::{CrashPoint, Fault, OpKind, OpName, PowerCut, Tree};
+use fault_fs::{
+    CrashPoint, Cut, Fault, OpKind, OpName, PersistenceModel, PowerCut, Tree, Writeback,
+};
 use nix::sys::signal::Signal;
 use serde::Serialize;
 
@@ -91,9 +96,11 @@ pub struct Placed {
     pub op: usize,
 }
 
-/// Derives the crash points of a recorded run.
+/// Derives the crash points of a recorded run. `durable` is what the
+/// recording logged a power cut after each op would leave: one power-cut
+/// point per logged state (each model, each writeback of its family).
 /// `sigterm` adds SIGTERM kills next to the SIGKILL ones.
-pub fn crash_points(outcome: &RunOutcome, sigterm: bool) -> Vec<Placed> {
+pub fn crash_points(outcome: &RunOutcome, durable: &[PowerCut], sigterm: bool) -> Vec<Placed> {
     let mut points = Vec::new();
     let mut first_mutation = true;
     let app = format!("/{APP_DIR}/");
@@ -142,8 +149,33 @@ pub fn crash_points(outcome: &RunOutcome, sigterm: bool) -> Vec<Placed> {
             at(stall());
         }
         probe_next = changes_target_dir;
-        for model in fault_fs::PersistenceModel::ALL {
-            at(Fault::PowerCut(model));
+        // A failed fsync that the strategy goes on past: what the disk holds
+        // once the run has ended (the data it was to make durable is not).
+        if op.kind.is_sync() {
+            for model in PersistenceModel::ALL {
+                at(Fault::ErrnoThenCut(libc::EIO, Cut::new(model)));
+            }
+        }
+        // metadata-ordered with all data written back is the tree as it is
+        // after the op: what the kill after it leaves, which that point
+        // checks (with the live processes still running at the retry).
+        let everything = Cut {
+            model: PersistenceModel::MetadataOrdered,
+            written: Writeback::All,
+        };
+        let logged: Vec<Cut> = durable
+            .iter()
+            .filter(|state| state.seq == op.seq && state.cut != everything)
+            .map(|state| state.cut)
+            .collect();
+        if logged.is_empty() {
+            // Not logged (should not happen): the guaranteed state, run for real.
+            for model in PersistenceModel::ALL {
+                at(Fault::PowerCut(Cut::new(model)));
+            }
+        }
+        for cut in logged {
+            at(Fault::PowerCut(cut));
         }
     }
     points
@@ -214,14 +246,14 @@ fn record(prepared: &Prepared) -> Result<(RunOutcome, Vec<PowerCut>, Stage), Run
 fn plan_work(points: &[Placed], record: &RunOutcome, durable: &[PowerCut]) -> Vec<Work> {
     let mut work: Vec<Work> = Vec::new();
     for (index, point) in points.iter().enumerate() {
-        let Fault::PowerCut(model) = point.point.fault else {
+        let Fault::PowerCut(cut) = point.point.fault else {
             work.push(Work::Run(index));
             continue;
         };
         let seq = record.trace[point.op].seq;
         let cut = durable
             .iter()
-            .find(|cut| cut.seq == seq && cut.model == model);
+            .find(|state| state.seq == seq && state.cut == cut);
         // Logged for every mutating op; should one be missing, run it.
         let Some(cut) = cut else {
             work.push(Work::Run(index));
@@ -318,7 +350,7 @@ pub fn explore(
         }
     }
     let sigterm = options.sigterm || scenario.sigterm;
-    let mut points = crash_points(&record, sigterm);
+    let mut points = crash_points(&record, &durable, sigterm);
     let total = points.len();
     if let Some(partition) = options.partition {
         points = points

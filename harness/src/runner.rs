@@ -305,12 +305,16 @@ pub fn target_state(tree: &Tree, rel: &str, old: &[u8], new: &[u8]) -> TargetSta
         return TargetState::missing();
     };
     let node = tree.get(ino).ok();
-    let class = match node.map(|n| &n.kind) {
-        Some(NodeKind::File(content)) => {
-            classify_by(content.len(), |v| content.is_prefix_of(v), old, new)
-        }
-        _ => TargetClass::Torn,
+    let content = match node.map(|n| &n.kind) {
+        Some(NodeKind::File(content)) => Some(content),
+        _ => None,
     };
+    let class = content.map_or(TargetClass::Torn, |content| {
+        classify_by(content.len(), |v| content.is_prefix_of(v), old, new)
+    });
+    let mix = content
+        .filter(|_| class == TargetClass::Torn)
+        .map(|content| check::describe_mix(&content.to_vec(), old, new));
     TargetState {
         class,
         ino: Some(ino),
@@ -329,6 +333,7 @@ pub fn target_state(tree: &Tree, rel: &str, old: &[u8], new: &[u8]) -> TargetSta
                     .collect()
             })
             .unwrap_or_default(),
+        mix,
     }
 }
 
@@ -836,9 +841,7 @@ fn probe_stalled(
         while seen.len() < probes.len() {
             match rx.recv_timeout(POLL) {
                 Ok((index, mut observation)) => {
-                    observation
-                        .seen
-                        .push_str(" (blocked until the op finished)");
+                    observation.blocked = true;
                     seen.push((index, observation));
                     continue;
                 }
@@ -948,6 +951,7 @@ fn run_probe(
         probe,
         seen,
         ok,
+        blocked: false,
     }
 }
 
@@ -1103,17 +1107,23 @@ pub(crate) fn run_staged(
     if let Some(live) = stage.live.as_mut() {
         live.settle(Duration::from_secs(2));
     }
+    let fired = fired(&trace);
+    // A failed sync the run went on past: the power goes once it has ended.
+    let cut_at_end = fired.iter().find_map(|point| match point.fault {
+        Fault::ErrnoThenCut(_, cut) => Some(handle.durable_state(cut)),
+        _ => None,
+    });
     let mut live_at_cut = None;
-    if let Some(cut) = handle.take_power_cut() {
+    if let Some(durable) = handle.take_power_cut().map(|cut| cut.tree).or(cut_at_end) {
         // A reboot: running programs are gone and the disk holds only what
         // the model made durable. What live processes saw before still counts.
         live_at_cut = Some(live_reports(stage));
         stage.stop_live();
-        handle.restore(&cut.tree);
+        handle.restore(&durable);
     }
     let (target, strays) = observe(prepared, &handle);
     let observed = Observations {
-        fired: fired(&trace),
+        fired,
         before: prepared.initial_target_state(),
         first: StrategyRun {
             exit: ran.exit,

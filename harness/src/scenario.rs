@@ -74,6 +74,17 @@ pub enum ProbeKind {
     Load,
 }
 
+impl ProbeKind {
+    /// The name used in scenario files and findings.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProbeKind::Read => "read",
+            ProbeKind::Exec => "exec",
+            ProbeKind::Load => "load",
+        }
+    }
+}
+
 /// Expected outcome of one property.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

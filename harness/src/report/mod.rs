@@ -192,7 +192,7 @@ impl Report {
                             Some(point) => format!("{} at {}", point.fault, point.op()),
                             None => "in the undisturbed run".into(),
                         },
-                        seen: finding.seen.clone(),
+                        seen: finding.seen_in_full(),
                         points: finding.crash_point.iter().cloned().collect(),
                         recurs_at: None,
                         reproduce: command.clone(),
@@ -351,7 +351,7 @@ fn explored_property(
     let mut recurs: Vec<(String, usize)> = baseline
         .findings()
         .iter()
-        .map(|f| (redact_temp_names(&f.seen), 0))
+        .map(|f| (redact_run_names(&f.seen), 0))
         .collect();
     let mut groups: Vec<(FaultFamily, String, FindingGroup)> = Vec::new();
     for result in results.iter().filter(|r| r.error.is_none()) {
@@ -363,7 +363,7 @@ fn explored_property(
                 .map(|w| format!("{w} (at {})", result.point));
         }
         for finding in result.findings.iter().filter(|f| f.property == property) {
-            let seen = redact_temp_names(&finding.seen);
+            let seen = redact_run_names(&finding.seen);
             if let Some((_, count)) = recurs.iter_mut().find(|(s, _)| *s == seen) {
                 *count += 1;
                 continue;
@@ -384,7 +384,7 @@ fn explored_property(
                     seen,
                     FindingGroup {
                         summary: String::new(),
-                        seen: finding.seen.clone(),
+                        seen: finding.seen_in_full(),
                         reproduce: format!("{command} --fault {}", shell_quote(&point.to_string())),
                         points: vec![point],
                         recurs_at: None,
@@ -412,7 +412,7 @@ fn explored_property(
                     "in the undisturbed run and at {count} of the {exercising} crash points that exercised it"
                 )
             },
-            seen: finding.seen.clone(),
+            seen: finding.seen_in_full(),
             points: Vec::new(),
             recurs_at: Some(*count),
             reproduce: command.to_owned(),
@@ -455,7 +455,7 @@ impl FaultFamily {
             Fault::Errno(_) | Fault::Full(_) => FaultFamily::Errno,
             Fault::ShortWrite(_) => FaultFamily::ShortWrite,
             Fault::Stall(_) => FaultFamily::Stall,
-            Fault::PowerCut(_) => FaultFamily::PowerCut,
+            Fault::PowerCut(_) | Fault::ErrnoThenCut(..) => FaultFamily::PowerCut,
         }
     }
 }
@@ -495,7 +495,14 @@ pub fn where_seen(points: &[CrashPoint]) -> String {
             });
         }
     }
-    let faults = faults.join(", ");
+    // Power cuts come in many writeback states: name a few, count the rest.
+    const NAMED: usize = 3;
+    let faults = if faults.len() > NAMED + 1 {
+        let rest = faults.len() - NAMED;
+        format!("{} and {rest} other faults", faults[..NAMED].join(", "))
+    } else {
+        faults.join(", ")
+    };
     let ops = at.join(", ");
     if at.len() == 1 && !ops.contains('–') {
         format!("{faults} at {ops}")
@@ -504,15 +511,21 @@ pub fn where_seen(points: &[CrashPoint]) -> String {
     }
 }
 
-/// Replaces mktemp-style suffixes (`.swap.Uw1f1j`) with `XXXXXX`: runs of
-/// the same crash point name their temp files differently.
-pub fn redact_temp_names(text: &str) -> String {
+/// Replaces what differs between runs of the same crash point: mktemp-style
+/// suffixes (`.swap.Uw1f1j` becomes `.swap.XXXXXX`) and process ids
+/// (`(pid 1306)` becomes `(pid N)`).
+pub fn redact_run_names(text: &str) -> String {
+    let mut after_pid = false;
     text.split(' ')
         .map(|word| {
             let (core, tail) = word.split_at(
                 word.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
                     .len(),
             );
+            let pid = std::mem::replace(&mut after_pid, word == "(pid");
+            if pid && !core.is_empty() && core.chars().all(|c| c.is_ascii_digit()) {
+                return format!("N{tail}");
+            }
             match core.rsplit_once('.') {
                 Some((stem, suffix))
                     if suffix.len() == 6 && suffix.chars().all(|c| c.is_ascii_alphanumeric()) =>
@@ -736,10 +749,14 @@ mod tests {
     }
 
     #[test]
-    fn temp_names_are_redacted() {
+    fn temp_names_and_pids_are_redacted() {
         assert_eq!(
-            redact_temp_names("stray files left: /app/.swap.8czbLu, /app/x"),
+            redact_run_names("stray files left: /app/.swap.8czbLu, /app/x"),
             "stray files left: /app/.swap.XXXXXX, /app/x"
+        );
+        assert_eq!(
+            redact_run_names("live canary (pid 1306) died: killed by SIGBUS"),
+            "live canary (pid N) died: killed by SIGBUS"
         );
     }
 }
