@@ -228,10 +228,18 @@ fn new_bytes_with_the_mode_and_xattrs_not_yet_restored_are_a_meta_finding() {
     assert_eq!(meta[0]["points"][0], "rename#1:kill-after", "{report:#}");
     assert_eq!(
         seen_of(&report, "meta"),
-        [
-            "after the kill the target has the new bytes but mode is 0600, was 0755, \
-          xattrs lost or changed: user.origin"
-        ]
+        ["the target has the new bytes but mode is 0600, was 0755, \
+          xattrs lost or changed: user.origin"]
+    );
+    // Stalled at the chmod: a user listing the target there met the same.
+    let (_, report) = run_json(&["run", &scenario, "--fault", "setattr#1:stall=10s"]);
+    assert_eq!(status_of(&report, "visible"), "pass", "{report:#}");
+    let meta = &property(&report, "meta")["groups"];
+    assert_eq!(meta[0]["points"][0], "setattr#1:stall=10s", "{report:#}");
+    assert_eq!(
+        seen_of(&report, "meta"),
+        ["the target has the new bytes but mode is 0600, was 0755, \
+          xattrs lost or changed: user.origin"]
     );
 }
 

@@ -705,7 +705,7 @@ fn without_root_check_and_explore_give_the_verdicts_of_root() {
                 .map(|(property, status, seen)| {
                     let seen = if property == "meta" {
                         seen.into_iter()
-                            .filter(|s| !s.starts_with("after"))
+                            .filter(|s| !s.starts_with(harness::check::NEW_BYTES_BUT))
                             .collect()
                     } else {
                         seen

@@ -348,6 +348,9 @@ pub struct ProbeObservation {
     /// It could not look during the stall (the kernel held a lock the
     /// stalled op needs): what it saw is what the op left.
     pub blocked: bool,
+    /// The target as the tree held it when the probes began to look: the
+    /// mode, owner and xattrs a user listing it there met.
+    pub target: TargetState,
 }
 
 /// Everything one run observed: the only input of [`evaluate`].
@@ -665,23 +668,31 @@ const NOT_FINISHED: &str = "no run ended with the new target in place";
 fn meta(seen: &Observations, wanted: &Wanted) -> Verdict {
     let mut findings = Vec::new();
     let at_end = finished(seen).map(|done| wrong_meta(&done.target, seen, wanted));
+    // What a user met before the end: the target an interruption left, and
+    // the target at each stall. New bytes there with the wrong mode, owner
+    // or xattrs are a finding at that point; what the end gets wrong anyway
+    // is said once, of the end. The text does not say which fault: the
+    // point does, and the same state met after a kill, an error or at a
+    // stall is one finding.
+    let mut met: Vec<(&CrashPoint, &TargetState)> = Vec::new();
     if let Some(point) = interruption(seen) {
-        let left = &seen.first.target;
-        // What the end gets wrong anyway is said once, of the end.
-        let wrong: Vec<String> = wrong_meta(left, seen, wanted)
+        met.push((point, &seen.first.target));
+    }
+    for probe in &seen.probes {
+        if !met.iter().any(|(at, _)| *at == &probe.at) {
+            met.push((&probe.at, &probe.target));
+        }
+    }
+    for (point, target) in met {
+        let wrong: Vec<String> = wrong_meta(target, seen, wanted)
             .into_iter()
             .filter(|what| !at_end.iter().flatten().any(|end| end == what))
             .collect();
-        if left.class == TargetClass::New && !wrong.is_empty() {
-            let after = match interrupts(&point.fault) {
-                Some(Property::Kill) => "after the kill the target",
-                Some(Property::Power) => "after the power cut the durable target",
-                _ => "after the error the target",
-            };
+        if target.class == TargetClass::New && !wrong.is_empty() {
             findings.push(finding(
                 Property::Meta,
                 Some(point.clone()),
-                format!("{after} has the new bytes but {}", wrong.join(", ")),
+                format!("{NEW_BYTES_BUT}{}", wrong.join(", ")),
             ));
         }
     }
@@ -696,6 +707,9 @@ fn meta(seen: &Observations, wanted: &Wanted) -> Verdict {
     }
     Verdict::of(findings)
 }
+
+/// How a meta finding before the end begins: the state a user met.
+pub const NEW_BYTES_BUT: &str = "the target has the new bytes but ";
 
 /// How `target`'s mode, owner and xattrs differ from what they must be.
 fn wrong_meta(target: &TargetState, seen: &Observations, wanted: &Wanted) -> Vec<String> {
@@ -964,6 +978,7 @@ mod tests {
             seen: seen.into(),
             ok,
             blocked: false,
+            target: TargetState::missing(),
         }
     }
 
@@ -1140,7 +1155,7 @@ mod tests {
             seen_of(&judge(&chmod_later, Property::Meta)),
             [(
                 Some("rename#1:kill-after".into()),
-                "after the kill the target has the new bytes but mode is 0600, was 0755, \
+                "the target has the new bytes but mode is 0600, was 0755, \
                  xattrs lost or changed: user.origin"
                     .into()
             )]
@@ -1158,7 +1173,7 @@ mod tests {
             [
                 (
                     Some("rename#1:kill-after".into()),
-                    "after the kill the target has the new bytes but mode is 0600, was 0755".into()
+                    "the target has the new bytes but mode is 0600, was 0755".into()
                 ),
                 (
                     Some("rename#1:kill-after".into()),
@@ -1169,6 +1184,37 @@ mod tests {
         // A wrong state that nothing finished after is still a finding.
         chmod_later.retry = Some(ran(Exit::Code(1), TargetClass::New));
         assert_eq!(seen_of(&judge(&chmod_later, Property::Meta)).len(), 1);
+    }
+
+    #[test]
+    fn meta_judges_the_target_users_met_at_a_stall() {
+        // Stalled between the rename and the chmod: the probes read new
+        // bytes, and a user listing the target met mode 0600.
+        let mut at_stall = probe("setattr#1:stall=10s", "read: new", true);
+        at_stall.target = state(TargetClass::New);
+        at_stall.target.mode = Some(0o600);
+        let seen = Observations {
+            fired: vec![point("setattr#1:stall=10s")],
+            probes: vec![at_stall.clone(), at_stall],
+            ..clean()
+        };
+        assert_eq!(
+            seen_of(&judge(&seen, Property::Meta)),
+            [(
+                Some("setattr#1:stall=10s".into()),
+                "the target has the new bytes but mode is 0600, was 0755".into()
+            )]
+        );
+        // Old bytes at the stall: nothing new was met yet.
+        let mut before = probe("rename#1:stall=10s", "read: old", true);
+        before.target = state(TargetClass::Old);
+        before.target.mode = Some(0o600);
+        let seen = Observations {
+            fired: vec![point("rename#1:stall=10s")],
+            probes: vec![before],
+            ..clean()
+        };
+        assert_eq!(judge(&seen, Property::Meta), Verdict::Pass);
     }
 
     #[test]

@@ -791,6 +791,9 @@ fn probe_stalled(
     stalled: &OpRecord,
     at: &CrashPoint,
 ) -> Vec<ProbeObservation> {
+    // Read from the tree, not through the mount: no op of ours to trace.
+    let state = handle
+        .with_tree(|tree| target_state(tree, &prepared.target_rel(), &prepared.old, &prepared.new));
     let (tx, rx) = std::sync::mpsc::channel();
     let tasks: Vec<ProbeTask> = probes.iter().map(|_| ProbeTask::default()).collect();
     let mut seen = Vec::new();
@@ -858,7 +861,10 @@ fn probe_stalled(
     });
     seen.sort_by_key(|(index, _)| *index);
     seen.into_iter()
-        .map(|(_, observation)| observation)
+        .map(|(_, observation)| ProbeObservation {
+            target: state.clone(),
+            ..observation
+        })
         .collect()
 }
 
@@ -952,6 +958,8 @@ fn run_probe(
         seen,
         ok,
         blocked: false,
+        // Set by the caller, once for all the probes of a stall.
+        target: TargetState::missing(),
     }
 }
 

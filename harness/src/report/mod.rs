@@ -8,7 +8,7 @@ pub mod human;
 pub mod json;
 pub mod junit;
 
-use fault_fs::{CrashPoint, Fault, OpKind};
+use fault_fs::{CrashPoint, OpKind};
 use serde::Serialize;
 
 use crate::check::{Observations, Property, Verdict};
@@ -353,7 +353,9 @@ fn explored_property(
         .iter()
         .map(|f| (redact_run_names(&f.seen), 0))
         .collect();
-    let mut groups: Vec<(FaultFamily, String, FindingGroup)> = Vec::new();
+    // One group per observation, whatever faults led to it: a stray temp
+    // file after a kill and after a power cut is one thing to fix.
+    let mut groups: Vec<(String, FindingGroup)> = Vec::new();
     for result in results.iter().filter(|r| r.error.is_none()) {
         if result.exercised.contains(&property) {
             exercised = true;
@@ -369,18 +371,13 @@ fn explored_property(
                 continue;
             }
             let point = finding.crash_point.clone().unwrap_or(result.point.clone());
-            let family = FaultFamily::of(&point.fault);
-            match groups
-                .iter_mut()
-                .find(|(f, s, _)| *f == family && *s == seen)
-            {
-                Some((_, _, group)) => {
+            match groups.iter_mut().find(|(s, _)| *s == seen) {
+                Some((_, group)) => {
                     if !group.points.contains(&point) {
                         group.points.push(point);
                     }
                 }
                 None => groups.push((
-                    family,
                     seen,
                     FindingGroup {
                         summary: String::new(),
@@ -418,7 +415,7 @@ fn explored_property(
             reproduce: command.to_owned(),
         })
         .collect();
-    all.extend(groups.into_iter().map(|(_, _, mut group)| {
+    all.extend(groups.into_iter().map(|(_, mut group)| {
         group.summary = where_seen(&group.points);
         group
     }));
@@ -432,31 +429,6 @@ fn explored_property(
         groups: all,
         expected: None,
         as_expected: true,
-    }
-}
-
-/// Faults of one kind, whatever their argument: `errno=EIO` and
-/// `errno=ENOSPC` that leave the same target say one thing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum FaultFamily {
-    KillBefore,
-    KillAfter,
-    Errno,
-    ShortWrite,
-    Stall,
-    PowerCut,
-}
-
-impl FaultFamily {
-    fn of(fault: &Fault) -> Self {
-        match fault {
-            Fault::KillBefore(_) => FaultFamily::KillBefore,
-            Fault::KillAfter(_) => FaultFamily::KillAfter,
-            Fault::Errno(_) | Fault::Full(_) => FaultFamily::Errno,
-            Fault::ShortWrite(_) => FaultFamily::ShortWrite,
-            Fault::Stall(_) => FaultFamily::Stall,
-            Fault::PowerCut(_) | Fault::ErrnoThenCut(..) => FaultFamily::PowerCut,
-        }
     }
 }
 
