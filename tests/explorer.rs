@@ -733,3 +733,19 @@ fn without_root_check_and_explore_give_the_verdicts_of_root() {
         );
     }
 }
+
+#[test]
+fn the_full_recipe_and_a_synced_link_aside_pass_everything_ad_hoc() {
+    // Ad hoc, the old target has an xattr and the new version is shorter:
+    // every property can be exercised, and none may be a false "unsafe".
+    crate::support::require(&[("python3", "python3")]);
+    for strategy in [
+        "python3 scenarios/strategies/atomic-fsync.py",
+        "python3 scenarios/strategies/link-aside-fsync.py",
+    ] {
+        let report = explore_json(&["--strategy", strategy]);
+        for (property, status, seen) in verdicts_by_point(&report) {
+            assert_eq!(status, "pass", "{strategy}: {property}: {seen:?}");
+        }
+    }
+}
