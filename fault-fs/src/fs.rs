@@ -701,7 +701,8 @@ impl FaultFs {
                 let result = self.apply(&gate, apply, None);
                 {
                     let mut state = lock(&self.inner.state);
-                    let tree = state.durable.durable_tree(cut, &state.tree);
+                    let State { durable, tree, .. } = &mut *state;
+                    let tree = durable.durable_tree(cut, tree);
                     state.power_cut = Some(PowerCut {
                         seq: gate.seq,
                         cut,
@@ -1179,8 +1180,11 @@ impl Filesystem for FaultFs {
                 offset
             };
             let take = limit.map_or(data.len(), |limit| limit as usize);
+            let before = state.tree.content(ino.0)?.clone();
             let written = state.tree.write(ino.0, offset, &data[..take])?;
-            state.durable.on_write(ino.0, offset, &data[..written]);
+            state
+                .durable
+                .on_write(ino.0, offset, &data[..written], before);
             Ok(written)
         };
         let respond = move |result: Result<usize, Errno>| match result {
@@ -1517,8 +1521,9 @@ impl Filesystem for FaultFs {
                 }
                 if zero && offset < size {
                     let zeros = vec![0; (end.min(size) - offset) as usize];
+                    let before = state.tree.content(ino.0)?.clone();
                     state.tree.write(ino.0, offset, &zeros)?;
-                    state.durable.on_write(ino.0, offset, &zeros);
+                    state.durable.on_write(ino.0, offset, &zeros, before);
                 }
                 if !keep_size && end > size {
                     state.tree.truncate(ino.0, end)?;
@@ -1604,10 +1609,11 @@ impl Filesystem for FaultFs {
             move |state, limit| {
                 let len = limit.unwrap_or(len).min(u64::from(u32::MAX));
                 let data = state.tree.read(ino_in.0, offset_in, len as usize)?;
+                let before = state.tree.content(ino_out.0)?.clone();
                 let written = state.tree.write(ino_out.0, offset_out, &data)?;
                 state
                     .durable
-                    .on_write(ino_out.0, offset_out, &data[..written]);
+                    .on_write(ino_out.0, offset_out, &data[..written], before);
                 Ok(written)
             },
             move |result| match result {
@@ -1790,8 +1796,9 @@ impl FaultFsHandle {
     /// What a power cut `cut` right now would leave: for a cut after the
     /// run has ended ([`Fault::ErrnoThenCut`]).
     pub fn durable_state(&self, cut: Cut) -> Tree {
-        let state = lock(&self.inner.state);
-        state.durable.durable_tree(cut, &state.tree)
+        let mut state = lock(&self.inner.state);
+        let State { durable, tree, .. } = &mut *state;
+        durable.durable_tree(cut, tree)
     }
 
     /// The durable state left by a power-cut fault, if one fired.
