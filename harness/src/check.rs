@@ -596,6 +596,16 @@ fn complete_after(seen: &Observations, property: Property) -> Verdict {
         .iter()
         .find(|point| interrupts(&point.fault) == Some(property))
     else {
+        // An error followed by a cut: only the disk after the cut was seen.
+        let cut_after_error = seen
+            .fired
+            .iter()
+            .find(|point| matches!(point.fault, Fault::ErrnoThenCut(..)));
+        if let (Property::Errors, Some(point)) = (property, cut_after_error) {
+            return Verdict::not_exercised(format!(
+                "the power was cut after the run with the error ({point}): judged under power"
+            ));
+        }
         let what = match property {
             Property::Kill => "no kill",
             Property::Power => "no power cut",
@@ -1082,6 +1092,18 @@ mod tests {
                 "after the power cut the durable target is empty".into()
             )]
         );
+        // A failed fsync, then the cut after the run: power judges the disk;
+        // errors says why it did not.
+        let ignored = interrupted("fsync#1:errno=EIO+power-cut=strict", TargetClass::Empty);
+        assert_eq!(
+            seen_of(&judge(&ignored, Property::Power)),
+            [(
+                Some("fsync#1:errno=EIO+power-cut=strict".into()),
+                "after the power cut the durable target is empty".into()
+            )]
+        );
+        assert_not_exercised(judge(&ignored, Property::Errors), "judged under power");
+        assert_not_exercised(judge(&ignored, Property::Kill), "no kill");
     }
 
     #[test]
