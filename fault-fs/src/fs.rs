@@ -84,6 +84,25 @@ struct State {
     durable_log: Option<Vec<PowerCut>>,
 }
 
+impl State {
+    /// Writes `data` into file `ino` at `offset`: every op that changes
+    /// file data goes through here, so the durability bookkeeping sees it.
+    /// The unsynced writes (a copy of the bytes, the file before the last
+    /// one) are kept only while something may cut the power: a power-cut
+    /// rule in the plan, or the recording's durable log.
+    fn write_data(&mut self, ino: u64, offset: u64, data: &[u8]) -> Result<usize, Errno> {
+        let keep = self.durable_log.is_some()
+            || self.plan.rules.iter().any(|rule| rule.fault.cuts_power());
+        if !keep {
+            return self.tree.write(ino, offset, data);
+        }
+        let before = self.tree.content(ino)?.clone();
+        let written = self.tree.write(ino, offset, data)?;
+        self.durable.on_write(ino, offset, &data[..written], before);
+        Ok(written)
+    }
+}
+
 /// The state a power-cut fault left: what a reboot would find.
 #[derive(Debug, Clone)]
 pub struct PowerCut {
@@ -1180,12 +1199,7 @@ impl Filesystem for FaultFs {
                 offset
             };
             let take = limit.map_or(data.len(), |limit| limit as usize);
-            let before = state.tree.content(ino.0)?.clone();
-            let written = state.tree.write(ino.0, offset, &data[..take])?;
-            state
-                .durable
-                .on_write(ino.0, offset, &data[..written], before);
-            Ok(written)
+            state.write_data(ino.0, offset, &data[..take])
         };
         let respond = move |result: Result<usize, Errno>| match result {
             Ok(written) => reply.written(written as u32),
@@ -1521,9 +1535,7 @@ impl Filesystem for FaultFs {
                 }
                 if zero && offset < size {
                     let zeros = vec![0; (end.min(size) - offset) as usize];
-                    let before = state.tree.content(ino.0)?.clone();
-                    state.tree.write(ino.0, offset, &zeros)?;
-                    state.durable.on_write(ino.0, offset, &zeros, before);
+                    state.write_data(ino.0, offset, &zeros)?;
                 }
                 if !keep_size && end > size {
                     state.tree.truncate(ino.0, end)?;
@@ -1609,12 +1621,7 @@ impl Filesystem for FaultFs {
             move |state, limit| {
                 let len = limit.unwrap_or(len).min(u64::from(u32::MAX));
                 let data = state.tree.read(ino_in.0, offset_in, len as usize)?;
-                let before = state.tree.content(ino_out.0)?.clone();
-                let written = state.tree.write(ino_out.0, offset_out, &data)?;
-                state
-                    .durable
-                    .on_write(ino_out.0, offset_out, &data[..written], before);
-                Ok(written)
+                state.write_data(ino_out.0, offset_out, &data)
             },
             move |result| match result {
                 Ok(written) => reply.written(written as u32),
@@ -1794,7 +1801,9 @@ impl FaultFsHandle {
     }
 
     /// What a power cut `cut` right now would leave: for a cut after the
-    /// run has ended ([`Fault::ErrnoThenCut`]).
+    /// run has ended ([`Fault::ErrnoThenCut`]). Unsynced writes are kept
+    /// only while the plan cuts the power or durable states are logged, so
+    /// a writeback other than none needs one of those in force.
     pub fn durable_state(&self, cut: Cut) -> Tree {
         let mut state = lock(&self.inner.state);
         let State { durable, tree, .. } = &mut *state;

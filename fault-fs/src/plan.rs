@@ -168,6 +168,13 @@ fn signal_suffix(signal: Signal) -> String {
     }
 }
 
+impl Fault {
+    /// Whether it cuts the power, now or when the run has ended.
+    pub fn cuts_power(&self) -> bool {
+        matches!(self, Fault::PowerCut(_) | Fault::ErrnoThenCut(..))
+    }
+}
+
 impl fmt::Display for Fault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -17,7 +17,7 @@
 //! resets it from a snapshot between points; the live canary is kept while
 //! no point harms it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
@@ -113,6 +113,7 @@ pub fn crash_points(outcome: &RunOutcome, durable: &[PowerCut], sigterm: bool) -
     // probe would only see the state after it).
     let mut probe_next = false;
     let names = OpName::all(&outcome.trace);
+    let by_seq = logged_by_seq(durable);
     for (index, (op, name)) in outcome.trace.iter().zip(names).enumerate() {
         let point = |fault: Fault| Placed {
             point: CrashPoint::new(name.kind, name.nth, fault),
@@ -163,10 +164,12 @@ pub fn crash_points(outcome: &RunOutcome, durable: &[PowerCut], sigterm: bool) -
             model: PersistenceModel::MetadataOrdered,
             written: Writeback::All,
         };
-        let logged: Vec<Cut> = durable
-            .iter()
-            .filter(|state| state.seq == op.seq && state.cut != everything)
+        let logged: Vec<Cut> = by_seq
+            .get(&op.seq)
+            .into_iter()
+            .flatten()
             .map(|state| state.cut)
+            .filter(|cut| *cut != everything)
             .collect();
         if logged.is_empty() {
             // Not logged (should not happen): the guaranteed state, run for real.
@@ -241,9 +244,19 @@ fn record(prepared: &Prepared) -> Result<(RunOutcome, Vec<PowerCut>, Stage), Run
     Ok((outcome, durable, stage))
 }
 
+/// The logged durable states of each op, by its sequence number.
+fn logged_by_seq(durable: &[PowerCut]) -> HashMap<u64, Vec<&PowerCut>> {
+    let mut by_seq: HashMap<u64, Vec<&PowerCut>> = HashMap::new();
+    for state in durable {
+        by_seq.entry(state.seq).or_default().push(state);
+    }
+    by_seq
+}
+
 /// Orders the work: each point where it stands, power-cut points that share
 /// a durable state folded into the first of them.
 fn plan_work(points: &[Placed], record: &RunOutcome, durable: &[PowerCut]) -> Vec<Work> {
+    let by_seq = logged_by_seq(durable);
     let mut work: Vec<Work> = Vec::new();
     for (index, point) in points.iter().enumerate() {
         let Fault::PowerCut(cut) = point.point.fault else {
@@ -251,9 +264,9 @@ fn plan_work(points: &[Placed], record: &RunOutcome, durable: &[PowerCut]) -> Ve
             continue;
         };
         let seq = record.trace[point.op].seq;
-        let cut = durable
-            .iter()
-            .find(|state| state.seq == seq && state.cut == cut);
+        let cut = by_seq
+            .get(&seq)
+            .and_then(|states| states.iter().find(|state| state.cut == cut));
         // Logged for every mutating op; should one be missing, run it.
         let Some(cut) = cut else {
             work.push(Work::Run(index));
