@@ -224,23 +224,22 @@ fn new_bytes_with_the_mode_and_xattrs_not_yet_restored_are_a_meta_finding() {
         report["run"]["observed"]["retry"]["target"]["mode"], 0o755,
         "{report:#}"
     );
-    let meta = &property(&report, "meta")["groups"];
-    assert_eq!(meta[0]["points"][0], "rename#1:kill-after", "{report:#}");
-    assert_eq!(
-        seen_of(&report, "meta"),
-        ["the target has the new bytes but mode is 0600, was 0755, \
-          xattrs lost or changed: user.origin"]
-    );
-    // Stalled at the chmod: a user listing the target there met the same.
+    // What the kill left, and what a user met at a stall at the chmod, is
+    // one finding at its point.
+    let met = "the target has the new bytes but mode is 0600, was 0755, \
+               xattrs lost or changed: user.origin";
+    let meta_at = |report: &Value, point: &str| {
+        assert_eq!(
+            property(report, "meta")["groups"][0]["points"][0],
+            point,
+            "{report:#}"
+        );
+        assert_eq!(seen_of(report, "meta"), [met], "{report:#}");
+    };
+    meta_at(&report, "rename#1:kill-after");
     let (_, report) = run_json(&["run", &scenario, "--fault", "setattr#1:stall=10s"]);
     assert_eq!(status_of(&report, "visible"), "pass", "{report:#}");
-    let meta = &property(&report, "meta")["groups"];
-    assert_eq!(meta[0]["points"][0], "setattr#1:stall=10s", "{report:#}");
-    assert_eq!(
-        seen_of(&report, "meta"),
-        ["the target has the new bytes but mode is 0600, was 0755, \
-          xattrs lost or changed: user.origin"]
-    );
+    meta_at(&report, "setattr#1:stall=10s");
 }
 
 #[test]
