@@ -779,6 +779,44 @@ fn a_reset_drops_what_the_kernel_cached() {
     assert!(!mount.join("stray").exists(), "the run's files are gone");
 }
 
+#[test]
+fn a_reset_brings_back_a_directory_that_a_process_held_while_it_was_removed() {
+    let scratch = Scratch::new();
+    let mut initial = Tree::new();
+    let node = fault_fs::tree::NewNode {
+        perm: 0o755,
+        uid: 0,
+        gid: 0,
+    };
+    let app = initial
+        .mkdir(fault_fs::tree::ROOT_INO, "app".as_ref(), node)
+        .expect("mkdir");
+    let lib = initial
+        .create_file(app, "lib".as_ref(), node)
+        .expect("create");
+    initial.write(lib, 0, b"old library").expect("write");
+    let mount = scratch.mount(initial.clone(), FaultPlan::default());
+    // Open inside the directory, as a live canary maps its library: the
+    // kernel keeps the directory's inode while the file is open.
+    let held = std::fs::File::open(mount.join("app/lib")).expect("open");
+    let swap = Command::new("sh")
+        .arg("-c")
+        .arg("mv app app.old && mkdir app && rm -rf app.old")
+        .current_dir(mount.path())
+        .status()
+        .expect("sh");
+    assert!(swap.success());
+    mount.handle().reset(&initial);
+    // The kernel marked the removed directory dead; under its old number
+    // and generation every lookup in it would fail.
+    assert_eq!(
+        std::fs::read(mount.join("app/lib")).expect("read after the reset"),
+        b"old library"
+    );
+    std::fs::write(mount.join("app/new"), b"x").expect("create in the directory");
+    drop(held);
+}
+
 /// Replaces /target by temp file + rename, fsyncing nothing.
 const TEMP_RENAME: &str = r#"import os, sys
 tmp = os.path.join(os.path.dirname(sys.argv[2]), ".target.tmp")

@@ -771,10 +771,13 @@ impl FaultFs {
     }
 
     /// Entry reply data for an inode, counting the kernel's new reference.
-    fn entry(state: &mut State, ino: u64) -> Result<FileAttr, Errno> {
+    fn entry(state: &mut State, ino: u64) -> Result<Entry, Errno> {
         let attr = attr_of(state.tree.get(ino)?);
         state.tree.pin(ino);
-        Ok(attr)
+        Ok(Entry {
+            attr,
+            generation: Generation(state.tree.generation(ino)),
+        })
     }
 
     fn new_node(req: &Request, mode: u32, umask: u32) -> NewNode {
@@ -811,9 +814,15 @@ fn for_mount(mut attr: FileAttr, root: u64) -> FileAttr {
     attr
 }
 
-fn reply_entry(reply: ReplyEntry, root: u64) -> impl FnOnce(Result<FileAttr, Errno>) + Send {
+/// What a lookup or a create tells the kernel of an inode.
+struct Entry {
+    attr: FileAttr,
+    generation: Generation,
+}
+
+fn reply_entry(reply: ReplyEntry, root: u64) -> impl FnOnce(Result<Entry, Errno>) + Send {
     move |result| match result {
-        Ok(attr) => reply.entry(&TTL, &for_mount(attr, root), Generation(0)),
+        Ok(entry) => reply.entry(&TTL, &for_mount(entry.attr, root), entry.generation),
         Err(errno) => reply.error(errno),
     }
 }
@@ -1495,10 +1504,10 @@ impl Filesystem for FaultFs {
                 Ok((Self::entry(state, ino)?, fh))
             },
             move |result| match result {
-                Ok((attr, fh)) => reply.created(
+                Ok((entry, fh)) => reply.created(
                     &TTL,
-                    &for_mount(attr, root),
-                    Generation(0),
+                    &for_mount(entry.attr, root),
+                    entry.generation,
                     FileHandle(fh),
                     FopenFlags::empty(),
                 ),

@@ -319,6 +319,9 @@ pub struct Tree {
     /// References the kernel or open handles hold, per inode.
     pins: HashMap<u64, u64>,
     next_ino: u64,
+    /// Generations of inode numbers that a restore brought back as a
+    /// directory the kernel may still hold dead (absent: 0).
+    generations: HashMap<u64, u64>,
 }
 
 impl Default for Tree {
@@ -349,6 +352,7 @@ impl Tree {
             inodes: HashMap::from([(ROOT_INO, Arc::new(root))]),
             pins: HashMap::new(),
             next_ino: ROOT_INO + 1,
+            generations: HashMap::new(),
         }
     }
 
@@ -361,9 +365,28 @@ impl Tree {
     /// numbers from where this tree is, so no number is ever handed out twice.
     /// References (pins) stay: they count what the kernel and open handles
     /// hold now, not what they held when the snapshot was taken.
+    ///
+    /// A directory removed since (rmdir, or replaced by a rename) that the
+    /// snapshot brings back gets a new generation: the kernel marks a removed
+    /// directory dead for good, and a process still inside it (a live
+    /// canary mapping a file there) keeps that dead inode around; under the
+    /// same number and generation the kernel would hand it out again, and
+    /// every lookup in it would fail.
     pub fn restore(&mut self, snapshot: &Tree) {
+        for (ino, node) in &snapshot.inodes {
+            let removed = self.inodes.get(ino).is_none_or(|now| now.nlink == 0);
+            if node.is_dir() && *ino != ROOT_INO && removed {
+                *self.generations.entry(*ino).or_default() += 1;
+            }
+        }
         self.inodes = snapshot.inodes.clone();
         self.next_ino = self.next_ino.max(snapshot.next_ino);
+    }
+
+    /// The generation of inode number `ino`: with the number, what names
+    /// the inode to the kernel (see [`Tree::restore`]).
+    pub fn generation(&self, ino: u64) -> u64 {
+        self.generations.get(&ino).copied().unwrap_or(0)
     }
 
     /// Looks an inode up.
@@ -1127,6 +1150,24 @@ mod tests {
             .create_file(ROOT_INO, OsStr::new("a"), new_node())
             .unwrap();
         assert_ne!(first, second);
+    }
+
+    #[test]
+    fn a_restored_directory_gets_a_new_generation_a_restored_file_does_not() {
+        let mut tree = Tree::new();
+        let dir = tree.mkdir(ROOT_INO, OsStr::new("d"), new_node()).unwrap();
+        let file = tree
+            .create_file(ROOT_INO, OsStr::new("f"), new_node())
+            .unwrap();
+        let snapshot = tree.clone();
+        tree.restore(&snapshot);
+        assert_eq!(tree.generation(dir), 0, "nothing was removed");
+        tree.rmdir(ROOT_INO, OsStr::new("d")).unwrap();
+        tree.unlink(ROOT_INO, OsStr::new("f")).unwrap();
+        tree.restore(&snapshot);
+        assert_eq!(tree.generation(dir), 1);
+        // A file keeps its generation: a live mapping of it stays valid.
+        assert_eq!(tree.generation(file), 0);
     }
 
     #[test]

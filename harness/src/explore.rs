@@ -103,9 +103,17 @@ pub struct Placed {
 pub fn crash_points(outcome: &RunOutcome, durable: &[PowerCut], sigterm: bool) -> Vec<Placed> {
     let mut points = Vec::new();
     let mut first_mutation = true;
-    let app = format!("/{APP_DIR}/");
-    let staging = format!("/{STAGING_DIR}/");
-    let touches_target_dir = |path: &str| path.starts_with(&app) || path.starts_with(&staging);
+    // The target's directory, what is in it, and its ancestors (a
+    // directory swap renames the directory itself); NEW's too.
+    let touches_target_dir = |path: &str| {
+        [APP_DIR, STAGING_DIR].iter().any(|dir| {
+            let dir = format!("/{dir}");
+            path == dir
+                || path
+                    .strip_prefix(&dir)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        })
+    };
     let stall = || Fault::Stall(Some(std::time::Duration::from_secs(10)));
     // Set after an op that changed the target's directory: the next op, of
     // whatever kind, is stalled too, so probes see the state between the two
