@@ -113,6 +113,11 @@ struct CanaryArgs {
     /// of the old shows]
     #[arg(long, value_parser = parse_size, value_name = "SIZE")]
     new_size: Option<u64>,
+    /// The target is a symlink to a versioned file beside it
+    /// (libcanary.so -> libcanary.so.1), as libraries are installed; NEW is
+    /// staged as the next version (libcanary.so.2)
+    #[arg(long)]
+    symlinked: bool,
 }
 
 impl CanaryArgs {
@@ -125,12 +130,9 @@ impl CanaryArgs {
             harness::scenario::check_size(size)
                 .map_err(|m| Failure::usage(anyhow::anyhow!("{flag}: {m}")))?;
         }
-        Ok(harness::Scenario::ad_hoc(
-            strategy,
-            self.target,
-            self.size,
-            new_size,
-        ))
+        let mut scenario = harness::Scenario::ad_hoc(strategy, self.target, self.size, new_size);
+        scenario.symlink = self.symlinked;
+        Ok(scenario)
     }
 }
 
@@ -360,13 +362,9 @@ fn run_and_report(
         report::json::write(&mut stdout, &report)
     } else {
         let title = format!(
-            "swapfault: {} ({} target {})",
+            "swapfault: {} ({})",
             scenario.name,
-            match scenario.kind {
-                harness::TargetKind::Exe => "executable",
-                harness::TargetKind::Lib => "library",
-            },
-            prepared.target_rel()
+            prepared.describe_target()
         );
         report::human::write(
             &mut stdout,

@@ -404,3 +404,63 @@ command = 'test "$(stat -c %Y "$SWAPFAULT_NEW")" = 978307200 && touch "$SWAPFAUL
     assert_eq!(status_of(&report, "kill"), "fail", "{report:#}");
     assert_eq!(status_of(&report, "retry"), "pass", "{report:#}");
 }
+
+/// The next version's file beside the target, then the link flipped to it.
+const FLIP: &str = r#"d=$(dirname "$SWAPFAULT_TARGET"); v=$(basename "$SWAPFAULT_NEW"); cp "$SWAPFAULT_NEW" "$d/$v" && ln -sfn "$v" "$SWAPFAULT_TARGET""#;
+
+#[test]
+fn a_symlinked_target_is_judged_by_the_file_it_names() {
+    // Flipped to the next version: new, at that version's file, and the
+    // file the link now names is no stray.
+    let (_, report) = run_json(&["check", "--symlinked", "--strategy", FLIP]);
+    let first = &report["run"]["observed"]["first"];
+    assert_eq!(first["target"]["class"], "new", "{report:#}");
+    assert_eq!(first["target"]["resolved"], "/app/libcanary.so.2");
+    assert_eq!(status_of(&report, "result"), "pass");
+    assert_eq!(status_of(&report, "tidy"), "pass");
+    // The probes load through the link: v1 before the flip.
+    let (_, report) = run_json(&[
+        "check",
+        "--symlinked",
+        "--strategy",
+        FLIP,
+        "--fault",
+        "symlink#1:stall=10s",
+    ]);
+    let probes = report["run"]["observed"]["probes"]
+        .as_array()
+        .expect("probes");
+    let seen: Vec<&str> = probes.iter().filter_map(|p| p["seen"].as_str()).collect();
+    assert_eq!(
+        seen,
+        ["read: old", "load: ran, library code v1"],
+        "{report:#}"
+    );
+    // A link to the download outside the installed tree, a dangling one
+    // and a loop all leave no target.
+    for strategy in [
+        r#"ln -sf "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#,
+        r#"ln -sfn libcanary.so.9 "$SWAPFAULT_TARGET""#,
+        r#"ln -sfn libcanary.so "$SWAPFAULT_TARGET""#,
+    ] {
+        let (code, report) = run_json(&["check", "--symlinked", "--strategy", strategy]);
+        assert_eq!(code, Some(1), "{strategy}");
+        assert_eq!(
+            seen_of(&report, "result"),
+            ["the strategy exited 0 but the target is missing"],
+            "{strategy}"
+        );
+    }
+    // cp follows the link and writes into the versioned file in place.
+    let (_, report) = run_json(&[
+        "check",
+        "--symlinked",
+        "--strategy",
+        r#"cp "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#,
+    ]);
+    assert_eq!(status_of(&report, "live"), "fail", "{report:#}");
+    assert_eq!(
+        report["run"]["observed"]["first"]["target"]["resolved"],
+        "/app/libcanary.so.1"
+    );
+}

@@ -308,6 +308,9 @@ pub enum RenameMode {
     Exchange,
 }
 
+/// How many symlinks a path walk follows before it fails with ELOOP, as Linux.
+pub const MAX_LINK_HOPS: usize = 40;
+
 /// The in-memory file system tree.
 ///
 /// Inodes live in a map keyed by number. An inode with no links stays while
@@ -464,6 +467,58 @@ impl Tree {
         path.split('/')
             .filter(|part| !part.is_empty() && *part != ".")
             .try_fold(ROOT_INO, |dir, part| self.lookup(dir, OsStr::new(part)))
+    }
+
+    /// Resolves a path relative to the root as a path walk in the mount
+    /// would, following symlinks (at most [`MAX_LINK_HOPS`], then ELOOP).
+    /// An absolute link is a path outside the tree unless it starts with
+    /// `mount`, the tree's mount point: then the rest is resolved from the
+    /// root; a link out of the tree fails with EXDEV. Returns the inode and
+    /// its path with every link resolved.
+    pub fn resolve_following(&self, path: &str, mount: &str) -> Result<(u64, String), Errno> {
+        let parts = |path: &str| -> Vec<String> {
+            path.split('/')
+                .filter(|part| !part.is_empty() && *part != ".")
+                .map(str::to_owned)
+                .collect()
+        };
+        let mut pending: std::collections::VecDeque<String> = parts(path).into();
+        // The directories walked so far, with their names: `..` goes back.
+        let mut walked: Vec<(u64, String)> = Vec::new();
+        let mut hops = 0;
+        while let Some(part) = pending.pop_front() {
+            let dir = walked.last().map_or(ROOT_INO, |(ino, _)| *ino);
+            if part == ".." {
+                walked.pop();
+                continue;
+            }
+            let ino = self.lookup(dir, OsStr::new(&part))?;
+            let NodeKind::Symlink(target) = &self.get(ino)?.kind else {
+                walked.push((ino, part));
+                continue;
+            };
+            hops += 1;
+            if hops > MAX_LINK_HOPS {
+                return Err(Errno::ELOOP);
+            }
+            let target = target.to_string_lossy();
+            let mut next: std::collections::VecDeque<String> = match target.strip_prefix('/') {
+                Some(_) => {
+                    let inside = target
+                        .strip_prefix(mount.trim_end_matches('/'))
+                        .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+                        .ok_or(Errno::EXDEV)?;
+                    walked.clear();
+                    parts(inside).into()
+                }
+                None => parts(&target).into(),
+            };
+            next.extend(pending.drain(..));
+            pending = next;
+        }
+        let ino = walked.last().map_or(ROOT_INO, |(ino, _)| *ino);
+        let path: String = walked.iter().map(|(_, name)| format!("/{name}")).collect();
+        Ok((ino, if path.is_empty() { "/".into() } else { path }))
     }
 
     /// The path of an inode from the root, through the entry that last named it.
@@ -1168,6 +1223,33 @@ mod tests {
         assert_eq!(tree.generation(dir), 1);
         // A file keeps its generation: a live mapping of it stays valid.
         assert_eq!(tree.generation(file), 0);
+    }
+
+    #[test]
+    fn resolving_follows_relative_absolute_dangling_and_looping_links() {
+        let mut tree = Tree::new();
+        let app = tree.mkdir(ROOT_INO, OsStr::new("app"), new_node()).unwrap();
+        let lib = tree
+            .create_file(app, OsStr::new("lib.so.1"), new_node())
+            .unwrap();
+        let link = |tree: &mut Tree, name: &str, target: &str| {
+            tree.symlink(app, OsStr::new(name), OsStr::new(target), new_node())
+                .unwrap();
+        };
+        link(&mut tree, "lib.so", "lib.so.1");
+        link(&mut tree, "abs", "/mnt/x/app/lib.so");
+        link(&mut tree, "up", "../app/./lib.so");
+        link(&mut tree, "outside", "/usr/lib/lib.so");
+        link(&mut tree, "dangling", "lib.so.2");
+        link(&mut tree, "loop", "loop");
+        let resolve = |path: &str| tree.resolve_following(path, "/mnt/x");
+        let found = Ok((lib, "/app/lib.so.1".to_owned()));
+        assert_eq!(resolve("app/lib.so"), found);
+        assert_eq!(resolve("/app/abs"), found);
+        assert_eq!(resolve("app/up"), found);
+        assert_eq!(resolve("app/outside"), Err(Errno::EXDEV));
+        assert_eq!(resolve("app/dangling"), Err(Errno::ENOENT));
+        assert_eq!(resolve("app/loop"), Err(Errno::ELOOP));
     }
 
     #[test]

@@ -300,6 +300,10 @@ pub struct TargetState {
     /// For a torn file, how it mixes the versions ([`describe_mix`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mix: Option<String>,
+    /// The file a symlinked target resolves to (from the mount's root),
+    /// when it is not the target path itself. Mode and xattrs are its.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved: Option<String>,
 }
 
 impl TargetState {
@@ -312,6 +316,7 @@ impl TargetState {
             owner: None,
             xattrs: BTreeMap::new(),
             mix: None,
+            resolved: None,
         }
     }
 }
@@ -794,6 +799,7 @@ mod tests {
             owner: Some((0, 0)),
             xattrs: BTreeMap::from([("user.origin".into(), "vendor".into())]),
             mix: None,
+            resolved: None,
         }
     }
 

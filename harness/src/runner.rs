@@ -237,7 +237,52 @@ impl Prepared {
 
     /// The target as every run finds it before the strategy starts.
     pub fn initial_target_state(&self) -> TargetState {
-        target_state(&self.initial, &self.target_rel(), &self.old, &self.new)
+        self.target_state(&self.initial, Path::new("/"))
+    }
+
+    /// The target in `tree`, mounted at `mount` (see [`target_state`]).
+    pub fn target_state(&self, tree: &Tree, mount: &Path) -> TargetState {
+        target_state(
+            tree,
+            &self.target_rel(),
+            &mount.to_string_lossy(),
+            &self.old,
+            &self.new,
+        )
+    }
+
+    /// What the target is, for a report's title: `library target
+    /// app/libcanary.so`, with the file a symlinked one points to.
+    pub fn describe_target(&self) -> String {
+        let kind = match self.scenario.kind {
+            TargetKind::Exe => "executable",
+            TargetKind::Lib => "library",
+        };
+        let mut text = format!("{kind} target {}", self.target_rel());
+        if self.scenario.symlink {
+            text.push_str(&format!(" -> {}", self.old_name()));
+        }
+        text
+    }
+
+    /// File name of the old target's bytes in [`APP_DIR`]: the target's
+    /// own, or the versioned file a symlinked target points to.
+    pub fn old_name(&self) -> String {
+        self.versioned(1)
+    }
+
+    /// File name NEW is staged under: the target's, or the next version's
+    /// for a symlinked target.
+    pub fn new_name(&self) -> String {
+        self.versioned(2)
+    }
+
+    fn versioned(&self, version: u32) -> String {
+        if self.scenario.symlink {
+            format!("{}.{version}", self.target_name)
+        } else {
+            self.target_name.clone()
+        }
     }
 
     fn build_initial_tree(&self) -> Tree {
@@ -266,13 +311,17 @@ impl Prepared {
         if let Some(ino) = file(
             &mut tree,
             app,
-            &self.target_name,
+            &self.old_name(),
             &self.old,
             self.scenario.mode,
         ) {
             for (name, value) in &self.scenario.xattrs {
                 let _ = tree.setxattr(ino, name.as_ref(), value.as_bytes(), 0);
             }
+        }
+        if self.scenario.symlink {
+            let versioned = self.old_name();
+            let _ = tree.symlink(app, self.target_name.as_ref(), versioned.as_ref(), root);
         }
         if let Some(sibling) = &self.sibling {
             file(&mut tree, app, &sibling.name, &sibling.bytes, 0o755);
@@ -290,7 +339,7 @@ impl Prepared {
             let staging = tree
                 .mkdir(ROOT_INO, STAGING_DIR.as_ref(), root)
                 .unwrap_or(ROOT_INO);
-            if let Some(ino) = file(&mut tree, staging, &self.target_name, &self.new, 0o755) {
+            if let Some(ino) = file(&mut tree, staging, &self.new_name(), &self.new, 0o755) {
                 let _ = tree.set_times(ino, Some(self.new_mtime), Some(self.new_mtime));
             }
         }
@@ -299,9 +348,11 @@ impl Prepared {
 }
 
 /// Reads the target's state straight from the tree (no FUSE request, so the
-/// trace is not disturbed).
-pub fn target_state(tree: &Tree, rel: &str, old: &[u8], new: &[u8]) -> TargetState {
-    let Ok(ino) = tree.resolve(rel) else {
+/// trace is not disturbed), following symlinks as a path walk in the mount
+/// at `mount` would (see [`Tree::resolve_following`]): a dangling, looping
+/// or outward link leaves no target, so it is `missing`.
+pub fn target_state(tree: &Tree, rel: &str, mount: &str, old: &[u8], new: &[u8]) -> TargetState {
+    let Ok((ino, resolved)) = tree.resolve_following(rel, mount) else {
         return TargetState::missing();
     };
     let node = tree.get(ino).ok();
@@ -334,6 +385,8 @@ pub fn target_state(tree: &Tree, rel: &str, old: &[u8], new: &[u8]) -> TargetSta
             })
             .unwrap_or_default(),
         mix,
+        resolved: (resolved.trim_start_matches('/') != rel.trim_start_matches('/'))
+            .then_some(resolved),
     }
 }
 
@@ -509,7 +562,7 @@ impl Stage {
         } else {
             let stage = dir.path().join("stage");
             std::fs::create_dir(&stage).map_err(io("cannot create the staging dir"))?;
-            Some(stage.join(&prepared.target_name))
+            Some(stage.join(prepared.new_name()))
         };
         let tmp_dir = dir.path().join(TMP_DIR);
         std::fs::create_dir(&tmp_dir).map_err(io("cannot create the temp mount point"))?;
@@ -522,7 +575,7 @@ impl Stage {
         let mount = FaultMount::mount(fs, &mnt)?;
         let new_path = outside
             .clone()
-            .unwrap_or_else(|| mount.join(format!("{STAGING_DIR}/{}", prepared.target_name)));
+            .unwrap_or_else(|| mount.join(format!("{STAGING_DIR}/{}", prepared.new_name())));
         let mut stage = Stage {
             sandbox: None,
             live: None,
@@ -701,7 +754,13 @@ fn run_in(
             if let (Some(name), Some(fault)) = (name, fault) {
                 let at = CrashPoint::new(name.kind, name.nth, fault);
                 observations.extend(probe_stalled(
-                    prepared, handle, &target, probes, &stalled, &at,
+                    prepared,
+                    handle,
+                    stage.mount.path(),
+                    &target,
+                    probes,
+                    &stalled,
+                    &at,
                 ));
             } else {
                 handle.release_stalls();
@@ -786,14 +845,14 @@ impl ProbeTask {
 fn probe_stalled(
     prepared: &Prepared,
     handle: &FaultFsHandle,
+    mount: &Path,
     target: &Path,
     probes: &[ProbeKind],
     stalled: &OpRecord,
     at: &CrashPoint,
 ) -> Vec<ProbeObservation> {
     // Read from the tree, not through the mount: no op of ours to trace.
-    let state = handle
-        .with_tree(|tree| target_state(tree, &prepared.target_rel(), &prepared.old, &prepared.new));
+    let state = handle.with_tree(|tree| prepared.target_state(tree, mount));
     let (tx, rx) = std::sync::mpsc::channel();
     let tasks: Vec<ProbeTask> = probes.iter().map(|_| ProbeTask::default()).collect();
     let mut seen = Vec::new();
@@ -803,7 +862,8 @@ fn probe_stalled(
             scope.spawn(move || {
                 task.thread
                     .store(nix::unistd::gettid().as_raw(), Ordering::Release);
-                let observation = run_probe(prepared, handle, target, *probe, stalled, at, task);
+                let observation =
+                    run_probe(prepared, handle, mount, target, *probe, stalled, at, task);
                 let _ = tx.send((index, observation));
             });
         }
@@ -909,9 +969,11 @@ pub fn scope_trace(trace: &[OpRecord], scope: u32) -> Vec<OpRecord> {
         .collect()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_probe(
     prepared: &Prepared,
     handle: &FaultFsHandle,
+    mount: &Path,
     target: &Path,
     probe: ProbeKind,
     stalled: &OpRecord,
@@ -930,7 +992,13 @@ fn run_probe(
                     (format!("read: {class}"), class.is_complete())
                 }
                 // The op is held: the tree is as the reader found it.
-                Ok(_) if handle.with_tree(|tree| tree.resolve(&prepared.target_rel()).is_err()) => {
+                Ok(_)
+                    if handle.with_tree(|tree| {
+                        let mount = mount.to_string_lossy();
+                        tree.resolve_following(&prepared.target_rel(), &mount)
+                            .is_err()
+                    }) =>
+                {
                     ("read: missing".to_owned(), false)
                 }
                 Ok((exit, _)) => (format!("read: failed ({exit})"), false),
@@ -978,16 +1046,18 @@ fn version_probe(name: &str, command: Command, task: &ProbeTask) -> (String, boo
 
 /// The target and the stray paths (outside the staging directory, not in
 /// the initial tree), read straight from the tree.
-fn observe(prepared: &Prepared, handle: &FaultFsHandle) -> (TargetState, Vec<String>) {
-    handle.with_tree(|tree| {
-        let state = target_state(tree, &prepared.target_rel(), &prepared.old, &prepared.new);
+fn observe(prepared: &Prepared, stage: &Stage) -> (TargetState, Vec<String>) {
+    stage.handle().with_tree(|tree| {
+        let state = prepared.target_state(tree, stage.mount.path());
         // Strays are what is left next to the target: not NEW's staging,
-        // nor the temp dir (a real /tmp is emptied at boot).
+        // nor the temp dir (a real /tmp is emptied at boot), nor the new
+        // version a symlinked target now points to.
         let staging = format!("/{STAGING_DIR}/");
         let tmp = format!("/{TMP_DIR}/");
         let strays = all_paths(tree)
             .difference(&prepared.initial_paths)
             .filter(|p| !p.starts_with(&staging) && !p.starts_with(&tmp))
+            .filter(|p| state.resolved.as_ref() != Some(*p))
             .cloned()
             .collect();
         (state, strays)
@@ -1039,7 +1109,7 @@ fn restage_new(prepared: &Prepared, stage: &mut Stage) -> Result<(), RunError> {
         return stage.stage_new_outside(prepared);
     }
     // Asked of the tree, not the mount: this process never waits on it.
-    let staged = format!("{STAGING_DIR}/{}", prepared.target_name);
+    let staged = format!("{STAGING_DIR}/{}", prepared.new_name());
     stage.handle().with_tree(|tree| {
         if tree.resolve(&staged).is_ok() {
             return;
@@ -1055,7 +1125,7 @@ fn restage_new(prepared: &Prepared, stage: &mut Stage) -> Result<(), RunError> {
                 .mkdir(ROOT_INO, STAGING_DIR.as_ref(), node)
                 .unwrap_or(ROOT_INO),
         };
-        if let Ok(ino) = tree.create_file(dir, prepared.target_name.as_ref(), node) {
+        if let Ok(ino) = tree.create_file(dir, prepared.new_name().as_ref(), node) {
             let _ = tree.write(ino, 0, &prepared.new);
             let mtime = Some(prepared.new_mtime);
             let _ = tree.set_times(ino, mtime, mtime);
@@ -1129,7 +1199,7 @@ pub(crate) fn run_staged(
         stage.stop_live();
         handle.restore(&durable);
     }
-    let (target, strays) = observe(prepared, &handle);
+    let (target, strays) = observe(prepared, stage);
     let observed = Observations {
         fired,
         before: prepared.initial_target_state(),
@@ -1173,7 +1243,7 @@ pub(crate) fn run_from_power_cut(
     let _span =
         tracing::info_span!("power_cut", scenario = %prepared.scenario.name, %point).entered();
     stage.prepare_after_power_cut(prepared, durable)?;
-    let (target, strays) = observe(prepared, stage.handle());
+    let (target, strays) = observe(prepared, stage);
     let observed = Observations {
         fired: vec![point.clone()],
         before: prepared.initial_target_state(),
@@ -1231,7 +1301,7 @@ fn complete(
         if let Some(live) = stage.live.as_mut() {
             live.settle(Duration::from_secs(2));
         }
-        let (target, strays) = observe(prepared, stage.handle());
+        let (target, strays) = observe(prepared, stage);
         observed.retry = Some(StrategyRun {
             exit: ran.exit,
             stderr: ran.stderr,

@@ -13,6 +13,9 @@
 //! # old = "files/old.bin" # user files instead of the canary (paths relative to this file)
 //! # new = "files/new.bin"
 //! new_inside = false      # stage NEW inside the mount (next to the target's directory)
+//! symlink = false         # the target is a symlink to a versioned file beside
+//!                         # it (libcanary.so -> libcanary.so.1), as libraries
+//!                         # are installed; NEW is the next version (libcanary.so.2)
 //!
 //! [strategy]
 //! command = 'cp "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET"'
@@ -134,6 +137,8 @@ struct TargetFile {
     new: Option<PathBuf>,
     #[serde(default)]
     new_inside: bool,
+    #[serde(default)]
+    symlink: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -183,6 +188,10 @@ pub struct Scenario {
     pub xattrs: BTreeMap<String, String>,
     /// Stage NEW inside the mount rather than outside.
     pub new_inside: bool,
+    /// The target is a symlink to a versioned file in its directory
+    /// (`libcanary.so -> libcanary.so.1`); NEW is named as the next version
+    /// (`libcanary.so.2`). Every property judges the file the link resolves to.
+    pub symlink: bool,
     /// The strategy, run by `sh -c`.
     pub command: String,
     /// Working directory of the strategy (the scenario file's directory).
@@ -426,6 +435,7 @@ impl Scenario {
             mode,
             xattrs: target.xattrs,
             new_inside: target.new_inside,
+            symlink: target.symlink,
             command: file.strategy.command,
             workdir,
             timeout,
@@ -452,6 +462,7 @@ impl Scenario {
             mode: 0o755,
             xattrs: BTreeMap::from([(AD_HOC_XATTR.0.to_owned(), AD_HOC_XATTR.1.to_owned())]),
             new_inside: false,
+            symlink: false,
             command: command.to_owned(),
             workdir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
             timeout: Duration::from_secs(30),

@@ -153,14 +153,22 @@ fn write_run_details(out: &mut dyn Write, report: &Report) -> io::Result<()> {
         writeln!(out, "  faults:   {} ({fired})", rules.join(" "))?;
     }
     let inode = |ino: Option<u64>| ino.map_or("-".to_owned(), |i| i.to_string());
+    // A symlinked target: the file it resolves to.
+    let via = |target: &crate::check::TargetState| {
+        target
+            .resolved
+            .as_ref()
+            .map_or(String::new(), |path| format!(" at {path}"))
+    };
     let first = &seen.first;
     writeln!(
         out,
-        "  strategy: {}; target is {} (inode {} -> {})",
+        "  strategy: {}; target is {} (inode {} -> {}{})",
         first.exit,
         first.target.class,
         inode(seen.before.ino),
-        inode(first.target.ino)
+        inode(first.target.ino),
+        via(&first.target)
     )?;
     for line in first.stderr.lines() {
         writeln!(out, "            | {line}")?;
@@ -168,10 +176,11 @@ fn write_run_details(out: &mut dyn Write, report: &Report) -> io::Result<()> {
     if let Some(retry) = &seen.retry {
         writeln!(
             out,
-            "  retry:    {}; target is {} (inode {})",
+            "  retry:    {}; target is {} (inode {}{})",
             retry.exit,
             retry.target.class,
-            inode(retry.target.ino)
+            inode(retry.target.ino),
+            via(&retry.target)
         )?;
     }
     for live in &seen.live {

@@ -539,6 +539,9 @@ pub fn reproduction_prefix(scenario: &Scenario) -> String {
             if new_size != crate::scenario::default_new_size(size) {
                 command.push_str(&format!(" --new-size {new_size}"));
             }
+            if scenario.symlink {
+                command.push_str(" --symlinked");
+            }
             command
         }
     }
