@@ -103,8 +103,8 @@ struct CheckArgs {
 /// The built-in canary an ad-hoc strategy (`--strategy`) replaces.
 #[derive(Debug, clap::Args)]
 struct CanaryArgs {
-    /// What the target is.
-    #[arg(long, default_value = "lib", value_name = "exe|lib")]
+    /// What the target is: an executable, a library, or a set of both that must change together.
+    #[arg(long, default_value = "lib", value_name = "exe|lib|set")]
     target: harness::TargetKind,
     /// Canary size (bytes, or with KiB/MiB).
     #[arg(long, default_value = "256KiB", value_parser = parse_size)]
@@ -129,6 +129,11 @@ impl CanaryArgs {
         for (flag, size) in [("--size", self.size), ("--new-size", new_size)] {
             harness::scenario::check_size(size)
                 .map_err(|m| Failure::usage(anyhow::anyhow!("{flag}: {m}")))?;
+        }
+        if self.symlinked && self.target == harness::TargetKind::Set {
+            return Err(Failure::usage(anyhow::anyhow!(
+                "--symlinked is for one file; a set's files are plain files (hint: drop one)"
+            )));
         }
         let mut scenario = harness::Scenario::ad_hoc(strategy, self.target, self.size, new_size);
         scenario.symlink = self.symlinked;

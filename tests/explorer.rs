@@ -256,6 +256,40 @@ fn every_reproduction_of_the_directory_swap_reproduces_its_finding() {
     assert!(visible.contains("read: missing"), "{visible}");
 }
 
+/// A set of files that must change together: between rsync's delayed
+/// renames a user starts the new executable with the old library, which
+/// it refuses; a kill there leaves the set mixed. Every reproduction
+/// printed for the set strategies finds the same.
+#[test]
+fn a_set_replaced_file_by_file_is_mixed_between_its_renames() {
+    let (_, reports, _) = catalog();
+    let rsync = report(reports, "rsync-delay-updates");
+    let visible: Vec<&str> = property(rsync, "visible")["groups"]
+        .as_array()
+        .expect("visible groups")
+        .iter()
+        .filter_map(|g| g["seen"].as_str())
+        .collect();
+    assert!(
+        visible.iter().any(|seen| seen
+            .contains("exec: canary v2 refused to run with libcanary v1 (mixed versions)")),
+        "{visible:?}"
+    );
+    let kill = &property(rsync, "kill")["groups"][0];
+    assert_eq!(
+        kill["seen"],
+        "after the kill the target is torn (canary new, libcanary.so old)"
+    );
+    // Swapped in as a whole, the set is never mixed.
+    let exchange = report(reports, "dir-exchange");
+    for name in ["visible", "kill", "power"] {
+        assert_eq!(property(exchange, name)["status"], "pass", "{name}");
+    }
+    let replayed =
+        replay_findings("rsync-delay-updates", true) + replay_findings("set-install-each", true);
+    assert!(replayed >= 10, "replayed {replayed}");
+}
+
 #[test]
 fn ctrl_c_stops_explore_and_leaves_no_mount() {
     crate::support::require(crate::support::CATALOG_TOOLS);

@@ -10,7 +10,10 @@
  *   canary --once     print "version EXE LIB" and exit (the exec probe).
  *   canary --load P   dlopen P, print "version 0 LIB" and exit (the load probe).
  *
- * Built with -DCANARY_VERSION=N and padding like the library. */
+ * Built with -DCANARY_VERSION=N and padding like the library. Built with
+ * -DCANARY_SET too, it is one of a set of files that must change together:
+ * with a library of another version it refuses to run (exit 4), as a
+ * program does whose library changed its ABI; --once still prints both. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <poll.h>
@@ -82,10 +85,16 @@ int main(int argc, char **argv) {
         printf("version 0 %d\n", version());
         return 0;
     }
+    int mixed = 0;
+#ifdef CANARY_SET
+    mixed = canary_version() != CANARY_VERSION;
+    if (mixed) fprintf(stderr, "mixed versions: canary v%d, libcanary v%d\n", CANARY_VERSION, canary_version());
+#endif
     if (argc == 2 && strcmp(argv[1], "--once") == 0) {
         printf("version %d %d\n", CANARY_VERSION, canary_version());
-        return 0;
+        return mixed ? 4 : 0;
     }
+    if (mixed) return 4;
     const char *fd_text = getenv("CANARY_FD");
     int fd = fd_text ? atoi(fd_text) : 1;
     struct range ranges[64];

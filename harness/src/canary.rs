@@ -193,12 +193,24 @@ pub fn build_sandbox_init() -> Result<PathBuf, CanaryError> {
 
 /// Builds (or finds in the cache) canary `version` of about `size` bytes.
 pub fn build(version: u32, size: u64) -> Result<CanaryBuild, CanaryError> {
+    build_variant(version, size, false)
+}
+
+/// Like [`build`], but the executable and library are a set: the
+/// executable refuses to run (exit 4, "mixed versions") with a library of
+/// another version.
+pub fn build_set(version: u32, size: u64) -> Result<CanaryBuild, CanaryError> {
+    build_variant(version, size, true)
+}
+
+fn build_variant(version: u32, size: u64, set: bool) -> Result<CanaryBuild, CanaryError> {
     if !(SIZE_RANGE.0..=SIZE_RANGE.1).contains(&size) {
         return Err(CanaryError::Size(size));
     }
     let root = cache_root();
     // A hash of the sources keys the cache, so an edited canary is rebuilt.
-    let key = format!("v{version}-{size}-{:016x}", source_hash());
+    let variant = if set { "-set" } else { "" };
+    let key = format!("v{version}{variant}-{size}-{:016x}", source_hash());
     let dir = root.join(&key);
     let done = CanaryBuild {
         version,
@@ -233,8 +245,14 @@ pub fn build(version: u32, size: u64) -> Result<CanaryBuild, CanaryError> {
     let exe_c = w.join("canary.c");
     let exe = w.join(EXE_NAME);
     let libdir = format!("-L{}", w.display());
+    let set_flag = if set {
+        "-DCANARY_SET"
+    } else {
+        "-DCANARY_ALONE"
+    };
     compile(&[
         &os("-O1"),
+        &os(set_flag),
         &os(&version_flag),
         &os(&pad_flag),
         exe_c.as_os_str(),

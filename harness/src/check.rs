@@ -110,6 +110,28 @@ pub fn size_text(bytes: u64) -> String {
     format!("{bytes} bytes")
 }
 
+/// The state of a set of files that must change together, from the state
+/// of its first file (whose mode, owner and xattrs it keeps) and the class
+/// of every file, that one first: complete only when every file is the same
+/// complete version (a user who starts exe v2 with lib v1 meets a torn
+/// set), the one class of all of them when they share it, else torn, with
+/// each file's class as the mix (`canary new, libcanary.so old`).
+pub fn combine_set(first: TargetState, classes: &[(String, TargetClass)]) -> TargetState {
+    if classes.iter().all(|(_, class)| *class == first.class) {
+        return first;
+    }
+    let mix = classes
+        .iter()
+        .map(|(name, class)| format!("{name} {class}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    TargetState {
+        class: TargetClass::Torn,
+        mix: Some(mix),
+        ..first
+    }
+}
+
 /// How a torn file mixes the versions, in runs: `first 64 KiB new, rest
 /// old`, `new to 896 KiB, then old to 1 MiB` (a stale tail), `zeros to 8
 /// KiB, then new to 1 MiB`. A byte both versions share belongs to the run
@@ -801,6 +823,23 @@ mod tests {
             mix: None,
             resolved: None,
         }
+    }
+
+    #[test]
+    fn a_set_is_complete_only_at_one_version() {
+        let classes = |exe, lib| [("canary".to_owned(), exe), ("libcanary.so".to_owned(), lib)];
+        let (old, new) = (TargetClass::Old, TargetClass::New);
+        let same = combine_set(state(new), &classes(new, new));
+        assert_eq!((same.class, same.mix), (new, None));
+        let mixed = combine_set(state(new), &classes(new, old));
+        assert_eq!(mixed.class, TargetClass::Torn);
+        assert_eq!(mixed.mix.as_deref(), Some("canary new, libcanary.so old"));
+        assert_eq!(mixed.mode, Some(0o755), "the first file's metadata");
+        let gone = combine_set(
+            TargetState::missing(),
+            &classes(TargetClass::Missing, TargetClass::Missing),
+        );
+        assert_eq!(gone.class, TargetClass::Missing);
     }
 
     fn ran(exit: Exit, class: TargetClass) -> StrategyRun {

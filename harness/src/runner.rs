@@ -113,6 +113,14 @@ struct Sibling {
     bytes: Arc<Vec<u8>>,
 }
 
+/// A file of a set besides the target: replaced with it, judged with it.
+#[derive(Clone, Debug)]
+struct Member {
+    name: String,
+    old: Arc<Vec<u8>>,
+    new: Arc<Vec<u8>>,
+}
+
 /// A scenario with its versions read and built: reusable across runs.
 #[derive(Clone, Debug)]
 pub struct Prepared {
@@ -129,6 +137,8 @@ pub struct Prepared {
     /// File name of the target inside [`APP_DIR`].
     pub target_name: String,
     sibling: Option<Sibling>,
+    /// The set's other files (empty unless the target is a set).
+    members: Vec<Member>,
     /// A canary executable outside any mount, used by load probes.
     loader: Option<PathBuf>,
     /// The init each strategy runs under (see [`crate::sandbox`]).
@@ -155,10 +165,15 @@ impl Prepared {
 
     fn read_versions(scenario: Scenario) -> Result<Self, RunError> {
         // Where old, new and the sibling come from; then one way to read them.
+        let mut members = Vec::new();
         let (target_name, old, new, sibling, loader) = match &scenario.versions {
             Versions::Canary { size, new_size } => {
-                let v1 = canary::build(1, *size)?;
-                let v2 = canary::build(2, *new_size)?;
+                let build = match scenario.kind {
+                    TargetKind::Set => canary::build_set,
+                    TargetKind::Exe | TargetKind::Lib => canary::build,
+                };
+                let v1 = build(1, *size)?;
+                let v2 = build(2, *new_size)?;
                 match scenario.kind {
                     TargetKind::Exe => (
                         canary::EXE_NAME.to_owned(),
@@ -174,6 +189,16 @@ impl Prepared {
                         Some((canary::EXE_NAME, v1.exe.clone())),
                         Some(v1.exe),
                     ),
+                    TargetKind::Set => {
+                        members.push((canary::LIB_NAME, v1.lib, v2.lib));
+                        (
+                            canary::EXE_NAME.to_owned(),
+                            v1.exe.clone(),
+                            v2.exe,
+                            None,
+                            Some(v1.exe),
+                        )
+                    }
                 }
             }
             Versions::Files { old, new } => (
@@ -206,6 +231,16 @@ impl Prepared {
                 }),
                 None => None,
             },
+            members: members
+                .into_iter()
+                .map(|(name, old, new)| {
+                    Ok(Member {
+                        name: name.to_owned(),
+                        old: read(&old)?,
+                        new: read(&new)?,
+                    })
+                })
+                .collect::<Result<_, RunError>>()?,
             loader,
             sandbox_init: canary::build_sandbox_init()?,
             live_exe: (scenario.live && matches!(scenario.versions, Versions::Canary { .. }))
@@ -240,15 +275,40 @@ impl Prepared {
         self.target_state(&self.initial, Path::new("/"))
     }
 
-    /// The target in `tree`, mounted at `mount` (see [`target_state`]).
+    /// The target in `tree`, mounted at `mount` (see [`target_state`]);
+    /// for a set, the whole set ([`check::combine_set`]).
     pub fn target_state(&self, tree: &Tree, mount: &Path) -> TargetState {
-        target_state(
-            tree,
-            &self.target_rel(),
-            &mount.to_string_lossy(),
-            &self.old,
-            &self.new,
-        )
+        let mount = mount.to_string_lossy();
+        let state = target_state(tree, &self.target_rel(), &mount, &self.old, &self.new);
+        if self.members.is_empty() {
+            return state;
+        }
+        let classes: Vec<(String, TargetClass)> =
+            std::iter::once((self.target_name.clone(), state.class))
+                .chain(self.members.iter().map(|member| {
+                    let rel = format!("{APP_DIR}/{}", member.name);
+                    let class = target_state(tree, &rel, &mount, &member.old, &member.new).class;
+                    (member.name.clone(), class)
+                }))
+                .collect();
+        check::combine_set(state, &classes)
+    }
+
+    /// Whether the target is a set of files that must change together.
+    pub fn is_set(&self) -> bool {
+        !self.members.is_empty()
+    }
+
+    /// The files NEW is made of, by the names they are staged under: NEW
+    /// itself, then the set's other files.
+    fn new_files(&self) -> Vec<(String, Arc<Vec<u8>>)> {
+        std::iter::once((self.new_name(), self.new.clone()))
+            .chain(
+                self.members
+                    .iter()
+                    .map(|member| (member.name.clone(), member.new.clone())),
+            )
+            .collect()
     }
 
     /// What the target is, for a report's title: `library target
@@ -257,8 +317,17 @@ impl Prepared {
         let kind = match self.scenario.kind {
             TargetKind::Exe => "executable",
             TargetKind::Lib => "library",
+            TargetKind::Set => "set target",
         };
-        let mut text = format!("{kind} target {}", self.target_rel());
+        let mut text = match self.scenario.kind {
+            TargetKind::Set => {
+                let names: Vec<&str> = std::iter::once(self.target_name.as_str())
+                    .chain(self.members.iter().map(|m| m.name.as_str()))
+                    .collect();
+                format!("{kind} {APP_DIR}/{{{}}}", names.join(","))
+            }
+            _ => format!("{kind} target {}", self.target_rel()),
+        };
         if self.scenario.symlink {
             text.push_str(&format!(" -> {}", self.old_name()));
         }
@@ -326,6 +395,9 @@ impl Prepared {
         if let Some(sibling) = &self.sibling {
             file(&mut tree, app, &sibling.name, &sibling.bytes, 0o755);
         }
+        for member in &self.members {
+            file(&mut tree, app, &member.name, &member.old, 0o755);
+        }
         // Sticky and open to all, as /tmp is.
         let _ = tree.mkdir(
             ROOT_INO,
@@ -339,8 +411,10 @@ impl Prepared {
             let staging = tree
                 .mkdir(ROOT_INO, STAGING_DIR.as_ref(), root)
                 .unwrap_or(ROOT_INO);
-            if let Some(ino) = file(&mut tree, staging, &self.new_name(), &self.new, 0o755) {
-                let _ = tree.set_times(ino, Some(self.new_mtime), Some(self.new_mtime));
+            for (name, bytes) in self.new_files() {
+                if let Some(ino) = file(&mut tree, staging, &name, &bytes, 0o755) {
+                    let _ = tree.set_times(ino, Some(self.new_mtime), Some(self.new_mtime));
+                }
             }
         }
         tree
@@ -537,8 +611,9 @@ pub(crate) struct Stage {
     tmp: FaultMount,
     mount: FaultMount,
     new_path: PathBuf,
-    /// NEW outside the mount as last staged; `None` when NEW is inside.
-    new_stamp: Option<NewStamp>,
+    /// NEW's files outside the mount as last staged (see
+    /// [`Prepared::new_files`]); `None` when NEW is inside.
+    new_stamps: Option<Vec<Option<NewStamp>>>,
     /// The temp dir's path (findings replace it with `$RUN`).
     root: PathBuf,
     /// Held while this stage lives: tells the next start the dir is in use.
@@ -583,7 +658,7 @@ impl Stage {
             tmp,
             mount,
             new_path,
-            new_stamp: None,
+            new_stamps: None,
             root: dir.path().to_owned(),
             _lock: lock,
             _dir: dir,
@@ -648,21 +723,37 @@ impl Stage {
 
     fn reset_to(&mut self, prepared: &Prepared, tree: &Tree) -> Result<(), RunError> {
         self.handle().reset(tree);
-        if self.new_stamp.is_some() {
+        if self.new_stamps.is_some() {
             self.stage_new_outside(prepared)?;
         }
         Ok(())
     }
 
-    /// Writes NEW outside the mount unless it is there as last written.
+    /// The directory NEW is staged in: `SWAPFAULT_NEW_DIR`.
+    fn new_dir(&self) -> &Path {
+        self.new_path.parent().unwrap_or(Path::new("/"))
+    }
+
+    /// Writes NEW's files outside the mount unless they are there as last
+    /// written.
     fn stage_new_outside(&mut self, prepared: &Prepared) -> Result<(), RunError> {
-        if self.new_stamp.is_some() && NewStamp::of(&self.new_path) == self.new_stamp {
+        let files = prepared.new_files();
+        let stamps = |dir: &Path| -> Vec<Option<NewStamp>> {
+            files
+                .iter()
+                .map(|(name, _)| NewStamp::of(&dir.join(name)))
+                .collect()
+        };
+        if self.new_stamps.as_ref() == Some(&stamps(self.new_dir())) {
             return Ok(());
         }
-        // A strategy may have left a directory or a link there.
-        let _ = std::fs::remove_file(&self.new_path);
-        write_new(&self.new_path, &prepared.new, prepared.new_mtime)?;
-        self.new_stamp = NewStamp::of(&self.new_path);
+        for (name, bytes) in &files {
+            let path = self.new_dir().join(name);
+            // A strategy may have left a directory or a link there.
+            let _ = std::fs::remove_file(&path);
+            write_new(&path, bytes, prepared.new_mtime)?;
+        }
+        self.new_stamps = Some(stamps(self.new_dir()));
         Ok(())
     }
 }
@@ -714,6 +805,11 @@ fn run_in(
         .env("SWAPFAULT_TARGET", &target)
         .env("SWAPFAULT_NEW", &stage.new_path)
         .env("TMPDIR", stage.tmp.path());
+    if prepared.is_set() {
+        command
+            .env("SWAPFAULT_TARGET_DIR", stage.mount.join(APP_DIR))
+            .env("SWAPFAULT_NEW_DIR", stage.new_dir());
+    }
     let (stderr_read, stderr_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|err| {
             io("cannot make a pipe for the strategy's stderr")(std::io::Error::from(err))
@@ -1008,13 +1104,13 @@ fn run_probe(
         ProbeKind::Exec => {
             let mut command = Command::new(target);
             command.arg("--once");
-            version_probe("exec", command, task)
+            version_probe("exec", command, task, prepared.is_set())
         }
         ProbeKind::Load => match &prepared.loader {
             Some(loader) => {
                 let mut command = Command::new(loader);
                 command.arg("--load").arg(target);
-                version_probe("load", command, task)
+                version_probe("load", command, task, false)
             }
             None => ("load: no canary loader for user files".to_owned(), true),
         },
@@ -1031,18 +1127,39 @@ fn run_probe(
     }
 }
 
-fn version_probe(name: &str, command: Command, task: &ProbeTask) -> (String, bool) {
-    match run_with_timeout(command, PROBE_TIMEOUT, &task.child) {
-        Ok((exit, out)) if exit.success() => {
-            let out = String::from_utf8_lossy(&out);
-            let version = out.split_whitespace().last().unwrap_or("?").to_owned();
-            let ok = version == "1" || version == "2";
-            (format!("{name}: ran, library code v{version}"), ok)
+/// Runs the canary with `--once` or `--load` and says what ran: the
+/// library version, or for a set both versions, and whether the set's
+/// executable refused a library of another version.
+fn version_probe(name: &str, command: Command, task: &ProbeTask, set: bool) -> (String, bool) {
+    let (exit, out) = match run_with_timeout(command, PROBE_TIMEOUT, &task.child) {
+        Ok(done) => done,
+        Err(err) => return (format!("{name}: could not start: {err}"), false),
+    };
+    let out = String::from_utf8_lossy(&out);
+    let words: Vec<&str> = out.split_whitespace().collect();
+    let known = |version: &str| version == "1" || version == "2";
+    match (exit.success(), words.as_slice()) {
+        (true, ["version", exe, lib]) if set => (
+            format!("{name}: ran canary v{exe} with libcanary v{lib}"),
+            exe == lib && known(lib),
+        ),
+        (false, ["version", exe, lib]) if set && exit == Exit::Code(MIXED_VERSIONS) => (
+            format!("{name}: canary v{exe} refused to run with libcanary v{lib} (mixed versions)"),
+            false,
+        ),
+        (true, words) => {
+            let version = words.last().unwrap_or(&"?");
+            (
+                format!("{name}: ran, library code v{version}"),
+                known(version),
+            )
         }
-        Ok((exit, _)) => (format!("{name}: failed ({exit})"), false),
-        Err(err) => (format!("{name}: could not start: {err}"), false),
+        (false, _) => (format!("{name}: failed ({exit})"), false),
     }
 }
+
+/// The exit code of a set's canary that found a library of another version.
+const MIXED_VERSIONS: i32 = 4;
 
 /// The target and the stray paths (outside the staging directory, not in
 /// the initial tree), read straight from the tree.
@@ -1109,26 +1226,27 @@ fn restage_new(prepared: &Prepared, stage: &mut Stage) -> Result<(), RunError> {
         return stage.stage_new_outside(prepared);
     }
     // Asked of the tree, not the mount: this process never waits on it.
-    let staged = format!("{STAGING_DIR}/{}", prepared.new_name());
     stage.handle().with_tree(|tree| {
-        if tree.resolve(&staged).is_ok() {
-            return;
-        }
         let node = NewNode {
             perm: 0o755,
             uid: 0,
             gid: 0,
         };
-        let dir = match tree.resolve(STAGING_DIR) {
-            Ok(dir) => dir,
-            Err(_) => tree
-                .mkdir(ROOT_INO, STAGING_DIR.as_ref(), node)
-                .unwrap_or(ROOT_INO),
-        };
-        if let Ok(ino) = tree.create_file(dir, prepared.new_name().as_ref(), node) {
-            let _ = tree.write(ino, 0, &prepared.new);
-            let mtime = Some(prepared.new_mtime);
-            let _ = tree.set_times(ino, mtime, mtime);
+        for (name, bytes) in prepared.new_files() {
+            if tree.resolve(&format!("{STAGING_DIR}/{name}")).is_ok() {
+                continue;
+            }
+            let dir = match tree.resolve(STAGING_DIR) {
+                Ok(dir) => dir,
+                Err(_) => tree
+                    .mkdir(ROOT_INO, STAGING_DIR.as_ref(), node)
+                    .unwrap_or(ROOT_INO),
+            };
+            if let Ok(ino) = tree.create_file(dir, name.as_ref(), node) {
+                let _ = tree.write(ino, 0, &bytes);
+                let mtime = Some(prepared.new_mtime);
+                let _ = tree.set_times(ino, mtime, mtime);
+            }
         }
     });
     Ok(())
@@ -1325,7 +1443,9 @@ fn complete(
 
 fn default_probes(prepared: &Prepared) -> Vec<ProbeKind> {
     match (&prepared.scenario.versions, prepared.scenario.kind) {
-        (Versions::Canary { .. }, TargetKind::Exe) => vec![ProbeKind::Read, ProbeKind::Exec],
+        (Versions::Canary { .. }, TargetKind::Exe | TargetKind::Set) => {
+            vec![ProbeKind::Read, ProbeKind::Exec]
+        }
         (Versions::Canary { .. }, TargetKind::Lib) => vec![ProbeKind::Read, ProbeKind::Load],
         (Versions::Files { .. }, _) => vec![ProbeKind::Read],
     }

@@ -4,7 +4,9 @@
 //! description = "cp writes over the running library in place"
 //!
 //! [target]
-//! kind = "lib"            # "exe" or "lib" (the built-in canary), default "lib"
+//! kind = "lib"            # "exe", "lib" or "set" (the built-in canary), default
+//!                         # "lib"; a set is the executable and its library,
+//!                         # which refuse to run at different versions
 //! size = "256KiB"         # canary size, 64KiB to 64MiB
 //! new_size = "224KiB"     # the new canary's size; default: 7/8 of size, so a
 //!                         # stale tail of the old shows
@@ -51,6 +53,20 @@ pub enum TargetKind {
     /// A shared library; the live canary maps it.
     #[default]
     Lib,
+    /// A set of files that must change together: the canary executable
+    /// (the target) and its library, whose versions refuse to run mixed.
+    Set,
+}
+
+impl TargetKind {
+    /// The name used in scenario files, flags and reproductions.
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetKind::Exe => "exe",
+            TargetKind::Lib => "lib",
+            TargetKind::Set => "set",
+        }
+    }
 }
 
 impl std::str::FromStr for TargetKind {
@@ -60,7 +76,8 @@ impl std::str::FromStr for TargetKind {
         match s {
             "exe" => Ok(TargetKind::Exe),
             "lib" => Ok(TargetKind::Lib),
-            _ => Err(format!("unknown target kind `{s}` (hint: exe or lib)")),
+            "set" => Ok(TargetKind::Set),
+            _ => Err(format!("unknown target kind `{s}` (hint: exe, lib or set)")),
         }
     }
 }
@@ -385,6 +402,19 @@ impl Scenario {
                 ))
             }
         };
+        if target.kind == TargetKind::Set && !matches!(versions, Versions::Canary { .. }) {
+            return Err(invalid(
+                "target.kind",
+                "a set is the built-in canary's executable and library; drop `old` and `new`"
+                    .into(),
+            ));
+        }
+        if target.kind == TargetKind::Set && target.symlink {
+            return Err(invalid(
+                "target.symlink",
+                "is for a single file; a set's files are plain files in one directory".into(),
+            ));
+        }
         if target.new_size.is_some() && !matches!(versions, Versions::Canary { .. }) {
             return Err(invalid(
                 "target.new_size",
@@ -516,6 +546,29 @@ mod tests {
         let err = parse("new_size = \"1KiB\"").unwrap_err().to_string();
         assert!(
             err.contains("target.new_size") && err.contains("64KiB"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_set_is_the_canary_and_not_symlinked() {
+        let parse = |target: &str| {
+            Scenario::from_toml(
+                &format!("[strategy]\ncommand = \"true\"\n[target]\n{target}\n"),
+                Path::new("s.toml"),
+            )
+        };
+        let set = parse("kind = \"set\"").expect("a set of the canary");
+        assert_eq!(set.kind, TargetKind::Set);
+        let err = parse("kind = \"set\"\nsymlink = true")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("target.symlink"), "{err}");
+        let err = parse("kind = \"set\"\nold = \"a\"\nnew = \"b\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("target.old") || err.contains("target.kind"),
             "{err}"
         );
     }

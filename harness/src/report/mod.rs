@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::check::{Observations, Property, Verdict};
 use crate::explore::PointResult;
 use crate::runner::RunOutcome;
-use crate::scenario::{Expectation, Scenario, TargetKind, Versions};
+use crate::scenario::{Expectation, Scenario, Versions};
 
 /// The version of the JSON shape: raised when a field changes meaning or
 /// goes away (adding a field does not raise it).
@@ -521,10 +521,7 @@ pub fn reproduction_prefix(scenario: &Scenario) -> String {
     match &scenario.source {
         Some(path) => format!("swapfault run {}", shell_quote(&path.display().to_string())),
         None => {
-            let kind = match scenario.kind {
-                TargetKind::Exe => "exe",
-                TargetKind::Lib => "lib",
-            };
+            let kind = scenario.kind.name();
             let (size, new_size) = match scenario.versions {
                 Versions::Canary { size, new_size } => (size, new_size),
                 Versions::Files { .. } => {
@@ -646,7 +643,7 @@ mod tests {
 
     #[test]
     fn an_exploration_with_no_crash_point_tested_nothing_and_is_no_success() {
-        let scenario = Scenario::ad_hoc("timeout 60 install", TargetKind::Lib, 65536, 65536);
+        let scenario = Scenario::ad_hoc("timeout 60 install", crate::TargetKind::Lib, 65536, 65536);
         let report = Report::of_exploration(
             &scenario,
             &undisturbed(&scenario),
@@ -665,7 +662,7 @@ mod tests {
 
     #[test]
     fn not_exercised_meets_no_expectation_in_an_exploration() {
-        let mut scenario = Scenario::ad_hoc("true", TargetKind::Lib, 65536, 65536);
+        let mut scenario = Scenario::ad_hoc("true", crate::TargetKind::Lib, 65536, 65536);
         scenario.expect.insert(Property::Live, Expectation::Pass);
         let record = undisturbed(&scenario);
         let one_point = PointResult::for_test("write#1:kill-after", &record);
@@ -684,7 +681,7 @@ mod tests {
 
     #[test]
     fn a_finding_of_every_run_is_said_once_with_where_it_recurred() {
-        let scenario = Scenario::ad_hoc("install -m 0600", TargetKind::Lib, 65536, 65536);
+        let scenario = Scenario::ad_hoc("install -m 0600", crate::TargetKind::Lib, 65536, 65536);
         let lost = with_mode(&scenario, 0o600);
         let kept = undisturbed(&scenario);
         let points = |n| Points {
