@@ -464,3 +464,27 @@ fn a_symlinked_target_is_judged_by_the_file_it_names() {
         "/app/libcanary.so.1"
     );
 }
+
+#[test]
+fn an_in_place_writer_changes_the_old_targets_other_names_a_new_inode_does_not() {
+    // cp.toml and install.toml keep a backup of the old library as a hard
+    // link: cp writes through it, install leaves it the old version.
+    for (scenario, class) in [("cp", "new"), ("install", "old")] {
+        let (_, report) = run_json(&["run", &format!("scenarios/{scenario}.toml")]);
+        let names = &report["run"]["observed"]["first"]["other_names"];
+        assert_eq!(
+            names,
+            &serde_json::json!([{ "path": "/backup/libcanary.so", "class": class }]),
+            "{scenario}"
+        );
+    }
+    let output = swapfault()
+        .args(["run", "scenarios/cp.toml"])
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("link:     /backup/libcanary.so is new (changed)"),
+        "{text}"
+    );
+}

@@ -357,6 +357,31 @@ pub struct StrategyRun {
     /// Processes it started that were still running when it ended
     /// (`comm (pid N)`); they were killed then.
     pub left_running: Vec<String>,
+    /// The old target's other names (hard links), as they are afterwards:
+    /// an in-place writer changes them with the target, a writer of a new
+    /// inode does not.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub other_names: Vec<OtherName>,
+}
+
+/// Another name (hard link) of the old target, after a run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct OtherName {
+    /// Its path from the mount's root.
+    pub path: String,
+    /// What it holds now: `old` if the run left it alone.
+    pub class: TargetClass,
+}
+
+impl fmt::Display for OtherName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let how = if self.class == TargetClass::Old {
+            "unchanged"
+        } else {
+            "changed"
+        };
+        write!(f, "{} is {} ({how})", self.path, self.class)
+    }
 }
 
 /// What one probe saw at a stalled op.
@@ -849,6 +874,7 @@ mod tests {
             target: state(class),
             strays: Vec::new(),
             left_running: Vec::new(),
+            other_names: Vec::new(),
         }
     }
 

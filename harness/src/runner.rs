@@ -20,8 +20,8 @@ use serde::Serialize;
 
 use crate::canary::{self, CanaryError};
 use crate::check::{
-    self, classify, classify_by, Evaluation, Observations, ProbeObservation, StrategyRun,
-    TargetClass, TargetState, Wanted,
+    self, classify, classify_by, Evaluation, Observations, OtherName, ProbeObservation,
+    StrategyRun, TargetClass, TargetState, Wanted,
 };
 use crate::live::{
     in_uninterruptible_sleep, run_with_timeout, ChildGuard, Exit, LiveCanary, LiveError, LiveReport,
@@ -386,6 +386,16 @@ impl Prepared {
         ) {
             for (name, value) in &self.scenario.xattrs {
                 let _ = tree.setxattr(ino, name.as_ref(), value.as_bytes(), 0);
+            }
+            for link in &self.scenario.links {
+                let mut parts: Vec<&str> = link.split('/').filter(|p| !p.is_empty()).collect();
+                let Some(name) = parts.pop() else { continue };
+                let dir = parts.iter().fold(ROOT_INO, |dir, part| {
+                    tree.lookup(dir, part.as_ref())
+                        .or_else(|_| tree.mkdir(dir, part.as_ref(), root))
+                        .unwrap_or(dir)
+                });
+                let _ = tree.link(ino, dir, name.as_ref());
             }
         }
         if self.scenario.symlink {
@@ -1163,9 +1173,19 @@ const MIXED_VERSIONS: i32 = 4;
 
 /// The target and the stray paths (outside the staging directory, not in
 /// the initial tree), read straight from the tree.
-fn observe(prepared: &Prepared, stage: &Stage) -> (TargetState, Vec<String>) {
+fn observe(prepared: &Prepared, stage: &Stage) -> Observed {
     stage.handle().with_tree(|tree| {
         let state = prepared.target_state(tree, stage.mount.path());
+        let mount = stage.mount.path().to_string_lossy();
+        let other_names = prepared
+            .scenario
+            .links
+            .iter()
+            .map(|link| OtherName {
+                path: format!("/{}", link.trim_start_matches('/')),
+                class: target_state(tree, link, &mount, &prepared.old, &prepared.new).class,
+            })
+            .collect();
         // Strays are what is left next to the target: not NEW's staging,
         // nor the temp dir (a real /tmp is emptied at boot), nor the new
         // version a symlinked target now points to.
@@ -1177,8 +1197,19 @@ fn observe(prepared: &Prepared, stage: &Stage) -> (TargetState, Vec<String>) {
             .filter(|p| state.resolved.as_ref() != Some(*p))
             .cloned()
             .collect();
-        (state, strays)
+        Observed {
+            target: state,
+            strays,
+            other_names,
+        }
     })
+}
+
+/// What [`observe`] read from the tree after a strategy run.
+struct Observed {
+    target: TargetState,
+    strays: Vec<String>,
+    other_names: Vec<OtherName>,
 }
 
 /// Starts one of the scenario's live commands in the target's directory.
@@ -1317,7 +1348,11 @@ pub(crate) fn run_staged(
         stage.stop_live();
         handle.restore(&durable);
     }
-    let (target, strays) = observe(prepared, stage);
+    let Observed {
+        target,
+        strays,
+        other_names,
+    } = observe(prepared, stage);
     let observed = Observations {
         fired,
         before: prepared.initial_target_state(),
@@ -1327,6 +1362,7 @@ pub(crate) fn run_staged(
             target,
             strays,
             left_running: ran.left_running,
+            other_names,
         },
         retry: None,
         live: Vec::new(),
@@ -1361,7 +1397,11 @@ pub(crate) fn run_from_power_cut(
     let _span =
         tracing::info_span!("power_cut", scenario = %prepared.scenario.name, %point).entered();
     stage.prepare_after_power_cut(prepared, durable)?;
-    let (target, strays) = observe(prepared, stage);
+    let Observed {
+        target,
+        strays,
+        other_names,
+    } = observe(prepared, stage);
     let observed = Observations {
         fired: vec![point.clone()],
         before: prepared.initial_target_state(),
@@ -1372,6 +1412,7 @@ pub(crate) fn run_from_power_cut(
             target,
             strays,
             left_running: Vec::new(),
+            other_names,
         },
         retry: None,
         live: Vec::new(),
@@ -1419,13 +1460,18 @@ fn complete(
         if let Some(live) = stage.live.as_mut() {
             live.settle(Duration::from_secs(2));
         }
-        let (target, strays) = observe(prepared, stage);
+        let Observed {
+            target,
+            strays,
+            other_names,
+        } = observe(prepared, stage);
         observed.retry = Some(StrategyRun {
             exit: ran.exit,
             stderr: ran.stderr,
             target,
             strays,
             left_running: ran.left_running,
+            other_names,
         });
     }
     observed.live = match live_at_cut {

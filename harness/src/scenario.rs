@@ -18,6 +18,9 @@
 //! symlink = false         # the target is a symlink to a versioned file beside
 //!                         # it (libcanary.so -> libcanary.so.1), as libraries
 //!                         # are installed; NEW is the next version (libcanary.so.2)
+//! links = []              # other names of the old target (hard links), paths from
+//!                         # the mount's root, e.g. "backup/libcanary.so": reports
+//!                         # say which ones the run changed
 //!
 //! [strategy]
 //! command = 'cp "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET"'
@@ -156,6 +159,8 @@ struct TargetFile {
     new_inside: bool,
     #[serde(default)]
     symlink: bool,
+    #[serde(default)]
+    links: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -209,6 +214,9 @@ pub struct Scenario {
     /// (`libcanary.so -> libcanary.so.1`); NEW is named as the next version
     /// (`libcanary.so.2`). Every property judges the file the link resolves to.
     pub symlink: bool,
+    /// Other names (hard links) of the old target, paths from the mount's
+    /// root; their directories are made as needed.
+    pub links: Vec<String>,
     /// The strategy, run by `sh -c`.
     pub command: String,
     /// Working directory of the strategy (the scenario file's directory).
@@ -415,6 +423,22 @@ impl Scenario {
                 "is for a single file; a set's files are plain files in one directory".into(),
             ));
         }
+        for (index, link) in target.links.iter().enumerate() {
+            let parts: Vec<&str> = link.split('/').filter(|p| !p.is_empty()).collect();
+            let reserved = [crate::runner::STAGING_DIR, crate::runner::TMP_DIR];
+            if parts.is_empty()
+                || parts.iter().any(|p| *p == "." || *p == "..")
+                || reserved.contains(&parts[0])
+            {
+                return Err(invalid(
+                    &format!("target.links[{index}]"),
+                    format!(
+                        "`{link}` is not a path in the mount (hint: e.g. \"backup/libcanary.so\", \
+                         not under staging/ or tmp/, without `..`)"
+                    ),
+                ));
+            }
+        }
         if target.new_size.is_some() && !matches!(versions, Versions::Canary { .. }) {
             return Err(invalid(
                 "target.new_size",
@@ -466,6 +490,7 @@ impl Scenario {
             xattrs: target.xattrs,
             new_inside: target.new_inside,
             symlink: target.symlink,
+            links: target.links,
             command: file.strategy.command,
             workdir,
             timeout,
@@ -493,6 +518,7 @@ impl Scenario {
             xattrs: BTreeMap::from([(AD_HOC_XATTR.0.to_owned(), AD_HOC_XATTR.1.to_owned())]),
             new_inside: false,
             symlink: false,
+            links: Vec::new(),
             command: command.to_owned(),
             workdir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
             timeout: Duration::from_secs(30),
@@ -571,6 +597,22 @@ mod tests {
             err.contains("target.old") || err.contains("target.kind"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn links_are_paths_in_the_mount() {
+        let parse = |links: &str| {
+            Scenario::from_toml(
+                &format!("[strategy]\ncommand = \"true\"\n[target]\nlinks = {links}\n"),
+                Path::new("s.toml"),
+            )
+        };
+        let links = parse(r#"["backup/libcanary.so"]"#).expect("a link").links;
+        assert_eq!(links, ["backup/libcanary.so"]);
+        for bad in [r#"["../x"]"#, r#"["staging/x"]"#, r#"[""]"#] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(err.contains("target.links[0]"), "{err}");
+        }
     }
 
     #[test]

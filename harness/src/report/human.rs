@@ -173,6 +173,9 @@ fn write_run_details(out: &mut dyn Write, report: &Report) -> io::Result<()> {
     for line in first.stderr.lines() {
         writeln!(out, "            | {line}")?;
     }
+    for name in &first.other_names {
+        writeln!(out, "  link:     {name}")?;
+    }
     if let Some(retry) = &seen.retry {
         writeln!(
             out,

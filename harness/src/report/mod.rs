@@ -623,6 +623,7 @@ mod tests {
                 },
                 strays: Vec::new(),
                 left_running: Vec::new(),
+                other_names: Vec::new(),
             },
             retry: None,
             live: Vec::new(),
