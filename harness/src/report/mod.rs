@@ -99,7 +99,8 @@ pub struct FindingGroup {
     /// was seen again (those are not listed as groups of their own).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recurs_at: Option<usize>,
-    /// The command that reproduces it (the first point).
+    /// The command that reproduces it: at its first point at a mutating op
+    /// (their order is stable across runs), else at its first point.
     pub reproduce: String,
 }
 
@@ -355,7 +356,8 @@ fn explored_property(
         .collect();
     // One group per observation, whatever faults led to it: a stray temp
     // file after a kill and after a power cut is one thing to fix.
-    let mut groups: Vec<(String, FindingGroup)> = Vec::new();
+    // With each group, the point its reproduction runs.
+    let mut groups: Vec<(String, FindingGroup, CrashPoint)> = Vec::new();
     for result in results.iter().filter(|r| r.error.is_none()) {
         if result.exercised.contains(&property) {
             exercised = true;
@@ -371,8 +373,18 @@ fn explored_property(
                 continue;
             }
             let point = finding.crash_point.clone().unwrap_or(result.point.clone());
-            match groups.iter_mut().find(|(s, _)| *s == seen) {
-                Some((_, group)) => {
+            let reproduce = format!("{command} --fault {}", shell_quote(&point.to_string()));
+            match groups.iter_mut().find(|(s, _, _)| *s == seen) {
+                Some((_, group, reproduced)) => {
+                    // Reproduce at a mutating op where the group has one: a
+                    // multi-process tool's read-only ops (rsync's sender and
+                    // generator read while its receiver writes) interleave
+                    // differently from run to run, its writes keep their order.
+                    if !reproduced.kind.is_mutating() && point.kind.is_mutating() {
+                        group.seen = finding.seen_in_full();
+                        group.reproduce = reproduce;
+                        *reproduced = point.clone();
+                    }
                     if !group.points.contains(&point) {
                         group.points.push(point);
                     }
@@ -382,10 +394,11 @@ fn explored_property(
                     FindingGroup {
                         summary: String::new(),
                         seen: finding.seen_in_full(),
-                        reproduce: format!("{command} --fault {}", shell_quote(&point.to_string())),
-                        points: vec![point],
+                        reproduce,
+                        points: vec![point.clone()],
                         recurs_at: None,
                     },
+                    point,
                 )),
             }
         }
@@ -415,7 +428,7 @@ fn explored_property(
             reproduce: command.to_owned(),
         })
         .collect();
-    all.extend(groups.into_iter().map(|(_, mut group)| {
+    all.extend(groups.into_iter().map(|(_, mut group, _)| {
         group.summary = where_seen(&group.points);
         group
     }));
