@@ -694,6 +694,36 @@ mod tests {
     }
 
     #[test]
+    fn a_group_reproduces_at_a_mutating_op_where_it_has_one() {
+        let scenario = Scenario::ad_hoc("install -m 0600", crate::TargetKind::Lib, 65536, 65536);
+        let (kept, lost) = (undisturbed(&scenario), with_mode(&scenario, 0o600));
+        let reproduced = |order: &[&str]| {
+            let results: Vec<PointResult> = order
+                .iter()
+                .map(|point| PointResult::for_test(point, &lost))
+                .collect();
+            let n = results.len();
+            let points = Points {
+                total: n,
+                checked: n,
+                run: n,
+                ..Points::default()
+            };
+            let report = Report::of_exploration(&scenario, &kept, results, points, false);
+            let meta = report.property(Property::Meta).expect("meta").clone();
+            assert_eq!(meta.groups.len(), 1, "{:?}", meta.groups);
+            meta.groups[0].reproduce.clone()
+        };
+        let stable = "--fault 'rename#1:stall=10s'";
+        // A read-only op first: the rename that joins the group takes over.
+        let command = reproduced(&["getattr#3:stall=10s", "rename#1:stall=10s"]);
+        assert!(command.ends_with(stable), "{command}");
+        // A mutating op first: a read-only one does not take it back.
+        let command = reproduced(&["rename#1:stall=10s", "getattr#3:stall=10s"]);
+        assert!(command.ends_with(stable), "{command}");
+    }
+
+    #[test]
     fn a_finding_of_every_run_is_said_once_with_where_it_recurred() {
         let scenario = Scenario::ad_hoc("install -m 0600", crate::TargetKind::Lib, 65536, 65536);
         let lost = with_mode(&scenario, 0o600);
