@@ -377,8 +377,10 @@ impl Tree {
     /// every lookup in it would fail.
     pub fn restore(&mut self, snapshot: &Tree) {
         for (ino, node) in &snapshot.inodes {
-            let removed = self.inodes.get(ino).is_none_or(|now| now.nlink == 0);
-            if node.is_dir() && *ino != ROOT_INO && removed {
+            if !node.is_dir() || *ino == ROOT_INO {
+                continue;
+            }
+            if self.inodes.get(ino).is_none_or(|now| now.nlink == 0) {
                 *self.generations.entry(*ino).or_default() += 1;
             }
         }

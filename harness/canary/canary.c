@@ -11,7 +11,7 @@
  *   canary --load P   dlopen P, print "version 0 LIB" and exit (the load probe).
  *
  * Built with -DCANARY_VERSION=N and padding like the library. Built with
- * -DCANARY_SET too, it is one of a set of files that must change together:
+ * -DCANARY_SET=1, it is one of a set of files that must change together:
  * with a library of another version it refuses to run (exit 4), as a
  * program does whose library changed its ABI; --once still prints both. */
 #define _GNU_SOURCE
@@ -86,7 +86,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     int mixed = 0;
-#ifdef CANARY_SET
+#if CANARY_SET
     mixed = canary_version() != CANARY_VERSION;
     if (mixed) fprintf(stderr, "mixed versions: canary v%d, libcanary v%d\n", CANARY_VERSION, canary_version());
 #endif

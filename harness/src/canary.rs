@@ -196,9 +196,9 @@ pub fn build(version: u32, size: u64) -> Result<CanaryBuild, CanaryError> {
     build_variant(version, size, false)
 }
 
-/// Like [`build`], but the executable and library are a set: the
-/// executable refuses to run (exit 4, "mixed versions") with a library of
-/// another version.
+/// Like [`build`], but the executable and library are a set (built with
+/// `CANARY_SET=1`): the executable refuses to run (exit 4, "mixed
+/// versions") with a library of another version.
 pub fn build_set(version: u32, size: u64) -> Result<CanaryBuild, CanaryError> {
     build_variant(version, size, true)
 }
@@ -245,14 +245,10 @@ fn build_variant(version: u32, size: u64, set: bool) -> Result<CanaryBuild, Cana
     let exe_c = w.join("canary.c");
     let exe = w.join(EXE_NAME);
     let libdir = format!("-L{}", w.display());
-    let set_flag = if set {
-        "-DCANARY_SET"
-    } else {
-        "-DCANARY_ALONE"
-    };
+    let set_flag = format!("-DCANARY_SET={}", u8::from(set));
     compile(&[
         &os("-O1"),
-        &os(set_flag),
+        &os(&set_flag),
         &os(&version_flag),
         &os(&pad_flag),
         exe_c.as_os_str(),

@@ -287,7 +287,7 @@ impl Prepared {
             std::iter::once((self.target_name.clone(), state.class))
                 .chain(self.members.iter().map(|member| {
                     let rel = format!("{APP_DIR}/{}", member.name);
-                    let class = target_state(tree, &rel, &mount, &member.old, &member.new).class;
+                    let class = class_at(tree, &rel, &mount, &member.old, &member.new);
                     (member.name.clone(), class)
                 }))
                 .collect();
@@ -314,24 +314,26 @@ impl Prepared {
     /// What the target is, for a report's title: `library target
     /// app/libcanary.so`, with the file a symlinked one points to.
     pub fn describe_target(&self) -> String {
-        let kind = match self.scenario.kind {
-            TargetKind::Exe => "executable",
-            TargetKind::Lib => "library",
-            TargetKind::Set => "set target",
-        };
-        let mut text = match self.scenario.kind {
+        match self.scenario.kind {
             TargetKind::Set => {
                 let names: Vec<&str> = std::iter::once(self.target_name.as_str())
                     .chain(self.members.iter().map(|m| m.name.as_str()))
                     .collect();
-                format!("{kind} {APP_DIR}/{{{}}}", names.join(","))
+                format!("set target {APP_DIR}/{{{}}}", names.join(","))
             }
-            _ => format!("{kind} target {}", self.target_rel()),
-        };
-        if self.scenario.symlink {
-            text.push_str(&format!(" -> {}", self.old_name()));
+            TargetKind::Exe | TargetKind::Lib => {
+                let kind = match self.scenario.kind {
+                    TargetKind::Exe => "executable",
+                    _ => "library",
+                };
+                let link = if self.scenario.symlink {
+                    format!(" -> {}", self.old_name())
+                } else {
+                    String::new()
+                };
+                format!("{kind} target {}{link}", self.target_rel())
+            }
         }
-        text
     }
 
     /// File name of the old target's bytes in [`APP_DIR`]: the target's
@@ -444,9 +446,7 @@ pub fn target_state(tree: &Tree, rel: &str, mount: &str, old: &[u8], new: &[u8])
         Some(NodeKind::File(content)) => Some(content),
         _ => None,
     };
-    let class = content.map_or(TargetClass::Torn, |content| {
-        classify_by(content.len(), |v| content.is_prefix_of(v), old, new)
-    });
+    let class = class_of(content, old, new);
     let mix = content
         .filter(|_| class == TargetClass::Torn)
         .map(|content| check::describe_mix(&content.to_vec(), old, new));
@@ -471,6 +471,23 @@ pub fn target_state(tree: &Tree, rel: &str, mount: &str, old: &[u8], new: &[u8])
         mix,
         resolved: (resolved.trim_start_matches('/') != rel.trim_start_matches('/'))
             .then_some(resolved),
+    }
+}
+
+/// The class of what `content` holds; not a regular file is torn.
+fn class_of(content: Option<&fault_fs::tree::Content>, old: &[u8], new: &[u8]) -> TargetClass {
+    content.map_or(TargetClass::Torn, |content| {
+        classify_by(content.len(), |v| content.is_prefix_of(v), old, new)
+    })
+}
+
+/// Only the class of the file at `rel` (links followed, see
+/// [`target_state`]): for the other files of a set and other names of the
+/// target, whose metadata and mix no one reads.
+fn class_at(tree: &Tree, rel: &str, mount: &str, old: &[u8], new: &[u8]) -> TargetClass {
+    match tree.resolve_following(rel, mount) {
+        Ok((ino, _)) => class_of(tree.content(ino).ok(), old, new),
+        Err(_) => TargetClass::Missing,
     }
 }
 
@@ -1183,7 +1200,7 @@ fn observe(prepared: &Prepared, stage: &Stage) -> Observed {
             .iter()
             .map(|link| OtherName {
                 path: format!("/{}", link.trim_start_matches('/')),
-                class: target_state(tree, link, &mount, &prepared.old, &prepared.new).class,
+                class: class_at(tree, link, &mount, &prepared.old, &prepared.new),
             })
             .collect();
         // Strays are what is left next to the target: not NEW's staging,
