@@ -880,7 +880,6 @@ fn run_in(
                     prepared,
                     handle,
                     stage.mount.path(),
-                    &target,
                     probes,
                     &stalled,
                     &at,
@@ -969,7 +968,6 @@ fn probe_stalled(
     prepared: &Prepared,
     handle: &FaultFsHandle,
     mount: &Path,
-    target: &Path,
     probes: &[ProbeKind],
     stalled: &OpRecord,
     at: &CrashPoint,
@@ -985,8 +983,7 @@ fn probe_stalled(
             scope.spawn(move || {
                 task.thread
                     .store(nix::unistd::gettid().as_raw(), Ordering::Release);
-                let observation =
-                    run_probe(prepared, handle, mount, target, *probe, stalled, at, task);
+                let observation = run_probe(prepared, handle, mount, *probe, stalled, at, task);
                 let _ = tx.send((index, observation));
             });
         }
@@ -1092,23 +1089,23 @@ pub fn scope_trace(trace: &[OpRecord], scope: u32) -> Vec<OpRecord> {
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Runs one probe at the target of the mount at `mount`.
 fn run_probe(
     prepared: &Prepared,
     handle: &FaultFsHandle,
     mount: &Path,
-    target: &Path,
     probe: ProbeKind,
     stalled: &OpRecord,
     at: &CrashPoint,
     task: &ProbeTask,
 ) -> ProbeObservation {
+    let target = mount.join(prepared.target_rel());
     let (seen, ok) = match probe {
         // The reader itself is the probe's process, so a read blocked on
         // the stalled op shows as blocked (a shell around it would not).
         ProbeKind::Read => {
             let mut command = Command::new(&prepared.sandbox_init);
-            command.arg("--read").arg(target);
+            command.arg("--read").arg(&target);
             match run_with_timeout(command, PROBE_TIMEOUT, &task.child) {
                 Ok((exit, bytes)) if exit.success() => {
                     let class = classify(Some(&bytes), &prepared.old, &prepared.new);
@@ -1129,14 +1126,14 @@ fn run_probe(
             }
         }
         ProbeKind::Exec => {
-            let mut command = Command::new(target);
+            let mut command = Command::new(&target);
             command.arg("--once");
             version_probe("exec", command, task, prepared.is_set())
         }
         ProbeKind::Load => match &prepared.loader {
             Some(loader) => {
                 let mut command = Command::new(loader);
-                command.arg("--load").arg(target);
+                command.arg("--load").arg(&target);
                 version_probe("load", command, task, false)
             }
             None => ("load: no canary loader for user files".to_owned(), true),
