@@ -76,12 +76,10 @@ impl std::str::FromStr for TargetKind {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "exe" => Ok(TargetKind::Exe),
-            "lib" => Ok(TargetKind::Lib),
-            "set" => Ok(TargetKind::Set),
-            _ => Err(format!("unknown target kind `{s}` (hint: exe, lib or set)")),
-        }
+        [TargetKind::Exe, TargetKind::Lib, TargetKind::Set]
+            .into_iter()
+            .find(|kind| kind.name() == s)
+            .ok_or_else(|| format!("unknown target kind `{s}` (hint: exe, lib or set)"))
     }
 }
 
