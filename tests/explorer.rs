@@ -159,6 +159,16 @@ fn known_bad_strategies_fail_at_the_right_crash_point_with_what_was_seen() {
     let rename_aside = report(reports, "rename-aside");
     let gap = group_at(rename_aside, "kill", "rename#1:kill-after");
     assert_eq!(gap["seen"], "after the kill the target is missing");
+    // A copy through a shared mapping: its writeback is the strategy's,
+    // and a kill within it tears the target.
+    let mmap = report(reports, "mmap-in-place");
+    let torn = group_at(mmap, "kill", "write#1:kill-within=50%");
+    assert!(
+        torn["seen"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("after the kill the target is torn (")),
+        "{torn:#}"
+    );
     // cp writes the live inode in place, in every run.
     let cp = report(reports, "cp");
     let live = &property(cp, "live")["groups"][0];
@@ -816,4 +826,56 @@ fn the_full_recipe_and_a_synced_link_aside_pass_everything_ad_hoc() {
             assert_eq!(status, "pass", "{strategy}: {property}: {seen:?}");
         }
     }
+}
+
+#[test]
+fn a_copy_through_a_shared_mapping_is_killed_within_the_pages_it_stored() {
+    // Old and new of one size: the copy through a shared mapping changes
+    // no attribute, and its stores reach the file only as the kernel's
+    // writeback. A kill among those stores leaves the first part.
+    crate::support::require(&[("python3", "python3")]);
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(
+        dir.path().join("old.bin"),
+        crate::support::pattern(1, 256 * 1024),
+    )
+    .expect("old");
+    std::fs::write(
+        dir.path().join("new.bin"),
+        crate::support::pattern(2, 256 * 1024),
+    )
+    .expect("new");
+    let strategy = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios/strategies/mmap-in-place.py");
+    let scenario = dir.path().join("mmap.toml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "[target]\nold = \"old.bin\"\nnew = \"new.bin\"\n\
+             [strategy]\ncommand = \"python3 '{}'\"\n",
+            strategy.display()
+        ),
+    )
+    .expect("scenario");
+    let report = explore_json(&[&scenario.to_string_lossy()]);
+    let kill = property(&report, "kill")["groups"]
+        .as_array()
+        .expect("groups")
+        .clone();
+    assert_eq!(kill.len(), 1, "{kill:#?}");
+    assert_eq!(
+        kill[0]["points"],
+        serde_json::json!(["write#1:kill-within=50%"])
+    );
+    assert_eq!(
+        kill[0]["seen"],
+        "after the kill the target is torn (first 128 KiB new, rest old)"
+    );
+    // Python's mmap closes its descriptor without a look at the writeback
+    // error, and the strategy's own close finds it taken: it exits 0.
+    let error = group_at(&report, "errors", "write#1:errno=EIO");
+    assert_eq!(
+        error["seen"],
+        "the strategy exited 0 after the error, but the target is old"
+    );
 }

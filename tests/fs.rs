@@ -1076,3 +1076,97 @@ fn a_hold_parks_the_next_op_until_released() {
     assert!(writer.wait().expect("writer").success());
     assert!(handle.with_tree(|tree| tree.resolve("written").is_ok()));
 }
+
+/// Copies the file named by argv[2] into the file argv[1] through a
+/// shared mapping, then unmaps it: the stores reach the file system only as
+/// the kernel's writeback.
+const MMAP_COPY: &str = "import mmap, os, sys\n\
+    data = open(sys.argv[2], 'rb').read()\n\
+    fd = os.open(sys.argv[1], os.O_RDWR)\n\
+    m = mmap.mmap(fd, len(data), flags=mmap.MAP_SHARED)\n\
+    m[:] = data\n\
+    m.close()\n\
+    os.close(fd)\n";
+
+#[test]
+fn writes_through_a_shared_mapping_are_the_writers_and_a_kill_within_them_keeps_a_prefix() {
+    crate::support::require(&[("python3", "python3")]);
+    let scratch = Scratch::new();
+    let new_bytes = pattern(7, 4 * CHUNK);
+    let new = scratch.outside("new", &new_bytes);
+    let old_bytes = pattern(1, 4 * CHUNK);
+    let copy = |mount: &fault_fs::FaultMount| {
+        Command::new("python3")
+            .args(["-c", MMAP_COPY])
+            .arg(mount.join("target"))
+            .arg(&new)
+            .process_group(0)
+            .status()
+            .expect("python3")
+    };
+
+    // Undisturbed: the kernel writes the pages back as pid 0, and the trace
+    // gives them to the process that opened the file for writing.
+    let mount = scratch.mount(tree_with_target(&old_bytes), FaultPlan::default());
+    assert!(copy(&mount).success());
+    let trace = mount.handle().take_trace();
+    let writes: Vec<&OpRecord> = trace.iter().filter(|op| op.kind == OpKind::Write).collect();
+    assert!(!writes.is_empty(), "no writeback write in {trace:#?}");
+    for write in &writes {
+        assert!(write.writeback, "{write}");
+        assert_eq!(&*write.comm, "python3", "{write}");
+        assert_ne!(write.pid, 0, "{write}");
+    }
+    assert_eq!(
+        std::fs::read(mount.join("target")).expect("read"),
+        new_bytes
+    );
+    drop(mount);
+
+    // Killed halfway through the stores: the first half is new, the rest
+    // old, on the file and through the kernel's cache alike (it had every
+    // new page, and must not keep those the file never got).
+    let plan = FaultPlan::from_specs(&["write#1@/target:kill-within=50%"]).expect("plan");
+    let mount = scratch.mount(tree_with_target(&old_bytes), plan);
+    // A reader that maps the file throughout, as a live process does (a
+    // reader that opens the file anew gets no cached pages anyway).
+    let reader = std::fs::File::open(mount.join("target")).expect("open");
+    let len = old_bytes.len();
+    // SAFETY: a fresh read-only shared mapping of a file of `len` bytes,
+    // unmapped below; nothing else aliases it as Rust memory.
+    let mapped = unsafe {
+        let at = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            std::os::fd::AsRawFd::as_raw_fd(&reader),
+            0,
+        );
+        assert_ne!(at, libc::MAP_FAILED, "mmap");
+        std::slice::from_raw_parts(at as *const u8, len)
+    };
+    assert_eq!(mapped, &old_bytes[..]);
+    let status = copy(&mount);
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    let half = writes[0].len as usize / 2;
+    let mut expected = new_bytes[..half].to_vec();
+    expected.extend_from_slice(&old_bytes[half..]);
+    // (Looked at before any open: an open drops the cache of the file.)
+    let agrees = wait_for(Duration::from_secs(5), || mapped == &expected[..]);
+    // SAFETY: the mapping made above, no longer borrowed after this.
+    unsafe { libc::munmap(mapped.as_ptr() as *mut libc::c_void, len) };
+    drop(reader);
+    assert!(
+        agrees,
+        "the cache keeps pages that the killed writer never stored"
+    );
+    assert_eq!(std::fs::read(mount.join("target")).expect("read"), expected);
+    let trace = mount.handle().take_trace();
+    // Whatever else the kernel wrote back for the dead writer was refused.
+    let after: Vec<&OpRecord> = trace
+        .iter()
+        .filter(|op| op.kind == OpKind::Write && op.fault.is_none())
+        .collect();
+    assert!(after.iter().all(|op| op.errno == libc::EIO), "{after:#?}");
+}

@@ -7,7 +7,7 @@
 //! own, so the session keeps serving the probes that look at the target
 //! meanwhile.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -45,10 +45,23 @@ pub const SETATTR_OWNER: u32 = 4;
 pub const SETATTR_TIMES: u32 = 8;
 
 /// An open file.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Handle {
     ino: u64,
     append: bool,
+    /// Who opened it for writing (`None`: opened read-only). The kernel
+    /// writes back pages dirtied through a shared mapping as pid 0, on a
+    /// handle that is open for writing: those writes are this process's.
+    writer: Option<Who>,
+}
+
+/// Who an op is traced, scoped and signalled as.
+#[derive(Debug, Clone)]
+struct Who {
+    pid: u32,
+    caller: Caller,
+    /// A writeback write, on this handle (see [`Handle::writer`]).
+    writeback: Option<u64>,
 }
 
 /// Everything behind the one lock: the tree, the trace and the plan's state.
@@ -69,6 +82,11 @@ struct State {
     /// Park the scope's next op (that no rule faults) until this deadline
     /// or a release: see [`FaultFsHandle::hold_next_op`].
     hold_next: Option<Instant>,
+    /// Handles whose writer a kill or power cut stopped at a writeback
+    /// write: the pages after it were never written, on a real disk, since
+    /// the writer died before it stored them. The kernel still sends them
+    /// (it copied them all before it wrote any back), and they are refused.
+    lost_writeback: HashSet<u64>,
     /// Set by a [`Fault::Full`] that fired: every later op of the scope
     /// that needs space fails with this errno, until the plan or the scope
     /// changes (the run ends).
@@ -194,6 +212,7 @@ enum Verdict {
     KillBefore(Signal),
     KillAfter(Signal),
     ShortWrite(u64),
+    KillWithin(u64),
     Stall(Arc<StallGate>, Instant),
     PowerCut(Cut),
 }
@@ -208,6 +227,9 @@ struct Gate {
     verdict: Verdict,
     /// Log the durable states after this op (see [`State::durable_log`]).
     log_durable: bool,
+    /// A writeback write at which its writer dies (see
+    /// [`State::lost_writeback`]).
+    stops_writer: bool,
 }
 
 /// Inode numbers between the tree and a mount whose root is the tree's
@@ -427,6 +449,7 @@ impl FaultFs {
             next_fh: 1,
             hold_next: None,
             full: None,
+            lost_writeback: HashSet::new(),
         };
         FaultFs {
             inner: Arc::new(Inner {
@@ -469,6 +492,18 @@ impl FaultFs {
         }
     }
 
+    /// Whom a write that the kernel sent on its own (pid 0) on handle `fh`
+    /// is for: the process that opened it for writing (`None`: the handle is
+    /// gone or read-only, and the write is nobody's).
+    fn writeback_writer(&self, fh: u64) -> Option<Who> {
+        let state = lock(&self.inner.state);
+        let writer = state.handles.get(&fh)?.writer.as_ref()?;
+        Some(Who {
+            writeback: Some(fh),
+            ..writer.clone()
+        })
+    }
+
     fn caller(&self, pid: u32) -> Caller {
         if let Some(known) = lock(&self.inner.procs).get(&pid) {
             return known.clone();
@@ -486,6 +521,15 @@ impl FaultFs {
         }
     }
 
+    /// The process that sent `req`.
+    fn who(&self, req: &Request) -> Who {
+        Who {
+            pid: req.pid(),
+            caller: self.caller(req.pid()),
+            writeback: None,
+        }
+    }
+
     /// Numbers and traces one op, and asks the plan what to do with it.
     fn gate(
         &self,
@@ -493,10 +537,25 @@ impl FaultFs {
         kind: OpKind,
         at: At<'_>,
         at2: Option<At<'_>>,
+        args: (u64, u64, u32),
+    ) -> Gate {
+        self.gate_as(self.who(req), kind, at, at2, args)
+    }
+
+    /// [`Self::gate`] for an op traced as `who`'s.
+    fn gate_as(
+        &self,
+        who: Who,
+        kind: OpKind,
+        at: At<'_>,
+        at2: Option<At<'_>>,
         (offset, len, flags): (u64, u64, u32),
     ) -> Gate {
-        let pid = req.pid();
-        let Caller { pgid, pid_ns, comm } = self.caller(pid);
+        let Who {
+            pid,
+            caller: Caller { pgid, pid_ns, comm },
+            writeback,
+        } = who;
         let mut state = lock(&self.inner.state);
         let path_of = |state: &State, at: At<'_>| -> String {
             match at {
@@ -537,6 +596,7 @@ impl FaultFs {
             errno: 0,
             fault: None,
             scope: 0,
+            writeback: writeback.is_some(),
         };
         let in_scope = pid != 0
             && match state.scope {
@@ -550,10 +610,13 @@ impl FaultFs {
         // A release comes after close(2) has returned: it cannot fail
         // usefully, and holding it would hold nobody, so no rule or hold
         // is spent on it.
-        let faultable = in_scope && kind != OpKind::Release;
+        let lost = writeback.is_some_and(|fh| state.lost_writeback.contains(&fh));
+        let faultable = in_scope && kind != OpKind::Release && !lost;
         let mut verdict = Verdict::Proceed;
         let full = state.full.filter(|_| kind.needs_space());
-        if let (true, Some(errno)) = (faultable, full) {
+        if lost {
+            verdict = Verdict::Fail(Errno::EIO);
+        } else if let (true, Some(errno)) = (faultable, full) {
             verdict = Verdict::Fail(Errno::from_i32(errno));
         } else if faultable {
             let State {
@@ -583,7 +646,10 @@ impl FaultFs {
                     Fault::ShortWrite(short) if kind == OpKind::Write => {
                         Verdict::ShortWrite(short.bytes_of(len))
                     }
-                    Fault::ShortWrite(_) => continue,
+                    Fault::KillWithin(short) if kind == OpKind::Write => {
+                        Verdict::KillWithin(short.bytes_of(len))
+                    }
+                    Fault::ShortWrite(_) | Fault::KillWithin(_) => continue,
                     Fault::PowerCut(cut) => Verdict::PowerCut(*cut),
                     Fault::Stall(duration) => {
                         let deadline = Instant::now() + duration.unwrap_or(DEFAULT_STALL_DEADLINE);
@@ -612,6 +678,17 @@ impl FaultFs {
                 );
             }
         }
+        let stops_writer = matches!(
+            verdict,
+            Verdict::KillBefore(_)
+                | Verdict::KillAfter(_)
+                | Verdict::KillWithin(_)
+                | Verdict::PowerCut(_)
+        );
+        let stops_writer = stops_writer && writeback.is_some();
+        if let (Some(fh), true) = (writeback, stops_writer) {
+            state.lost_writeback.insert(fh);
+        }
         if let Verdict::Stall(gate, _) = &mut verdict {
             // The gate's copy must carry the fault too, for whoever waits on it.
             if let Some(gate) = Arc::get_mut(gate) {
@@ -630,6 +707,7 @@ impl FaultFs {
             scope,
             verdict,
             log_durable,
+            stops_writer,
         }
     }
 
@@ -716,6 +794,11 @@ impl FaultFs {
                 self.signal_caller(&gate, signal);
                 respond(result);
             }
+            Verdict::KillWithin(limit) => {
+                let result = self.apply(&gate, apply, Some(limit));
+                self.signal_caller(&gate, Signal::SIGKILL);
+                respond(result);
+            }
             Verdict::PowerCut(cut) => {
                 let result = self.apply(&gate, apply, None);
                 {
@@ -788,7 +871,8 @@ impl FaultFs {
         }
     }
 
-    fn open_handle(state: &mut State, ino: u64, flags: i32) -> Result<u64, Errno> {
+    /// Opens `ino` for `opener`.
+    fn open_handle(state: &mut State, ino: u64, flags: i32, opener: Who) -> Result<u64, Errno> {
         let writes = flags & libc::O_ACCMODE != libc::O_RDONLY;
         if flags & libc::O_TRUNC != 0 && writes {
             state.tree.truncate(ino, 0)?;
@@ -801,6 +885,7 @@ impl FaultFs {
             Handle {
                 ino,
                 append: flags & libc::O_APPEND != 0,
+                writer: writes.then_some(opener),
             },
         );
         state.tree.pin(ino);
@@ -1145,14 +1230,15 @@ impl Filesystem for FaultFs {
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let ino = self.tree_ino(ino);
         let args = (0, 0, flags.0 as u32);
-        let gate = self.gate(req, OpKind::Open, At::Ino(ino.0), None, args);
+        let opener = self.who(req);
+        let gate = self.gate_as(opener.clone(), OpKind::Open, At::Ino(ino.0), None, args);
         self.run(
             gate,
             move |state, _| {
                 if state.tree.get(ino.0)?.is_dir() && flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
                     return Err(Errno::EISDIR);
                 }
-                Self::open_handle(state, ino.0, flags.0)
+                Self::open_handle(state, ino.0, flags.0, opener)
             },
             move |result| match result {
                 Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
@@ -1199,7 +1285,12 @@ impl Filesystem for FaultFs {
     ) {
         let ino = self.tree_ino(ino);
         let args = (offset, data.len() as u64, 0);
-        let gate = self.gate(req, OpKind::Write, At::Ino(ino.0), None, args);
+        let who = match req.pid() {
+            0 => self.writeback_writer(fh.0),
+            _ => None,
+        };
+        let who = who.unwrap_or_else(|| self.who(req));
+        let gate = self.gate_as(who, OpKind::Write, At::Ino(ino.0), None, args);
         let write = move |state: &mut State, limit: Option<u64>, data: &[u8]| {
             let append = state.handles.get(&fh.0).is_some_and(|h| h.append);
             let offset = if append {
@@ -1214,6 +1305,23 @@ impl Filesystem for FaultFs {
             Ok(written) => reply.written(written as u32),
             Err(errno) => reply.error(errno),
         };
+        if gate.stops_writer {
+            // The kernel holds every page the writer stored, though the
+            // file now lacks those after the kill: it must read them again,
+            // as from a disk that never got them. Not on this thread: the
+            // kernel waits for the writes in flight, which it answers.
+            let fs = self.clone();
+            let dropped = InodeChange {
+                ino: ino.0,
+                data: true,
+            };
+            let spawned = std::thread::Builder::new()
+                .name("writeback-lost".into())
+                .spawn(move || fs.handle().invalidate(&[dropped]));
+            if let Err(err) = spawned {
+                tracing::warn!(%err, "cannot drop the pages of a killed writer");
+            }
+        }
         if matches!(gate.verdict, Verdict::Stall(..)) {
             // A stalled write is applied later, on another thread: it needs
             // its own copy of the bytes. Every other write uses the request's.
@@ -1264,6 +1372,7 @@ impl Filesystem for FaultFs {
                 if let Some(handle) = state.handles.remove(&fh.0) {
                     state.tree.unpin(handle.ino, 1);
                 }
+                state.lost_writeback.remove(&fh.0);
                 Ok(())
             },
             reply_empty(reply),
@@ -1489,7 +1598,9 @@ impl Filesystem for FaultFs {
         let parent = self.tree_ino(parent);
         let root = self.root;
         let args = (0, 0, flags as u32);
-        let gate = self.gate(req, OpKind::Create, At::Entry(parent.0, name), None, args);
+        let opener = self.who(req);
+        let at = At::Entry(parent.0, name);
+        let gate = self.gate_as(opener.clone(), OpKind::Create, at, None, args);
         let name = name.to_owned();
         let new = Self::new_node(req, mode, umask);
         self.run(
@@ -1500,7 +1611,7 @@ impl Filesystem for FaultFs {
                     Ok(ino) => ino,
                     Err(_) => state.tree.create_file(parent.0, &name, new)?,
                 };
-                let fh = Self::open_handle(state, ino, flags)?;
+                let fh = Self::open_handle(state, ino, flags, opener)?;
                 Ok((Self::entry(state, ino)?, fh))
             },
             move |result| match result {
@@ -1761,6 +1872,7 @@ impl FaultFsHandle {
             state.matches.clear();
             state.scope = Scope::All;
             state.durable_log = None;
+            state.lost_writeback.clear();
         }
         lock(&self.inner.procs).clear();
         self.restore(snapshot);

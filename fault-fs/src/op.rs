@@ -327,6 +327,11 @@ pub struct OpRecord {
     /// number), 0 for an op of no scope.
     #[serde(skip_serializing_if = "is_zero")]
     pub scope: u32,
+    /// A write the kernel sent on its own (`pid` 0) to write back pages
+    /// dirtied through a shared mapping, attributed to the process that
+    /// opened the file for writing (its `pid`, `pgid` and `comm` above).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub writeback: bool,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -352,6 +357,7 @@ impl OpRecord {
             errno: 0,
             fault: None,
             scope: 0,
+            writeback: false,
         }
     }
 
@@ -398,7 +404,8 @@ impl fmt::Display for OpRecord {
             }
             _ => {}
         }
-        write!(f, " [{} pid {}]", self.comm, self.pid)?;
+        let by = if self.writeback { ", writeback" } else { "" };
+        write!(f, " [{} pid {}{by}]", self.comm, self.pid)?;
         if self.errno != 0 {
             write!(f, " = {}", crate::plan::errno_name(self.errno))?;
         }

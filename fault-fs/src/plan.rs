@@ -24,7 +24,7 @@ pub const DEFAULT_STALL_DEADLINE: Duration = Duration::from_secs(30);
 /// The expected one-line format, quoted in every parse error.
 pub const SPEC_FORMAT: &str =
     "OPS[#N][@GLOB]:FAULT, e.g. `write#3:kill-after`, `rename:errno=EIO`; \
-FAULT is kill-before[=SIG], kill-after[=SIG], errno=NAME[/once|/persist], short-write=K|K%, \
+FAULT is kill-before[=SIG], kill-after[=SIG], errno=NAME[/once|/persist], short-write=K|K%, kill-within=K|K%, \
 stall[=DURATION], power-cut[=metadata-ordered|strict][/written=none|all|BYTES], \
 errno=NAME+power-cut[=...]";
 
@@ -43,6 +43,12 @@ pub enum Fault {
     Full(i32),
     /// Apply only part of a write and report the short count.
     ShortWrite(ShortWrite),
+    /// Apply only part of a write, then SIGKILL the caller's process
+    /// group: a kill that lands while the bytes are being stored. Most
+    /// useful on a writeback write ([`crate::OpRecord::writeback`]), which
+    /// carries every page the writer stored through a shared mapping: the
+    /// pages before the kill reach the file, the rest never do.
+    KillWithin(ShortWrite),
     /// Hold the op until released through the API or until the duration
     /// (or [`DEFAULT_STALL_DEADLINE`]) passes, then apply it.
     Stall(Option<Duration>),
@@ -64,6 +70,22 @@ pub enum ShortWrite {
     Bytes(u64),
     /// This percentage of the request, rounded down.
     Percent(u8),
+}
+
+impl fmt::Display for ShortWrite {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ShortWrite::Bytes(bytes) => write!(f, "{bytes}"),
+            ShortWrite::Percent(percent) => write!(f, "{percent}%"),
+        }
+    }
+}
+
+impl Fault {
+    /// Whether the fault applies part of a write (and to writes only).
+    pub fn partial_write(&self) -> bool {
+        matches!(self, Fault::ShortWrite(_) | Fault::KillWithin(_))
+    }
 }
 
 impl ShortWrite {
@@ -189,10 +211,8 @@ impl fmt::Display for Fault {
                 write!(f, "errno={}", errno_name(*errno))
             }
             Fault::Full(errno) => write!(f, "errno={}/persist", errno_name(*errno)),
-            Fault::ShortWrite(ShortWrite::Bytes(bytes)) => write!(f, "short-write={bytes}"),
-            Fault::ShortWrite(ShortWrite::Percent(percent)) => {
-                write!(f, "short-write={percent}%")
-            }
+            Fault::ShortWrite(short) => write!(f, "short-write={short}"),
+            Fault::KillWithin(short) => write!(f, "kill-within={short}"),
             Fault::Stall(None) => f.write_str("stall"),
             Fault::Stall(Some(duration)) => {
                 write!(f, "stall={}", humantime::format_duration(*duration))
@@ -252,20 +272,24 @@ impl FromStr for Fault {
                     Fault::Errno(errno)
                 })
             }
-            "short-write" => {
+            "short-write" | "kill-within" => {
                 let arg = arg.ok_or_else(|| {
-                    spec_error(s, "short-write needs a size, e.g. short-write=100 or =50%")
+                    spec_error(s, format!("{name} needs a size, e.g. {name}=100 or =50%"))
                 })?;
-                if let Some(percent) = arg.strip_suffix('%') {
+                let short = if let Some(percent) = arg.strip_suffix('%') {
                     match percent.parse::<u8>() {
-                        Ok(p) if p < 100 => Ok(Fault::ShortWrite(ShortWrite::Percent(p))),
-                        _ => Err(spec_error(s, "a percentage must be 0 to 99")),
+                        Ok(p) if p < 100 => ShortWrite::Percent(p),
+                        _ => return Err(spec_error(s, "a percentage must be 0 to 99")),
                     }
                 } else {
                     arg.parse::<u64>()
-                        .map(|bytes| Fault::ShortWrite(ShortWrite::Bytes(bytes)))
-                        .map_err(|_| spec_error(s, format!("`{arg}` is not a byte count")))
-                }
+                        .map(ShortWrite::Bytes)
+                        .map_err(|_| spec_error(s, format!("`{arg}` is not a byte count")))?
+                };
+                Ok(match name {
+                    "short-write" => Fault::ShortWrite(short),
+                    _ => Fault::KillWithin(short),
+                })
             }
             "stall" => match arg {
                 None => Ok(Fault::Stall(None)),
@@ -400,9 +424,8 @@ impl FromStr for Rule {
                 .collect::<Result<_, _>>()
                 .map_err(|e| spec_error(s, e.to_string()))?
         };
-        if matches!(fault, Fault::ShortWrite(_)) && !ops.is_empty() && !ops.contains(&OpKind::Write)
-        {
-            return Err(spec_error(s, "short-write applies to write ops only"));
+        if fault.partial_write() && !ops.is_empty() && !ops.contains(&OpKind::Write) {
+            return Err(spec_error(s, format!("{fault} applies to write ops only")));
         }
         Ok(Rule {
             ops,
@@ -658,6 +681,7 @@ mod tests {
             "create,open@*/target*#1:stall=2s",
             "write:short-write=100",
             "write#1:short-write=50%",
+            "write#1:kill-within=4096",
             "*:errno=ENOSPC",
             "write:errno=ENOSPC/once",
             "write#2:errno=EIO/persist",
@@ -682,6 +706,7 @@ mod tests {
             "getattr#9:stall=10s",
             "create#1:errno=ENOSPC",
             "write#2:short-write=50%",
+            "write#1:kill-within=50%",
             "unlink#1:kill-before=TERM",
         ] {
             let point: CrashPoint = text.parse().unwrap();
@@ -778,6 +803,8 @@ mod tests {
             "write:errno=EWHAT",
             "write:kill-after=NOPE",
             "rename:short-write=5",
+            "fsync:kill-within=50%",
+            "write:kill-within",
         ] {
             let err = spec.parse::<Rule>().unwrap_err().to_string();
             assert!(err.contains("the format is OPS[#N]"), "{spec}: {err}");

@@ -512,7 +512,7 @@ impl Evaluation {
 /// delays, so it interrupts nothing.
 pub fn interrupts(fault: &Fault) -> Option<Property> {
     match fault {
-        Fault::KillBefore(_) | Fault::KillAfter(_) => Some(Property::Kill),
+        Fault::KillBefore(_) | Fault::KillAfter(_) | Fault::KillWithin(_) => Some(Property::Kill),
         Fault::Errno(_) | Fault::Full(_) | Fault::ShortWrite(_) => Some(Property::Errors),
         Fault::PowerCut(_) | Fault::ErrnoThenCut(..) => Some(Property::Power),
         Fault::Stall(_) => None,
