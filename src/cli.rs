@@ -32,6 +32,54 @@ enum Command {
     Demo,
     /// Run every crash point of scenarios (files or directories of them), or of an ad-hoc strategy.
     Explore(ExploreArgs),
+    /// Time the catalog's strategies natively on a real disk, step by step, next to what each guarantees.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// The directory (and so the file system) to bench in: the targets go
+    /// in a temp dir made there and removed after [default: the current
+    /// directory]
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// Target sizes, comma-separated (bytes, or with KiB/MiB).
+    #[arg(long, value_name = "SIZES", default_value = "1MiB,16MiB,64MiB", value_delimiter = ',', value_parser = parse_bench_size)]
+    size: Vec<u64>,
+    /// Strategies, comma-separated, or `all`: cp, pwrite-in-place, install,
+    /// temp-rename, atomic-fsync, link-aside-fsync.
+    #[arg(
+        long,
+        value_name = "NAME|all",
+        default_value = "all",
+        value_delimiter = ','
+    )]
+    strategy: Vec<String>,
+    /// Counted runs of each strategy and size (the table gives their median).
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    runs: u32,
+    /// Uncounted runs before them.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    warmup: u32,
+    /// Drop the page cache before each counted run (root only; without
+    /// permission the bench says so and goes on with warm caches).
+    #[arg(long)]
+    drop_caches: bool,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Also draw median time per strategy and size to FILE (SVG).
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<PathBuf>,
+}
+
+/// A bench size: anything from 1 byte to 4 GiB.
+fn parse_bench_size(text: &str) -> Result<u64, String> {
+    match harness::scenario::parse_size(text)? {
+        0 => Err("a size must be at least 1 byte".into()),
+        size if size > 4 << 30 => Err("sizes above 4 GiB are not benched".into()),
+        size => Ok(size),
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -209,7 +257,9 @@ pub fn init_tracing() {
 /// Parses the command line, runs it, and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    if !matches!(cli.command, Command::Mount(_)) {
+    // mount and bench run on the host as they are: bench times the user's
+    // own disk, and may drop its caches.
+    if !matches!(cli.command, Command::Mount(_) | Command::Bench(_)) {
         // Before any thread starts: what this run mounts and starts stays
         // private to it and dies with it, however it ends.
         if let Err(err) = harness::sandbox::enter_private_namespaces() {
@@ -233,6 +283,7 @@ pub fn main() -> ExitCode {
             demo()
         }
         Command::Explore(args) => explore(args),
+        Command::Bench(args) => bench(args),
     };
     halt_if_interrupted();
     // Plain `{err}`: every error message here already quotes its cause.
@@ -340,6 +391,95 @@ fn mount(args: MountArgs) -> Result<Exit, Failure> {
     }
     unmounted.map_err(|e| Failure::environment(anyhow::anyhow!("unmount failed: {e}")))?;
     // Ctrl-C and SIGTERM are how a mount is meant to end: a clean unmount.
+    Ok(Exit::Success)
+}
+
+fn bench(args: BenchArgs) -> Result<Exit, Failure> {
+    use harness::bench::{self, BenchOptions, Strategy};
+    use std::sync::atomic::AtomicBool;
+    use std::sync::Arc;
+
+    let mut strategies = Vec::new();
+    for name in &args.strategy {
+        if name == "all" {
+            strategies.extend(bench::STRATEGIES);
+            continue;
+        }
+        let strategy = Strategy::named(name).ok_or_else(|| {
+            let known: Vec<&str> = bench::STRATEGIES.iter().map(|s| s.name).collect();
+            Failure::usage(anyhow::anyhow!(
+                "--strategy {name}: no such strategy (hint: one of {}, or all)",
+                known.join(", ")
+            ))
+        })?;
+        strategies.push(strategy);
+    }
+    strategies.dedup_by_key(|s| s.name);
+    // Registered before anything is written: a signal only asks the loop
+    // to stop between runs, so the temp dir is removed on the way out.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
+        signal_hook::flag::register(signal, stop.clone()).map_err(Failure::environment)?;
+    }
+    let dir = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
+    if !dir.is_dir() {
+        return Err(Failure::usage(anyhow::anyhow!(
+            "--dir {}: not a directory (hint: create it, or leave --dir out to bench in the current directory)",
+            dir.display()
+        )));
+    }
+    let options = BenchOptions {
+        dir,
+        sizes: args.size.clone(),
+        strategies,
+        runs: args.runs as usize,
+        warmup: args.warmup as usize,
+        drop_caches: args.drop_caches,
+    };
+    let total = options.sizes.len() * options.strategies.len() * (options.runs + options.warmup);
+    let bar = indicatif::ProgressBar::new(total as u64).with_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} runs  {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let report = bench::bench(&options, &stop, |progress| {
+        bar.set_position(progress.done as u64);
+        bar.set_message(format!(
+            "{} at {}",
+            progress.strategy,
+            bench::human_size(progress.size)
+        ));
+    });
+    bar.finish_and_clear();
+    let report = match report {
+        Err(bench::BenchError::Interrupted) => {
+            eprintln!("swapfault: interrupted; the bench files are removed");
+            return Ok(Exit::Interrupted);
+        }
+        other => other?,
+    };
+    if args.drop_caches && !report.caches_dropped {
+        eprintln!(
+            "swapfault: could not drop the page cache (it needs root); the caches stayed warm"
+        );
+    }
+    let mut stdout = std::io::stdout().lock();
+    let written = if args.json {
+        report.write_json(&mut stdout)
+    } else {
+        report.write_human(&mut stdout)
+    };
+    written.map_err(Failure::environment)?;
+    if let Some(path) = &args.plot {
+        bench::plot::plot(&report, path)
+            .map_err(|e| Failure::usage(anyhow::anyhow!("cannot draw {}: {e}", path.display())))?;
+        if !args.json {
+            println!("plot: {}", path.display());
+        }
+    }
     Ok(Exit::Success)
 }
 

@@ -12,6 +12,7 @@
 //! a new variant does not compile until it is given a code here.
 
 use fault_fs::{MountError, PlanError};
+use harness::bench::BenchError;
 use harness::canary::CanaryError;
 use harness::demo::DemoError;
 use harness::live::LiveError;
@@ -156,6 +157,18 @@ impl ExitOf for DemoError {
         match self {
             DemoError::Run(err) => err.exit(),
             DemoError::Io(_) => Exit::Environment,
+        }
+    }
+}
+
+impl ExitOf for BenchError {
+    fn exit(&self) -> Exit {
+        match self {
+            BenchError::Setup { .. } => Exit::Usage,
+            BenchError::Io { .. } => Exit::Environment,
+            // A strategy of ours that replaced wrongly: no expectation met.
+            BenchError::Wrong { .. } => Exit::Findings,
+            BenchError::Interrupted => Exit::Interrupted,
         }
     }
 }

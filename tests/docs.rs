@@ -53,7 +53,7 @@ fn table_rows(readme: &str, header: &str) -> Vec<Vec<String>> {
 fn the_command_table_names_every_flag_of_every_command() {
     let readme = readme();
     let rows = table_rows(&readme, "| command | flags | what it does |");
-    for command in ["demo", "check", "run", "explore", "mount"] {
+    for command in ["demo", "check", "run", "explore", "mount", "bench"] {
         let row = rows
             .iter()
             .find(|row| row[0].starts_with(&format!("`swapfault {command}")))

@@ -2,6 +2,7 @@
 //! rsync, python3, the canary). One binary; its modules:
 //! - `support`: temp dirs, mounts, the swapfault binary, mount checks;
 //! - `fs`: fault-fs traces, faults, live mappings, conformance, cleanup;
+//! - `bench`: `swapfault bench` on the disk: JSON shape, steps, plot;
 //! - `catalog`: single runs of the scenario catalog, `check`, the demo;
 //! - `docs`: the README's command, exit-code and scenario-error tables
 //!   against the binary;
@@ -9,6 +10,7 @@
 //!   whole process tree in scope;
 //! - `sandbox`: SIGKILL and SIGTERM of swapfault leave nothing behind.
 
+mod bench;
 mod catalog;
 mod docs;
 mod explorer;

@@ -24,6 +24,7 @@
 //!
 //! harness knows nothing of the command line; the binary crate does.
 
+pub mod bench;
 pub mod canary;
 pub mod check;
 pub mod demo;
