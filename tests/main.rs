@@ -6,6 +6,7 @@
 //! - `catalog`: single runs of the scenario catalog, `check`, the demo;
 //! - `docs`: the README's command, exit-code and scenario-error tables
 //!   against the binary;
+//! - `fs_model`: fault-fs against a reference model, random op sequences;
 //! - `explorer`: the expected matrix, reproductions, Ctrl-C, the strategy's
 //!   whole process tree in scope;
 //! - `sandbox`: SIGKILL and SIGTERM of swapfault leave nothing behind.
@@ -15,5 +16,6 @@ mod catalog;
 mod docs;
 mod explorer;
 mod fs;
+mod fs_model;
 mod sandbox;
 mod support;

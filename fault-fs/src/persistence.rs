@@ -361,6 +361,7 @@ impl Durability {
                 for (dir, entries) in &self.dirs {
                     tree.set_entries(*dir, entries.clone());
                 }
+                tree.recount_links();
                 (tree, &self.strict)
             }
         };

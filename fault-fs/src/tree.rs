@@ -1015,6 +1015,43 @@ impl Tree {
         }
     }
 
+    /// Sets every link count from the entries that name each inode (a
+    /// directory: 2 plus its subdirectories), as a durable state rebuilt
+    /// from entries and inodes of different moments must have them: a
+    /// link's entry reaches the disk with the count it changed, as in a
+    /// journal. Counts only change where they differ, so untouched inodes
+    /// stay shared.
+    pub fn recount_links(&mut self) {
+        let mut counts: HashMap<u64, u32> = HashMap::new();
+        for node in self.inodes.values() {
+            if let NodeKind::Dir(entries) = &node.kind {
+                for ino in entries.values() {
+                    *counts.entry(*ino).or_default() += 1;
+                }
+            }
+        }
+        let inos: Vec<u64> = self.inodes.keys().copied().collect();
+        for ino in inos {
+            let node = &self.inodes[&ino];
+            let named = counts.get(&ino).copied().unwrap_or(0);
+            let nlink = match &node.kind {
+                NodeKind::Dir(entries) => {
+                    let subdirs = entries
+                        .values()
+                        .filter(|child| self.inodes.get(child).is_some_and(|c| c.is_dir()))
+                        .count() as u32;
+                    2 + subdirs
+                }
+                _ => named,
+            };
+            if node.nlink != nlink {
+                if let Ok(node) = self.get_mut(ino) {
+                    node.nlink = nlink;
+                }
+            }
+        }
+    }
+
     /// Replaces a file's content (a durable state being rebuilt).
     pub fn set_content(&mut self, ino: u64, content: Content) {
         if let Ok(node) = self.get_mut(ino) {
