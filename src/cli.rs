@@ -450,7 +450,7 @@ fn bench(args: BenchArgs) -> Result<Exit, Failure> {
         bar.set_message(format!(
             "{} at {}",
             progress.strategy,
-            bench::human_size(progress.size)
+            harness::check::size_text(progress.size)
         ));
     });
     bar.finish_and_clear();

@@ -678,14 +678,14 @@ impl FaultFs {
                 );
             }
         }
-        let stops_writer = matches!(
-            verdict,
-            Verdict::KillBefore(_)
-                | Verdict::KillAfter(_)
-                | Verdict::KillWithin(_)
-                | Verdict::PowerCut(_)
-        );
-        let stops_writer = stops_writer && writeback.is_some();
+        let stops_writer = writeback.is_some()
+            && matches!(
+                verdict,
+                Verdict::KillBefore(_)
+                    | Verdict::KillAfter(_)
+                    | Verdict::KillWithin(_)
+                    | Verdict::PowerCut(_)
+            );
         if let (Some(fh), true) = (writeback, stops_writer) {
             state.lost_writeback.insert(fh);
         }

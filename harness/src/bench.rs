@@ -567,20 +567,12 @@ fn version_bytes(version: u8, len: u64) -> Vec<u8> {
 }
 
 /// Puts a durable old target in place (with an xattr where the file system
-/// takes one, for the recipes to copy), and no leftovers of a strategy.
+/// takes one, for the recipes to copy), and nothing else: whatever a
+/// strategy left in the bench's own directory goes.
 fn reset(dir: &Path, target: &Path, old: &[u8]) -> io::Result<()> {
-    for leftover in [
-        ".swap.bench",
-        ".target.swap-bench",
-        ".target.staged",
-        ".target.previous",
-    ] {
-        match std::fs::remove_file(dir.join(leftover)) {
-            Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
-            _ => {}
-        }
+    for entry in std::fs::read_dir(dir)? {
+        std::fs::remove_file(entry?.path())?;
     }
-    let _ = std::fs::remove_file(target);
     let mut file = File::options()
         .write(true)
         .create_new(true)
@@ -768,16 +760,6 @@ fn human_ns(ns: u64) -> String {
     }
 }
 
-/// A size for the table (`64 KiB`, `16 MiB`).
-pub fn human_size(bytes: u64) -> String {
-    const MIB: u64 = 1024 * 1024;
-    match bytes {
-        b if b >= MIB && b % MIB == 0 => format!("{} MiB", b / MIB),
-        b if b >= 1024 && b % 1024 == 0 => format!("{} KiB", b / 1024),
-        b => format!("{b} B"),
-    }
-}
-
 impl BenchReport {
     /// The table: per strategy and size, the median whole replacement, its
     /// spread, each step's median, and what the catalog says it passes.
@@ -815,7 +797,7 @@ impl BenchReport {
             let mut row = format!(
                 "{:<17} {:>7} {:>9} {:>19}",
                 m.strategy,
-                human_size(m.size),
+                crate::check::size_text(m.size),
                 human_ns(m.median.total_ns),
                 format!("{} - {}", human_ns(m.min_ns), human_ns(m.max_ns)),
             );

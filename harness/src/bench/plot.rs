@@ -71,7 +71,9 @@ pub fn plot(report: &BenchReport, path: &Path) -> Result<(), String> {
         .x_label_formatter(&|x| {
             let index = x.round();
             match sizes.get(index as usize) {
-                Some(size) if (x - index).abs() < 1e-6 && index >= 0.0 => super::human_size(*size),
+                Some(size) if (x - index).abs() < 1e-6 && index >= 0.0 => {
+                    crate::check::size_text(*size)
+                }
                 _ => String::new(),
             }
         })
