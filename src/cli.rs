@@ -126,7 +126,7 @@ struct RunArgs {
 /// What `run` and `check` share: the faults of one run and its output.
 #[derive(Debug, clap::Args)]
 struct OnceArgs {
-    /// Fault rule, OPS[#N][@GLOB]:FAULT (for `run`, replaces the scenario's faults); may be repeated.
+    /// Fault rule, OPS[#N[+K]][@GLOB]:FAULT (for `run`, replaces the scenario's faults); may be repeated.
     #[arg(long = "fault", value_name = "SPEC")]
     faults: Vec<String>,
     /// Do not retry after an interruption.
@@ -200,7 +200,7 @@ struct MountArgs {
     /// TOML fault plan file ([[rule]] tables); may be repeated.
     #[arg(long = "plan", value_name = "FILE")]
     plans: Vec<PathBuf>,
-    /// One fault rule, OPS[#N][@GLOB]:FAULT (e.g. `write#3:kill-after`); may be repeated.
+    /// One fault rule, OPS[#N[+K]][@GLOB]:FAULT (e.g. `write#3:kill-after`); may be repeated.
     #[arg(long = "fault", value_name = "SPEC")]
     faults: Vec<String>,
     /// Write the trace as JSON Lines to FILE on unmount.

@@ -65,6 +65,16 @@ struct Who {
 }
 
 /// Everything behind the one lock: the tree, the trace and the plan's state.
+/// How far one rule of the plan has got.
+#[derive(Clone, Debug, Default)]
+struct Matches {
+    /// Ops that matched it so far.
+    matched: u64,
+    /// For a rule with `after`: ops still to come, after its match, before
+    /// the one it fires on.
+    ops_to_go: Option<u64>,
+}
+
 #[derive(Debug)]
 struct State {
     tree: Tree,
@@ -72,7 +82,7 @@ struct State {
     next_seq: u64,
     plan: FaultPlan,
     /// Matches counted so far, per rule of the plan.
-    matches: Vec<u64>,
+    matches: Vec<Matches>,
     /// Whose ops are faulted and counted.
     scope: Scope,
     /// Numbers each scope set, so records say which run they belong to.
@@ -432,7 +442,7 @@ impl Default for FaultFs {
 impl FaultFs {
     /// A file system over `tree` with `plan` in force.
     pub fn new(tree: Tree, plan: FaultPlan) -> Self {
-        let matches = vec![0; plan.rules.len()];
+        let matches = vec![Matches::default(); plan.rules.len()];
         let state = State {
             durable: Durability::new(tree.clone()),
             power_cut: None,
@@ -625,13 +635,26 @@ impl FaultFs {
                 full,
                 ..
             } = &mut *state;
-            for (rule, count) in plan.rules.iter().zip(matches.iter_mut()) {
-                if !rule.matches(&record) {
-                    continue;
-                }
-                *count += 1;
-                if rule.nth.is_some_and(|nth| nth != *count) {
-                    continue;
+            for (rule, counted) in plan.rules.iter().zip(matches.iter_mut()) {
+                if let Some(left) = &mut counted.ops_to_go {
+                    // `rename#3+K`: the Kth op after the match, whatever it is.
+                    *left -= 1;
+                    if *left > 0 {
+                        continue;
+                    }
+                    counted.ops_to_go = None;
+                } else {
+                    if !rule.matches(&record) {
+                        continue;
+                    }
+                    counted.matched += 1;
+                    if rule.nth.is_some_and(|nth| nth != counted.matched) {
+                        continue;
+                    }
+                    if let Some(after) = rule.after {
+                        counted.ops_to_go = Some(after);
+                        continue;
+                    }
                 }
                 verdict = match &rule.fault {
                     Fault::KillBefore(signal) => Verdict::KillBefore(*signal),
@@ -1771,7 +1794,7 @@ impl FaultFsHandle {
     /// Puts a new plan in force, with its match counts at zero.
     pub fn set_plan(&self, plan: FaultPlan) {
         let mut state = lock(&self.inner.state);
-        state.matches = vec![0; plan.rules.len()];
+        state.matches = vec![Matches::default(); plan.rules.len()];
         state.plan = plan;
         state.full = None;
     }

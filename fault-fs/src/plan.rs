@@ -2,9 +2,10 @@
 //!
 //! A plan is a list of [`Rule`]s. Each rule matches op kinds, optionally a
 //! path glob, a pid or a command name, and fires on the Nth match (or on every
-//! match when no N is given). The one-line form is
-//! `OPS[#N][@GLOB]:FAULT`, for example `write#3:kill-after`,
-//! `rename:errno=EIO`, `create,open@*/target*#1:stall=2s`.
+//! match when no N is given), or on the Kth op of any kind after that match
+//! (`+K`). The one-line form is `OPS[#N[+K]][@GLOB]:FAULT`, for example
+//! `write#3:kill-after`, `rename:errno=EIO`, `rename#3+1:stall=10s`,
+//! `create,open@*/target*#1:stall=2s`.
 
 use std::fmt;
 use std::path::Path;
@@ -23,7 +24,8 @@ pub const DEFAULT_STALL_DEADLINE: Duration = Duration::from_secs(30);
 
 /// The expected one-line format, quoted in every parse error.
 pub const SPEC_FORMAT: &str =
-    "OPS[#N][@GLOB]:FAULT, e.g. `write#3:kill-after`, `rename:errno=EIO`; \
+    "OPS[#N[+K]][@GLOB]:FAULT, e.g. `write#3:kill-after`, `rename:errno=EIO`, \
+`rename#3+1:stall` (the op after rename#3); \
 FAULT is kill-before[=SIG], kill-after[=SIG], errno=NAME[/once|/persist], short-write=K|K%, kill-within=K|K%, \
 stall[=DURATION], power-cut[=metadata-ordered|strict][/written=none|all|BYTES], \
 errno=NAME+power-cut[=...]";
@@ -342,6 +344,9 @@ pub struct Rule {
     pub ops: Vec<OpKind>,
     /// Fire on this match only (1-based); `None` fires on every match.
     pub nth: Option<u64>,
+    /// Fire not on the match but on the Kth op after it, of any kind and
+    /// from any process in scope (`rename#3+1`).
+    pub after: Option<u64>,
     /// Only ops whose path (or second path) matches.
     pub path: Option<PathGlob>,
     /// Only ops of this process.
@@ -353,11 +358,12 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// A rule for the Nth op of one kind: the shape of a crash point.
-    pub fn at(kind: OpKind, nth: u64, fault: Fault) -> Self {
+    /// A rule for the op `name`: the shape of a crash point.
+    pub fn at(name: OpName, fault: Fault) -> Self {
         Rule {
-            ops: vec![kind],
-            nth: Some(nth),
+            ops: vec![name.kind],
+            nth: Some(name.nth),
+            after: (name.after > 0).then_some(name.after),
             path: None,
             pid: None,
             comm: None,
@@ -387,6 +393,9 @@ impl fmt::Display for Rule {
         if let Some(nth) = self.nth {
             write!(f, "#{nth}")?;
         }
+        if let Some(after) = self.after {
+            write!(f, "+{after}")?;
+        }
         if let Some(path) = &self.path {
             write!(f, "@{}", path.source)?;
         }
@@ -412,9 +421,22 @@ impl FromStr for Rule {
             ),
             None => (matcher, None),
         };
-        let (ops, nth) = match matcher.split_once('#') {
-            Some((ops, nth)) => (ops, Some(parse_nth(nth).map_err(|e| spec_error(s, e))?)),
-            None => (matcher, None),
+        let (ops, nth, after) = match matcher.split_once('#') {
+            Some((ops, nth)) => {
+                let (nth, after) = match nth.split_once('+') {
+                    Some((nth, after)) => (nth, Some(after)),
+                    None => (nth, None),
+                };
+                let after = after
+                    .map(|after| parse_after(after).map_err(|e| spec_error(s, e)))
+                    .transpose()?;
+                (
+                    ops,
+                    Some(parse_nth(nth).map_err(|e| spec_error(s, e))?),
+                    after,
+                )
+            }
+            None => (matcher, None, None),
         };
         let ops = if ops == "*" || ops.is_empty() {
             Vec::new()
@@ -424,12 +446,17 @@ impl FromStr for Rule {
                 .collect::<Result<_, _>>()
                 .map_err(|e| spec_error(s, e.to_string()))?
         };
-        if fault.partial_write() && !ops.is_empty() && !ops.contains(&OpKind::Write) {
+        if fault.partial_write()
+            && after.is_none()
+            && !ops.is_empty()
+            && !ops.contains(&OpKind::Write)
+        {
             return Err(spec_error(s, format!("{fault} applies to write ops only")));
         }
         Ok(Rule {
             ops,
             nth,
+            after,
             path,
             pid: None,
             comm: None,
@@ -440,18 +467,22 @@ impl FromStr for Rule {
 
 /// The expected form of a crash point, quoted in its parse errors.
 pub const CRASH_POINT_FORMAT: &str =
-    "KIND#N:FAULT, e.g. `write#3:kill-after`, `rename#1:power-cut=strict`";
+    "KIND#N[+K]:FAULT, e.g. `write#3:kill-after`, `rename#1:power-cut=strict`, \
+`rename#3+1:stall=10s`";
 
-/// One crash point: the Nth op of one kind among the strategy's ops, and
-/// the fault there. Spelled `write#3:kill-after`; as a [`Rule`] it fires on
-/// exactly that op. Named by kind and order, never by path, so a strategy
-/// with random temp names has the same crash points on every run.
+/// One crash point: an op of the strategy's, named as [`OpName`] names it,
+/// and the fault there. Spelled `write#3:kill-after` or
+/// `rename#3+1:stall=10s`; as a [`Rule`] it fires on exactly that op. Named
+/// by kind and order, never by path, so a strategy with random temp names
+/// has the same crash points on every run.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CrashPoint {
-    /// The op kind.
+    /// The op kind (of the op it is counted from, for `rename#3+1`).
     pub kind: OpKind,
     /// Its order among the strategy's ops of that kind, from 1.
     pub nth: u64,
+    /// The point is this many ops after that one (0: at it).
+    pub after: u64,
     /// What happens there.
     pub fault: Fault,
 }
@@ -459,12 +490,22 @@ pub struct CrashPoint {
 impl CrashPoint {
     /// The crash point of `fault` at the Nth op of `kind`.
     pub fn new(kind: OpKind, nth: u64, fault: Fault) -> Self {
-        CrashPoint { kind, nth, fault }
+        CrashPoint::at(OpName::new(kind, nth), fault)
+    }
+
+    /// The crash point of `fault` at the op `name`.
+    pub fn at(name: OpName, fault: Fault) -> Self {
+        CrashPoint {
+            kind: name.kind,
+            nth: name.nth,
+            after: name.after,
+            fault,
+        }
     }
 
     /// The rule that fires exactly here.
     pub fn rule(&self) -> Rule {
-        Rule::at(self.kind, self.nth, self.fault.clone())
+        Rule::at(self.op(), self.fault.clone())
     }
 
     /// The op alone, `write#3`.
@@ -472,7 +513,14 @@ impl CrashPoint {
         OpName {
             kind: self.kind,
             nth: self.nth,
+            after: self.after,
         }
+    }
+
+    /// Whether the point names the same op on every run of a strategy whose
+    /// processes read concurrently: see [`OpName::is_stable`].
+    pub fn is_stable(&self) -> bool {
+        self.op().is_stable()
     }
 }
 
@@ -496,7 +544,7 @@ impl FromStr for CrashPoint {
             PlanError::Spec { reason, .. } => bad(&reason),
             other => other,
         })?;
-        Ok(CrashPoint::new(op.kind, op.nth, fault))
+        Ok(CrashPoint::at(op, fault))
     }
 }
 
@@ -526,36 +574,81 @@ fn parse_nth(text: &str) -> Result<u64, String> {
     }
 }
 
-/// An op named by kind and order among the strategy's ops: `write#3`.
+fn parse_after(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(after) if after >= 1 => Ok(after),
+        _ => Err(format!("`+{text}`: K must be a number from 1")),
+    }
+}
+
+/// An op named by kind and order among the strategy's ops, `write#3`, or
+/// by its place after the last op that could change the tree, `rename#3+1`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct OpName {
-    /// The op kind.
+    /// The op kind (of the op it is counted from, for `rename#3+1`).
     pub kind: OpKind,
     /// Its order among the ops of that kind, from 1.
     pub nth: u64,
+    /// This many ops after that one, of any kind (0: that op itself).
+    pub after: u64,
 }
 
 impl OpName {
-    /// Names every op of `trace` (in order) by its kind and order.
+    /// The Nth op of `kind`.
+    pub fn new(kind: OpKind, nth: u64) -> Self {
+        OpName {
+            kind,
+            nth,
+            after: 0,
+        }
+    }
+
+    /// Names every op of `trace` (in order). An op of a kind that can
+    /// change the tree is named by its kind and order (`rename#3`); any
+    /// other op after one of those by how many ops after the last of them
+    /// it came (`rename#3+1`, releases not counted: no fault lands on
+    /// them). A multi-process tool's reads interleave differently from run
+    /// to run (rsync's sender and generator read while its receiver
+    /// writes), so `getattr#70` is another op in the next run; its writes
+    /// keep their order, and the op after one of them sees the same tree.
     pub fn all<'a>(trace: impl IntoIterator<Item = &'a OpRecord>) -> Vec<OpName> {
         let mut counts: std::collections::HashMap<OpKind, u64> = Default::default();
+        let mut last_change: Option<OpName> = None;
         trace
             .into_iter()
             .map(|op| {
                 let nth = counts.entry(op.kind).or_default();
                 *nth += 1;
-                OpName {
-                    kind: op.kind,
-                    nth: *nth,
+                let own = OpName::new(op.kind, *nth);
+                if op.kind.is_mutating() {
+                    last_change = Some(own);
+                    return own;
+                }
+                match &mut last_change {
+                    Some(change) if op.kind != OpKind::Release => {
+                        change.after += 1;
+                        *change
+                    }
+                    _ => own,
                 }
             })
             .collect()
+    }
+
+    /// Whether the name finds the same op on every run: an op that can
+    /// change the tree, or one counted from such an op.
+    pub fn is_stable(&self) -> bool {
+        self.kind.is_mutating()
     }
 }
 
 impl fmt::Display for OpName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}#{}", self.kind, self.nth)
+        write!(f, "{}#{}", self.kind, self.nth)?;
+        if self.after > 0 {
+            write!(f, "+{}", self.after)?;
+        }
+        Ok(())
     }
 }
 
@@ -569,9 +662,14 @@ impl FromStr for OpName {
         let kind: OpKind = kind
             .parse()
             .map_err(|e: crate::op::UnknownOpKind| e.to_string())?;
+        let (nth, after) = match nth.split_once('+') {
+            Some((nth, after)) => (nth, parse_after(after)?),
+            None => (nth, 0),
+        };
         Ok(OpName {
             kind,
             nth: parse_nth(nth)?,
+            after,
         })
     }
 }
@@ -596,6 +694,7 @@ struct RuleFile {
     #[serde(default)]
     ops: Vec<String>,
     nth: Option<u64>,
+    after: Option<u64>,
     path: Option<String>,
     pid: Option<u32>,
     comm: Option<String>,
@@ -612,7 +711,7 @@ impl FaultPlan {
         Ok(FaultPlan { rules })
     }
 
-    /// Parses a TOML plan: `[[rule]]` tables with `ops`, `nth`, `path`, `pid`,
+    /// Parses a TOML plan: `[[rule]]` tables with `ops`, `nth`, `after`, `path`, `pid`,
     /// `comm` and `fault` (a FAULT as in the one-line form).
     pub fn from_toml(text: &str, path: &Path) -> Result<Self, PlanError> {
         let file_error = |message: String| PlanError::File {
@@ -646,9 +745,16 @@ impl FaultPlan {
             if rule.nth == Some(0) {
                 return Err(at("nth counts from 1".into()));
             }
+            if rule.after.is_some() && rule.nth.is_none() {
+                return Err(at("after counts from the nth match: give nth too".into()));
+            }
+            if rule.after == Some(0) {
+                return Err(at("after counts from 1".into()));
+            }
             rules.push(Rule {
                 ops,
                 nth: rule.nth,
+                after: rule.after,
                 path: glob,
                 pid: rule.pid,
                 comm: rule.comm,
@@ -688,6 +794,7 @@ mod tests {
             "fsync:stall",
             "rename#1:power-cut=strict",
             "write#2:power-cut=metadata-ordered",
+            "rename#3+1:stall=10s",
         ] {
             let rule: Rule = spec.parse().unwrap();
             assert_eq!(rule.to_string(), spec);
@@ -708,6 +815,8 @@ mod tests {
             "write#2:short-write=50%",
             "write#1:kill-within=50%",
             "unlink#1:kill-before=TERM",
+            "rename#3+1:stall=10s",
+            "write#2+4:kill-after",
         ] {
             let point: CrashPoint = text.parse().unwrap();
             assert_eq!(point.to_string(), text);
@@ -774,10 +883,11 @@ mod tests {
             ("wrote#1:kill-after", "unknown op kind `wrote`"),
             ("write#1", "missing `:FAULT`"),
             ("write#1:explode", "unknown fault"),
+            ("write#1+0:kill-after", "K must be a number from 1"),
         ] {
             let err = text.parse::<CrashPoint>().unwrap_err().to_string();
             assert!(
-                err.contains(reason) && err.contains("KIND#N:FAULT"),
+                err.contains(reason) && err.contains("KIND#N[+K]:FAULT"),
                 "{text}: {err}"
             );
         }
@@ -789,9 +899,33 @@ mod tests {
             kind,
             ..OpRecord::for_test()
         };
-        let trace = [op(OpKind::Write), op(OpKind::Rename), op(OpKind::Write)];
+        let trace = [
+            op(OpKind::Getattr),
+            op(OpKind::Write),
+            op(OpKind::Rename),
+            op(OpKind::Getattr),
+            op(OpKind::Release),
+            op(OpKind::Lookup),
+            op(OpKind::Write),
+        ];
         let names: Vec<String> = OpName::all(&trace).iter().map(|n| n.to_string()).collect();
-        assert_eq!(names, ["write#1", "rename#1", "write#2"]);
+        assert_eq!(
+            names,
+            [
+                "getattr#1",
+                "write#1",
+                "rename#1",
+                "rename#1+1",
+                "release#1",
+                "rename#1+2",
+                "write#2"
+            ]
+        );
+        let stable: Vec<bool> = OpName::all(&trace).iter().map(|n| n.is_stable()).collect();
+        assert_eq!(stable, [false, true, true, true, false, true, true]);
+        for name in &names {
+            assert_eq!(name.parse::<OpName>().unwrap().to_string(), *name);
+        }
     }
 
     #[test]
@@ -807,7 +941,7 @@ mod tests {
             "write:kill-within",
         ] {
             let err = spec.parse::<Rule>().unwrap_err().to_string();
-            assert!(err.contains("the format is OPS[#N]"), "{spec}: {err}");
+            assert!(err.contains("the format is OPS[#N[+K]]"), "{spec}: {err}");
         }
     }
 

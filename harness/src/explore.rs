@@ -124,11 +124,12 @@ pub fn crash_points(outcome: &RunOutcome, durable: &[PowerCut], sigterm: bool) -
     let by_seq = logged_by_seq(durable);
     for (index, (op, name)) in outcome.trace.iter().zip(names).enumerate() {
         let point = |fault: Fault| Placed {
-            point: CrashPoint::new(name.kind, name.nth, fault),
+            point: CrashPoint::at(name, fault),
             op: index,
         };
         if !op.is_mutating() {
-            if std::mem::take(&mut probe_next) {
+            // No fault lands on a release (close(2) has returned).
+            if op.kind != OpKind::Release && std::mem::take(&mut probe_next) {
                 points.push(point(stall()));
             }
             continue;

@@ -543,7 +543,7 @@ fn fired(trace: &[OpRecord]) -> Vec<CrashPoint> {
         .zip(OpName::all(trace))
         .filter_map(|(op, name)| {
             let fault = op.fault.as_deref()?.clone();
-            Some(CrashPoint::new(name.kind, name.nth, fault))
+            Some(CrashPoint::at(name, fault))
         })
         .collect()
 }
@@ -875,7 +875,7 @@ fn run_in(
                 .map(|(_, name)| name);
             let fault = stalled.fault.as_deref().cloned();
             if let (Some(name), Some(fault)) = (name, fault) {
-                let at = CrashPoint::new(name.kind, name.nth, fault);
+                let at = CrashPoint::at(name, fault);
                 observations.extend(probe_stalled(
                     prepared,
                     handle,

@@ -376,11 +376,9 @@ fn explored_property(
             let reproduce = format!("{command} --fault {}", shell_quote(&point.to_string()));
             match groups.iter_mut().find(|(s, _, _)| *s == seen) {
                 Some((_, group, reproduced)) => {
-                    // Reproduce at a mutating op where the group has one: a
-                    // multi-process tool's read-only ops (rsync's sender and
-                    // generator read while its receiver writes) interleave
-                    // differently from run to run, its writes keep their order.
-                    if !reproduced.kind.is_mutating() && point.kind.is_mutating() {
+                    // Reproduce at a point that names the same op on every
+                    // run where the group has one (see `OpName::all`).
+                    if !reproduced.is_stable() && point.is_stable() {
                         group.seen = finding.seen_in_full();
                         group.reproduce = reproduce;
                         *reproduced = point.clone();
@@ -451,10 +449,19 @@ fn explored_property(
 pub fn where_seen(points: &[CrashPoint]) -> String {
     let mut faults: Vec<String> = Vec::new();
     let mut ops: Vec<(OpKind, Vec<u64>)> = Vec::new();
+    // `rename#3+1`: said one by one, after the ops named by their own kind.
+    let mut after: Vec<String> = Vec::new();
     for point in points {
         let fault = point.fault.to_string();
         if !faults.contains(&fault) {
             faults.push(fault);
+        }
+        if point.after > 0 {
+            let op = point.op().to_string();
+            if !after.contains(&op) {
+                after.push(op);
+            }
+            continue;
         }
         match ops.iter_mut().find(|(kind, _)| *kind == point.kind) {
             Some((_, nths)) => nths.push(point.nth),
@@ -480,6 +487,7 @@ pub fn where_seen(points: &[CrashPoint]) -> String {
             });
         }
     }
+    at.extend(after);
     // Power cuts come in many writeback states: name a few, count the rest.
     const NAMED: usize = 3;
     let faults = if faults.len() > NAMED + 1 {
@@ -611,6 +619,14 @@ mod tests {
             where_seen(&points(&["create#1:errno=EIO", "create#1:errno=ENOSPC"])),
             "errno=EIO, errno=ENOSPC at create#1"
         );
+        assert_eq!(
+            where_seen(&points(&[
+                "rename#2+1:stall=10s",
+                "rename#1:stall=10s",
+                "rename#1+1:stall=10s",
+            ])),
+            "stall=10s at any of rename#1, rename#2+1, rename#1+1 (3 points)"
+        );
     }
 
     fn undisturbed(scenario: &Scenario) -> RunOutcome {
@@ -694,7 +710,7 @@ mod tests {
     }
 
     #[test]
-    fn a_group_reproduces_at_a_mutating_op_where_it_has_one() {
+    fn a_group_reproduces_at_a_point_that_names_one_op_on_every_run() {
         let scenario = Scenario::ad_hoc("install -m 0600", crate::TargetKind::Lib, 65536, 65536);
         let (kept, lost) = (undisturbed(&scenario), with_mode(&scenario, 0o600));
         let reproduced = |order: &[&str]| {
@@ -721,6 +737,12 @@ mod tests {
         // A mutating op first: a read-only one does not take it back.
         let command = reproduced(&["rename#1:stall=10s", "getattr#3:stall=10s"]);
         assert!(command.ends_with(stable), "{command}");
+        // The op after a mutating one is that op on every run too.
+        let command = reproduced(&["getattr#3:stall=10s", "rename#1+1:stall=10s"]);
+        assert!(
+            command.ends_with("--fault 'rename#1+1:stall=10s'"),
+            "{command}"
+        );
     }
 
     #[test]
