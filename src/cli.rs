@@ -32,6 +32,8 @@ enum Command {
     Demo,
     /// Run every crash point of scenarios (files or directories of them), or of an ad-hoc strategy.
     Explore(ExploreArgs),
+    /// Try random schedules of one to three faults across a run and its retries; shrink a failing one.
+    Fuzz(FuzzArgs),
     /// Time the catalog's strategies natively on a real disk, step by step, next to what each guarantees.
     Bench(BenchArgs),
 }
@@ -111,6 +113,46 @@ struct ExploreArgs {
     #[arg(long)]
     json: bool,
     /// Also write JUnit XML (one test case per scenario and property) to FILE.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct FuzzArgs {
+    /// Scenario file (TOML).
+    #[arg(required_unless_present = "strategy")]
+    scenario: Option<PathBuf>,
+    /// An ad-hoc strategy to fuzz against the built-in canary instead.
+    #[arg(long, value_name = "CMD", conflicts_with = "scenario")]
+    strategy: Option<String>,
+    #[command(flatten)]
+    canary: CanaryArgs,
+    /// New fault schedules to try, after the regressions.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    cases: u32,
+    /// The seed of the schedules [default: drawn, and printed].
+    #[arg(long, value_name = "S")]
+    seed: Option<u64>,
+    /// Stop trying new schedules after this long, e.g. 2m.
+    #[arg(long, default_value = "45s", value_parser = humantime::parse_duration)]
+    time: Duration,
+    /// At most this many runs shrinking a failing schedule.
+    #[arg(long, default_value_t = 200, value_name = "N")]
+    shrink_steps: u32,
+    /// At most this long shrinking a failing schedule.
+    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
+    shrink_time: Duration,
+    /// Keep failing seeds in FILE and replay them first [default: SCENARIO
+    /// with the extension .fuzz-regressions, next to it; none for --strategy]
+    #[arg(long, value_name = "FILE")]
+    regressions: Option<PathBuf>,
+    /// Timeout of each strategy run (overrides the scenario's), e.g. 30s.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    timeout: Option<Duration>,
+    /// Print JSON instead of the human report.
+    #[arg(long)]
+    json: bool,
+    /// Also write JUnit XML (one test case: the schedules tried) to FILE.
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
 }
@@ -283,6 +325,7 @@ pub fn main() -> ExitCode {
             demo()
         }
         Command::Explore(args) => explore(args),
+        Command::Fuzz(args) => fuzz(args),
         Command::Bench(args) => bench(args),
     };
     halt_if_interrupted();
@@ -674,6 +717,97 @@ fn explore(args: ExploreArgs) -> Result<Exit, Failure> {
         Exit::Success
     } else {
         Exit::Findings
+    })
+}
+
+fn fuzz(args: FuzzArgs) -> Result<Exit, Failure> {
+    use harness::fuzz::{self, FuzzOptions};
+    use std::io::IsTerminal;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let (mut scenario, regressions) = match (&args.strategy, &args.scenario) {
+        (Some(command), _) => (args.canary.scenario(command)?, args.regressions.clone()),
+        (None, Some(file)) => (
+            harness::Scenario::from_file(file)?,
+            Some(
+                args.regressions
+                    .clone()
+                    .unwrap_or_else(|| fuzz::regressions_path(file)),
+            ),
+        ),
+        (None, None) => {
+            return Err(Failure::usage(anyhow::anyhow!(
+                "name a scenario file or give --strategy CMD"
+            )))
+        }
+    };
+    if let Some(timeout) = args.timeout {
+        scenario.timeout = timeout;
+    }
+    let options = FuzzOptions {
+        cases: args.cases,
+        seed: args.seed,
+        time: args.time,
+        shrink_steps: args.shrink_steps,
+        shrink_time: args.shrink_time,
+        regressions,
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ])
+    .map_err(Failure::environment)?;
+    let stopper = stop.clone();
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            stopper.store(true, Ordering::SeqCst);
+            harness::live::kill_all_children();
+        }
+    });
+    let prepared = harness::Prepared::new(scenario)?;
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message(prepared.scenario.name.clone());
+    let progress = |cases: u32, shrinking: bool| {
+        let doing = if shrinking { "shrinking" } else { "searching" };
+        bar.set_message(format!(
+            "{}: {cases} cases, {doing}",
+            prepared.scenario.name
+        ));
+        bar.tick();
+    };
+    let outcome = fuzz::fuzz(&prepared, &options, &stop, &progress);
+    bar.finish_and_clear();
+    let found = match outcome {
+        Ok(found) => found,
+        Err(_) if stop.load(Ordering::Relaxed) => {
+            eprintln!("swapfault: interrupted");
+            return Ok(Exit::Interrupted);
+        }
+        Err(err) => return Err(err.into()),
+    };
+    let mut stdout = std::io::stdout().lock();
+    let written = if args.json {
+        serde_json::to_writer_pretty(&mut stdout, &found)
+            .map_err(std::io::Error::other)
+            .and_then(|()| writeln_out(&mut stdout, ""))
+    } else {
+        report::human::write_fuzz(&mut stdout, &found, std::io::stdout().is_terminal())
+    };
+    written.map_err(Failure::environment)?;
+    if let Some(path) = &args.junit {
+        let cannot = |e| Failure::usage(anyhow::anyhow!("cannot write {}: {e}", path.display()));
+        let mut file = std::fs::File::create(path).map_err(cannot)?;
+        report::junit::write_fuzz(&mut file, &found).map_err(cannot)?;
+    }
+    Ok(if found.interrupted {
+        Exit::Interrupted
+    } else if found.failing.is_some() {
+        Exit::Findings
+    } else {
+        Exit::Success
     })
 }
 

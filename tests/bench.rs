@@ -35,7 +35,7 @@ fn bench_json_accounts_for_every_step_of_every_run() {
         String::from_utf8_lossy(&output.stderr)
     );
     let report: Value = serde_json::from_slice(&output.stdout).expect("json");
-    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["schema_version"], 2);
     assert_eq!(report["mode"], "bench");
     for field in ["kind", "device", "mount_point", "options"] {
         assert!(

@@ -52,7 +52,7 @@ fn run_json(args: &[&str]) -> (Option<i32>, Value) {
         .expect("run swapfault");
     let report: Value = serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&output.stderr)));
-    assert_eq!(report["schema_version"], 1, "{report:#}");
+    assert_eq!(report["schema_version"], 2, "{report:#}");
     (output.status.code(), report)
 }
 
@@ -221,7 +221,7 @@ fn new_bytes_with_the_mode_and_xattrs_not_yet_restored_are_a_meta_finding() {
     let (_, report) = run_json(&["run", &scenario, "--fault", "rename#1:kill-after"]);
     assert_eq!(status_of(&report, "kill"), "pass", "{report:#}");
     assert_eq!(
-        report["run"]["observed"]["retry"]["target"]["mode"], 0o755,
+        report["run"]["observed"]["retries"][0]["target"]["mode"], 0o755,
         "{report:#}"
     );
     // What the kill left, and what a user met at a stall at the chmod, is

@@ -33,7 +33,7 @@ fn catalog() -> &'static (Option<i32>, Vec<Value>, String) {
 fn reports(output: &std::process::Output) -> Vec<Value> {
     let json: Value = serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
-    assert_eq!(json["schema_version"], 1);
+    assert_eq!(json["schema_version"], 2);
     match json["reports"].as_array() {
         Some(reports) => reports.clone(),
         None => vec![json],

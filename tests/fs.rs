@@ -404,7 +404,9 @@ fn mount_errors_name_the_fix() {
         .output()
         .expect("run");
     assert_eq!(output.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("the format is OPS[#N[+K]]"));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("the format is [retry[N]:]OPS[#N[+K]]")
+    );
 }
 
 #[test]

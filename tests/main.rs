@@ -7,6 +7,7 @@
 //! - `docs`: the README's command, exit-code and scenario-error tables
 //!   against the binary;
 //! - `fs_model`: fault-fs against a reference model, random op sequences;
+//! - `fuzz`: fault schedules across runs and retries, shrunk and replayed;
 //! - `explorer`: the expected matrix, reproductions, Ctrl-C, the strategy's
 //!   whole process tree in scope;
 //! - `sandbox`: SIGKILL and SIGTERM of swapfault leave nothing behind.
@@ -17,5 +18,6 @@ mod docs;
 mod explorer;
 mod fs;
 mod fs_model;
+mod fuzz;
 mod sandbox;
 mod support;

@@ -44,5 +44,5 @@ pub use mount::{
 };
 pub use op::{OpKind, OpRecord, Trace};
 pub use persistence::{Cut, Durability, PersistenceModel, Writeback};
-pub use plan::{CrashPoint, Fault, FaultPlan, OpName, PlanError, Rule, ShortWrite};
+pub use plan::{CrashPoint, Fault, FaultPlan, OpName, Phase, PlanError, Rule, ShortWrite};
 pub use tree::Tree;

@@ -5,7 +5,8 @@
 //! match when no N is given), or on the Kth op of any kind after that match
 //! (`+K`). The one-line form is `OPS[#N[+K]][@GLOB]:FAULT`, for example
 //! `write#3:kill-after`, `rename:errno=EIO`, `rename#3+1:stall=10s`,
-//! `create,open@*/target*#1:stall=2s`.
+//! `create,open@*/target*#1:stall=2s`. A `retry:` (or `retryN:`) prefix puts
+//! a rule in the run that retries after an interruption (see [`Phase`]).
 
 use std::fmt;
 use std::path::Path;
@@ -24,7 +25,7 @@ pub const DEFAULT_STALL_DEADLINE: Duration = Duration::from_secs(30);
 
 /// The expected one-line format, quoted in every parse error.
 pub const SPEC_FORMAT: &str =
-    "OPS[#N[+K]][@GLOB]:FAULT, e.g. `write#3:kill-after`, `rename:errno=EIO`, \
+    "[retry[N]:]OPS[#N[+K]][@GLOB]:FAULT, e.g. `write#3:kill-after`, `rename:errno=EIO`, \
 `rename#3+1:stall` (the op after rename#3); \
 FAULT is kill-before[=SIG], kill-after[=SIG], errno=NAME[/once|/persist], short-write=K|K%, kill-within=K|K%, \
 stall[=DURATION], power-cut[=metadata-ordered|strict][/written=none|all|BYTES], \
@@ -337,9 +338,46 @@ impl PathGlob {
     }
 }
 
+/// Which run of the program under test a rule or crash point is for: 0 the
+/// first, 1 the retry made after the first was interrupted (`retry:`), 2
+/// the retry after that one was (`retry2:`), and so on. fault-fs puts in
+/// force whatever plan it is given; whoever runs the program again gives
+/// each run the rules of its phase.
+pub type Phase = u32;
+
+/// `retry:` or `retryN:` before a rule or point, empty for phase 0.
+pub fn phase_prefix(phase: Phase) -> String {
+    match phase {
+        0 => String::new(),
+        1 => "retry:".to_owned(),
+        n => format!("retry{n}:"),
+    }
+}
+
+/// Splits a `retry:`/`retryN:` prefix off `text`.
+fn split_phase(text: &str) -> Result<(Phase, &str), String> {
+    let Some((head, rest)) = text.split_once(':') else {
+        return Ok((0, text));
+    };
+    let Some(n) = head.strip_prefix("retry") else {
+        return Ok((0, text));
+    };
+    match n {
+        "" => Ok((1, rest)),
+        n => match n.parse::<Phase>() {
+            Ok(n) if n >= 1 => Ok((n, rest)),
+            _ => Err(format!(
+                "`{head}:`: the phase is retry: or retryN: with N from 1"
+            )),
+        },
+    }
+}
+
 /// One rule of a plan.
 #[derive(Clone, Debug)]
 pub struct Rule {
+    /// The run it is for: see [`Phase`].
+    pub phase: Phase,
     /// Op kinds that match; empty matches every kind.
     pub ops: Vec<OpKind>,
     /// Fire on this match only (1-based); `None` fires on every match.
@@ -361,6 +399,7 @@ impl Rule {
     /// A rule for the op `name`: the shape of a crash point.
     pub fn at(name: OpName, fault: Fault) -> Self {
         Rule {
+            phase: 0,
             ops: vec![name.kind],
             nth: Some(name.nth),
             after: (name.after > 0).then_some(name.after),
@@ -384,6 +423,7 @@ impl Rule {
 
 impl fmt::Display for Rule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&phase_prefix(self.phase))?;
         if self.ops.is_empty() {
             f.write_str("*")?;
         } else {
@@ -407,7 +447,8 @@ impl FromStr for Rule {
     type Err = PlanError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (matcher, fault) = s
+        let (phase, rule) = split_phase(s).map_err(|e| spec_error(s, e))?;
+        let (matcher, fault) = rule
             .rsplit_once(':')
             .ok_or_else(|| spec_error(s, "missing `:FAULT`"))?;
         let fault: Fault = fault.parse().map_err(|e| match e {
@@ -454,6 +495,7 @@ impl FromStr for Rule {
             return Err(spec_error(s, format!("{fault} applies to write ops only")));
         }
         Ok(Rule {
+            phase,
             ops,
             nth,
             after,
@@ -467,7 +509,7 @@ impl FromStr for Rule {
 
 /// The expected form of a crash point, quoted in its parse errors.
 pub const CRASH_POINT_FORMAT: &str =
-    "KIND#N[+K]:FAULT, e.g. `write#3:kill-after`, `rename#1:power-cut=strict`, \
+    "[retry[N]:]KIND#N[+K]:FAULT, e.g. `write#3:kill-after`, `rename#1:power-cut=strict`, \
 `rename#3+1:stall=10s`";
 
 /// One crash point: an op of the strategy's, named as [`OpName`] names it,
@@ -477,6 +519,8 @@ pub const CRASH_POINT_FORMAT: &str =
 /// has the same crash points on every run.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct CrashPoint {
+    /// The run it lands in: see [`Phase`].
+    pub phase: Phase,
     /// The op kind (of the op it is counted from, for `rename#3+1`).
     pub kind: OpKind,
     /// Its order among the strategy's ops of that kind, from 1.
@@ -496,6 +540,7 @@ impl CrashPoint {
     /// The crash point of `fault` at the op `name`.
     pub fn at(name: OpName, fault: Fault) -> Self {
         CrashPoint {
+            phase: 0,
             kind: name.kind,
             nth: name.nth,
             after: name.after,
@@ -505,7 +550,15 @@ impl CrashPoint {
 
     /// The rule that fires exactly here.
     pub fn rule(&self) -> Rule {
-        Rule::at(self.op(), self.fault.clone())
+        Rule {
+            phase: self.phase,
+            ..Rule::at(self.op(), self.fault.clone())
+        }
+    }
+
+    /// The same point in `phase`.
+    pub fn in_phase(self, phase: Phase) -> Self {
+        CrashPoint { phase, ..self }
     }
 
     /// The op alone, `write#3`.
@@ -526,7 +579,13 @@ impl CrashPoint {
 
 impl fmt::Display for CrashPoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.op(), self.fault)
+        write!(
+            f,
+            "{}{}:{}",
+            phase_prefix(self.phase),
+            self.op(),
+            self.fault
+        )
     }
 }
 
@@ -538,13 +597,16 @@ impl FromStr for CrashPoint {
             spec: s.to_owned(),
             reason: reason.to_owned(),
         };
-        let (op, fault) = s.split_once(':').ok_or_else(|| bad("missing `:FAULT`"))?;
+        let (phase, point) = split_phase(s).map_err(|e| bad(&e))?;
+        let (op, fault) = point
+            .split_once(':')
+            .ok_or_else(|| bad("missing `:FAULT`"))?;
         let op: OpName = op.parse().map_err(|reason: String| bad(&reason))?;
         let fault: Fault = fault.parse().map_err(|e| match e {
             PlanError::Spec { reason, .. } => bad(&reason),
             other => other,
         })?;
-        Ok(CrashPoint::at(op, fault))
+        Ok(CrashPoint::at(op, fault).in_phase(phase))
     }
 }
 
@@ -693,6 +755,8 @@ struct PlanFile {
 struct RuleFile {
     #[serde(default)]
     ops: Vec<String>,
+    #[serde(default)]
+    phase: Phase,
     nth: Option<u64>,
     after: Option<u64>,
     path: Option<String>,
@@ -711,7 +775,7 @@ impl FaultPlan {
         Ok(FaultPlan { rules })
     }
 
-    /// Parses a TOML plan: `[[rule]]` tables with `ops`, `nth`, `after`, `path`, `pid`,
+    /// Parses a TOML plan: `[[rule]]` tables with `phase`, `ops`, `nth`, `after`, `path`, `pid`,
     /// `comm` and `fault` (a FAULT as in the one-line form).
     pub fn from_toml(text: &str, path: &Path) -> Result<Self, PlanError> {
         let file_error = |message: String| PlanError::File {
@@ -752,6 +816,7 @@ impl FaultPlan {
                 return Err(at("after counts from 1".into()));
             }
             rules.push(Rule {
+                phase: rule.phase,
                 ops,
                 nth: rule.nth,
                 after: rule.after,
@@ -795,6 +860,8 @@ mod tests {
             "rename#1:power-cut=strict",
             "write#2:power-cut=metadata-ordered",
             "rename#3+1:stall=10s",
+            "retry:unlink#1:kill-after",
+            "retry3:*:errno=ENOSPC",
         ] {
             let rule: Rule = spec.parse().unwrap();
             assert_eq!(rule.to_string(), spec);
@@ -817,11 +884,16 @@ mod tests {
             "unlink#1:kill-before=TERM",
             "rename#3+1:stall=10s",
             "write#2+4:kill-after",
+            "retry:unlink#1:kill-after",
+            "retry2:write#1+2:errno=EIO",
         ] {
             let point: CrashPoint = text.parse().unwrap();
             assert_eq!(point.to_string(), text);
             assert_eq!(point.rule().to_string(), text);
-            assert_eq!(point.op().to_string(), text.split(':').next().unwrap());
+            let op = text
+                .trim_start_matches("retry:")
+                .trim_start_matches("retry2:");
+            assert_eq!(point.op().to_string(), op.split(':').next().unwrap());
         }
         let point: CrashPoint = "write#3:errno=EIO".parse().unwrap();
         assert_eq!(
@@ -884,10 +956,14 @@ mod tests {
             ("write#1", "missing `:FAULT`"),
             ("write#1:explode", "unknown fault"),
             ("write#1+0:kill-after", "K must be a number from 1"),
+            (
+                "retry0:write#1:kill-after",
+                "retry: or retryN: with N from 1",
+            ),
         ] {
             let err = text.parse::<CrashPoint>().unwrap_err().to_string();
             assert!(
-                err.contains(reason) && err.contains("KIND#N[+K]:FAULT"),
+                err.contains(reason) && err.contains("[retry[N]:]KIND#N[+K]:FAULT"),
                 "{text}: {err}"
             );
         }
@@ -941,7 +1017,10 @@ mod tests {
             "write:kill-within",
         ] {
             let err = spec.parse::<Rule>().unwrap_err().to_string();
-            assert!(err.contains("the format is OPS[#N[+K]]"), "{spec}: {err}");
+            assert!(
+                err.contains("the format is [retry[N]:]OPS[#N[+K]]"),
+                "{spec}: {err}"
+            );
         }
     }
 

@@ -414,8 +414,11 @@ pub struct Observations {
     pub before: TargetState,
     /// The first run.
     pub first: StrategyRun,
-    /// The undisturbed retry after an interruption, if one was made.
-    pub retry: Option<StrategyRun>,
+    /// The retries, in order: the first made after the first run was
+    /// interrupted, each next one after a fault of its own phase
+    /// ([`fault_fs::Phase`]) interrupted the one before. Empty when none
+    /// was made.
+    pub retries: Vec<StrategyRun>,
     /// The live processes (canary first, then the scenario's commands).
     pub live: Vec<LiveReport>,
     /// Probes at stalled ops.
@@ -423,6 +426,32 @@ pub struct Observations {
     /// Only one uid was mapped (rootless, in a user namespace): every file
     /// had the same owner, so no owner change could have been seen.
     pub single_uid: bool,
+}
+
+impl Observations {
+    /// The run of `phase`: the first run (0) or a retry.
+    pub fn run_of(&self, phase: fault_fs::Phase) -> Option<&StrategyRun> {
+        match phase {
+            0 => Some(&self.first),
+            n => self.retries.get(n as usize - 1),
+        }
+    }
+
+    /// The fault that ended each interrupted run, in phase order: the last
+    /// of its run that interrupts. An error a strategy meets sends it down
+    /// another path (a rollback); a kill there ends the run, and what the
+    /// run left is the kill's doing.
+    fn endings(&self) -> Vec<&CrashPoint> {
+        let mut found: Vec<&CrashPoint> = Vec::new();
+        for point in self.fired.iter().filter(|p| interrupts(&p.fault).is_some()) {
+            match found.iter_mut().find(|p| p.phase == point.phase) {
+                Some(ending) => *ending = point,
+                None => found.push(point),
+            }
+        }
+        found.sort_by_key(|p| p.phase);
+        found
+    }
 }
 
 /// What the target must carry besides its bytes: the scenario's mode and
@@ -643,11 +672,24 @@ fn visible(seen: &Observations) -> Verdict {
 /// kill, errors, power: after the interruption the target is complete; after
 /// an error, exit 0 is truthful only if the target is new.
 fn complete_after(seen: &Observations, property: Property) -> Verdict {
-    let Some(point) = seen
-        .fired
+    let endings = seen.endings();
+    let points: Vec<&CrashPoint> = endings
         .iter()
-        .find(|point| interrupts(&point.fault) == Some(property))
-    else {
+        .copied()
+        .filter(|point| interrupts(&point.fault) == Some(property))
+        .collect();
+    if points.is_empty() {
+        // It fired, but a later fault of the same run ended that run.
+        let ended_later = seen.fired.iter().find_map(|point| {
+            let ending = endings.iter().find(|e| e.phase == point.phase)?;
+            (interrupts(&point.fault) == Some(property)).then_some((point, ending))
+        });
+        if let Some((point, ending)) = ended_later {
+            let under = interrupts(&ending.fault).map_or("", Property::name);
+            return Verdict::not_exercised(format!(
+                "the run went on past {point} and {ending} ended it: judged under {under}"
+            ));
+        }
         // An error followed by a cut: only the disk after the cut was seen.
         let cut_after_error = seen
             .fired
@@ -664,37 +706,43 @@ fn complete_after(seen: &Observations, property: Property) -> Verdict {
             _ => "no injected error",
         };
         return Verdict::not_exercised(format!("{what} fired in this run"));
-    };
+    }
     let after = match property {
         Property::Kill => "after the kill the target",
         Property::Power => "after the power cut the durable target",
         _ => "after the error the target",
     };
-    let first = &seen.first;
-    let class = first.target.class;
     let mut findings = Vec::new();
-    if !class.is_complete() {
-        findings.push(Finding {
-            detail: first.target.mix.clone(),
-            ..finding(property, Some(point.clone()), format!("{after} is {class}"))
-        });
-    }
-    if property == Property::Errors && class == TargetClass::Old && first.exit.success() {
-        findings.push(finding(
-            property,
-            Some(point.clone()),
-            format!("the strategy exited 0 after the error, but the target is {class}"),
-        ));
+    // Each run a fault interrupted, judged by what that run left.
+    for point in points {
+        let Some(run) = seen.run_of(point.phase) else {
+            continue;
+        };
+        let class = run.target.class;
+        if !class.is_complete() {
+            findings.push(Finding {
+                detail: run.target.mix.clone(),
+                ..finding(property, Some(point.clone()), format!("{after} is {class}"))
+            });
+        }
+        if property == Property::Errors && class == TargetClass::Old && run.exit.success() {
+            findings.push(finding(
+                property,
+                Some(point.clone()),
+                format!("the strategy exited 0 after the error, but the target is {class}"),
+            ));
+        }
     }
     Verdict::of(findings)
 }
 
 /// retry: after an interruption, running the strategy again completes it.
 fn retry(seen: &Observations) -> Verdict {
-    let Some(point) = interruption(seen) else {
+    // The retry judged is the last one, made after the last interruption.
+    let Some(point) = seen.endings().last().copied() else {
         return Verdict::not_exercised("nothing interrupted the run");
     };
-    let Some(retry) = &seen.retry else {
+    let Some(retry) = seen.run_of(point.phase + 1) else {
         return Verdict::not_exercised("no retry was made after the interruption");
     };
     if retry.exit.success() && retry.target.class == TargetClass::New {
@@ -717,7 +765,7 @@ fn retry(seen: &Observations) -> Verdict {
 /// The run that ended the replacement with success: the retry if one was
 /// made, else the first run; `None` when it did not end with new in place.
 fn finished(seen: &Observations) -> Option<&StrategyRun> {
-    let done = seen.retry.as_ref().unwrap_or(&seen.first);
+    let done = seen.retries.last().unwrap_or(&seen.first);
     (done.exit.success() && done.target.class == TargetClass::New).then_some(done)
 }
 
@@ -737,8 +785,10 @@ fn meta(seen: &Observations, wanted: &Wanted) -> Verdict {
     // point does, and the same state met after a kill, an error or at a
     // stall is one finding.
     let mut met: Vec<(&CrashPoint, &TargetState)> = Vec::new();
-    if let Some(point) = interruption(seen) {
-        met.push((point, &seen.first.target));
+    for point in seen.endings() {
+        if let Some(run) = seen.run_of(point.phase) {
+            met.push((point, &run.target));
+        }
     }
     for probe in &seen.probes {
         if !met.iter().any(|(at, _)| *at == &probe.at) {
@@ -888,7 +938,7 @@ mod tests {
             fired: Vec::new(),
             before: state(TargetClass::Old),
             first: ran(Exit::Code(0), TargetClass::New),
-            retry: None,
+            retries: Vec::new(),
             live: Vec::new(),
             probes: Vec::new(),
             single_uid: false,
@@ -901,7 +951,7 @@ mod tests {
         Observations {
             fired: vec![point(at)],
             first: ran(Exit::Signal(9), class),
-            retry: Some(ran(Exit::Code(0), TargetClass::New)),
+            retries: vec![ran(Exit::Code(0), TargetClass::New)],
             ..clean()
         }
     }
@@ -1187,7 +1237,7 @@ mod tests {
         };
         assert_not_exercised(judge(&stalled, Property::Retry), "nothing interrupted");
         let no_retry = Observations {
-            retry: None,
+            retries: Vec::new(),
             ..interrupted("write#1:kill-after", TargetClass::Torn)
         };
         assert_not_exercised(judge(&no_retry, Property::Retry), "no retry was made");
@@ -1196,12 +1246,66 @@ mod tests {
     }
 
     #[test]
+    fn a_fault_in_a_retry_is_judged_by_what_that_retry_left() {
+        // Killed with the target complete; the retry, killed in turn after
+        // removing the target, leaves none; a second retry puts new there.
+        let seen = Observations {
+            fired: vec![
+                point("fsync#1:kill-after"),
+                point("retry:unlink#1:kill-after"),
+            ],
+            first: ran(Exit::Signal(9), TargetClass::Old),
+            retries: vec![
+                ran(Exit::Signal(9), TargetClass::Missing),
+                ran(Exit::Code(0), TargetClass::New),
+            ],
+            ..clean()
+        };
+        assert_eq!(
+            seen_of(&judge(&seen, Property::Kill)),
+            [(
+                Some("retry:unlink#1:kill-after".into()),
+                "after the kill the target is missing".into()
+            )]
+        );
+        assert_eq!(judge(&seen, Property::Retry), Verdict::Pass);
+        // The last retry is the one judged: blamed on the fault before it.
+        let mut stuck = seen.clone();
+        stuck.retries[1] = ran(Exit::Code(1), TargetClass::Missing);
+        assert_eq!(
+            seen_of(&judge(&stuck, Property::Retry)),
+            [(
+                Some("retry:unlink#1:kill-after".into()),
+                "the retry ended (exit 1) and left the target missing".into()
+            )]
+        );
+        // An error, then a kill in the rollback it started: what the run
+        // left is the kill's doing.
+        let rollback = Observations {
+            fired: vec![point("rename#1:errno=EIO"), point("unlink#1:kill-after")],
+            first: ran(Exit::Signal(9), TargetClass::Missing),
+            ..interrupted("rename#1:errno=EIO", TargetClass::Missing)
+        };
+        assert_eq!(
+            seen_of(&judge(&rollback, Property::Kill)),
+            [(
+                Some("unlink#1:kill-after".into()),
+                "after the kill the target is missing".into()
+            )]
+        );
+        assert_not_exercised(
+            judge(&rollback, Property::Errors),
+            "the run went on past rename#1:errno=EIO and unlink#1:kill-after ended it: judged under kill",
+        );
+    }
+
+    #[test]
     fn retry_fails_with_the_last_line_it_printed() {
         let seen = Observations {
-            retry: Some(StrategyRun {
+            retries: vec![StrategyRun {
                 stderr: "staging\nmkdir: cannot create directory 'stage': File exists".into(),
                 ..ran(Exit::Code(1), TargetClass::Empty)
-            }),
+            }],
             ..interrupted("write#1:kill-after", TargetClass::Empty)
         };
         assert_eq!(
@@ -1225,7 +1329,7 @@ mod tests {
         );
         // An interrupted run whose retry finished is judged on the retry.
         let mut retried = interrupted("write#1:kill-after", TargetClass::Torn);
-        if let Some(retry) = retried.retry.as_mut() {
+        if let Some(retry) = retried.retries.first_mut() {
             retry.target.mode = Some(0o600);
         }
         assert_eq!(
@@ -1258,7 +1362,7 @@ mod tests {
         old.first.target.mode = Some(0o600);
         assert_eq!(judge(&old, Property::Meta), Verdict::Pass);
         // What the end gets wrong too is said once, of the end.
-        if let Some(retry) = chmod_later.retry.as_mut() {
+        if let Some(retry) = chmod_later.retries.first_mut() {
             retry.target.xattrs.clear();
         }
         assert_eq!(
@@ -1275,7 +1379,7 @@ mod tests {
             ]
         );
         // A wrong state that nothing finished after is still a finding.
-        chmod_later.retry = Some(ran(Exit::Code(1), TargetClass::New));
+        chmod_later.retries = vec![ran(Exit::Code(1), TargetClass::New)];
         assert_eq!(seen_of(&judge(&chmod_later, Property::Meta)).len(), 1);
     }
 
@@ -1344,7 +1448,7 @@ mod tests {
         // Strays of the interrupted run that the retry cleaned up are fine.
         seen.first.strays = vec!["/app/.tmp.Xy12Ab".into()];
         assert_eq!(judge(&seen, Property::Tidy), Verdict::Pass);
-        if let Some(retry) = seen.retry.as_mut() {
+        if let Some(retry) = seen.retries.first_mut() {
             retry.strays = vec!["/app/.tmp.Xy12Ab".into()];
         }
         assert_eq!(

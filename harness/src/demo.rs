@@ -163,7 +163,7 @@ pub fn demo(out: &mut dyn Write) -> Result<bool, DemoError> {
         class,
         ino(&atomic)
     )?;
-    if let Some(retry) = &atomic.observed.retry {
+    if let Some(retry) = atomic.observed.retries.first() {
         writeln!(
             out,
             "   retry: {}; target {}",
@@ -175,8 +175,8 @@ pub fn demo(out: &mut dyn Write) -> Result<bool, DemoError> {
         && atomic.observed.live.first().is_some_and(|l| l.unharmed())
         && atomic
             .observed
-            .retry
-            .as_ref()
+            .retries
+            .first()
             .is_none_or(|r| r.target.class == TargetClass::New);
     writeln!(
         out,

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use fault_fs::{
-    CrashPoint, Cut, Fault, OpKind, OpName, PersistenceModel, PowerCut, Tree, Writeback,
+    CrashPoint, Cut, Fault, OpKind, OpName, OpRecord, PersistenceModel, PowerCut, Tree, Writeback,
 };
 use nix::sys::signal::Signal;
 use serde::Serialize;
@@ -96,11 +96,12 @@ pub struct Placed {
     pub op: usize,
 }
 
-/// Derives the crash points of a recorded run. `durable` is what the
-/// recording logged a power cut after each op would leave: one power-cut
-/// point per logged state (each model, each writeback of its family).
-/// `sigterm` adds SIGTERM kills next to the SIGKILL ones.
-pub fn crash_points(outcome: &RunOutcome, durable: &[PowerCut], sigterm: bool) -> Vec<Placed> {
+/// Derives the crash points of a recorded run's `trace`. `durable` is what
+/// the recording logged a power cut after each op would leave: one
+/// power-cut point per logged state (each model, each writeback of its
+/// family); an op with none logged gets a power cut under each model, run
+/// for real. `sigterm` adds SIGTERM kills next to the SIGKILL ones.
+pub fn crash_points(trace: &[OpRecord], durable: &[PowerCut], sigterm: bool) -> Vec<Placed> {
     let mut points = Vec::new();
     let mut first_mutation = true;
     // The target's directory, what is in it, and its ancestors (a
@@ -120,9 +121,9 @@ pub fn crash_points(outcome: &RunOutcome, durable: &[PowerCut], sigterm: bool) -
     // (at a stalled namespace op the kernel holds the directory lock, and a
     // probe would only see the state after it).
     let mut probe_next = false;
-    let names = OpName::all(&outcome.trace);
+    let names = OpName::all(trace);
     let by_seq = logged_by_seq(durable);
-    for (index, (op, name)) in outcome.trace.iter().zip(names).enumerate() {
+    for (index, (op, name)) in trace.iter().zip(names).enumerate() {
         let point = |fault: Fault| Placed {
             point: CrashPoint::at(name, fault),
             op: index,
@@ -191,7 +192,7 @@ pub fn crash_points(outcome: &RunOutcome, durable: &[PowerCut], sigterm: bool) -
             .filter(|cut| *cut != everything)
             .collect();
         if logged.is_empty() {
-            // Not logged (should not happen): the guaranteed state, run for real.
+            // Not logged: the guaranteed state, run for real.
             for model in PersistenceModel::ALL {
                 at(Fault::PowerCut(Cut::new(model)));
             }
@@ -254,7 +255,7 @@ impl Work {
 
 /// The recording run, on a stage that the first worker then reuses, with
 /// the durable state after each of its mutating ops.
-fn record(prepared: &Prepared) -> Result<(RunOutcome, Vec<PowerCut>, Stage), RunError> {
+pub(crate) fn record(prepared: &Prepared) -> Result<(RunOutcome, Vec<PowerCut>, Stage), RunError> {
     let mut stage = Stage::new(prepared)?;
     stage.prepare(prepared)?;
     stage.handle().log_durable_states(true);
@@ -382,7 +383,7 @@ pub fn explore(
         }
     }
     let sigterm = options.sigterm || scenario.sigterm;
-    let mut points = crash_points(&record, &durable, sigterm);
+    let mut points = crash_points(&record.trace, &durable, sigterm);
     let total = points.len();
     if let Some(partition) = options.partition {
         points = points

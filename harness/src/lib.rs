@@ -29,6 +29,7 @@ pub mod canary;
 pub mod check;
 pub mod demo;
 pub mod explore;
+pub mod fuzz;
 pub mod live;
 pub mod report;
 pub mod runner;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use fault_fs::tree::{NewNode, NodeKind, ROOT_INO};
 use fault_fs::{
     CrashPoint, Fault, FaultFs, FaultFsHandle, FaultMount, FaultPlan, MountError, OpKind, OpName,
-    OpRecord, PlanError, Rule, Scope, Tree,
+    OpRecord, Phase, PlanError, Rule, Scope, Tree,
 };
 use serde::Serialize;
 
@@ -519,6 +519,9 @@ pub struct RunOutcome {
     pub observed: Observations,
     /// The strategy's ops (its process group only), in order.
     pub trace: Vec<OpRecord>,
+    /// The ops of each retry, in the order the retries ran.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub retry_traces: Vec<Vec<OpRecord>>,
     /// One verdict per property.
     pub evaluation: Evaluation,
 }
@@ -1329,39 +1332,8 @@ pub(crate) fn run_staged(
     options: &RunOptions,
 ) -> Result<RunOutcome, RunError> {
     let _span = tracing::info_span!("run", scenario = %prepared.scenario.name).entered();
-    let handle = stage.handle().clone();
-    handle.set_plan(FaultPlan {
-        rules: faults.to_vec(),
-    });
-    let has_stall = faults.iter().any(|r| matches!(r.fault, Fault::Stall(_)));
-    let probes = if !has_stall {
-        Vec::new()
-    } else if prepared.scenario.probes.is_empty() {
-        default_probes(prepared)
-    } else {
-        prepared.scenario.probes.clone()
-    };
-    let ran = run_strategy(prepared, stage, &probes)?;
-    handle.set_plan(FaultPlan::default());
-    handle.set_scope(Scope::All);
-    let trace = scope_trace(&handle.trace(), ran.scope);
-    if let Some(live) = stage.live.as_mut() {
-        live.settle(Duration::from_secs(2));
-    }
-    let fired = fired(&trace);
-    // A failed sync the run went on past: the power goes once it has ended.
-    let cut_at_end = fired.iter().find_map(|point| match point.fault {
-        Fault::ErrnoThenCut(_, cut) => Some(handle.durable_state(cut)),
-        _ => None,
-    });
-    let mut live_at_cut = None;
-    if let Some(durable) = handle.take_power_cut().map(|cut| cut.tree).or(cut_at_end) {
-        // A reboot: running programs are gone and the disk holds only what
-        // the model made durable. What live processes saw before still counts.
-        live_at_cut = Some(live_reports(stage));
-        stage.stop_live();
-        handle.restore(&durable);
-    }
+    let (ran, trace, fired) = run_phase(stage, prepared, faults, 0)?;
+    let live_at_cut = power_off(stage, &fired);
     let Observed {
         target,
         strays,
@@ -1378,7 +1350,7 @@ pub(crate) fn run_staged(
             left_running: ran.left_running,
             other_names,
         },
-        retry: None,
+        retries: Vec::new(),
         live: Vec::new(),
         probes: ran.probes,
         single_uid: crate::sandbox::single_uid(),
@@ -1428,7 +1400,7 @@ pub(crate) fn run_from_power_cut(
             left_running: Vec::new(),
             other_names,
         },
-        retry: None,
+        retries: Vec::new(),
         live: Vec::new(),
         probes: Vec::new(),
         single_uid: crate::sandbox::single_uid(),
@@ -1445,41 +1417,107 @@ pub(crate) fn run_from_power_cut(
     )
 }
 
+/// Runs the strategy once with the rules of `phase` in force (probing at
+/// its stalls); returns the run, its ops and the faults that fired there.
+fn run_phase(
+    stage: &mut Stage,
+    prepared: &Prepared,
+    faults: &[Rule],
+    phase: Phase,
+) -> Result<(Ran, Vec<OpRecord>, Vec<CrashPoint>), RunError> {
+    let handle = stage.handle().clone();
+    let rules: Vec<Rule> = faults
+        .iter()
+        .filter(|r| r.phase == phase)
+        .cloned()
+        .collect();
+    let has_stall = rules.iter().any(|r| matches!(r.fault, Fault::Stall(_)));
+    handle.set_plan(FaultPlan { rules });
+    let probes = if !has_stall {
+        Vec::new()
+    } else if prepared.scenario.probes.is_empty() {
+        default_probes(prepared)
+    } else {
+        prepared.scenario.probes.clone()
+    };
+    let mut ran = run_strategy(prepared, stage, &probes)?;
+    handle.set_plan(FaultPlan::default());
+    handle.set_scope(Scope::All);
+    let trace = scope_trace(&handle.trace(), ran.scope);
+    if let Some(live) = stage.live.as_mut() {
+        live.settle(Duration::from_secs(2));
+    }
+    for probe in &mut ran.probes {
+        probe.at.phase = phase;
+    }
+    let fired = fired(&trace)
+        .into_iter()
+        .map(|point| point.in_phase(phase))
+        .collect();
+    Ok((ran, trace, fired))
+}
+
+/// Cuts the power if a fault of the run just ended (`fired`) asked for it:
+/// the disk keeps only what the persistence model made durable. Returns
+/// what the live processes had reported until then.
+fn power_off(stage: &mut Stage, fired: &[CrashPoint]) -> Option<Vec<LiveReport>> {
+    let handle = stage.handle().clone();
+    // A failed sync the run went on past: the power goes once it has ended.
+    let cut_at_end = fired.iter().find_map(|point| match point.fault {
+        Fault::ErrnoThenCut(_, cut) => Some(handle.durable_state(cut)),
+        _ => None,
+    });
+    let durable = handle.take_power_cut().map(|cut| cut.tree).or(cut_at_end)?;
+    // A reboot: running programs are gone and the disk holds only what
+    // the model made durable. What live processes saw before still counts.
+    let reports = live_reports(stage);
+    stage.stop_live();
+    handle.restore(&durable);
+    Some(reports)
+}
+
 /// The reports of the live canary (first) and the scenario's live commands.
 fn live_reports(stage: &mut Stage) -> Vec<LiveReport> {
     let canary = stage.live.as_mut().map(|live| live.report());
     canary.into_iter().chain(command_reports(stage)).collect()
 }
 
-/// Finishes a run whose first strategy run is observed: the retry after an
-/// interruption, the live processes' reports (`live_at_cut` when a power
-/// cut ended them), and the verdicts.
+/// Finishes a run whose first strategy run is observed: the retries after
+/// interruptions (each with the faults of its phase: a retry interrupted
+/// in turn is retried again), the live processes' reports (`live_at_cut`
+/// when a power cut ended them), and the verdicts.
 fn complete(
     stage: &mut Stage,
     prepared: &Prepared,
     faults: &[Rule],
     mut observed: Observations,
     trace: Vec<OpRecord>,
-    live_at_cut: Option<Vec<LiveReport>>,
+    mut live_at_cut: Option<Vec<LiveReport>>,
     options: &RunOptions,
 ) -> Result<RunOutcome, RunError> {
-    let interrupted = observed
-        .fired
-        .iter()
-        .any(|point| check::interrupts(&point.fault).is_some());
-    if options.retry && interrupted {
+    let mut retry_traces = Vec::new();
+    let mut phase: Phase = 0;
+    // A retry with no fault of its phase is not interrupted: the chain ends.
+    while options.retry
+        && observed
+            .fired
+            .iter()
+            .any(|point| point.phase == phase && check::interrupts(&point.fault).is_some())
+    {
+        phase += 1;
         restage_new(prepared, stage)?;
-        let ran = run_strategy(prepared, stage, &[])?;
-        stage.handle().set_scope(Scope::All);
-        if let Some(live) = stage.live.as_mut() {
-            live.settle(Duration::from_secs(2));
+        let (ran, trace, fired) = run_phase(stage, prepared, faults, phase)?;
+        if let Some(reports) = power_off(stage, &fired) {
+            live_at_cut.get_or_insert(reports);
         }
         let Observed {
             target,
             strays,
             other_names,
         } = observe(prepared, stage);
-        observed.retry = Some(StrategyRun {
+        observed.fired.extend(fired);
+        observed.probes.extend(ran.probes);
+        observed.retries.push(StrategyRun {
             exit: ran.exit,
             stderr: ran.stderr,
             target,
@@ -1487,6 +1525,7 @@ fn complete(
             left_running: ran.left_running,
             other_names,
         });
+        retry_traces.push(trace);
     }
     observed.live = match live_at_cut {
         Some(reports) => reports,
@@ -1497,6 +1536,7 @@ fn complete(
         faults: faults.to_vec(),
         observed,
         trace,
+        retry_traces,
         evaluation,
     })
 }

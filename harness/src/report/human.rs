@@ -176,10 +176,14 @@ fn write_run_details(out: &mut dyn Write, report: &Report) -> io::Result<()> {
     for name in &first.other_names {
         writeln!(out, "  link:     {name}")?;
     }
-    if let Some(retry) = &seen.retry {
+    for (index, retry) in seen.retries.iter().enumerate() {
+        let label = match index {
+            0 => "retry:".to_owned(),
+            n => format!("retry{}:", n + 1),
+        };
         writeln!(
             out,
-            "  retry:    {}; target is {} (inode {}{})",
+            "  {label:<9} {}; target is {} (inode {}{})",
             retry.exit,
             retry.target.class,
             inode(retry.target.ino),
@@ -245,5 +249,62 @@ pub fn write_matrix(out: &mut dyn Write, reports: &[Report]) -> io::Result<()> {
     writeln!(
         out,
         "(- not exercised; ! marks a verdict the scenario did not expect)"
+    )
+}
+
+/// A fuzzing session: what was tried, the smallest failing schedule with
+/// the command and scenario lines that replay it, and its run's report.
+pub fn write_fuzz(
+    out: &mut dyn Write,
+    fuzz: &crate::fuzz::FuzzReport,
+    color: bool,
+) -> io::Result<()> {
+    writeln!(
+        out,
+        "swapfault fuzz: {} ({}, seed {}, {:.1} s)",
+        fuzz.scenario,
+        counted(fuzz.cases as usize, "case"),
+        fuzz.seed,
+        fuzz.seconds
+    )?;
+    if fuzz.interrupted {
+        writeln!(out, "  interrupted: the cases above are those that ran")?;
+    }
+    let Some(failing) = &fuzz.failing else {
+        writeln!(
+            out,
+            "  no failing fault schedule (the same schedules again: --seed {})",
+            fuzz.seed
+        )?;
+        return Ok(());
+    };
+    writeln!(
+        out,
+        "  FAILING schedule of {}, shrunk in {}: {}",
+        counted(failing.schedule.len(), "fault"),
+        counted(fuzz.shrink_steps as usize, "run"),
+        failing.schedule.join(", ")
+    )?;
+    if let Some(limit) = &fuzz.shrink_limit {
+        writeln!(out, "  {limit}")?;
+    }
+    writeln!(out, "  replay: {}", failing.reproduce)?;
+    writeln!(out, "  as scenario lines:")?;
+    for line in failing.snippet.lines() {
+        writeln!(out, "    {line}")?;
+    }
+    if let Some(path) = &fuzz.regressions {
+        writeln!(
+            out,
+            "  its seed is kept in {} (replayed before new cases; keep it in version control)",
+            path.display()
+        )?;
+    }
+    writeln!(out)?;
+    write(
+        out,
+        &failing.report,
+        "the failing schedule, replayed:",
+        color,
     )
 }

@@ -44,3 +44,41 @@ pub fn write(out: &mut dyn Write, reports: &[Report]) -> io::Result<()> {
     }
     junit.serialize(out).map_err(io::Error::other)
 }
+
+/// Writes a fuzzing session as JUnit XML: one suite for the scenario, one
+/// test case that fails with the smallest failing schedule, its findings
+/// and the command that replays it.
+pub fn write_fuzz(out: &mut dyn Write, fuzz: &crate::fuzz::FuzzReport) -> io::Result<()> {
+    let mut junit = quick_junit::Report::new("swapfault fuzz");
+    let mut suite = TestSuite::new(fuzz.scenario.as_str());
+    let status = match &fuzz.failing {
+        Some(failing) => {
+            let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
+            let mut lines = vec![
+                format!("failing schedule: {}", failing.schedule.join(", ")),
+                format!("replay: {}", failing.reproduce),
+            ];
+            for property in failing.report.properties.iter() {
+                for group in &property.groups {
+                    if property.status == Status::Fail {
+                        lines.push(format!(
+                            "{}: {}: {}",
+                            property.property, group.summary, group.seen
+                        ));
+                    }
+                }
+            }
+            status.set_description(lines.join("\n"));
+            status
+        }
+        None => TestCaseStatus::success(),
+    };
+    let mut case = TestCase::new(
+        format!("{} fault schedules (seed {})", fuzz.cases, fuzz.seed),
+        status,
+    );
+    case.set_time(std::time::Duration::from_secs_f64(fuzz.seconds));
+    suite.add_test_case(case);
+    junit.add_test_suite(suite);
+    junit.serialize(out).map_err(io::Error::other)
+}

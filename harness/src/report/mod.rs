@@ -8,7 +8,8 @@ pub mod human;
 pub mod json;
 pub mod junit;
 
-use fault_fs::{CrashPoint, OpKind};
+use fault_fs::plan::phase_prefix;
+use fault_fs::{CrashPoint, OpKind, Phase};
 use serde::Serialize;
 
 use crate::check::{Observations, Property, Verdict};
@@ -18,7 +19,7 @@ use crate::scenario::{Expectation, Scenario, Versions};
 
 /// The version of the JSON shape: raised when a field changes meaning or
 /// goes away (adding a field does not raise it).
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// What the explorer tells while it works.
 #[derive(Debug)]
@@ -190,7 +191,7 @@ impl Report {
                     .iter()
                     .map(|finding| FindingGroup {
                         summary: match &finding.crash_point {
-                            Some(point) => format!("{} at {}", point.fault, point.op()),
+                            Some(point) => where_seen(std::slice::from_ref(point)),
                             None => "in the undisturbed run".into(),
                         },
                         seen: finding.seen_in_full(),
@@ -448,7 +449,7 @@ fn explored_property(
 /// consecutive ops folded.
 pub fn where_seen(points: &[CrashPoint]) -> String {
     let mut faults: Vec<String> = Vec::new();
-    let mut ops: Vec<(OpKind, Vec<u64>)> = Vec::new();
+    let mut ops: Vec<((Phase, OpKind), Vec<u64>)> = Vec::new();
     // `rename#3+1`: said one by one, after the ops named by their own kind.
     let mut after: Vec<String> = Vec::new();
     for point in points {
@@ -457,19 +458,21 @@ pub fn where_seen(points: &[CrashPoint]) -> String {
             faults.push(fault);
         }
         if point.after > 0 {
-            let op = point.op().to_string();
+            let op = format!("{}{}", phase_prefix(point.phase), point.op());
             if !after.contains(&op) {
                 after.push(op);
             }
             continue;
         }
-        match ops.iter_mut().find(|(kind, _)| *kind == point.kind) {
+        let kind = (point.phase, point.kind);
+        match ops.iter_mut().find(|(k, _)| *k == kind) {
             Some((_, nths)) => nths.push(point.nth),
-            None => ops.push((point.kind, vec![point.nth])),
+            None => ops.push((kind, vec![point.nth])),
         }
     }
     let mut at: Vec<String> = Vec::new();
-    for (kind, mut nths) in ops {
+    for ((phase, kind), mut nths) in ops {
+        let kind = format!("{}{kind}", phase_prefix(phase));
         nths.sort_unstable();
         nths.dedup();
         let mut runs: Vec<(u64, u64)> = Vec::new();
@@ -627,6 +630,14 @@ mod tests {
             ])),
             "stall=10s at any of rename#1, rename#2+1, rename#1+1 (3 points)"
         );
+        assert_eq!(
+            where_seen(&points(&[
+                "unlink#1:kill-after",
+                "retry:unlink#1:kill-after",
+                "retry:unlink#2:kill-after",
+            ])),
+            "kill-after at any of unlink#1, retry:unlink#1–#2 (3 points)"
+        );
     }
 
     fn undisturbed(scenario: &Scenario) -> RunOutcome {
@@ -654,7 +665,7 @@ mod tests {
                 left_running: Vec::new(),
                 other_names: Vec::new(),
             },
-            retry: None,
+            retries: Vec::new(),
             live: Vec::new(),
             probes: Vec::new(),
             single_uid: false,
@@ -668,6 +679,7 @@ mod tests {
             evaluation: crate::check::evaluate(&observed, &wanted),
             observed,
             trace: Vec::new(),
+            retry_traces: Vec::new(),
         }
     }
 

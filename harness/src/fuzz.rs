@@ -1,0 +1,427 @@
+//! Fuzzing crash windows: random fault schedules across a run and the
+//! retries after it, shrunk to the smallest that fails, kept as regressions.
+//!
+//! A schedule is one to three faults, each in a phase ([`Phase`]: the first
+//! run, the retry after it, the retry after that) at a crash point of that
+//! phase. The first run's points are the explorer's, from the recorded run;
+//! a retry's come from the ops of the retry that follows the schedule's
+//! faults before it (run once, then cached). Every kind of fault the
+//! explorer places is drawn: kills with SIGKILL or SIGTERM, one-shot and
+//! lasting errors, short writes, kills within writeback, stalls with
+//! probes, power cuts under either model, errors followed by a cut. A retry
+//! runs after every interrupted run, so a fault can land inside a retry and
+//! a retry can be interrupted again.
+//!
+//! Each case is one run with its retries, judged on every property; it
+//! fails when a property fails. proptest generates the schedules from the
+//! seed, shrinks a failing one (fewer faults, earlier phases, earlier ops,
+//! simpler faults: each op's points begin with its kills) and keeps its
+//! seed in the regressions file, whose cases run before any new one.
+
+use std::any::Any;
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use fault_fs::{CrashPoint, Phase, Rule};
+use proptest::test_runner::{
+    Config, FailurePersistence, PersistedSeed, RngAlgorithm, TestCaseError, TestError, TestRng,
+    TestRunner,
+};
+use serde::Serialize;
+
+use crate::check::Verdict;
+use crate::explore::{crash_points, record};
+use crate::report::{shell_quote, Report};
+use crate::runner::{run_staged, Prepared, RunError, RunOptions, RunOutcome, Stage};
+
+/// The most faults in one schedule.
+pub const MAX_FAULTS: usize = 3;
+/// The latest phase a fault is put in: the second retry.
+pub const MAX_PHASE: Phase = 2;
+/// Where in its phase's points a fault lands: `pick / PICKS` of the way.
+const PICKS: u32 = 1000;
+
+/// Knobs of a fuzzing session.
+#[derive(Clone, Debug)]
+pub struct FuzzOptions {
+    /// New cases to try (after the regressions).
+    pub cases: u32,
+    /// The seed; drawn (and printed) when not given.
+    pub seed: Option<u64>,
+    /// Time for new cases; a session stops taking them after it.
+    pub time: Duration,
+    /// At most this many runs spent shrinking a failing schedule.
+    pub shrink_steps: u32,
+    /// At most this much time spent shrinking.
+    pub shrink_time: Duration,
+    /// The regressions file: failing seeds are kept there and replayed
+    /// first. `None` keeps none.
+    pub regressions: Option<PathBuf>,
+}
+
+impl Default for FuzzOptions {
+    fn default() -> Self {
+        FuzzOptions {
+            cases: 256,
+            seed: None,
+            time: Duration::from_secs(45),
+            shrink_steps: 200,
+            shrink_time: Duration::from_secs(15),
+            regressions: None,
+        }
+    }
+}
+
+/// The regressions file of a scenario file: next to it, named after it.
+pub fn regressions_path(scenario: &Path) -> PathBuf {
+    let stem = scenario
+        .file_stem()
+        .map_or_else(|| "scenario".into(), |s| s.to_string_lossy().into_owned());
+    scenario.with_file_name(format!("{stem}.fuzz-regressions"))
+}
+
+/// One fault of a generated schedule, before it is placed: whether it
+/// lands in the run after the previous fault's (the first fault's is the
+/// first run), and how far into that run's crash points.
+type Gene = (bool, u32);
+
+/// What a fuzzing session did and found.
+#[derive(Clone, Debug, Serialize)]
+pub struct FuzzReport {
+    /// The scenario's name.
+    pub scenario: String,
+    /// The seed the schedules came from.
+    pub seed: u64,
+    /// Cases run (regressions, new cases and shrinking steps).
+    pub cases: u32,
+    /// Runs spent shrinking.
+    pub shrink_steps: u32,
+    /// Seconds from the first failing case on: shrinking, and the replay.
+    pub shrink_seconds: f64,
+    /// Why shrinking stopped short of the smallest, naming the knob.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shrink_limit: Option<String>,
+    /// Seconds the session took.
+    pub seconds: f64,
+    /// The regressions file, if one was kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regressions: Option<PathBuf>,
+    /// Stopped early (Ctrl-C).
+    pub interrupted: bool,
+    /// The smallest failing schedule found, if one was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failing: Option<Failing>,
+}
+
+/// A failing schedule, shrunk.
+#[derive(Clone, Debug, Serialize)]
+pub struct Failing {
+    /// Its faults, as `--fault` specs.
+    pub schedule: Vec<String>,
+    /// The command that replays it.
+    pub reproduce: String,
+    /// The `[strategy]` lines that make a scenario run it.
+    pub snippet: String,
+    /// The report of its replay.
+    pub report: Report,
+}
+
+/// Keeps failing seeds in a file of proptest's format, under a header
+/// that says what it is.
+#[derive(Clone, Debug, PartialEq)]
+struct Regressions {
+    path: PathBuf,
+    scenario: String,
+}
+
+impl FailurePersistence for Regressions {
+    fn load_persisted_failures2(&self, _: Option<&'static str>) -> Vec<PersistedSeed> {
+        let Ok(text) = std::fs::read_to_string(&self.path) else {
+            return Vec::new();
+        };
+        // `cc HEX # shrinks to ...`: the seed is before the comment.
+        text.lines()
+            .filter(|line| !line.starts_with('#'))
+            .filter_map(|line| line.split('#').next()?.trim().parse().ok())
+            .collect()
+    }
+
+    fn save_persisted_failure2(
+        &mut self,
+        _: Option<&'static str>,
+        seed: PersistedSeed,
+        shrunk: &dyn Debug,
+    ) {
+        let header = !self.path.exists();
+        let mut text = String::new();
+        if header {
+            text.push_str(&format!(
+                "# swapfault fuzz regressions for {}: the seeds of failing fault\n\
+                 # schedules, replayed (and shrunk again) before any new case.\n\
+                 # Keep this file in version control, next to the scenario.\n",
+                self.scenario
+            ));
+        }
+        text.push_str(&format!("{seed} # shrinks to {shrunk:?}\n"));
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .and_then(|mut file| file.write_all(text.as_bytes()));
+        if let Err(err) = written {
+            tracing::warn!(path = %self.path.display(), %err, "cannot keep the failing seed");
+        }
+    }
+
+    fn box_clone(&self) -> Box<dyn FailurePersistence> {
+        Box::new(self.clone())
+    }
+
+    fn eq(&self, other: &dyn FailurePersistence) -> bool {
+        other.as_any().downcast_ref::<Self>() == Some(self)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+/// Places genes: the crash points of each phase, the retries' found by
+/// running the schedule's faults before them once.
+struct Placer<'a> {
+    prepared: &'a Prepared,
+    first: Vec<CrashPoint>,
+    /// The crash points of each retry, by the schedule that led to it.
+    retries: HashMap<String, Vec<Vec<CrashPoint>>>,
+}
+
+impl Placer<'_> {
+    /// The schedule `genes` make, each fault placed among the points of its
+    /// phase; a fault in a phase that never runs (nothing interrupted the
+    /// one before) is dropped, and so is a second fault at one op.
+    fn place(&mut self, stage: &mut Stage, genes: &[Gene]) -> Result<Vec<Rule>, RunError> {
+        let mut rules: Vec<Rule> = Vec::new();
+        let mut phase: Phase = 0;
+        for (i, &(next_run, pick)) in genes.iter().enumerate() {
+            if next_run && i > 0 {
+                phase = (phase + 1).min(MAX_PHASE);
+            }
+            let points = match phase {
+                0 => self.first.clone(),
+                _ => self.retry_points(stage, &rules, phase)?,
+            };
+            if points.is_empty() {
+                continue;
+            }
+            let index = (pick as usize * points.len() / PICKS as usize).min(points.len() - 1);
+            let rule = points[index].clone().in_phase(phase).rule();
+            let at_same_op = |r: &Rule| {
+                (r.phase, &r.ops, r.nth, r.after) == (rule.phase, &rule.ops, rule.nth, rule.after)
+            };
+            if !rules.iter().any(at_same_op) {
+                rules.push(rule);
+            }
+        }
+        Ok(rules)
+    }
+
+    /// The crash points of the retry in `phase` after the faults of
+    /// `before` (those of earlier phases count).
+    fn retry_points(
+        &mut self,
+        stage: &mut Stage,
+        before: &[Rule],
+        phase: Phase,
+    ) -> Result<Vec<CrashPoint>, RunError> {
+        let earlier: Vec<Rule> = before.iter().filter(|r| r.phase < phase).cloned().collect();
+        let key = schedule_text(&earlier);
+        if !self.retries.contains_key(&key) {
+            stage.prepare(self.prepared)?;
+            let outcome = run_staged(stage, self.prepared, &earlier, &RunOptions::default())?;
+            let points = outcome
+                .retry_traces
+                .iter()
+                .map(|trace| {
+                    crash_points(trace, &[], true)
+                        .into_iter()
+                        .map(|placed| placed.point)
+                        .collect()
+                })
+                .collect();
+            self.retries.insert(key.clone(), points);
+        }
+        Ok(self.retries[&key]
+            .get(phase as usize - 1)
+            .cloned()
+            .unwrap_or_default())
+    }
+}
+
+fn schedule_text(rules: &[Rule]) -> String {
+    rules
+        .iter()
+        .map(|r| r.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Whether any property failed.
+fn failed(outcome: &RunOutcome) -> bool {
+    outcome
+        .evaluation
+        .0
+        .values()
+        .any(|verdict| matches!(verdict, Verdict::Fail { .. }))
+}
+
+/// The generator's RNG for `seed`: the same schedules for the same seed.
+fn rng_of(seed: u64) -> TestRng {
+    let mut bytes = [0u8; 32];
+    for (i, chunk) in bytes.chunks_mut(8).enumerate() {
+        chunk.copy_from_slice(&seed.rotate_left(i as u32 * 16).to_le_bytes());
+    }
+    TestRng::from_seed(RngAlgorithm::ChaCha, &bytes)
+}
+
+/// Fuzzes `prepared`: records it, replays the regressions, tries new
+/// schedules until the cases or the time run out or one fails, and shrinks
+/// the failing one. `stop` ends it early (Ctrl-C); `progress` sees the
+/// cases run and whether one has failed.
+pub fn fuzz(
+    prepared: &Prepared,
+    options: &FuzzOptions,
+    stop: &AtomicBool,
+    progress: &dyn Fn(u32, bool),
+) -> Result<FuzzReport, RunError> {
+    let started = Instant::now();
+    let _span = tracing::info_span!("fuzz", scenario = %prepared.scenario.name).entered();
+    let seed = options.seed.unwrap_or_else(rand::random);
+    let (recorded, _, stage) = record(prepared)?;
+    let first = crash_points(&recorded.trace, &[], true)
+        .into_iter()
+        .map(|placed| placed.point)
+        .collect();
+    let placer = RefCell::new(Placer {
+        prepared,
+        first,
+        retries: HashMap::new(),
+    });
+    let stage = RefCell::new(stage);
+    let config = Config {
+        cases: options.cases,
+        max_shrink_iters: options.shrink_steps,
+        max_shrink_time: u32::try_from(options.shrink_time.as_millis()).unwrap_or(u32::MAX),
+        failure_persistence: options.regressions.as_ref().map(|path| {
+            Box::new(Regressions {
+                path: path.clone(),
+                scenario: prepared.scenario.name.clone(),
+            }) as Box<dyn FailurePersistence>
+        }),
+        // Cases run here, one after another, on one mount.
+        fork: false,
+        timeout: 0,
+        verbose: 0,
+        max_global_rejects: u32::MAX,
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new_with_rng(config, rng_of(seed));
+    let schedules = proptest::collection::vec((proptest::bool::ANY, 0..PICKS), 1..=MAX_FAULTS);
+    let fatal: RefCell<Option<RunError>> = RefCell::new(None);
+    let (cases, shrink_steps) = (Cell::new(0u32), Cell::new(0u32));
+    let failed_once = Cell::new(false);
+    let first_failure: Cell<Option<Instant>> = Cell::new(None);
+    let search_ends = started + options.time;
+    let result = runner.run(&schedules, |genes| {
+        // Out of time, stopped, or broken: every case left passes unrun.
+        let out_of_time = !failed_once.get() && Instant::now() > search_ends;
+        if out_of_time || stop.load(Ordering::Relaxed) || fatal.borrow().is_some() {
+            return Ok(());
+        }
+        let mut stage = stage.borrow_mut();
+        let case = placer
+            .borrow_mut()
+            .place(&mut stage, &genes)
+            .and_then(|rules| {
+                stage.prepare(prepared)?;
+                run_staged(&mut stage, prepared, &rules, &RunOptions::default())
+            });
+        if let Ok(outcome) = &case {
+            tracing::debug!(schedule = %schedule_text(&outcome.faults), failed = failed(outcome), "case");
+        }
+        cases.set(cases.get() + 1);
+        if failed_once.get() {
+            shrink_steps.set(shrink_steps.get() + 1);
+        }
+        progress(cases.get(), failed_once.get());
+        match case {
+            Ok(outcome) if failed(&outcome) => {
+                failed_once.set(true);
+                if first_failure.get().is_none() {
+                    first_failure.set(Some(Instant::now()));
+                }
+                Err(TestCaseError::fail(schedule_text(&outcome.faults)))
+            }
+            Ok(_) => Ok(()),
+            Err(err) => {
+                *fatal.borrow_mut() = Some(err);
+                Ok(())
+            }
+        }
+    });
+    if let Some(err) = fatal.into_inner() {
+        return Err(err);
+    }
+    let mut stage = stage.into_inner();
+    let failing = match result {
+        Err(TestError::Fail(_, genes)) => {
+            let rules = placer.borrow_mut().place(&mut stage, &genes)?;
+            stage.prepare(prepared)?;
+            let outcome = run_staged(&mut stage, prepared, &rules, &RunOptions::default())?;
+            let schedule: Vec<String> = rules.iter().map(|r| r.to_string()).collect();
+            let report = Report::of_run(&prepared.scenario, outcome);
+            let quoted: Vec<String> = schedule.iter().map(|s| shell_quote(s)).collect();
+            Some(Failing {
+                reproduce: report.command.clone(),
+                snippet: format!("[strategy]\nfaults = [{}]", quoted.join(", ")),
+                schedule,
+                report,
+            })
+        }
+        Err(TestError::Abort(reason)) => {
+            return Err(RunError::Io {
+                what: "fuzzing stopped".into(),
+                source: std::io::Error::other(reason.to_string()),
+            })
+        }
+        Ok(()) => None,
+    };
+    let shrink_limit = (failing.is_some()
+        && (shrink_steps.get() >= options.shrink_steps
+            || started.elapsed() >= options.time + options.shrink_time))
+        .then(|| {
+            format!(
+                "shrinking stopped at its limit ({} runs; --shrink-steps and --shrink-time allow more): \
+                 a smaller failing schedule may exist",
+                shrink_steps.get()
+            )
+        });
+    Ok(FuzzReport {
+        scenario: prepared.scenario.name.clone(),
+        seed,
+        cases: cases.get(),
+        shrink_steps: shrink_steps.get(),
+        shrink_seconds: first_failure
+            .get()
+            .map_or(0.0, |at| at.elapsed().as_secs_f64()),
+        shrink_limit,
+        seconds: started.elapsed().as_secs_f64(),
+        regressions: options.regressions.clone(),
+        interrupted: stop.load(Ordering::Relaxed),
+        failing,
+    })
+}

@@ -1,0 +1,171 @@
+//! `swapfault fuzz`: fault schedules across a run and its retries, found
+//! where one fault per run finds nothing, shrunk, and replayed from the
+//! printed command and from the regressions file.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::support::{require, swapfault, CATALOG_TOOLS};
+
+/// Runs `swapfault fuzz SCENARIO --json ARGS`; returns the exit code and
+/// the report.
+fn fuzz(scenario: &str, regressions: &Path, args: &[&str]) -> (Option<i32>, Value) {
+    let output = swapfault()
+        .args(["fuzz", scenario, "--json", "--regressions"])
+        .arg(regressions)
+        .args(args)
+        .output()
+        .expect("fuzz");
+    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output.status.code(), report)
+}
+
+/// The failing schedule of a fuzz report.
+fn schedule(report: &Value) -> Vec<String> {
+    report["failing"]["schedule"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no failing schedule: {report:#}"))
+        .iter()
+        .filter_map(|s| s.as_str().map(str::to_owned))
+        .collect()
+}
+
+/// The status of `name` in a run report.
+fn status(report: &Value, name: &str) -> String {
+    report["properties"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["property"] == name))
+        .and_then(|p| p["status"].as_str())
+        .unwrap_or("missing")
+        .to_owned()
+}
+
+/// Runs the printed replay command with `--json`; returns its report.
+fn replay(report: &Value) -> Value {
+    let command = report["failing"]["reproduce"].as_str().expect("reproduce");
+    let command = command.replacen("swapfault", env!("CARGO_BIN_EXE_swapfault"), 1);
+    let output = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("{command} --json"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("replay");
+    serde_json::from_slice(&output.stdout).expect("json report")
+}
+
+#[test]
+fn a_kill_inside_the_rollback_an_error_started_is_found_shrunk_and_kept() {
+    require(CATALOG_TOOLS);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let regressions = tmp.path().join("backup-rollback.fuzz-regressions");
+    let (code, report) = fuzz(
+        "scenarios/backup-rollback.toml",
+        &regressions,
+        &["--seed", "1"],
+    );
+    assert_eq!(code, Some(1), "{report:#}");
+    assert_eq!(report["seed"], 1);
+    // Shrunk to the two faults: an error that starts the rollback, and a
+    // kill after it removed the target, before it renamed the backup back.
+    let faults = schedule(&report);
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    assert!(faults[0].contains(":errno="), "{faults:?}");
+    assert_eq!(faults[1], "unlink#1:kill-after", "{faults:?}");
+    let run = &report["failing"]["report"];
+    assert_eq!(status(run, "kill"), "fail", "{run:#}");
+    // The printed command replays it.
+    let replayed = replay(&report);
+    assert_eq!(status(&replayed, "kill"), "fail", "{replayed:#}");
+    // Its seed is kept under a header, and replayed before any new case:
+    // with no new case at all, it is found again.
+    let kept = std::fs::read_to_string(&regressions).expect("regressions file");
+    assert!(
+        kept.starts_with("# swapfault fuzz regressions for backup-rollback"),
+        "{kept}"
+    );
+    assert!(kept.contains("version control"), "{kept}");
+    assert_eq!(
+        kept.lines().filter(|l| l.starts_with("cc ")).count(),
+        1,
+        "{kept}"
+    );
+    let (code, again) = fuzz(
+        "scenarios/backup-rollback.toml",
+        &regressions,
+        &["--seed", "2", "--cases", "0"],
+    );
+    assert_eq!(code, Some(1), "{again:#}");
+    assert_eq!(schedule(&again), faults);
+    let kept_again = std::fs::read_to_string(&regressions).expect("regressions file");
+    assert_eq!(kept_again, kept, "a seed already kept is not kept twice");
+}
+
+#[test]
+fn a_kill_inside_the_retry_of_a_resuming_updater_is_found() {
+    require(CATALOG_TOOLS);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let regressions = tmp.path().join("resume-staged.fuzz-regressions");
+    let (code, report) = fuzz(
+        "scenarios/resume-staged.toml",
+        &regressions,
+        &["--seed", "1"],
+    );
+    assert_eq!(code, Some(1), "{report:#}");
+    let faults = schedule(&report);
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    assert_eq!(faults[1], "retry:unlink#1:kill-after", "{faults:?}");
+    let replayed = replay(&report);
+    assert_eq!(status(&replayed, "kill"), "fail", "{replayed:#}");
+    let groups = replayed["properties"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["property"] == "kill"))
+        .map(|p| p["groups"].clone())
+        .unwrap_or_default();
+    assert_eq!(
+        groups[0]["seen"], "after the kill the target is missing",
+        "{groups:#}"
+    );
+    assert_eq!(
+        groups[0]["points"][0], "retry:unlink#1:kill-after",
+        "{groups:#}"
+    );
+}
+
+#[test]
+fn the_full_recipe_survives_every_schedule() {
+    require(CATALOG_TOOLS);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let regressions = tmp.path().join("atomic-fsync.fuzz-regressions");
+    let (code, report) = fuzz(
+        "scenarios/atomic-fsync.toml",
+        &regressions,
+        &["--seed", "1", "--cases", "60"],
+    );
+    assert_eq!(code, Some(0), "{report:#}");
+    assert!(report.get("failing").is_none(), "{report:#}");
+    assert_eq!(report["cases"], 60);
+    assert!(!regressions.exists(), "nothing failed, so nothing is kept");
+}
+
+#[test]
+fn the_same_seed_gives_the_same_schedule() {
+    require(CATALOG_TOOLS);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let run = |n: &str| {
+        fuzz(
+            "scenarios/backup-rollback.toml",
+            &tmp.path().join(n),
+            &["--seed", "1"],
+        )
+    };
+    let (first, second) = (run("a"), run("b"));
+    assert_eq!(first.1["cases"], second.1["cases"]);
+    assert_eq!(schedule(&first.1), schedule(&second.1));
+}
