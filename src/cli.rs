@@ -622,8 +622,7 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
 fn explore(args: ExploreArgs) -> Result<Exit, Failure> {
     use harness::explore::{self, ExploreOptions};
     use std::io::IsTerminal;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
 
     let mut scenarios = Vec::new();
     match &args.strategy {
@@ -648,23 +647,7 @@ fn explore(args: ExploreArgs) -> Result<Exit, Failure> {
     if let Some(workers) = args.workers {
         options.workers = workers.max(1);
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ])
-    .map_err(Failure::environment)?;
-    // On a signal: stop taking crash points, and kill the ones under way
-    // (their processes are in groups of their own, out of the terminal's
-    // reach) so the partial report comes at once; guards then unmount.
-    let stopper = stop.clone();
-    std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
-            stopper.store(true, Ordering::SeqCst);
-            harness::live::kill_all_children();
-        }
-    });
+    let stop = stop_on_signals()?;
     let color = std::io::stdout().is_terminal();
     let mut reports = Vec::new();
     for mut scenario in scenarios {
@@ -723,8 +706,7 @@ fn explore(args: ExploreArgs) -> Result<Exit, Failure> {
 fn fuzz(args: FuzzArgs) -> Result<Exit, Failure> {
     use harness::fuzz::{self, FuzzOptions};
     use std::io::IsTerminal;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
+    use std::sync::atomic::Ordering;
 
     let (mut scenario, regressions) = match (&args.strategy, &args.scenario) {
         (Some(command), _) => (args.canary.scenario(command)?, args.regressions.clone()),
@@ -753,20 +735,7 @@ fn fuzz(args: FuzzArgs) -> Result<Exit, Failure> {
         shrink_time: args.shrink_time,
         regressions,
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-        signal_hook::consts::SIGHUP,
-    ])
-    .map_err(Failure::environment)?;
-    let stopper = stop.clone();
-    std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
-            stopper.store(true, Ordering::SeqCst);
-            harness::live::kill_all_children();
-        }
-    });
+    let stop = stop_on_signals()?;
     let prepared = harness::Prepared::new(scenario)?;
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_message(prepared.scenario.name.clone());
@@ -809,6 +778,31 @@ fn fuzz(args: FuzzArgs) -> Result<Exit, Failure> {
     } else {
         Exit::Success
     })
+}
+
+/// A flag set on SIGINT, SIGTERM or SIGHUP, for `explore` and `fuzz`: on a
+/// signal they stop taking work, and the runs under way are killed (their
+/// processes are in groups of their own, out of the terminal's reach) so
+/// the partial report comes at once; guards then unmount.
+fn stop_on_signals() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>, Failure> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ])
+    .map_err(Failure::environment)?;
+    let stopper = stop.clone();
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            stopper.store(true, Ordering::SeqCst);
+            harness::live::kill_all_children();
+        }
+    });
+    Ok(stop)
 }
 
 /// The bar `explore` shows on stderr while crash points run.

@@ -34,7 +34,6 @@ use proptest::test_runner::{
 };
 use serde::Serialize;
 
-use crate::check::Verdict;
 use crate::explore::{crash_points, record};
 use crate::report::{shell_quote, Report};
 use crate::runner::{run_staged, Prepared, RunError, RunOptions, RunOutcome, Stage};
@@ -272,11 +271,7 @@ fn schedule_text(rules: &[Rule]) -> String {
 
 /// Whether any property failed.
 fn failed(outcome: &RunOutcome) -> bool {
-    outcome
-        .evaluation
-        .0
-        .values()
-        .any(|verdict| matches!(verdict, Verdict::Fail { .. }))
+    outcome.evaluation.findings().next().is_some()
 }
 
 /// The generator's RNG for `seed`: the same schedules for the same seed.
@@ -402,7 +397,9 @@ pub fn fuzz(
     };
     let shrink_limit = (failing.is_some()
         && (shrink_steps.get() >= options.shrink_steps
-            || started.elapsed() >= options.time + options.shrink_time))
+            || first_failure
+                .get()
+                .is_some_and(|at| at.elapsed() >= options.shrink_time)))
         .then(|| {
             format!(
                 "shrinking stopped at its limit ({} runs; --shrink-steps and --shrink-time allow more): \

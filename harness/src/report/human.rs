@@ -196,7 +196,8 @@ fn write_run_details(out: &mut dyn Write, report: &Report) -> io::Result<()> {
     for probe in &seen.probes {
         writeln!(
             out,
-            "  probe:    at {} ({}): {}",
+            "  probe:    at {}{} ({}): {}",
+            fault_fs::plan::phase_prefix(probe.at.phase),
             probe.at.op(),
             probe.op,
             probe.seen
