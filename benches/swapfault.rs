@@ -167,7 +167,7 @@ fn explore_install(c: &mut Criterion) {
     });
     group.bench_function("canary-start", |b| {
         b.iter(|| {
-            harness::live::LiveCanary::start(&mount.join("app/canary"), None).expect("canary")
+            harness::live::LiveCanary::start(&mount.join("app/canary"), None, None).expect("canary")
         })
     });
     drop(mount);

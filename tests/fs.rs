@@ -154,7 +154,7 @@ fn replace_under_live_canary(command: &str) -> harness::live::LiveReport {
             .expect("cp")
             .success());
     }
-    let mut live = LiveCanary::start(&mount.join("canary"), None).expect("start canary");
+    let mut live = LiveCanary::start(&mount.join("canary"), None, None).expect("start canary");
     let status = Command::new("sh")
         .arg("-c")
         .arg(command)

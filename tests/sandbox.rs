@@ -122,14 +122,26 @@ fn fifty_sigkills_of_explore_leave_no_process_no_mount_and_no_run_dir() {
     let (seed, times) = kill_times(50);
     // One worker and a short sleep in the strategy: long enough that the
     // kills land in every phase (recording, crash points, retries, stalls).
+    // Every other round replaces an executable: its exec probes and live
+    // canary are started from the mount, where a kill in the middle of an
+    // exec once left the child waiting forever on swapfault's own mount.
     let strategy = r#"sleep 0.02; install "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#;
     for (round, after) in times.into_iter().enumerate() {
-        let mut child = place.swapfault(&["explore", "--workers", "1", "--strategy", strategy]);
+        let target = ["lib", "exe"][round % 2];
+        let mut child = place.swapfault(&[
+            "explore",
+            "--workers",
+            "1",
+            "--target",
+            target,
+            "--strategy",
+            strategy,
+        ]);
         std::thread::sleep(after);
         let _ = child.kill();
         let _ = child.wait();
         place.assert_nothing_alive(&format!(
-            "round {round}, SIGKILL after {after:?} (SWAPFAULT_TEST_SEED={seed})"
+            "round {round}, --target {target}, SIGKILL after {after:?} (SWAPFAULT_TEST_SEED={seed})"
         ));
     }
     // The next start removes the temp dirs the dead runs left.
@@ -171,4 +183,33 @@ fn sigterm_during_a_stall_with_a_blocked_probe_ends_at_once() {
     assert_eq!(status.code(), Some(130), "after {:?}", start.elapsed());
     place.assert_nothing_alive("SIGTERM during a stall");
     assert_eq!(place.run_dirs(), Vec::<PathBuf>::new());
+}
+
+#[test]
+fn an_exec_probe_started_off_the_mount_says_why_its_exec_failed() {
+    // The probe's exec goes through the sandbox init (so that no child of
+    // swapfault looks up a path on its own mount); install's new file is
+    // still 0600 at its second write, and the reason must come through.
+    let place = Place::new();
+    let output = swapfault()
+        .args([
+            "check",
+            "--target",
+            "exe",
+            "--strategy",
+            r#"install "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#,
+            "--fault",
+            "write#2:stall=10s",
+        ])
+        .current_dir(place.path("work"))
+        .env("TMPDIR", place.path("tmp"))
+        .env("SWAPFAULT_CACHE", place.path("cache"))
+        .output()
+        .expect("swapfault");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        report.contains("a user saw exec: could not start: Permission denied (os error 13)"),
+        "{report}"
+    );
+    place.assert_nothing_alive("after the check");
 }

@@ -357,9 +357,11 @@ impl FaultMount {
         tracing::debug!(dir = %dir.display(), "mounted");
         handle.set_notifier(root, Some(session.notifier()));
         active().push(dir.clone());
-        let connection = std::fs::metadata(&dir)
-            .ok()
-            .map(|meta| nix::sys::stat::minor(meta.dev()));
+        // From the mount table, not a stat of the mount: a request this
+        // process sends its own server could never end were it killed then
+        // (a request already read waits for its answer uninterruptibly, and
+        // holds the descriptor that would abort it).
+        let connection = swapfault_mount_at(&dir);
         Ok(FaultMount {
             root,
             connection,

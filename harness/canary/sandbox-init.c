@@ -32,6 +32,19 @@
  * copies FILE to stdout, as cat would: the read probe. It is here because
  * this program starts several times faster than a dynamically linked cat,
  * and a probe runs at every stalled op.
+ *
+ *   sandbox-init --exec DIR PROGRAM [ARG...]
+ *
+ * changes to DIR and execs PROGRAM: how swapfault starts anything whose
+ * program or working directory is on its own FUSE mount (the live canary,
+ * the exec probe, live commands). A child forked from swapfault holds a
+ * copy of the mount's /dev/fuse descriptor until its exec completes, and
+ * the exec looks the program up first: were swapfault killed then, the
+ * child would wait for an answer forever on a connection it keeps open
+ * itself. This program, exec'd from outside the mount, holds no such copy.
+ * Where the change or the exec fails, it writes "exec-failed ERRNO" to its
+ * stdout and exits 127, so that swapfault can say why, as if its own spawn
+ * had failed.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -307,6 +320,13 @@ int main(int argc, char **argv) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         return serve();
     }
-    fprintf(stderr, "usage: sandbox-init --serve | --read FILE\n");
+    if (argc >= 4 && strcmp(argv[1], "--exec") == 0) {
+        if (chdir(argv[2]) == 0) {
+            execvp(argv[3], argv + 3);
+        }
+        printf("exec-failed %d\n", errno);
+        return 127;
+    }
+    fprintf(stderr, "usage: sandbox-init --serve | --read FILE | --exec DIR PROGRAM [ARG...]\n");
     return 2;
 }

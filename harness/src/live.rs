@@ -251,8 +251,30 @@ pub fn run_with_timeout(
     let exit = child.wait_until(Instant::now() + timeout);
     child.kill_group();
     let out = reader.join().unwrap_or_default();
-    Ok((exit, out))
+    match exec_failure(exit, &out) {
+        Some(err) => Err(err),
+        None => Ok((exit, out)),
+    }
 }
+
+/// Why the sandbox init's `--exec` could not start its program, from its
+/// exit and output (`exec-failed ERRNO`, exit 127): the error a spawn of
+/// the program itself would have returned.
+pub fn exec_failure(exit: Exit, out: &[u8]) -> Option<std::io::Error> {
+    if exit != Exit::Code(EXEC_FAILED) {
+        return None;
+    }
+    let errno = std::str::from_utf8(out)
+        .ok()?
+        .strip_prefix("exec-failed ")?
+        .trim_end()
+        .parse()
+        .ok()?;
+    Some(std::io::Error::from_raw_os_error(errno))
+}
+
+/// The sandbox init's exit code when `--exec` fails.
+const EXEC_FAILED: i32 = 127;
 
 /// Sets an atomic pid back to 0 when dropped.
 struct ClearOnDrop<'a>(&'a AtomicI32);
@@ -315,6 +337,9 @@ struct Heartbeats {
     answered: u64,
     /// The pipe closed: no beat will come.
     ended: bool,
+    /// The first line the canary wrote: a launcher's failure to exec it
+    /// ([`exec_failure`]) is said there.
+    first_line: String,
 }
 
 /// The heartbeats and a condition variable that wakes on each one.
@@ -450,9 +475,23 @@ pub enum LiveError {
 const FIRST_BEAT: Duration = Duration::from_secs(10);
 
 impl LiveCanary {
-    /// Starts the canary executable at `exe` and waits for its first heartbeat.
-    pub fn start(exe: &Path, lib_dir: Option<&Path>) -> Result<Self, LiveError> {
-        let mut command = Command::new(exe);
+    /// Starts the canary executable at `exe` and waits for its first
+    /// heartbeat. With `launcher` (the sandbox init), `exe` is exec'd
+    /// through its `--exec`, as anything on swapfault's own mount must be
+    /// (sandbox-init.c says why).
+    pub fn start(
+        exe: &Path,
+        lib_dir: Option<&Path>,
+        launcher: Option<&Path>,
+    ) -> Result<Self, LiveError> {
+        let mut command = match launcher {
+            Some(launcher) => {
+                let mut command = Command::new(launcher);
+                command.arg("--exec").arg("/").arg(exe);
+                command
+            }
+            None => Command::new(exe),
+        };
         command
             .env("CANARY_FD", "1")
             .stdout(Stdio::piped())
@@ -474,6 +513,11 @@ impl LiveCanary {
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                let mut beats = lock(&sink.beats);
+                if beats.first_line.is_empty() {
+                    beats.first_line = line.clone();
+                }
+                drop(beats);
                 let Some((beat, answered)) = Beat::parse(&line) else {
                     continue;
                 };
@@ -503,10 +547,14 @@ impl LiveCanary {
             .board
             .wait_for(|beats| beats.first.is_some(), deadline)
         {
+            let said = lock(&canary.board.beats).first_line.clone();
             return Err(match canary.child.try_exit() {
-                Some(exit) => LiveError::Ended {
-                    exe: exe.to_owned(),
-                    exit,
+                Some(exit) => match exec_failure(exit, said.as_bytes()) {
+                    Some(source) => spawn_error(source),
+                    None => LiveError::Ended {
+                        exe: exe.to_owned(),
+                        exit,
+                    },
                 },
                 None => LiveError::Silent {
                     exe: exe.to_owned(),

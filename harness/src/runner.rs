@@ -720,7 +720,11 @@ impl Stage {
         self.reset_to(prepared, &prepared.initial)?;
         if let (Some(exe), None) = (&prepared.live_exe, &self.live) {
             let path = self.mount.join(format!("{APP_DIR}/{exe}"));
-            self.live = Some(LiveCanary::start(&path, None)?);
+            self.live = Some(LiveCanary::start(
+                &path,
+                None,
+                Some(&prepared.sandbox_init),
+            )?);
         }
         if let Some(live) = self.live.as_mut() {
             live.begin_run();
@@ -1129,7 +1133,7 @@ fn run_probe(
             }
         }
         ProbeKind::Exec => {
-            let mut command = Command::new(&target);
+            let mut command = off_mount(prepared, Path::new("/"), &target);
             command.arg("--once");
             version_probe("exec", command, task, prepared.is_set())
         }
@@ -1229,17 +1233,26 @@ struct Observed {
     other_names: Vec<OtherName>,
 }
 
+/// A command that execs `program` in `dir` through the sandbox init's
+/// `--exec`: swapfault's own children hold the mount's /dev/fuse descriptor
+/// until their exec completes, so none of them may look up a path on the
+/// mount, or a kill of swapfault then leaves it waiting forever.
+fn off_mount(prepared: &Prepared, dir: &Path, program: &Path) -> Command {
+    let mut command = Command::new(&prepared.sandbox_init);
+    command.arg("--exec").arg(dir).arg(program);
+    command
+}
+
 /// Starts one of the scenario's live commands in the target's directory.
 fn start_live_command(
     prepared: &Prepared,
     stage: &Stage,
     command: &str,
 ) -> Result<ChildGuard, RunError> {
-    let mut child = Command::new("sh");
+    let mut child = off_mount(prepared, &stage.mount.join(APP_DIR), Path::new("sh"));
     child
         .arg("-c")
         .arg(command)
-        .current_dir(stage.mount.join(APP_DIR))
         .env("SWAPFAULT_TARGET", stage.mount.join(prepared.target_rel()))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
