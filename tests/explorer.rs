@@ -674,6 +674,21 @@ fn a_process_left_running_is_a_tidy_finding_not_a_hang() {
 }
 
 #[test]
+fn the_ops_of_a_strategys_other_threads_are_its_own() {
+    crate::support::require(&[("python3", "python3")]);
+    // FUSE names the calling thread, not its process: a copy made on a
+    // second thread was once out of scope, never traced nor faulted, and
+    // every property "not exercised".
+    let threaded = r#"python3 -c 'import os, shutil, threading
+t = threading.Thread(target=shutil.copyfile, args=(os.environ["SWAPFAULT_NEW"], os.environ["SWAPFAULT_TARGET"]))
+t.start(); t.join()'"#;
+    let report = explore_json(&["--strategy", threaded]);
+    assert!(report["ops"].as_u64().unwrap_or(0) > 0, "{report:#}");
+    let group = group_at(&report, "kill", "write#1:kill-after");
+    assert_eq!(group["seen"], "after the kill the target is prefix-of-new");
+}
+
+#[test]
 fn a_download_staged_in_tmpdir_is_crash_points_and_the_retry_sees_what_the_kill_left() {
     // Downloads to $TMPDIR, and trusts a download already there: killed
     // during the download, its retry installs the part it finds.

@@ -324,7 +324,8 @@ struct Caller {
     comm: Shared,
 }
 
-/// The inode of the PID namespace of `pid` (0 once it is gone, or on a
+/// The inode of the PID namespace of `pid`, a process or any of its
+/// threads (FUSE names the calling thread) (0 once it is gone, or on a
 /// kernel before 6.11).
 ///
 /// Never `readlink /proc/PID/ns/pid`: it waits for the process's exec lock,
@@ -334,8 +335,12 @@ pub fn pid_ns_of(pid: u32) -> u64 {
     use std::os::fd::{FromRawFd, OwnedFd};
     /// `PIDFD_GET_PID_NAMESPACE`: `_IO(0xFF, 5)`, Linux 6.11.
     const PIDFD_GET_PID_NAMESPACE: libc::c_ulong = 0xFF05;
+    /// `PIDFD_THREAD` (`O_EXCL`), Linux 6.9: a pidfd of any thread, not only
+    /// of a thread group's leader. Without it the ops of a strategy's other
+    /// threads were out of scope: never traced, never faulted.
+    const PIDFD_THREAD: libc::c_int = libc::O_EXCL;
     // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, PIDFD_THREAD) };
     if pidfd < 0 {
         return 0;
     }
