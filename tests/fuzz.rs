@@ -65,13 +65,17 @@ fn a_kill_inside_the_rollback_an_error_started_is_found_shrunk_and_kept() {
     require(CATALOG_TOOLS);
     let tmp = tempfile::tempdir().expect("tmp");
     let regressions = tmp.path().join("backup-rollback.fuzz-regressions");
+    // The same seed makes the same cases: time enough that a loaded
+    // machine runs as many of them as the default budget does here.
     let (code, report) = fuzz(
         "scenarios/backup-rollback.toml",
         &regressions,
-        &["--seed", "1"],
+        &["--seed", "5", "--time", "5m"],
     );
     assert_eq!(code, Some(1), "{report:#}");
-    assert_eq!(report["seed"], 1);
+    assert_eq!(report["seed"], 5);
+    let fired = report["faults_fired"].as_u64().unwrap_or(0);
+    assert!(fired > 0, "{report:#}");
     // Shrunk to the two faults: an error that starts the rollback, and a
     // kill after it removed the target, before it renamed the backup back.
     let faults = schedule(&report);
@@ -115,7 +119,7 @@ fn a_kill_inside_the_retry_of_a_resuming_updater_is_found() {
     let (code, report) = fuzz(
         "scenarios/resume-staged.toml",
         &regressions,
-        &["--seed", "1"],
+        &["--seed", "3", "--time", "5m"],
     );
     assert_eq!(code, Some(1), "{report:#}");
     let faults = schedule(&report);
@@ -151,6 +155,14 @@ fn the_full_recipe_survives_every_schedule() {
     assert_eq!(code, Some(0), "{report:#}");
     assert!(report.get("failing").is_none(), "{report:#}");
     assert_eq!(report["cases"], 60);
+    // A clean search is a claim only if its faults fired: each case's
+    // first fault is at an op of the recorded run, which every case makes.
+    let (placed, fired) = (&report["faults_placed"], &report["faults_fired"]);
+    assert!(fired.as_u64() >= Some(60), "{placed} placed, {fired} fired");
+    assert!(
+        fired.as_u64() <= placed.as_u64(),
+        "{placed} placed, {fired} fired"
+    );
     assert!(!regressions.exists(), "nothing failed, so nothing is kept");
 }
 
@@ -162,7 +174,7 @@ fn the_same_seed_gives_the_same_schedule() {
         fuzz(
             "scenarios/backup-rollback.toml",
             &tmp.path().join(n),
-            &["--seed", "1"],
+            &["--seed", "5", "--time", "5m"],
         )
     };
     let (first, second) = (run("a"), run("b"));

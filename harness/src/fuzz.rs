@@ -3,9 +3,11 @@
 //!
 //! A schedule is one to three faults, each in a phase ([`Phase`]: the first
 //! run, the retry after it, the retry after that) at a crash point of that
-//! phase. The first run's points are the explorer's, from the recorded run;
-//! a retry's come from the ops of the retry that follows the schedule's
-//! faults before it (run once, then cached). Every kind of fault the
+//! phase. The first fault's points are the explorer's, from the recorded
+//! run; each later fault's come from the run the schedule's faults before
+//! it make (run once, then cached): the ops of the retry they lead to, or,
+//! in the same run, the ops after the last of them fired, so that a kill
+//! lands inside the rollback an error started. Every kind of fault the
 //! explorer places is drawn: kills with SIGKILL or SIGTERM, one-shot and
 //! lasting errors, short writes, kills within writeback, stalls with
 //! probes, power cuts under either model, errors followed by a cut. A retry
@@ -34,7 +36,7 @@ use proptest::test_runner::{
 };
 use serde::Serialize;
 
-use crate::explore::{crash_points, record};
+use crate::explore::{crash_points, record, Placed};
 use crate::report::{shell_quote, Report};
 use crate::runner::{run_staged, Prepared, RunError, RunOptions, RunOutcome, Stage};
 
@@ -42,7 +44,8 @@ use crate::runner::{run_staged, Prepared, RunError, RunOptions, RunOutcome, Stag
 pub const MAX_FAULTS: usize = 3;
 /// The latest phase a fault is put in: the second retry.
 pub const MAX_PHASE: Phase = 2;
-/// Where in its phase's points a fault lands: `pick / PICKS` of the way.
+/// Where a fault lands: `pick / PICKS` of the way through its phase's ops
+/// (those with crash points), then as far through that op's points.
 const PICKS: u32 = 1000;
 
 /// Knobs of a fuzzing session.
@@ -86,8 +89,32 @@ pub fn regressions_path(scenario: &Path) -> PathBuf {
 
 /// One fault of a generated schedule, before it is placed: whether it
 /// lands in the run after the previous fault's (the first fault's is the
-/// first run), and how far into that run's crash points.
-type Gene = (bool, u32);
+/// first run), how far into that run's ops, and how far into that op's
+/// crash points. Drawing the op first keeps ops with many points (a write
+/// with its writeback states) from crowding out the rest; drawing the
+/// fault apart lets shrinking make it simpler at the same op (each op's
+/// points begin with its kills).
+type Gene = (bool, u32, u32);
+
+/// Crash points grouped by op, in trace order.
+type PointsByOp = Vec<Vec<CrashPoint>>;
+
+/// `placed` grouped by op (they come in trace order).
+fn by_op(placed: impl IntoIterator<Item = Placed>) -> PointsByOp {
+    let mut ops: Vec<(usize, Vec<CrashPoint>)> = Vec::new();
+    for Placed { point, op } in placed {
+        match ops.last_mut() {
+            Some((at, points)) if *at == op => points.push(point),
+            _ => ops.push((op, vec![point])),
+        }
+    }
+    ops.into_iter().map(|(_, points)| points).collect()
+}
+
+/// `pick / PICKS` of the way into `len` items.
+fn nth_of(pick: u32, len: usize) -> usize {
+    (pick as usize * len / PICKS as usize).min(len.saturating_sub(1))
+}
 
 /// What a fuzzing session did and found.
 #[derive(Clone, Debug, Serialize)]
@@ -98,6 +125,12 @@ pub struct FuzzReport {
     pub seed: u64,
     /// Cases run (regressions, new cases and shrinking steps).
     pub cases: u32,
+    /// Faults the cases placed, before any failed (drawn faults that could
+    /// not be placed, in a phase that never ran, are not counted).
+    pub faults_placed: u32,
+    /// Of those, the ones that fired: a fault placed at an op its run
+    /// never reached does not fire.
+    pub faults_fired: u32,
     /// Runs spent shrinking.
     pub shrink_steps: u32,
     /// Seconds from the first failing case on: shrinking, and the replay.
@@ -190,35 +223,43 @@ impl FailurePersistence for Regressions {
     }
 }
 
-/// Places genes: the crash points of each phase, the retries' found by
-/// running the schedule's faults before them once.
+/// Places genes: each fault at a crash point of the run its phase makes
+/// after the schedule's faults before it, found by running those faults
+/// once. A second fault in a run is drawn from the ops after the first
+/// one fired: an error that starts a rollback is followed by the
+/// rollback's own ops, which the recorded run never made.
 struct Placer<'a> {
     prepared: &'a Prepared,
-    first: Vec<CrashPoint>,
-    /// The crash points of each retry, by the schedule that led to it.
-    retries: HashMap<String, Vec<Vec<CrashPoint>>>,
+    first: PointsByOp,
+    /// By schedule: the crash points of each phase of the run it makes,
+    /// after the last of its faults that fired in that phase.
+    after: HashMap<String, Vec<PointsByOp>>,
 }
 
 impl Placer<'_> {
     /// The schedule `genes` make, each fault placed among the points of its
     /// phase; a fault in a phase that never runs (nothing interrupted the
-    /// one before) is dropped, and so is a second fault at one op.
+    /// one before), or after a fault that ended its run, is dropped, and so
+    /// is a second fault at one op.
     fn place(&mut self, stage: &mut Stage, genes: &[Gene]) -> Result<Vec<Rule>, RunError> {
         let mut rules: Vec<Rule> = Vec::new();
         let mut phase: Phase = 0;
-        for (i, &(next_run, pick)) in genes.iter().enumerate() {
+        for (i, &(next_run, op_pick, fault_pick)) in genes.iter().enumerate() {
             if next_run && i > 0 {
                 phase = (phase + 1).min(MAX_PHASE);
             }
-            let points = match phase {
-                0 => self.first.clone(),
-                _ => self.retry_points(stage, &rules, phase)?,
+            let points = if rules.is_empty() && phase == 0 {
+                self.first.clone()
+            } else {
+                self.points_after(stage, &rules, phase)?
             };
-            if points.is_empty() {
+            let Some(at_op) = points.get(nth_of(op_pick, points.len())) else {
                 continue;
-            }
-            let index = (pick as usize * points.len() / PICKS as usize).min(points.len() - 1);
-            let rule = points[index].clone().in_phase(phase).rule();
+            };
+            let rule = at_op[nth_of(fault_pick, at_op.len())]
+                .clone()
+                .in_phase(phase)
+                .rule();
             let at_same_op = |r: &Rule| {
                 (r.phase, &r.ops, r.nth, r.after) == (rule.phase, &rule.ops, rule.nth, rule.after)
             };
@@ -229,33 +270,33 @@ impl Placer<'_> {
         Ok(rules)
     }
 
-    /// The crash points of the retry in `phase` after the faults of
-    /// `before` (those of earlier phases count).
-    fn retry_points(
+    /// The crash points of `phase` in the run `before` makes, after the
+    /// last of its faults that fired in that phase.
+    fn points_after(
         &mut self,
         stage: &mut Stage,
         before: &[Rule],
         phase: Phase,
-    ) -> Result<Vec<CrashPoint>, RunError> {
-        let earlier: Vec<Rule> = before.iter().filter(|r| r.phase < phase).cloned().collect();
-        let key = schedule_text(&earlier);
-        if !self.retries.contains_key(&key) {
+    ) -> Result<PointsByOp, RunError> {
+        let key = schedule_text(before);
+        if !self.after.contains_key(&key) {
             stage.prepare(self.prepared)?;
-            let outcome = run_staged(stage, self.prepared, &earlier, &RunOptions::default())?;
-            let points = outcome
-                .retry_traces
-                .iter()
+            let outcome = run_staged(stage, self.prepared, before, &RunOptions::default())?;
+            let traces = std::iter::once(&outcome.trace).chain(&outcome.retry_traces);
+            let points = traces
                 .map(|trace| {
-                    crash_points(trace, &[], true)
-                        .into_iter()
-                        .map(|placed| placed.point)
-                        .collect()
+                    let fired = trace.iter().rposition(|op| op.fault.is_some());
+                    by_op(
+                        crash_points(trace, &[], true)
+                            .into_iter()
+                            .filter(|placed| fired.is_none_or(|at| placed.op > at)),
+                    )
                 })
                 .collect();
-            self.retries.insert(key.clone(), points);
+            self.after.insert(key.clone(), points);
         }
-        Ok(self.retries[&key]
-            .get(phase as usize - 1)
+        Ok(self.after[&key]
+            .get(phase as usize)
             .cloned()
             .unwrap_or_default())
     }
@@ -297,14 +338,11 @@ pub fn fuzz(
     let _span = tracing::info_span!("fuzz", scenario = %prepared.scenario.name).entered();
     let seed = options.seed.unwrap_or_else(rand::random);
     let (recorded, _, stage) = record(prepared)?;
-    let first = crash_points(&recorded.trace, &[], true)
-        .into_iter()
-        .map(|placed| placed.point)
-        .collect();
+    let first = by_op(crash_points(&recorded.trace, &[], true));
     let placer = RefCell::new(Placer {
         prepared,
         first,
-        retries: HashMap::new(),
+        after: HashMap::new(),
     });
     let stage = RefCell::new(stage);
     let config = Config {
@@ -325,9 +363,11 @@ pub fn fuzz(
         ..Config::default()
     };
     let mut runner = TestRunner::new_with_rng(config, rng_of(seed));
-    let schedules = proptest::collection::vec((proptest::bool::ANY, 0..PICKS), 1..=MAX_FAULTS);
+    let schedules =
+        proptest::collection::vec((proptest::bool::ANY, 0..PICKS, 0..PICKS), 1..=MAX_FAULTS);
     let fatal: RefCell<Option<RunError>> = RefCell::new(None);
     let (cases, shrink_steps) = (Cell::new(0u32), Cell::new(0u32));
+    let (placed, fired) = (Cell::new(0u32), Cell::new(0u32));
     let failed_once = Cell::new(false);
     let first_failure: Cell<Option<Instant>> = Cell::new(None);
     let search_ends = started + options.time;
@@ -347,6 +387,10 @@ pub fn fuzz(
             });
         if let Ok(outcome) = &case {
             tracing::debug!(schedule = %schedule_text(&outcome.faults), failed = failed(outcome), "case");
+            if !failed_once.get() {
+                placed.set(placed.get() + outcome.faults.len() as u32);
+                fired.set(fired.get() + outcome.observed.fired.len() as u32);
+            }
         }
         cases.set(cases.get() + 1);
         if failed_once.get() {
@@ -411,6 +455,8 @@ pub fn fuzz(
         scenario: prepared.scenario.name.clone(),
         seed,
         cases: cases.get(),
+        faults_placed: placed.get(),
+        faults_fired: fired.get(),
         shrink_steps: shrink_steps.get(),
         shrink_seconds: first_failure
             .get()

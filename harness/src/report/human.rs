@@ -268,6 +268,17 @@ pub fn write_fuzz(
         fuzz.seed,
         fuzz.seconds
     )?;
+    writeln!(
+        out,
+        "  {} placed, {} fired{}",
+        counted(fuzz.faults_placed as usize, "fault"),
+        fuzz.faults_fired,
+        if fuzz.failing.is_some() {
+            " (before the first failing case)"
+        } else {
+            ""
+        }
+    )?;
     if fuzz.interrupted {
         writeln!(out, "  interrupted: the cases above are those that ran")?;
     }
