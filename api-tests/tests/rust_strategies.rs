@@ -1,0 +1,179 @@
+//! Strategies written as Rust functions, explored through swapfault's
+//! public API as a crate's own `cargo test` would.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write as _};
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::Path;
+use std::process::Command;
+
+use swapfault::{Property, Scenario, Status, Strategy, Targets};
+
+/// The full recipe: a temp file beside the target with its mode, owner and
+/// xattrs, fsync'd, renamed over it, then the directory fsync'd. A temp
+/// file an interrupted earlier run left is removed first.
+fn full_recipe(paths: &Targets) -> io::Result<()> {
+    let dir = paths.target.parent().unwrap_or(Path::new("."));
+    let name = paths
+        .target
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy();
+    let temp = dir.join(format!(".{name}.swap"));
+    match std::fs::remove_file(&temp) {
+        Err(err) if err.kind() != io::ErrorKind::NotFound => return Err(err),
+        _ => {}
+    }
+    let old = std::fs::metadata(&paths.target)?;
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temp)?;
+    let written = (|| {
+        file.write_all(&std::fs::read(&paths.new)?)?;
+        file.set_permissions(std::fs::Permissions::from_mode(old.mode() & 0o7777))?;
+        std::os::unix::fs::fchown(&file, Some(old.uid()), Some(old.gid()))?;
+        for attr in xattr::list(&paths.target)? {
+            if let Some(value) = xattr::get(&paths.target, &attr)? {
+                xattr::FileExt::set_xattr(&file, &attr, &value)?;
+            }
+        }
+        file.sync_all()?;
+        std::fs::rename(&temp, &paths.target)
+    })();
+    if let Err(err) = written {
+        let _ = std::fs::remove_file(&temp);
+        return Err(err);
+    }
+    File::open(dir)?.sync_all()
+}
+
+/// Writes NEW over the target in place.
+fn in_place(paths: &Targets) -> io::Result<()> {
+    let new = std::fs::read(&paths.new)?;
+    OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(&paths.target)?
+        .write_all(&new)
+}
+
+#[test]
+fn the_full_recipe_as_a_rust_function_is_safe() {
+    let scenario = Scenario::new(Strategy::function("full_recipe", full_recipe));
+    let report = swapfault::explore(&scenario).expect("explore");
+    report.assert_safe();
+}
+
+#[test]
+fn writing_in_place_fails_and_the_panic_names_the_property_and_a_reproduction() {
+    let scenario = Scenario::new(Strategy::function("in_place", in_place));
+    let report = swapfault::explore(&scenario).expect("explore");
+    assert_eq!(report.status(Property::Kill), Some(Status::Fail));
+    let kill = report.findings(Property::Kill);
+    assert!(
+        kill.iter()
+            .any(|f| f.seen == "after the kill the target is empty"),
+        "{}",
+        report.human()
+    );
+    let panic = std::panic::catch_unwind(|| report.assert_properties(&[Property::Kill]))
+        .expect_err("writing in place is not safe against kills");
+    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(message.starts_with("swapfault: kill failed"), "{message}");
+    // The reproduction runs this very test's strategy under the fault.
+    assert!(
+        message.contains(
+            "reproduce: swapfault check --strategy 'SWAPFAULT_RUST_STRATEGY=in_place exec /"
+        ),
+        "{message}"
+    );
+    assert!(message.contains("--fault 'open#1:kill-after'"), "{message}");
+}
+
+#[test]
+fn a_single_run_proves_only_what_it_exercised() {
+    // One run without faults: kills were never tried, so no pass for them.
+    let scenario = Scenario::new(Strategy::function("full_recipe", full_recipe));
+    let report = swapfault::check(&scenario, &[]).expect("check");
+    assert_eq!(report.status(Property::Result), Some(Status::Pass));
+    assert_eq!(report.status(Property::Kill), Some(Status::NotExercised));
+    let panic = std::panic::catch_unwind(|| report.assert_safe()).expect_err("not all exercised");
+    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(message.contains("kill not exercised: "), "{message}");
+    // Under a kill after its rename, the retry finds the new version.
+    let report = swapfault::check(&scenario, &["rename#1:kill-after"]).expect("check");
+    report.assert_properties(&[Property::Kill, Property::Retry, Property::Tidy]);
+}
+
+#[test]
+fn a_shell_command_is_a_strategy_too() {
+    // install unlinks the running executable before it creates the new one.
+    let scenario = Scenario::new(Strategy::command(
+        r#"install "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#,
+    ))
+    .target(swapfault::TargetKind::Exe);
+    let report = swapfault::check(&scenario, &["unlink#1:kill-after"]).expect("check");
+    assert_eq!(report.status(Property::Kill), Some(Status::Fail));
+    let kill = report.findings(Property::Kill);
+    assert_eq!(kill[0].seen, "after the kill the target is missing");
+}
+
+#[test]
+fn a_bad_scenario_is_one_clear_error() {
+    let scenario = Scenario::new(Strategy::command("true")).size(10);
+    let err = swapfault::explore(&scenario).expect_err("too small");
+    assert!(err.to_string().starts_with("swapfault: size: "), "{err}");
+}
+
+/// The tests above, run again as `nobody` (uid 65534) when this suite runs
+/// as root: swapfault in a crate's `cargo test` needs no privilege (it
+/// mounts FUSE in a user namespace of its own). /dev/fuse must have the
+/// mode distributions ship it with, 0666.
+#[test]
+fn the_suite_passes_as_an_unprivileged_user() {
+    if !is_root() {
+        eprintln!("already unprivileged: the other tests of this run are the proof");
+        return;
+    }
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        panic!("this test needs setpriv (hint: `apt-get install util-linux`)");
+    }
+    // A copy nobody may run, and a home, cache and temp dir it may write.
+    let home = std::env::temp_dir().join(format!("swapfault-api-nobody-{}", std::process::id()));
+    std::fs::create_dir_all(&home).expect("home");
+    let exe = home.join("rust_strategies");
+    std::fs::copy(std::env::current_exe().expect("exe"), &exe).expect("copy");
+    let chown = Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&home)
+        .status()
+        .expect("chown");
+    assert!(chown.success());
+    let output = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&exe)
+        .args(["--skip", "the_suite_passes_as_an_unprivileged_user"])
+        .env("HOME", &home)
+        .env("TMPDIR", &home)
+        .env("SWAPFAULT_CACHE", home.join("cache"))
+        .current_dir(&home)
+        .output()
+        .expect("setpriv");
+    let _ = std::fs::remove_dir_all(&home);
+    let out = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "as nobody:\n{out}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(out.contains("test result: ok. 5 passed"), "{out}");
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
+    })
+}

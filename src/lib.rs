@@ -1,0 +1,583 @@
+//! swapfault as a library: prove a way of replacing a file in your own
+//! `cargo test`.
+//!
+//! A [`Scenario`] names a strategy, a shell command or a Rust function, and
+//! the canary it replaces; [`explore`] tries it at every crash point,
+//! [`check`] runs it once under the faults given, [`fuzz`] tries random
+//! fault schedules across it and its retries. Each returns a [`Report`]
+//! whose [`Report::assert_safe`] and [`Report::assert_properties`] panic
+//! with the human report: the findings, and a command that reproduces each.
+//!
+//! ```no_run
+//! use std::io::Write as _;
+//! use swapfault::{Property, Scenario, Strategy, Targets};
+//!
+//! /// Writes NEW over the target in place: a crash leaves it torn.
+//! fn in_place(paths: &Targets) -> std::io::Result<()> {
+//!     let new = std::fs::read(&paths.new)?;
+//!     std::fs::OpenOptions::new().write(true).truncate(true).open(&paths.target)?.write_all(&new)
+//! }
+//!
+//! #[test]
+//! fn writing_in_place_is_not_safe() {
+//!     let scenario = Scenario::new(Strategy::function("in_place", in_place));
+//!     let report = swapfault::explore(&scenario).expect("explore");
+//!     assert_eq!(report.status(Property::Kill), Some(swapfault::Status::Fail));
+//! }
+//! ```
+//!
+//! How it runs: [`explore`] and the others start the test binary again as
+//! the engine (a fresh process, one thread, which a user namespace needs:
+//! so it works without root, as the command does) and read its report
+//! back. A Rust-function strategy runs as a child process too, the test
+//! binary started once more for that one test (as rusty-fork does), so it
+//! can be killed, faulted and retried like any other strategy. Both need
+//! the call to be made from the test's own thread, the one libtest names
+//! after the test. docs/API.md has the guide.
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+pub use harness::report::Status;
+pub use harness::{Property, TargetKind};
+use serde::{Deserialize, Serialize};
+
+/// The environment variable that makes a re-executed test binary the
+/// engine ([`engine`]), before its `main`.
+const ENGINE_ENV: &str = "SWAPFAULT_API_ENGINE";
+/// The environment variable that names the Rust-function strategy a
+/// re-executed test binary is to run.
+const FUNCTION_ENV: &str = "SWAPFAULT_RUST_STRATEGY";
+
+/// The paths a strategy works on, from its environment.
+#[derive(Clone, Debug)]
+pub struct Targets {
+    /// The file to replace (`$SWAPFAULT_TARGET`).
+    pub target: PathBuf,
+    /// The new version (`$SWAPFAULT_NEW`).
+    pub new: PathBuf,
+    /// For a set, the installed directory (`$SWAPFAULT_TARGET_DIR`).
+    pub target_dir: Option<PathBuf>,
+    /// For a set, the new files under the same names (`$SWAPFAULT_NEW_DIR`).
+    pub new_dir: Option<PathBuf>,
+}
+
+impl Targets {
+    fn from_env() -> Option<Targets> {
+        let path = |key| std::env::var_os(key).map(PathBuf::from);
+        Some(Targets {
+            target: path("SWAPFAULT_TARGET")?,
+            new: path("SWAPFAULT_NEW")?,
+            target_dir: path("SWAPFAULT_TARGET_DIR"),
+            new_dir: path("SWAPFAULT_NEW_DIR"),
+        })
+    }
+}
+
+/// A strategy as a Rust function: it gets the paths, and fails by
+/// returning an error (its process then exits 1) or panicking.
+pub type StrategyFn = fn(&Targets) -> std::io::Result<()>;
+
+/// How the target is replaced.
+#[derive(Clone, Debug)]
+pub struct Strategy {
+    command: String,
+}
+
+impl Strategy {
+    /// A shell command, run by `sh -c` with `$SWAPFAULT_TARGET` and
+    /// `$SWAPFAULT_NEW` set, as in a scenario file.
+    pub fn command(command: impl Into<String>) -> Strategy {
+        Strategy {
+            command: command.into(),
+        }
+    }
+
+    /// A Rust function, run in a child process: this test binary, started
+    /// again for the calling test with `name` in its environment. In that
+    /// child this call runs `function` and exits, so the test goes no
+    /// further there. `name` tells the test's strategies apart.
+    ///
+    /// # Panics
+    ///
+    /// Outside a test's own thread (the child could not be started for it).
+    pub fn function(name: &str, function: StrategyFn) -> Strategy {
+        if std::env::var(FUNCTION_ENV).is_ok_and(|wanted| wanted == name) {
+            let Some(paths) = Targets::from_env() else {
+                eprintln!("swapfault: {FUNCTION_ENV} is set, but SWAPFAULT_TARGET or SWAPFAULT_NEW is not");
+                std::process::exit(2);
+            };
+            let code = match function(&paths) {
+                Ok(()) => 0,
+                Err(err) => {
+                    eprintln!("{name}: {err}");
+                    1
+                }
+            };
+            std::process::exit(code);
+        }
+        let test = std::thread::current()
+            .name()
+            .filter(|name| *name != "main")
+            .map(str::to_owned)
+            .unwrap_or_else(|| {
+                panic!("swapfault: Strategy::function(\"{name}\", …) must be called on a #[test]'s own thread (hint: libtest names it after the test; call it from the test body)")
+            });
+        let exe = std::env::current_exe()
+            .unwrap_or_else(|err| panic!("swapfault: cannot find this test binary: {err}"));
+        // Bare where the shell needs no quotes, so reproductions read well.
+        let quote = |text: &str| {
+            let bare = !text.is_empty()
+                && text
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "/._-:=+,".contains(c));
+            if bare {
+                text.to_owned()
+            } else {
+                harness::report::shell_quote(text)
+            }
+        };
+        Strategy {
+            command: format!(
+                "{FUNCTION_ENV}={} exec {} --exact {} --test-threads=1 --quiet >/dev/null",
+                quote(name),
+                quote(&exe.display().to_string()),
+                quote(&test)
+            ),
+        }
+    }
+
+    /// The shell command that runs the strategy (for a Rust function, the
+    /// test binary started for it): what reproductions name.
+    pub fn shell_command(&self) -> &str {
+        &self.command
+    }
+}
+
+/// What to replace, and how: the built-in canary (an executable, a library
+/// or a set of both) of a given size, with a live canary running it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Scenario {
+    command: String,
+    target: String,
+    size: u64,
+    new_size: Option<u64>,
+    symlinked: bool,
+    timeout_ms: u64,
+    sigterm: bool,
+}
+
+impl Scenario {
+    /// A library canary of 256 KiB replaced by `strategy`, with the
+    /// defaults of `swapfault check`: mode 0755 and an xattr on the old
+    /// target, a live canary mapping it, 30 s per run.
+    pub fn new(strategy: Strategy) -> Scenario {
+        Scenario {
+            command: strategy.command,
+            target: TargetKind::Lib.name().to_owned(),
+            size: harness::canary::DEFAULT_SIZE,
+            new_size: None,
+            symlinked: false,
+            timeout_ms: 30_000,
+            sigterm: false,
+        }
+    }
+
+    /// What the target is: an executable, a library, or a set of both.
+    pub fn target(mut self, kind: TargetKind) -> Scenario {
+        self.target = kind.name().to_owned();
+        self
+    }
+
+    /// The canary's size in bytes (64 KiB to 64 MiB).
+    pub fn size(mut self, bytes: u64) -> Scenario {
+        self.size = bytes;
+        self
+    }
+
+    /// The new canary's size (default: 7/8 of the old, so that a stale
+    /// tail of the old shows).
+    pub fn new_size(mut self, bytes: u64) -> Scenario {
+        self.new_size = Some(bytes);
+        self
+    }
+
+    /// The target is a symlink to a versioned file beside it, as libraries
+    /// are installed (`libcanary.so -> libcanary.so.1`).
+    pub fn symlinked(mut self, symlinked: bool) -> Scenario {
+        self.symlinked = symlinked;
+        self
+    }
+
+    /// How long one run of the strategy may take.
+    pub fn timeout(mut self, timeout: Duration) -> Scenario {
+        self.timeout_ms = timeout.as_millis() as u64;
+        self
+    }
+
+    /// [`explore`] also kills with SIGTERM at every mutating op.
+    pub fn sigterm(mut self, sigterm: bool) -> Scenario {
+        self.sigterm = sigterm;
+        self
+    }
+
+    /// The harness's scenario, checked as `swapfault check` checks its flags.
+    fn harness(&self) -> Result<harness::Scenario, String> {
+        let kind: TargetKind = self.target.parse()?;
+        let new_size = self
+            .new_size
+            .unwrap_or_else(|| harness::scenario::default_new_size(self.size));
+        for (what, size) in [("size", self.size), ("new size", new_size)] {
+            harness::scenario::check_size(size).map_err(|m| format!("{what}: {m}"))?;
+        }
+        if self.symlinked && kind == TargetKind::Set {
+            return Err("a set's files are plain files: it cannot be symlinked".into());
+        }
+        let mut scenario = harness::Scenario::ad_hoc(&self.command, kind, self.size, new_size);
+        scenario.symlink = self.symlinked;
+        scenario.timeout = Duration::from_millis(self.timeout_ms);
+        scenario.sigterm = self.sigterm;
+        Ok(scenario)
+    }
+}
+
+/// Why no report came back.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The scenario cannot be run as given.
+    #[error("swapfault: {0}")]
+    Scenario(String),
+    /// The engine could not run it: the message names the fix (no
+    /// /dev/fuse, user namespaces refused, a missing compiler).
+    #[error("swapfault: {0}")]
+    Engine(String),
+}
+
+/// What the engine is asked to do.
+#[derive(Serialize, Deserialize)]
+enum Request {
+    Explore {
+        scenario: Scenario,
+        workers: usize,
+    },
+    Check {
+        scenario: Scenario,
+        faults: Vec<String>,
+    },
+    Fuzz {
+        scenario: Scenario,
+        seed: Option<u64>,
+        time_ms: u64,
+    },
+}
+
+/// What the engine answers.
+#[derive(Serialize, Deserialize)]
+enum Answer {
+    Report {
+        json: serde_json::Value,
+        human: String,
+    },
+    Failed(String),
+}
+
+/// Every crash point of `scenario`'s recorded run (`swapfault explore`).
+pub fn explore(scenario: &Scenario) -> Result<Report, Error> {
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    ask(Request::Explore {
+        scenario: scenario.clone(),
+        workers,
+    })
+}
+
+/// One run of `scenario` under `faults`, fault specs as `--fault` takes
+/// them (`swapfault check`).
+pub fn check(scenario: &Scenario, faults: &[&str]) -> Result<Report, Error> {
+    ask(Request::Check {
+        scenario: scenario.clone(),
+        faults: faults.iter().map(|f| f.to_string()).collect(),
+    })
+}
+
+/// Random fault schedules across `scenario`'s run and its retries for
+/// `time`, the failing one shrunk (`swapfault fuzz`; `seed` as `--seed`).
+/// No regressions file is kept.
+pub fn fuzz(scenario: &Scenario, seed: Option<u64>, time: Duration) -> Result<Report, Error> {
+    ask(Request::Fuzz {
+        scenario: scenario.clone(),
+        seed,
+        time_ms: time.as_millis() as u64,
+    })
+}
+
+/// Starts the engine (this binary again) with `request` and reads its answer.
+fn ask(request: Request) -> Result<Report, Error> {
+    let scenario = match &request {
+        Request::Explore { scenario, .. }
+        | Request::Check { scenario, .. }
+        | Request::Fuzz { scenario, .. } => scenario,
+    };
+    scenario.harness().map_err(Error::Scenario)?;
+    // Referenced here so that the linker keeps the engine's constructor.
+    std::hint::black_box(&ENGINE);
+    let exe = std::env::current_exe()
+        .map_err(|err| Error::Engine(format!("cannot find this test binary: {err}")))?;
+    let request = serde_json::to_vec(&request).map_err(|err| Error::Engine(err.to_string()))?;
+    let mut child = Command::new(exe)
+        .env(ENGINE_ENV, "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .map_err(|err| Error::Engine(format!("cannot start the engine: {err}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use std::io::Write as _;
+        let _ = stdin.write_all(&request);
+    }
+    let output = child
+        .wait_with_output()
+        .map_err(|err| Error::Engine(format!("the engine: {err}")))?;
+    match serde_json::from_slice::<Answer>(&output.stdout) {
+        Ok(Answer::Report { json, human }) => Ok(Report { json, human }),
+        Ok(Answer::Failed(message)) => Err(Error::Engine(message)),
+        Err(_) => Err(Error::Engine(format!(
+            "the engine ended without a report ({}) (hint: its errors are above)",
+            output.status
+        ))),
+    }
+}
+
+/// The engine's entry, before `main`: a process started by [`ask`] runs
+/// its request and exits, never reaching the test harness; every other
+/// process goes on untouched. Before `main` it has one thread, which the
+/// user namespace of rootless mode needs.
+#[used]
+#[link_section = ".init_array"]
+static ENGINE: extern "C" fn() = {
+    extern "C" fn engine_entry() {
+        if std::env::var_os(ENGINE_ENV).is_some() {
+            engine();
+        }
+    }
+    engine_entry
+};
+
+/// Runs the request on stdin and writes the [`Answer`] to stdout.
+fn engine() -> ! {
+    // Single-threaded still: nothing else reads the environment. The
+    // strategies this starts must not become engines themselves.
+    std::env::remove_var(ENGINE_ENV);
+    let answer = match harness::sandbox::enter_private_namespaces() {
+        Ok(_) => {
+            harness::runner::remove_stale_run_dirs();
+            serve()
+        }
+        Err(err) => Answer::Failed(err.to_string()),
+    };
+    let mut stdout = std::io::stdout().lock();
+    let _ = serde_json::to_writer(&mut stdout, &answer);
+    use std::io::Write as _;
+    let _ = stdout.flush();
+    std::process::exit(0)
+}
+
+fn serve() -> Answer {
+    let request: Request = match serde_json::from_reader(std::io::stdin().lock()) {
+        Ok(request) => request,
+        Err(err) => return Answer::Failed(format!("a bad request: {err}")),
+    };
+    match run_request(request) {
+        Ok(answer) => answer,
+        Err(message) => Answer::Failed(message),
+    }
+}
+
+fn run_request(request: Request) -> Result<Answer, String> {
+    use harness::report::{human, json};
+    use std::sync::atomic::AtomicBool;
+    let prepare = |scenario: &Scenario| {
+        harness::Prepared::new(scenario.harness()?).map_err(|err| err.to_string())
+    };
+    let stop = AtomicBool::new(false);
+    let mut text = Vec::new();
+    let mut data = Vec::new();
+    match request {
+        Request::Explore { scenario, workers } => {
+            let prepared = prepare(&scenario)?;
+            let options = harness::explore::ExploreOptions {
+                workers: workers.max(1),
+                ..Default::default()
+            };
+            let report = harness::explore::explore(&prepared, &options, &stop, &|_| {})
+                .map_err(|err| err.to_string())?;
+            human::write(&mut text, &report, "", false).map_err(|e| e.to_string())?;
+            json::write(&mut data, &report).map_err(|e| e.to_string())?;
+        }
+        Request::Check { scenario, faults } => {
+            let prepared = prepare(&scenario)?;
+            let rules = fault_fs::FaultPlan::from_specs(&faults)
+                .map_err(|err| err.to_string())?
+                .rules;
+            let outcome = harness::run(&prepared, &rules, &harness::RunOptions::default())
+                .map_err(|err| err.to_string())?;
+            let report = harness::Report::of_run(&prepared.scenario, outcome);
+            let title = format!("swapfault: check ({})", prepared.describe_target());
+            human::write(&mut text, &report, &title, false).map_err(|e| e.to_string())?;
+            json::write(&mut data, &report).map_err(|e| e.to_string())?;
+        }
+        Request::Fuzz {
+            scenario,
+            seed,
+            time_ms,
+        } => {
+            let prepared = prepare(&scenario)?;
+            let options = harness::fuzz::FuzzOptions {
+                seed,
+                time: Duration::from_millis(time_ms),
+                ..Default::default()
+            };
+            let report = harness::fuzz::fuzz(&prepared, &options, &stop, &|_, _| {})
+                .map_err(|err| err.to_string())?;
+            human::write_fuzz(&mut text, &report, false).map_err(|e| e.to_string())?;
+            data = serde_json::to_vec(&report).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(Answer::Report {
+        json: serde_json::from_slice(&data).map_err(|e| e.to_string())?,
+        human: String::from_utf8_lossy(&text).into_owned(),
+    })
+}
+
+/// What [`explore`], [`check`] or [`fuzz`] found: the JSON report the
+/// command prints (`--json`), and the human one for messages.
+#[derive(Clone, Debug)]
+pub struct Report {
+    json: serde_json::Value,
+    human: String,
+}
+
+/// One group of findings of a property.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// Where: `kill-after at any of write#1–#7 (7 points)`.
+    pub summary: String,
+    /// What was seen.
+    pub seen: String,
+    /// The command that reproduces it.
+    pub reproduce: String,
+}
+
+impl Report {
+    /// The report as `--json` prints it (schema in the README).
+    pub fn json(&self) -> &serde_json::Value {
+        &self.json
+    }
+
+    /// The report as the command prints it for people.
+    pub fn human(&self) -> &str {
+        &self.human
+    }
+
+    /// The properties' reports: a fuzz report's are those of its failing
+    /// schedule's replay (none when nothing failed).
+    fn properties(&self) -> &[serde_json::Value] {
+        let properties = match self.json.get("failing") {
+            Some(failing) => &failing["report"]["properties"],
+            None => &self.json["properties"],
+        };
+        properties.as_array().map_or(&[], Vec::as_slice)
+    }
+
+    fn property(&self, property: Property) -> Option<&serde_json::Value> {
+        self.properties()
+            .iter()
+            .find(|p| p["property"] == property.name())
+    }
+
+    /// The verdict on `property`; `None` in a fuzz report where no
+    /// schedule failed (fuzzing judges schedules, not properties).
+    pub fn status(&self, property: Property) -> Option<Status> {
+        let status = self.property(property)?["status"].as_str()?;
+        [Status::Pass, Status::Fail, Status::NotExercised]
+            .into_iter()
+            .find(|s| s.name() == status)
+    }
+
+    /// The findings of `property`.
+    pub fn findings(&self, property: Property) -> Vec<Finding> {
+        let Some(groups) = self.property(property).and_then(|p| p["groups"].as_array()) else {
+            return Vec::new();
+        };
+        let text = |group: &serde_json::Value, key: &str| {
+            group[key].as_str().unwrap_or_default().to_owned()
+        };
+        groups
+            .iter()
+            .map(|group| Finding {
+                summary: text(group, "summary"),
+                seen: text(group, "seen"),
+                reproduce: text(group, "reproduce"),
+            })
+            .collect()
+    }
+
+    /// Whether this is a fuzz report whose search found a failing schedule.
+    pub fn failing_schedule(&self) -> Option<Vec<String>> {
+        let schedule = self.json.get("failing")?["schedule"].as_array()?;
+        Some(
+            schedule
+                .iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect(),
+        )
+    }
+
+    /// Panics unless every property passed: failed ones with their
+    /// findings and reproductions, ones no run could exercise with why
+    /// (a pass must be earned). A fuzz report passes when no schedule
+    /// failed and faults fired.
+    #[track_caller]
+    pub fn assert_safe(&self) {
+        if self.json.get("seed").is_some() {
+            let fired = self.json["faults_fired"].as_u64().unwrap_or(0);
+            if self.failing_schedule().is_some() || fired == 0 {
+                panic!(
+                    "swapfault: fuzzing {}\n{}",
+                    if fired == 0 {
+                        "fired no fault: nothing was tried"
+                    } else {
+                        "found a failing fault schedule"
+                    },
+                    self.human
+                );
+            }
+            return;
+        }
+        self.assert_properties(&Property::ALL);
+    }
+
+    /// Panics unless each of `properties` passed, naming each that did
+    /// not, with the human report (findings and reproductions).
+    #[track_caller]
+    pub fn assert_properties(&self, properties: &[Property]) {
+        let wrong: Vec<String> = properties
+            .iter()
+            .filter_map(|&property| match self.status(property) {
+                Some(Status::Pass) => None,
+                Some(Status::Fail) => Some(format!("{} failed", property.name())),
+                Some(Status::NotExercised) => Some(format!(
+                    "{} not exercised: {}",
+                    property.name(),
+                    self.property(property)
+                        .and_then(|p| p["why_not_exercised"].as_str())
+                        .unwrap_or("no reason given")
+                )),
+                None => Some(format!("{} has no verdict in this report", property.name())),
+            })
+            .collect();
+        if !wrong.is_empty() {
+            panic!("swapfault: {}\n\n{}", wrong.join("; "), self.human);
+        }
+    }
+}
