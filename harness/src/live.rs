@@ -257,6 +257,18 @@ pub fn run_with_timeout(
     }
 }
 
+/// A command that execs `program` in `dir` through the sandbox init at
+/// `launcher` (its `--exec`): how anything whose program or working
+/// directory is on swapfault's own mount is started. A child of swapfault
+/// holds the mount's /dev/fuse descriptor until its exec completes, so a
+/// lookup on the mount made before then would wait forever were swapfault
+/// killed meanwhile (sandbox-init.c says more).
+pub fn exec_through(launcher: &Path, dir: &Path, program: &Path) -> Command {
+    let mut command = Command::new(launcher);
+    command.arg("--exec").arg(dir).arg(program);
+    command
+}
+
 /// Why the sandbox init's `--exec` could not start its program, from its
 /// exit and output (`exec-failed ERRNO`, exit 127): the error a spawn of
 /// the program itself would have returned.
@@ -477,19 +489,15 @@ const FIRST_BEAT: Duration = Duration::from_secs(10);
 impl LiveCanary {
     /// Starts the canary executable at `exe` and waits for its first
     /// heartbeat. With `launcher` (the sandbox init), `exe` is exec'd
-    /// through its `--exec`, as anything on swapfault's own mount must be
-    /// (sandbox-init.c says why).
+    /// through it ([`exec_through`]), as anything on swapfault's own mount
+    /// must be.
     pub fn start(
         exe: &Path,
         lib_dir: Option<&Path>,
         launcher: Option<&Path>,
     ) -> Result<Self, LiveError> {
         let mut command = match launcher {
-            Some(launcher) => {
-                let mut command = Command::new(launcher);
-                command.arg("--exec").arg("/").arg(exe);
-                command
-            }
+            Some(launcher) => exec_through(launcher, Path::new("/"), exe),
             None => Command::new(exe),
         };
         command

@@ -1133,7 +1133,8 @@ fn run_probe(
             }
         }
         ProbeKind::Exec => {
-            let mut command = off_mount(prepared, Path::new("/"), &target);
+            let mut command =
+                crate::live::exec_through(&prepared.sandbox_init, Path::new("/"), &target);
             command.arg("--once");
             version_probe("exec", command, task, prepared.is_set())
         }
@@ -1233,23 +1234,17 @@ struct Observed {
     other_names: Vec<OtherName>,
 }
 
-/// A command that execs `program` in `dir` through the sandbox init's
-/// `--exec`: swapfault's own children hold the mount's /dev/fuse descriptor
-/// until their exec completes, so none of them may look up a path on the
-/// mount, or a kill of swapfault then leaves it waiting forever.
-fn off_mount(prepared: &Prepared, dir: &Path, program: &Path) -> Command {
-    let mut command = Command::new(&prepared.sandbox_init);
-    command.arg("--exec").arg(dir).arg(program);
-    command
-}
-
 /// Starts one of the scenario's live commands in the target's directory.
 fn start_live_command(
     prepared: &Prepared,
     stage: &Stage,
     command: &str,
 ) -> Result<ChildGuard, RunError> {
-    let mut child = off_mount(prepared, &stage.mount.join(APP_DIR), Path::new("sh"));
+    let mut child = crate::live::exec_through(
+        &prepared.sandbox_init,
+        &stage.mount.join(APP_DIR),
+        Path::new("sh"),
+    );
     child
         .arg("-c")
         .arg(command)
