@@ -213,21 +213,23 @@ struct CanaryArgs {
 impl CanaryArgs {
     /// The ad-hoc scenario of `strategy` with this canary.
     fn scenario(&self, strategy: &str) -> Result<harness::Scenario, Failure> {
-        let new_size = self
-            .new_size
-            .unwrap_or_else(|| harness::scenario::default_new_size(self.size));
-        for (flag, size) in [("--size", self.size), ("--new-size", new_size)] {
-            harness::scenario::check_size(size)
-                .map_err(|m| Failure::usage(anyhow::anyhow!("{flag}: {m}")))?;
-        }
-        if self.symlinked && self.target == harness::TargetKind::Set {
-            return Err(Failure::usage(anyhow::anyhow!(
-                "--symlinked is for one file; a set's files are plain files (hint: drop one)"
-            )));
-        }
-        let mut scenario = harness::Scenario::ad_hoc(strategy, self.target, self.size, new_size);
-        scenario.symlink = self.symlinked;
-        Ok(scenario)
+        use harness::scenario::CanaryProblem;
+        harness::Scenario::canary(
+            strategy,
+            self.target,
+            self.size,
+            self.new_size,
+            self.symlinked,
+        )
+        .map_err(|problem| {
+            Failure::usage(match problem {
+                CanaryProblem::Size(m) => anyhow::anyhow!("--size: {m}"),
+                CanaryProblem::NewSize(m) => anyhow::anyhow!("--new-size: {m}"),
+                CanaryProblem::SymlinkedSet => anyhow::anyhow!(
+                    "--symlinked is for one file; a set's files are plain files (hint: drop one)"
+                ),
+            })
+        })
     }
 }
 

@@ -224,18 +224,23 @@ impl Scenario {
 
     /// The harness's scenario, checked as `swapfault check` checks its flags.
     fn harness(&self) -> Result<harness::Scenario, String> {
+        use harness::scenario::CanaryProblem;
         let kind: TargetKind = self.target.parse()?;
-        let new_size = self
-            .new_size
-            .unwrap_or_else(|| harness::scenario::default_new_size(self.size));
-        for (what, size) in [("size", self.size), ("new size", new_size)] {
-            harness::scenario::check_size(size).map_err(|m| format!("{what}: {m}"))?;
-        }
-        if self.symlinked && kind == TargetKind::Set {
-            return Err("a set's files are plain files: it cannot be symlinked".into());
-        }
-        let mut scenario = harness::Scenario::ad_hoc(&self.command, kind, self.size, new_size);
-        scenario.symlink = self.symlinked;
+        let mut scenario = harness::Scenario::canary(
+            &self.command,
+            kind,
+            self.size,
+            self.new_size,
+            self.symlinked,
+        )
+        .map_err(|problem| match problem {
+            CanaryProblem::Size(m) => format!("size: {m}"),
+            CanaryProblem::NewSize(m) => format!("new size: {m}"),
+            CanaryProblem::SymlinkedSet => {
+                "a set's files are plain files: it cannot be symlinked (hint: drop .symlinked)"
+                    .into()
+            }
+        })?;
         scenario.timeout = Duration::from_millis(self.timeout_ms);
         scenario.sigterm = self.sigterm;
         Ok(scenario)

@@ -237,6 +237,18 @@ pub struct Scenario {
     pub expect: BTreeMap<Property, Expectation>,
 }
 
+/// What is wrong with the canary of an ad-hoc scenario
+/// ([`Scenario::canary`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CanaryProblem {
+    /// The old canary's size is out of range (why, in words).
+    Size(String),
+    /// The new canary's size is out of range.
+    NewSize(String),
+    /// A set's files are plain files: a set cannot be symlinked.
+    SymlinkedSet,
+}
+
 /// A scenario that cannot be used. Messages name the file and the fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
@@ -499,6 +511,28 @@ impl Scenario {
             sigterm: file.sigterm,
             expect: file.expect,
         })
+    }
+
+    /// [`Scenario::ad_hoc`] from what a user gave: sizes checked, NEW's
+    /// size defaulted, a symlinked target only for one file. The command
+    /// and the library both build their canary scenarios here, and say a
+    /// problem in their own terms.
+    pub fn canary(
+        command: &str,
+        kind: TargetKind,
+        size: u64,
+        new_size: Option<u64>,
+        symlinked: bool,
+    ) -> Result<Self, CanaryProblem> {
+        let new_size = new_size.unwrap_or_else(|| default_new_size(size));
+        check_size(size).map_err(CanaryProblem::Size)?;
+        check_size(new_size).map_err(CanaryProblem::NewSize)?;
+        if symlinked && kind == TargetKind::Set {
+            return Err(CanaryProblem::SymlinkedSet);
+        }
+        let mut scenario = Scenario::ad_hoc(command, kind, size, new_size);
+        scenario.symlink = symlinked;
+        Ok(scenario)
     }
 
     /// An ad-hoc scenario for `swapfault check --strategy`: the canary of
