@@ -26,7 +26,7 @@ enum Command {
     Mount(MountArgs),
     /// Run one scenario once, with its faults or those given here.
     Run(RunArgs),
-    /// Run an ad-hoc strategy once against the built-in canary.
+    /// Run an ad-hoc strategy once against the built-in canary or your own files.
     Check(CheckArgs),
     /// The teaching demo: cp vs install vs temp+fsync+rename, under a live canary.
     Demo,
@@ -89,7 +89,7 @@ struct ExploreArgs {
     /// Scenario files, or directories of them.
     #[arg(required_unless_present = "strategy")]
     scenarios: Vec<PathBuf>,
-    /// An ad-hoc strategy to explore against the built-in canary instead.
+    /// An ad-hoc strategy to explore against the built-in canary (or your files) instead.
     #[arg(long, value_name = "CMD", conflicts_with = "scenarios")]
     strategy: Option<String>,
     #[command(flatten)]
@@ -122,7 +122,7 @@ struct FuzzArgs {
     /// Scenario file (TOML).
     #[arg(required_unless_present = "strategy")]
     scenario: Option<PathBuf>,
-    /// An ad-hoc strategy to fuzz against the built-in canary instead.
+    /// An ad-hoc strategy to fuzz against the built-in canary (or your files) instead.
     #[arg(long, value_name = "CMD", conflicts_with = "scenario")]
     strategy: Option<String>,
     #[command(flatten)]
@@ -196,9 +196,9 @@ struct CanaryArgs {
     /// What the target is: an executable, a library, or a set of both that must change together.
     #[arg(long, default_value = "lib", value_name = "exe|lib|set")]
     target: harness::TargetKind,
-    /// Canary size (bytes, or with KiB/MiB).
-    #[arg(long, default_value = "256KiB", value_parser = parse_size)]
-    size: u64,
+    /// Canary size (bytes, or with KiB/MiB) [default: 256KiB]
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    size: Option<u64>,
     /// Size of the new canary [default: 7/8 of --size, so that a stale tail
     /// of the old shows]
     #[arg(long, value_parser = parse_size, value_name = "SIZE")]
@@ -208,25 +208,48 @@ struct CanaryArgs {
     /// staged as the next version (libcanary.so.2)
     #[arg(long)]
     symlinked: bool,
+    /// Your own old version instead of the canary (with --new); no live
+    /// canary runs, give live processes with --live
+    #[arg(long, value_name = "FILE", requires = "new")]
+    old: Option<PathBuf>,
+    /// Your own new version (with --old)
+    #[arg(long, value_name = "FILE", requires = "old")]
+    new: Option<PathBuf>,
+    /// A live process, `sh -c CMD` started in the target's directory before
+    /// the strategy runs (it must keep running); may be repeated
+    #[arg(long = "live", value_name = "CMD")]
+    live_commands: Vec<String>,
 }
 
 impl CanaryArgs {
-    /// The ad-hoc scenario of `strategy` with this canary.
+    /// The ad-hoc scenario of `strategy` with this canary or these files.
     fn scenario(&self, strategy: &str) -> Result<harness::Scenario, Failure> {
-        use harness::scenario::CanaryProblem;
-        harness::Scenario::canary(
-            strategy,
-            self.target,
-            self.size,
-            self.new_size,
-            self.symlinked,
-        )
-        .map_err(|problem| {
+        use harness::scenario::{AdHoc, CanaryProblem};
+        let given = AdHoc {
+            kind: self.target,
+            size: self.size,
+            new_size: self.new_size,
+            symlinked: self.symlinked,
+            files: self.old.clone().zip(self.new.clone()),
+            live_commands: self.live_commands.clone(),
+        };
+        harness::Scenario::from_ad_hoc(strategy, &given).map_err(|problem| {
             Failure::usage(match problem {
                 CanaryProblem::Size(m) => anyhow::anyhow!("--size: {m}"),
                 CanaryProblem::NewSize(m) => anyhow::anyhow!("--new-size: {m}"),
                 CanaryProblem::SymlinkedSet => anyhow::anyhow!(
                     "--symlinked is for one file; a set's files are plain files (hint: drop one)"
+                ),
+                CanaryProblem::FilesSet => anyhow::anyhow!(
+                    "--old/--new: a set is the canary's executable and library (hint: --target exe or lib)"
+                ),
+                CanaryProblem::FilesSized => anyhow::anyhow!(
+                    "--size/--new-size are the canary's; with --old/--new the sizes are the files' (hint: drop them)"
+                ),
+                CanaryProblem::NotAFile { old, path } => anyhow::anyhow!(
+                    "--{}: {} is not a file (hint: check the path)",
+                    if old { "old" } else { "new" },
+                    path.display()
                 ),
             })
         })

@@ -156,13 +156,16 @@ impl Strategy {
 }
 
 /// What to replace, and how: the built-in canary (an executable, a library
-/// or a set of both) of a given size, with a live canary running it.
+/// or a set of both) of a given size, with a live canary running it; or
+/// files of the user's ([`Scenario::files`]).
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Scenario {
     command: String,
     target: String,
-    size: u64,
+    size: Option<u64>,
     new_size: Option<u64>,
+    files: Option<(PathBuf, PathBuf)>,
+    live_commands: Vec<String>,
     symlinked: bool,
     timeout_ms: u64,
     sigterm: bool,
@@ -176,8 +179,10 @@ impl Scenario {
         Scenario {
             command: strategy.command,
             target: TargetKind::Lib.name().to_owned(),
-            size: harness::canary::DEFAULT_SIZE,
+            size: None,
             new_size: None,
+            files: None,
+            live_commands: Vec::new(),
             symlinked: false,
             timeout_ms: 30_000,
             sigterm: false,
@@ -190,9 +195,9 @@ impl Scenario {
         self
     }
 
-    /// The canary's size in bytes (64 KiB to 64 MiB).
+    /// The canary's size in bytes (64 KiB to 64 MiB; default 256 KiB).
     pub fn size(mut self, bytes: u64) -> Scenario {
-        self.size = bytes;
+        self.size = Some(bytes);
         self
     }
 
@@ -200,6 +205,26 @@ impl Scenario {
     /// tail of the old shows).
     pub fn new_size(mut self, bytes: u64) -> Scenario {
         self.new_size = Some(bytes);
+        self
+    }
+
+    /// Replace the user's file `old` with `new` instead of the canary (as
+    /// `old` and `new` in a scenario file, and `--old`/`--new`): the target
+    /// takes `old`'s name, mode 0755 and the xattr; probes read it; no
+    /// live canary runs (give live processes with
+    /// [`Scenario::live_command`]).
+    pub fn files(mut self, old: impl Into<PathBuf>, new: impl Into<PathBuf>) -> Scenario {
+        self.files = Some((old.into(), new.into()));
+        self
+    }
+
+    /// A live process besides the canary, started by `sh -c command` in
+    /// the target's directory before the strategy runs, with
+    /// `$SWAPFAULT_TARGET` set (as `live_commands` in a scenario file). It
+    /// must keep running: the property "live" checks that it stays alive
+    /// and that its mappings of the old target never change.
+    pub fn live_command(mut self, command: impl Into<String>) -> Scenario {
+        self.live_commands.push(command.into());
         self
     }
 
@@ -224,23 +249,31 @@ impl Scenario {
 
     /// The harness's scenario, checked as `swapfault check` checks its flags.
     fn harness(&self) -> Result<harness::Scenario, String> {
-        use harness::scenario::CanaryProblem;
-        let kind: TargetKind = self.target.parse()?;
-        let mut scenario = harness::Scenario::canary(
-            &self.command,
-            kind,
-            self.size,
-            self.new_size,
-            self.symlinked,
-        )
-        .map_err(|problem| match problem {
-            CanaryProblem::Size(m) => format!("size: {m}"),
-            CanaryProblem::NewSize(m) => format!("new size: {m}"),
-            CanaryProblem::SymlinkedSet => {
-                "a set's files are plain files: it cannot be symlinked (hint: drop .symlinked)"
-                    .into()
-            }
-        })?;
+        use harness::scenario::{AdHoc, CanaryProblem};
+        let given = AdHoc {
+            kind: self.target.parse()?,
+            size: self.size,
+            new_size: self.new_size,
+            symlinked: self.symlinked,
+            files: self.files.clone(),
+            live_commands: self.live_commands.clone(),
+        };
+        let mut scenario =
+            harness::Scenario::from_ad_hoc(&self.command, &given).map_err(|problem| match problem {
+                CanaryProblem::Size(m) => format!("size: {m}"),
+                CanaryProblem::NewSize(m) => format!("new size: {m}"),
+                CanaryProblem::SymlinkedSet => {
+                    "a set's files are plain files: it cannot be symlinked (hint: drop .symlinked)"
+                        .into()
+                }
+                CanaryProblem::FilesSet => "files: a set is the canary's executable and library (hint: .target(TargetKind::Exe) or Lib)".into(),
+                CanaryProblem::FilesSized => "files: sizes are the canary's; with .files they are the files' (hint: drop .size and .new_size)".into(),
+                CanaryProblem::NotAFile { old, path } => format!(
+                    "files: {} `{}` is not a file",
+                    if old { "old" } else { "new" },
+                    path.display()
+                ),
+            })?;
         scenario.timeout = Duration::from_millis(self.timeout_ms);
         scenario.sigterm = self.sigterm;
         Ok(scenario)

@@ -894,3 +894,107 @@ fn a_copy_through_a_shared_mapping_is_killed_within_the_pages_it_stored() {
         "the strategy exited 0 after the error, but the target is old"
     );
 }
+
+/// `--partition K/N` on N machines checks every crash point exactly once:
+/// the shards' points are the whole exploration's, with no overlap; each
+/// shard is judged on its share (an expected finding in another share is
+/// no failure), so together they find what the whole finds; their JUnit
+/// suites are named apart, to merge.
+#[test]
+fn partitions_cover_every_crash_point_once() {
+    const SHARDS: usize = 3;
+    let scenario = "scenarios/temp-rename.toml";
+    let points_of = |report: &Value| -> Vec<String> {
+        report["point_results"]
+            .as_array()
+            .expect("point_results")
+            .iter()
+            .map(|r| r["point"].as_str().expect("point").to_owned())
+            .collect()
+    };
+    let failing_of = |report: &Value| -> Vec<String> {
+        report["properties"]
+            .as_array()
+            .expect("properties")
+            .iter()
+            .filter(|p| p["status"] == "fail")
+            .map(|p| p["property"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    let whole = swapfault()
+        .args(["explore", scenario, "--json"])
+        .output()
+        .expect("explore");
+    assert_eq!(
+        whole.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&whole.stderr)
+    );
+    let whole = reports(&whole).remove(0);
+    let all = points_of(&whole);
+    assert_eq!(
+        all.len(),
+        whole["points"]["total"].as_u64().unwrap() as usize
+    );
+    assert!(
+        all.len() >= SHARDS * 5,
+        "too few points to share: {}",
+        all.len()
+    );
+
+    let mut seen: Vec<String> = Vec::new();
+    let mut failing: Vec<String> = Vec::new();
+    for k in 1..=SHARDS {
+        let junit =
+            std::env::temp_dir().join(format!("swapfault-shard-{k}-{}.xml", std::process::id()));
+        let output = swapfault()
+            .args([
+                "explore",
+                scenario,
+                "--json",
+                "--partition",
+                &format!("{k}/{SHARDS}"),
+                "--junit",
+            ])
+            .arg(&junit)
+            .output()
+            .expect("explore a shard");
+        let xml = std::fs::read_to_string(&junit).unwrap_or_default();
+        let _ = std::fs::remove_file(&junit);
+        // Each shard is as expected: the expected power and tidy findings
+        // may all be in another shard.
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "shard {k}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let shard = reports(&output).remove(0);
+        assert_eq!(shard["points"]["partition"], format!("{k}/{SHARDS}"));
+        assert_eq!(shard["points"]["total"], whole["points"]["total"]);
+        let points = points_of(&shard);
+        assert_eq!(
+            points.len(),
+            shard["points"]["checked"].as_u64().unwrap() as usize
+        );
+        for point in points {
+            assert!(!seen.contains(&point), "{point} is in two shards");
+            seen.push(point);
+        }
+        failing.extend(failing_of(&shard));
+        assert!(
+            xml.contains(&format!("name=\"temp-rename (partition {k}/{SHARDS})\"")),
+            "{xml}"
+        );
+    }
+    seen.sort();
+    let mut all = all;
+    all.sort();
+    assert_eq!(seen, all, "the shards' points are the whole exploration's");
+    failing.sort();
+    failing.dedup();
+    let mut whole_failing = failing_of(&whole);
+    whole_failing.sort();
+    assert_eq!(failing, whole_failing);
+}

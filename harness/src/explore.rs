@@ -58,7 +58,8 @@ impl Default for ExploreOptions {
     }
 }
 
-/// `K/N`: this machine's share of the crash points.
+/// `K/N`: this machine's share of the crash points: those whose index in
+/// the recording's list of points is K - 1 modulo N.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Partition {
     /// Which share, from 1.
@@ -71,6 +72,18 @@ pub struct Partition {
 #[derive(Debug, thiserror::Error)]
 #[error("bad partition `{0}` (hint: K/N with 1 <= K <= N, e.g. 1/3)")]
 pub struct BadPartition(String);
+
+impl std::fmt::Display for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
+}
+
+impl Serialize for Partition {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
 
 impl std::str::FromStr for Partition {
     type Err = BadPartition;
@@ -484,6 +497,7 @@ pub fn explore(
     // What was done, of what was planned (less when interrupted).
     let mut counts = Points {
         total,
+        partition: options.partition,
         ..Points::default()
     };
     for item in &work {

@@ -237,8 +237,7 @@ pub struct Scenario {
     pub expect: BTreeMap<Property, Expectation>,
 }
 
-/// What is wrong with the canary of an ad-hoc scenario
-/// ([`Scenario::canary`]).
+/// What is wrong with an ad-hoc scenario ([`Scenario::from_ad_hoc`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CanaryProblem {
     /// The old canary's size is out of range (why, in words).
@@ -247,6 +246,36 @@ pub enum CanaryProblem {
     NewSize(String),
     /// A set's files are plain files: a set cannot be symlinked.
     SymlinkedSet,
+    /// A set is the canary's: it cannot be the user's files.
+    FilesSet,
+    /// Sizes are the canary's: with the user's files they are the files'.
+    FilesSized,
+    /// The user's old (`true`) or new file is not a file.
+    NotAFile {
+        /// Whether it is the old file.
+        old: bool,
+        /// The path given.
+        path: PathBuf,
+    },
+}
+
+/// An ad-hoc scenario as a user gives it to `swapfault check` or the
+/// library: what to replace (the canary, or the user's own old and new
+/// files) and the live processes besides the canary.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AdHoc {
+    /// What the target is.
+    pub kind: TargetKind,
+    /// The canary's size ([`canary::DEFAULT_SIZE`] when not given).
+    pub size: Option<u64>,
+    /// The new canary's size ([`default_new_size`] when not given).
+    pub new_size: Option<u64>,
+    /// The target is a symlink to a versioned file beside it.
+    pub symlinked: bool,
+    /// The user's old and new files instead of the canary.
+    pub files: Option<(PathBuf, PathBuf)>,
+    /// Live processes besides the canary (`live_commands`).
+    pub live_commands: Vec<String>,
 }
 
 /// A scenario that cannot be used. Messages name the file and the fix.
@@ -514,24 +543,43 @@ impl Scenario {
     }
 
     /// [`Scenario::ad_hoc`] from what a user gave: sizes checked, NEW's
-    /// size defaulted, a symlinked target only for one file. The command
-    /// and the library both build their canary scenarios here, and say a
-    /// problem in their own terms.
-    pub fn canary(
-        command: &str,
-        kind: TargetKind,
-        size: u64,
-        new_size: Option<u64>,
-        symlinked: bool,
-    ) -> Result<Self, CanaryProblem> {
-        let new_size = new_size.unwrap_or_else(|| default_new_size(size));
+    /// size defaulted, a symlinked target only for one file, the user's
+    /// files in place of the canary (then no live canary runs). The
+    /// command and the library both build their ad-hoc scenarios here, and
+    /// say a problem in their own terms.
+    pub fn from_ad_hoc(command: &str, given: &AdHoc) -> Result<Self, CanaryProblem> {
+        let size = given.size.unwrap_or(canary::DEFAULT_SIZE);
+        let new_size = given.new_size.unwrap_or_else(|| default_new_size(size));
         check_size(size).map_err(CanaryProblem::Size)?;
         check_size(new_size).map_err(CanaryProblem::NewSize)?;
-        if symlinked && kind == TargetKind::Set {
+        if given.symlinked && given.kind == TargetKind::Set {
             return Err(CanaryProblem::SymlinkedSet);
         }
-        let mut scenario = Scenario::ad_hoc(command, kind, size, new_size);
-        scenario.symlink = symlinked;
+        let mut scenario = Scenario::ad_hoc(command, given.kind, size, new_size);
+        scenario.symlink = given.symlinked;
+        scenario.live_commands = given.live_commands.clone();
+        if let Some((old, new)) = &given.files {
+            if given.kind == TargetKind::Set {
+                return Err(CanaryProblem::FilesSet);
+            }
+            if given.size.is_some() || given.new_size.is_some() {
+                return Err(CanaryProblem::FilesSized);
+            }
+            let absolute = |path: &PathBuf, old: bool| {
+                if !path.is_file() {
+                    return Err(CanaryProblem::NotAFile {
+                        old,
+                        path: path.clone(),
+                    });
+                }
+                Ok(std::path::absolute(path).unwrap_or_else(|_| path.clone()))
+            };
+            scenario.versions = Versions::Files {
+                old: absolute(old, true)?,
+                new: absolute(new, false)?,
+            };
+            scenario.live = false;
+        }
         Ok(scenario)
     }
 

@@ -114,7 +114,13 @@ pub fn write(out: &mut dyn Write, report: &Report, title: &str, color: bool) -> 
 /// `swapfault explore: NAME (46 ops recorded, 88 crash points checked: …)`.
 fn explore_heading(report: &Report) -> String {
     let points = &report.points;
-    let checked = if points.checked < points.total {
+    let checked = if let Some(partition) = points.partition {
+        format!(
+            "{} of {} (partition {partition})",
+            points.checked,
+            counted(points.total, "crash point")
+        )
+    } else if points.checked < points.total {
         format!(
             "{} of {}",
             points.checked,

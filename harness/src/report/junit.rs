@@ -12,7 +12,11 @@ use super::{Report, Status};
 pub fn write(out: &mut dyn Write, reports: &[Report]) -> io::Result<()> {
     let mut junit = quick_junit::Report::new("swapfault");
     for report in reports {
-        let mut suite = TestSuite::new(report.scenario.as_str());
+        // Shards' files merge into one report: each names its share.
+        let mut suite = TestSuite::new(match report.points.partition {
+            Some(partition) => format!("{} (partition {partition})", report.scenario),
+            None => report.scenario.clone(),
+        });
         for property in &report.properties {
             let status = if !property.as_expected {
                 let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);

@@ -11,6 +11,7 @@ pub mod junit;
 use fault_fs::plan::phase_prefix;
 use fault_fs::{CrashPoint, OpKind, Phase};
 use serde::Serialize;
+use std::collections::BTreeSet;
 
 use crate::check::{Observations, Property, Verdict};
 use crate::explore::PointResult;
@@ -61,6 +62,9 @@ pub struct Points {
     pub computed: usize,
     /// The distinct durable states among the computed ones (one retry each).
     pub durable_states: usize,
+    /// This machine's share of the points (`--partition K/N`), if only one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<crate::explore::Partition>,
 }
 
 /// A property's verdict over a whole report.
@@ -256,11 +260,15 @@ impl Report {
                 }
                 let expected = scenario.expect.get(&property).copied();
                 // An exploration checks every point: the verdict must be
-                // the expected one, and "not exercised" is never a pass.
+                // the expected one, and "not exercised" is never a pass. A
+                // partition checks a share of them: the expected finding
+                // may be in another share, so only an unexpected one
+                // counts against it (as for one run).
                 let as_expected = match (report.status, expected) {
                     (_, None) => report.status != Status::Fail,
-                    (Status::Pass, Some(e)) => e == Expectation::Pass,
                     (Status::Fail, Some(e)) => e == Expectation::Fail,
+                    (_, Some(_)) if points.partition.is_some() => true,
+                    (Status::Pass, Some(e)) => e == Expectation::Pass,
                     (Status::NotExercised, Some(_)) => false,
                 };
                 PropertyReport {
@@ -349,11 +357,13 @@ fn explored_property(
     let baseline = record.evaluation.verdict(property);
     let mut exercised = baseline.exercised();
     let mut why = why_not(baseline);
+    let names = RecordedNames::of(record, results);
+    let redact = |text: &str| names.redact(&redact_run_names(text));
     // Per baseline finding: at how many points it was seen again.
     let mut recurs: Vec<(String, usize)> = baseline
         .findings()
         .iter()
-        .map(|f| (redact_run_names(&f.seen), 0))
+        .map(|f| (redact(&f.seen), 0))
         .collect();
     // One group per observation, whatever faults led to it: a stray temp
     // file after a kill and after a power cut is one thing to fix.
@@ -368,7 +378,7 @@ fn explored_property(
                 .map(|w| format!("{w} (at {})", result.point));
         }
         for finding in result.findings.iter().filter(|f| f.property == property) {
-            let seen = redact_run_names(&finding.seen);
+            let seen = redact(&finding.seen);
             if let Some((_, count)) = recurs.iter_mut().find(|(s, _)| *s == seen) {
                 *count += 1;
                 continue;
@@ -380,7 +390,7 @@ fn explored_property(
                     // Reproduce at a point that names the same op on every
                     // run where the group has one (see `OpName::all`).
                     if !reproduced.is_stable() && point.is_stable() {
-                        group.seen = finding.seen_in_full();
+                        group.seen = redact(&finding.seen_in_full());
                         group.reproduce = reproduce;
                         *reproduced = point.clone();
                     }
@@ -392,7 +402,7 @@ fn explored_property(
                     seen,
                     FindingGroup {
                         summary: String::new(),
-                        seen: finding.seen_in_full(),
+                        seen: redact(&finding.seen_in_full()),
                         reproduce,
                         points: vec![point.clone()],
                         recurs_at: None,
@@ -421,7 +431,7 @@ fn explored_property(
                     "in the undisturbed run and at {count} of the {exercising} crash points that exercised it"
                 )
             },
-            seen: finding.seen_in_full(),
+            seen: redact(&finding.seen_in_full()),
             points: Vec::new(),
             recurs_at: Some(*count),
             reproduce: command.to_owned(),
@@ -508,7 +518,8 @@ pub fn where_seen(points: &[CrashPoint]) -> String {
 }
 
 /// Replaces what differs between runs of the same crash point: mktemp-style
-/// suffixes (`.swap.Uw1f1j` becomes `.swap.XXXXXX`) and process ids
+/// suffixes of paths (`/app/.swap.Uw1f1j` becomes `/app/.swap.XXXXXX`, an
+/// xattr `user.origin` stays) and process ids
 /// (`(pid 1306)` becomes `(pid N)`).
 pub fn redact_run_names(text: &str) -> String {
     let mut after_pid = false;
@@ -524,7 +535,9 @@ pub fn redact_run_names(text: &str) -> String {
             }
             match core.rsplit_once('.') {
                 Some((stem, suffix))
-                    if suffix.len() == 6 && suffix.chars().all(|c| c.is_ascii_alphanumeric()) =>
+                    if word.contains('/')
+                        && suffix.len() == 6
+                        && suffix.chars().all(|c| c.is_ascii_alphanumeric()) =>
                 {
                     format!("{stem}.XXXXXX{tail}")
                 }
@@ -533,6 +546,122 @@ pub fn redact_run_names(text: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+/// The names (path components) an exploration met: in the recorded run's
+/// ops and in what its crash points saw. Two draws of the same temp name
+/// (`.tmpHuFbBK` and `.tmpQwErTy` from the tempfile crate's `.tmp` + six
+/// random characters) tell its random part from its fixed part, whatever
+/// library made it.
+pub struct RecordedNames(BTreeSet<String>);
+
+impl RecordedNames {
+    /// The names of `record`'s traces and of the paths `results` saw.
+    pub fn of(record: &RunOutcome, results: &[PointResult]) -> Self {
+        let ops = record
+            .trace
+            .iter()
+            .chain(record.retry_traces.iter().flatten());
+        let traced = ops.flat_map(|op| {
+            std::iter::once(op.path.to_string()).chain(op.path2.as_ref().map(|p| p.to_string()))
+        });
+        let seen = results.iter().flat_map(|r| &r.findings).flat_map(|f| {
+            f.seen
+                .split(' ')
+                .filter(|w| w.contains('/'))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        });
+        let names = traced
+            .chain(seen)
+            .flat_map(|path| {
+                path.split('/')
+                    .map(|part| core_of(part).0.to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .filter(|name| !name.is_empty())
+            .collect();
+        RecordedNames(names)
+    }
+
+    /// `text` with the random characters of the names in its paths
+    /// redacted: a path component that differs from another name met only
+    /// inside one run of letters and digits (in four or more places) has
+    /// that run's last six characters, or the whole run where more of it
+    /// differs, replaced by `X`, where that leaves a fixed part. So two
+    /// draws read the same.
+    pub fn redact(&self, text: &str) -> String {
+        text.split(' ')
+            .map(|word| {
+                if !word.contains('/') {
+                    return word.to_owned();
+                }
+                word.split('/')
+                    .map(|part| {
+                        let (core, tail) = core_of(part);
+                        match self.redacted(core) {
+                            Some(redacted) => format!("{redacted}{tail}"),
+                            None => part.to_owned(),
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("/")
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn redacted(&self, name: &str) -> Option<String> {
+        if !name.is_ascii() {
+            return None;
+        }
+        let bytes = name.as_bytes();
+        let alnum = |i: usize| bytes[i].is_ascii_alphanumeric();
+        self.0
+            .iter()
+            .filter(|other| other.len() == name.len() && *other != name)
+            .find_map(|other| {
+                let other = other.as_bytes();
+                let differs: Vec<usize> =
+                    (0..bytes.len()).filter(|&i| bytes[i] != other[i]).collect();
+                let (first, last) = (*differs.first()?, *differs.last()?);
+                if differs.len() < 4 || !(first..=last).all(alnum) {
+                    return None;
+                }
+                // The run of letters and digits around the differences.
+                let start = (0..first)
+                    .rev()
+                    .take_while(|&i| alnum(i))
+                    .last()
+                    .unwrap_or(first);
+                let end = (last + 1..bytes.len())
+                    .take_while(|&i| alnum(i))
+                    .last()
+                    .map_or(last + 1, |i| i + 1);
+                let from = if first + 6 >= end && end >= start + 6 {
+                    end - 6
+                } else {
+                    start
+                };
+                // A draw is six characters or more, beside a fixed part
+                // (`mnt` and `app` are two names, not two draws).
+                if end - from < 6 || end - from == bytes.len() {
+                    return None;
+                }
+                let mut out = bytes.to_vec();
+                out[from..end].fill(b'X');
+                String::from_utf8(out).ok()
+            })
+    }
+}
+
+/// A path component without the punctuation that follows it in a text
+/// (`.tmpHuFbBK,`), and that punctuation.
+fn core_of(part: &str) -> (&str, &str) {
+    let len = part
+        .trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+        .len();
+    part.split_at(len)
 }
 
 /// Quotes `text` for a POSIX shell.
@@ -546,22 +675,29 @@ pub fn reproduction_prefix(scenario: &Scenario) -> String {
         Some(path) => format!("swapfault run {}", shell_quote(&path.display().to_string())),
         None => {
             let kind = scenario.kind.name();
-            let (size, new_size) = match scenario.versions {
-                Versions::Canary { size, new_size } => (size, new_size),
-                Versions::Files { .. } => {
-                    let size = crate::canary::DEFAULT_SIZE;
-                    (size, crate::scenario::default_new_size(size))
-                }
-            };
             let mut command = format!(
-                "swapfault check --strategy {} --target {kind} --size {size}",
+                "swapfault check --strategy {} --target {kind}",
                 shell_quote(&scenario.command)
             );
-            if new_size != crate::scenario::default_new_size(size) {
-                command.push_str(&format!(" --new-size {new_size}"));
+            match &scenario.versions {
+                Versions::Canary { size, new_size } => {
+                    command.push_str(&format!(" --size {size}"));
+                    if *new_size != crate::scenario::default_new_size(*size) {
+                        command.push_str(&format!(" --new-size {new_size}"));
+                    }
+                }
+                Versions::Files { old, new } => {
+                    for (flag, path) in [("--old", old), ("--new", new)] {
+                        let path = shell_quote(&path.display().to_string());
+                        command.push_str(&format!(" {flag} {path}"));
+                    }
+                }
             }
             if scenario.symlink {
                 command.push_str(" --symlinked");
+            }
+            for live in &scenario.live_commands {
+                command.push_str(&format!(" --live {}", shell_quote(live)));
             }
             command
         }
@@ -799,6 +935,48 @@ mod tests {
     }
 
     #[test]
+    fn random_parts_of_recorded_names_are_redacted() {
+        let names = RecordedNames(
+            [
+                "app",
+                "mnt",
+                ".tmpQwErTy",
+                ".tmpHuFbBK",
+                ".self.__temp__aB3dE9",
+                ".self.__temp__Vblc0y",
+                ".atomicwriteZZ9ZZZ",
+                ".atomicwriteZx2DyE",
+                "tmpfile.tmp",
+                ".libcanary.so.previous",
+                "user.origin",
+            ]
+            .map(str::to_owned)
+            .into(),
+        );
+        assert_eq!(
+            names.redact("stray files left: /app/.tmpHuFbBK, /app/.self.__temp__Vblc0y"),
+            "stray files left: /app/.tmpXXXXXX, /app/.self.__temp__XXXXXX"
+        );
+        // A draw whose first characters happen to match another's reads
+        // the same; a directory's random part too.
+        assert_eq!(
+            names.redact("/app/.atomicwriteZx2DyE/tmpfile.tmp"),
+            "/app/.atomicwriteXXXXXX/tmpfile.tmp"
+        );
+        // Names with no other draw, words that are not paths, and a name
+        // one character off another, stay.
+        assert_eq!(
+            names.redact("/app/.libcanary.so.previous /app/.libcanary.so.previout /app/x"),
+            "/app/.libcanary.so.previous /app/.libcanary.so.previout /app/x"
+        );
+        assert_eq!(
+            names.redact("the xattr user.origin"),
+            "the xattr user.origin"
+        );
+        assert_eq!(names.redact("$RUN/mnt/app/x"), "$RUN/mnt/app/x");
+    }
+
+    #[test]
     fn temp_names_and_pids_are_redacted() {
         assert_eq!(
             redact_run_names("stray files left: /app/.swap.8czbLu, /app/x"),
@@ -807,6 +985,10 @@ mod tests {
         assert_eq!(
             redact_run_names("live canary (pid 1306) died: killed by SIGBUS"),
             "live canary (pid N) died: killed by SIGBUS"
+        );
+        assert_eq!(
+            redact_run_names("xattrs lost or changed: user.origin"),
+            "xattrs lost or changed: user.origin"
         );
     }
 }
