@@ -111,6 +111,17 @@ fn self_replace_of_the_running_program() {
     explore_and_compare("self-replace", scenario);
 }
 
+/// The crates' tests, run again as `nobody` (uid 65534) when this suite
+/// runs as root: they need no privilege either.
+#[test]
+fn the_crates_pass_as_an_unprivileged_user() {
+    if let Some(out) =
+        swapfault_api_tests::rerun_as_nobody("the_crates_pass_as_an_unprivileged_user")
+    {
+        assert!(out.contains("test result: ok. 6 passed"), "{out}");
+    }
+}
+
 /// Explores `scenario` and compares what it found with `key`'s row and
 /// findings in docs/CRATES.md (or rewrites them, with `SWAPFAULT_BLESS=1`).
 #[track_caller]

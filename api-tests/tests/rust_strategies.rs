@@ -5,7 +5,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write as _};
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::Path;
-use std::process::Command;
 
 use swapfault::{Property, Scenario, Status, Strategy, Targets};
 
@@ -127,53 +126,12 @@ fn a_bad_scenario_is_one_clear_error() {
 }
 
 /// The tests above, run again as `nobody` (uid 65534) when this suite runs
-/// as root: swapfault in a crate's `cargo test` needs no privilege (it
-/// mounts FUSE in a user namespace of its own). /dev/fuse must have the
-/// mode distributions ship it with, 0666.
+/// as root: swapfault in a crate's `cargo test` needs no privilege.
 #[test]
 fn the_suite_passes_as_an_unprivileged_user() {
-    if !is_root() {
-        eprintln!("already unprivileged: the other tests of this run are the proof");
-        return;
+    if let Some(out) =
+        swapfault_api_tests::rerun_as_nobody("the_suite_passes_as_an_unprivileged_user")
+    {
+        assert!(out.contains("test result: ok. 5 passed"), "{out}");
     }
-    if Command::new("setpriv").arg("--version").output().is_err() {
-        panic!("this test needs setpriv (hint: `apt-get install util-linux`)");
-    }
-    // A copy nobody may run, and a home, cache and temp dir it may write.
-    let home = std::env::temp_dir().join(format!("swapfault-api-nobody-{}", std::process::id()));
-    std::fs::create_dir_all(&home).expect("home");
-    let exe = home.join("rust_strategies");
-    std::fs::copy(std::env::current_exe().expect("exe"), &exe).expect("copy");
-    let chown = Command::new("chown")
-        .args(["-R", "65534:65534"])
-        .arg(&home)
-        .status()
-        .expect("chown");
-    assert!(chown.success());
-    let output = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&exe)
-        .args(["--skip", "the_suite_passes_as_an_unprivileged_user"])
-        .env("HOME", &home)
-        .env("TMPDIR", &home)
-        .env("SWAPFAULT_CACHE", home.join("cache"))
-        .current_dir(&home)
-        .output()
-        .expect("setpriv");
-    let _ = std::fs::remove_dir_all(&home);
-    let out = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "as nobody:\n{out}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(out.contains("test result: ok. 5 passed"), "{out}");
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
-        status
-            .lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(2) == Some("0"))
-    })
 }
