@@ -161,6 +161,10 @@ struct FuzzArgs {
 struct RunArgs {
     /// Scenario file (TOML).
     scenario: PathBuf,
+    /// The new canary's size, instead of the file's `target.new_size` (as
+    /// fuzz reproductions give it)
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    new_size: Option<u64>,
     #[command(flatten)]
     once: OnceArgs,
 }
@@ -595,7 +599,12 @@ fn run_and_report(
 }
 
 fn run(args: RunArgs) -> Result<Exit, Failure> {
-    let scenario = harness::Scenario::from_file(&args.scenario)?;
+    let mut scenario = harness::Scenario::from_file(&args.scenario)?;
+    if let Some(new_size) = args.new_size {
+        scenario = scenario
+            .with_new_size(new_size)
+            .map_err(|m| Failure::usage(anyhow::anyhow!("--new-size: {m}")))?;
+    }
     let specs = if args.once.faults.is_empty() {
         scenario.faults.clone()
     } else {

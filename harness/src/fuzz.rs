@@ -14,6 +14,9 @@
 //! runs after every interrupted run, so a fault can land inside a retry and
 //! a retry can be interrupted again.
 //!
+//! For the canary, a case also draws the new version's size ([`new_sizes`]):
+//! each size is its own build, recording and stage, made when first drawn.
+//!
 //! Each case is one run with its retries, judged on every property; it
 //! fails when a property fails. proptest generates the schedules from the
 //! seed, shrinks a failing one (fewer faults, earlier phases, earlier ops,
@@ -29,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use fault_fs::{CrashPoint, Phase, Rule};
+use fault_fs::{CrashPoint, Fault, Phase, Rule};
 use proptest::test_runner::{
     Config, FailurePersistence, PersistedSeed, RngAlgorithm, TestCaseError, TestError, TestRng,
     TestRunner,
@@ -39,6 +42,7 @@ use serde::Serialize;
 use crate::explore::{crash_points, record, Placed};
 use crate::report::{shell_quote, Report};
 use crate::runner::{run_staged, Prepared, RunError, RunOptions, RunOutcome, Stage};
+use crate::scenario::{Scenario, Versions};
 
 /// The most faults in one schedule.
 pub const MAX_FAULTS: usize = 3;
@@ -116,6 +120,58 @@ fn nth_of(pick: u32, len: usize) -> usize {
     (pick as usize * len / PICKS as usize).min(len.saturating_sub(1))
 }
 
+/// What a fault does, broadly: ops are weighted, and an op's faults drawn,
+/// by these, so that the many writeback states of a power cut or the
+/// error variants of an op do not crowd out its kill.
+fn family(fault: &Fault) -> u8 {
+    match fault {
+        Fault::KillBefore(_) | Fault::KillAfter(_) | Fault::KillWithin(_) => 0,
+        Fault::Errno(_) | Fault::Full(_) | Fault::ErrnoThenCut(..) => 1,
+        Fault::PowerCut(_) => 2,
+        Fault::Stall(_) => 3,
+        Fault::ShortWrite(_) => 4,
+    }
+}
+
+/// The op `pick` lands on, each op weighted by how many families of fault
+/// it takes: an op that can only be stalled (one a probe looks past) counts
+/// once, a rename that can be killed, failed, cut and stalled four times.
+fn pick_op(pick: u32, ops: &PointsByOp) -> Option<&Vec<CrashPoint>> {
+    let weight = |points: &Vec<CrashPoint>| {
+        let mut families: Vec<u8> = points.iter().map(|p| family(&p.fault)).collect();
+        families.sort_unstable();
+        families.dedup();
+        families.len()
+    };
+    let total: usize = ops.iter().map(weight).sum();
+    let mut at = nth_of(pick, total);
+    ops.iter().find(|points| {
+        let w = weight(points);
+        if at < w {
+            true
+        } else {
+            at -= w;
+            false
+        }
+    })
+}
+
+/// The crash point `pick` lands on among one op's `points`: a family of
+/// fault first, then one of its points (`pick` 0 is the op's first kill).
+fn pick_fault(pick: u32, points: &[CrashPoint]) -> &CrashPoint {
+    let mut families: Vec<u8> = points.iter().map(|p| family(&p.fault)).collect();
+    families.sort_unstable();
+    families.dedup();
+    let chosen = families[nth_of(pick, families.len())];
+    let within: Vec<&CrashPoint> = points
+        .iter()
+        .filter(|p| family(&p.fault) == chosen)
+        .collect();
+    // The rest of the pick, past the family, chooses within it.
+    let rest = (pick as usize * families.len() % PICKS as usize) as u32;
+    within[nth_of(rest, within.len())]
+}
+
 /// What a fuzzing session did and found.
 #[derive(Clone, Debug, Serialize)]
 pub struct FuzzReport {
@@ -155,12 +211,27 @@ pub struct FuzzReport {
 pub struct Failing {
     /// Its faults, as `--fault` specs.
     pub schedule: Vec<String>,
+    /// The new canary's size it drew, where not the scenario's own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_size: Option<DrawnSize>,
     /// The command that replays it.
     pub reproduce: String,
     /// The `[strategy]` lines that make a scenario run it.
     pub snippet: String,
     /// The report of its replay.
     pub report: Report,
+}
+
+/// A new canary's size that a case drew.
+#[derive(Clone, Debug, Serialize)]
+pub struct DrawnSize {
+    /// The size it was built at (`--new-size`).
+    pub built_at: u64,
+    /// The old file's length: the two versions' code differs by a few
+    /// bytes, so "as long as the old" is within those.
+    pub old_bytes: u64,
+    /// The new file's length.
+    pub new_bytes: u64,
 }
 
 /// Keeps failing seeds in a file of proptest's format, under a header
@@ -228,38 +299,45 @@ impl FailurePersistence for Regressions {
 /// once. A second fault in a run is drawn from the ops after the first
 /// one fired: an error that starts a rollback is followed by the
 /// rollback's own ops, which the recorded run never made.
-struct Placer<'a> {
-    prepared: &'a Prepared,
+struct Placer {
     first: PointsByOp,
     /// By schedule: the crash points of each phase of the run it makes,
     /// after the last of its faults that fired in that phase.
     after: HashMap<String, Vec<PointsByOp>>,
 }
 
-impl Placer<'_> {
+impl Placer {
     /// The schedule `genes` make, each fault placed among the points of its
-    /// phase; a fault in a phase that never runs (nothing interrupted the
-    /// one before), or after a fault that ended its run, is dropped, and so
-    /// is a second fault at one op.
-    fn place(&mut self, stage: &mut Stage, genes: &[Gene]) -> Result<Vec<Rule>, RunError> {
+    /// phase; a fault after one that ended its run goes to the retry after
+    /// it; a fault in a phase that never runs (nothing interrupted the one
+    /// before) is dropped, and so is a second fault at one op.
+    fn place(
+        &mut self,
+        prepared: &Prepared,
+        stage: &mut Stage,
+        genes: &[Gene],
+    ) -> Result<Vec<Rule>, RunError> {
         let mut rules: Vec<Rule> = Vec::new();
         let mut phase: Phase = 0;
         for (i, &(next_run, op_pick, fault_pick)) in genes.iter().enumerate() {
             if next_run && i > 0 {
                 phase = (phase + 1).min(MAX_PHASE);
             }
-            let points = if rules.is_empty() && phase == 0 {
+            let mut points = if rules.is_empty() && phase == 0 {
                 self.first.clone()
             } else {
-                self.points_after(stage, &rules, phase)?
+                self.points_after(prepared, stage, &rules, phase)?
             };
-            let Some(at_op) = points.get(nth_of(op_pick, points.len())) else {
+            // Nothing left of a run that the faults before ended: the
+            // fault goes to the retry that follows, if one runs.
+            while points.is_empty() && !rules.is_empty() && phase < MAX_PHASE {
+                phase += 1;
+                points = self.points_after(prepared, stage, &rules, phase)?;
+            }
+            let Some(at_op) = pick_op(op_pick, &points) else {
                 continue;
             };
-            let rule = at_op[nth_of(fault_pick, at_op.len())]
-                .clone()
-                .in_phase(phase)
-                .rule();
+            let rule = pick_fault(fault_pick, at_op).clone().in_phase(phase).rule();
             let at_same_op = |r: &Rule| {
                 (r.phase, &r.ops, r.nth, r.after) == (rule.phase, &rule.ops, rule.nth, rule.after)
             };
@@ -274,20 +352,27 @@ impl Placer<'_> {
     /// last of its faults that fired in that phase.
     fn points_after(
         &mut self,
+        prepared: &Prepared,
         stage: &mut Stage,
         before: &[Rule],
         phase: Phase,
     ) -> Result<PointsByOp, RunError> {
         let key = schedule_text(before);
         if !self.after.contains_key(&key) {
-            stage.prepare(self.prepared)?;
-            let outcome = run_staged(stage, self.prepared, before, &RunOptions::default())?;
+            stage.prepare(prepared)?;
+            // With the states a power cut at each op could leave (what was
+            // written back of the unsynced data), as for the first run.
+            stage.handle().log_durable_states(true);
+            let outcome = run_staged(stage, prepared, before, &RunOptions::default());
+            let durable = stage.handle().take_durable_states();
+            stage.handle().log_durable_states(false);
+            let outcome = outcome?;
             let traces = std::iter::once(&outcome.trace).chain(&outcome.retry_traces);
             let points = traces
                 .map(|trace| {
                     let fired = trace.iter().rposition(|op| op.fault.is_some());
                     by_op(
-                        crash_points(trace, &[], true)
+                        crash_points(trace, &durable, true)
                             .into_iter()
                             .filter(|placed| fired.is_none_or(|at| placed.op > at)),
                     )
@@ -299,6 +384,63 @@ impl Placer<'_> {
             .get(phase as usize)
             .cloned()
             .unwrap_or_default())
+    }
+}
+
+/// The new canary's sizes a case may draw: the scenario's own first (what
+/// shrinking goes back to), then built at the old one's size (a few bytes
+/// apart, as the versions' code differs), longer, and the shortest there is. The user's files keep their sizes; and a canary
+/// is a program, so it is never empty.
+fn new_sizes(scenario: &Scenario) -> Vec<Option<u64>> {
+    match scenario.versions {
+        Versions::Canary { size, .. } => {
+            let (shortest, longest) = crate::canary::SIZE_RANGE;
+            vec![
+                None,
+                Some(size),
+                Some((size + size / 8).min(longest)),
+                Some(shortest),
+            ]
+        }
+        Versions::Files { .. } => vec![None],
+    }
+}
+
+/// One of the scenario's size variants: built, recorded, with its placer
+/// and the stage its cases run on.
+struct Variant {
+    prepared: Prepared,
+    stage: Stage,
+    placer: Placer,
+}
+
+impl Variant {
+    /// Records `prepared` and places its first faults in that recording,
+    /// among the writeback states a power cut at each op could leave.
+    fn new(prepared: Prepared) -> Result<Variant, RunError> {
+        let (recorded, durable, stage) = record(&prepared)?;
+        stage.handle().log_durable_states(false);
+        let first = by_op(crash_points(&recorded.trace, &durable, true));
+        Ok(Variant {
+            prepared,
+            stage,
+            placer: Placer {
+                first,
+                after: HashMap::new(),
+            },
+        })
+    }
+
+    /// Places `genes` and runs the schedule.
+    fn run(&mut self, genes: &[Gene]) -> Result<RunOutcome, RunError> {
+        let rules = self.placer.place(&self.prepared, &mut self.stage, genes)?;
+        self.stage.prepare(&self.prepared)?;
+        run_staged(
+            &mut self.stage,
+            &self.prepared,
+            &rules,
+            &RunOptions::default(),
+        )
     }
 }
 
@@ -337,14 +479,29 @@ pub fn fuzz(
     let started = Instant::now();
     let _span = tracing::info_span!("fuzz", scenario = %prepared.scenario.name).entered();
     let seed = options.seed.unwrap_or_else(rand::random);
-    let (recorded, _, stage) = record(prepared)?;
-    let first = by_op(crash_points(&recorded.trace, &[], true));
-    let placer = RefCell::new(Placer {
-        prepared,
-        first,
-        after: HashMap::new(),
-    });
-    let stage = RefCell::new(stage);
+    let sizes = new_sizes(&prepared.scenario);
+    // The scenario's own sizes now; the others when a case first draws them.
+    let mut variants: Vec<Option<Variant>> = sizes.iter().map(|_| None).collect();
+    variants[0] = Some(Variant::new(prepared.clone())?);
+    let variants = RefCell::new(variants);
+    let variant = |index: usize| -> Result<std::cell::RefMut<'_, Variant>, RunError> {
+        let mut all = variants.borrow_mut();
+        if all[index].is_none() {
+            let new_size = sizes[index].expect("the first variant is built");
+            let scenario =
+                prepared
+                    .scenario
+                    .with_new_size(new_size)
+                    .map_err(|why| RunError::Io {
+                        what: format!("a new canary of {new_size} bytes"),
+                        source: std::io::Error::other(why),
+                    })?;
+            all[index] = Some(Variant::new(Prepared::new(scenario)?)?);
+        }
+        Ok(std::cell::RefMut::map(all, |all| {
+            all[index].as_mut().expect("built above")
+        }))
+    };
     let config = Config {
         cases: options.cases,
         max_shrink_iters: options.shrink_steps,
@@ -363,28 +520,24 @@ pub fn fuzz(
         ..Config::default()
     };
     let mut runner = TestRunner::new_with_rng(config, rng_of(seed));
-    let schedules =
-        proptest::collection::vec((proptest::bool::ANY, 0..PICKS, 0..PICKS), 1..=MAX_FAULTS);
+    // A case: which of the sizes, and its faults.
+    let schedules = (
+        0..sizes.len(),
+        proptest::collection::vec((proptest::bool::ANY, 0..PICKS, 0..PICKS), 1..=MAX_FAULTS),
+    );
     let fatal: RefCell<Option<RunError>> = RefCell::new(None);
     let (cases, shrink_steps) = (Cell::new(0u32), Cell::new(0u32));
     let (placed, fired) = (Cell::new(0u32), Cell::new(0u32));
     let failed_once = Cell::new(false);
     let first_failure: Cell<Option<Instant>> = Cell::new(None);
     let search_ends = started + options.time;
-    let result = runner.run(&schedules, |genes| {
+    let result = runner.run(&schedules, |(size, genes)| {
         // Out of time, stopped, or broken: every case left passes unrun.
         let out_of_time = !failed_once.get() && Instant::now() > search_ends;
         if out_of_time || stop.load(Ordering::Relaxed) || fatal.borrow().is_some() {
             return Ok(());
         }
-        let mut stage = stage.borrow_mut();
-        let case = placer
-            .borrow_mut()
-            .place(&mut stage, &genes)
-            .and_then(|rules| {
-                stage.prepare(prepared)?;
-                run_staged(&mut stage, prepared, &rules, &RunOptions::default())
-            });
+        let case = variant(size).and_then(|mut variant| variant.run(&genes));
         if let Ok(outcome) = &case {
             tracing::debug!(schedule = %schedule_text(&outcome.faults), failed = failed(outcome), "case");
             if !failed_once.get() {
@@ -415,19 +568,25 @@ pub fn fuzz(
     if let Some(err) = fatal.into_inner() {
         return Err(err);
     }
-    let mut stage = stage.into_inner();
     let failing = match result {
-        Err(TestError::Fail(_, genes)) => {
-            let rules = placer.borrow_mut().place(&mut stage, &genes)?;
-            stage.prepare(prepared)?;
-            let outcome = run_staged(&mut stage, prepared, &rules, &RunOptions::default())?;
-            let schedule: Vec<String> = rules.iter().map(|r| r.to_string()).collect();
-            let report = Report::of_run(&prepared.scenario, outcome);
+        Err(TestError::Fail(_, (size, genes))) => {
+            let mut variant = variant(size)?;
+            let outcome = variant.run(&genes)?;
+            let schedule: Vec<String> = outcome.faults.iter().map(|r| r.to_string()).collect();
+            let report = Report::of_run(&variant.prepared.scenario, outcome);
             let quoted: Vec<String> = schedule.iter().map(|s| shell_quote(s)).collect();
+            let new_size = sizes[size].map(|built_at| DrawnSize {
+                built_at,
+                old_bytes: variant.prepared.old.len() as u64,
+                new_bytes: variant.prepared.new.len() as u64,
+            });
+            let target =
+                sizes[size].map_or(String::new(), |n| format!("[target]\nnew_size = {n}\n"));
             Some(Failing {
                 reproduce: report.command.clone(),
-                snippet: format!("[strategy]\nfaults = [{}]", quoted.join(", ")),
+                snippet: format!("{target}[strategy]\nfaults = [{}]", quoted.join(", ")),
                 schedule,
+                new_size,
                 report,
             })
         }

@@ -235,6 +235,9 @@ pub struct Scenario {
     pub sigterm: bool,
     /// Expected verdicts.
     pub expect: BTreeMap<Property, Expectation>,
+    /// The new canary's size is not the file's `target.new_size` (given to
+    /// `run --new-size`, or drawn by fuzz): reproductions say so.
+    pub new_size_overridden: bool,
 }
 
 /// What is wrong with an ad-hoc scenario ([`Scenario::from_ad_hoc`]).
@@ -539,7 +542,23 @@ impl Scenario {
             probes: file.probes,
             sigterm: file.sigterm,
             expect: file.expect,
+            new_size_overridden: false,
         })
+    }
+
+    /// This scenario with a new canary of `new_size` bytes; an error says
+    /// why not (not the canary, or a size out of range).
+    pub fn with_new_size(&self, new_size: u64) -> Result<Scenario, String> {
+        let Versions::Canary { size, .. } = self.versions else {
+            return Err(
+                "is for the canary; with `old` and `new` files their sizes are the files'".into(),
+            );
+        };
+        check_size(new_size)?;
+        let mut scenario = self.clone();
+        scenario.versions = Versions::Canary { size, new_size };
+        scenario.new_size_overridden = true;
+        Ok(scenario)
     }
 
     /// [`Scenario::ad_hoc`] from what a user gave: sizes checked, NEW's
@@ -608,6 +627,7 @@ impl Scenario {
             probes: Vec::new(),
             sigterm: false,
             expect: BTreeMap::new(),
+            new_size_overridden: false,
         }
     }
 }

@@ -303,6 +303,13 @@ pub fn write_fuzz(
         counted(fuzz.shrink_steps as usize, "run"),
         failing.schedule.join(", ")
     )?;
+    if let Some(drawn) = &failing.new_size {
+        writeln!(
+            out,
+            "  with the new canary built at {} bytes (the files: old {} bytes, new {})",
+            drawn.built_at, drawn.old_bytes, drawn.new_bytes
+        )?;
+    }
     if let Some(limit) = &fuzz.shrink_limit {
         writeln!(out, "  {limit}")?;
     }

@@ -672,7 +672,15 @@ pub fn shell_quote(text: &str) -> String {
 /// The command that reruns a scenario; a reproduction adds `--fault`.
 pub fn reproduction_prefix(scenario: &Scenario) -> String {
     match &scenario.source {
-        Some(path) => format!("swapfault run {}", shell_quote(&path.display().to_string())),
+        Some(path) => {
+            let mut command = format!("swapfault run {}", shell_quote(&path.display().to_string()));
+            if let (true, Versions::Canary { new_size, .. }) =
+                (scenario.new_size_overridden, &scenario.versions)
+            {
+                command.push_str(&format!(" --new-size {new_size}"));
+            }
+            command
+        }
         None => {
             let kind = scenario.kind.name();
             let mut command = format!(
