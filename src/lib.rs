@@ -542,6 +542,11 @@ impl Report {
             .find(|s| s.name() == status)
     }
 
+    /// Why no run could exercise `property`, where none could.
+    pub fn why_not_exercised(&self, property: Property) -> Option<&str> {
+        self.property(property)?["why_not_exercised"].as_str()
+    }
+
     /// The findings of `property`.
     pub fn findings(&self, property: Property) -> Vec<Finding> {
         let Some(groups) = self.property(property).and_then(|p| p["groups"].as_array()) else {
@@ -607,8 +612,7 @@ impl Report {
                 Some(Status::NotExercised) => Some(format!(
                     "{} not exercised: {}",
                     property.name(),
-                    self.property(property)
-                        .and_then(|p| p["why_not_exercised"].as_str())
+                    self.why_not_exercised(property)
                         .unwrap_or("no reason given")
                 )),
                 None => Some(format!("{} has no verdict in this report", property.name())),

@@ -189,12 +189,9 @@ fn finding_lines(report: &Report) -> Vec<String> {
             ));
         }
         if report.status(property) == Some(Status::NotExercised) {
-            let why = report.json()["properties"]
-                .as_array()
-                .and_then(|ps| ps.iter().find(|p| p["property"] == property.name()))
-                .and_then(|p| p["why_not_exercised"].as_str())
-                .unwrap_or("no reason given")
-                .to_owned();
+            let why = report
+                .why_not_exercised(property)
+                .unwrap_or("no reason given");
             lines.push(format!("- {} not exercised: {why}", property.name()));
         }
     }

@@ -341,6 +341,10 @@ pub fn one_line_toml_error(text: &str, err: &toml::de::Error) -> String {
     }
 }
 
+/// Why a new size cannot be given for the user's files.
+const NEW_SIZE_OF_FILES: &str =
+    "is for the canary; with `old` and `new` files their sizes are the files'";
+
 /// The new canary's size when none is given: 7/8 of the old one's (so a
 /// stale tail shows), but not below the smallest canary.
 pub fn default_new_size(size: u64) -> u64 {
@@ -482,10 +486,7 @@ impl Scenario {
             }
         }
         if target.new_size.is_some() && !matches!(versions, Versions::Canary { .. }) {
-            return Err(invalid(
-                "target.new_size",
-                "is for the canary; with `old` and `new` files their sizes are the files'".into(),
-            ));
+            return Err(invalid("target.new_size", NEW_SIZE_OF_FILES.into()));
         }
         let mode = match target.mode {
             Some(mode) => u32::from_str_radix(mode.trim_start_matches("0o"), 8)
@@ -550,9 +551,7 @@ impl Scenario {
     /// why not (not the canary, or a size out of range).
     pub fn with_new_size(&self, new_size: u64) -> Result<Scenario, String> {
         let Versions::Canary { size, .. } = self.versions else {
-            return Err(
-                "is for the canary; with `old` and `new` files their sizes are the files'".into(),
-            );
+            return Err(NEW_SIZE_OF_FILES.into());
         };
         check_size(new_size)?;
         let mut scenario = self.clone();

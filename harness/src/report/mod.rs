@@ -249,10 +249,12 @@ impl Report {
         let command = reproduction_prefix(scenario);
         // No crash point at all: the exploration tested nothing, and says so.
         let nothing = (points.total == 0 && !interrupted).then_some(NO_CRASH_POINT);
+        let names = RecordedNames::of(record, &results);
         let properties: Vec<PropertyReport> = Property::ALL
             .into_iter()
             .map(|property| {
-                let mut report = explored_property(property, record, &results, &command, scenario);
+                let mut report =
+                    explored_property(property, record, &results, &names, &command, scenario);
                 if report.status == Status::NotExercised {
                     if let Some(why) = nothing {
                         report.why_not_exercised = Some(why.into());
@@ -331,6 +333,12 @@ fn part_not_exercised(
     observed: &Observations,
     scenario: &Scenario,
 ) -> Option<String> {
+    if property == Property::Live && !scenario.live && !scenario.live_commands.is_empty() {
+        // A live command reports no heartbeat: only that it stayed alive is seen.
+        return Some(
+            "mappings not exercised: live commands are watched for staying alive; only the canary reports its mappings".into(),
+        );
+    }
     if property != Property::Meta {
         return None;
     }
@@ -351,13 +359,13 @@ fn explored_property(
     property: Property,
     record: &RunOutcome,
     results: &[PointResult],
+    names: &RecordedNames,
     command: &str,
     scenario: &Scenario,
 ) -> PropertyReport {
     let baseline = record.evaluation.verdict(property);
     let mut exercised = baseline.exercised();
     let mut why = why_not(baseline);
-    let names = RecordedNames::of(record, results);
     let redact = |text: &str| names.redact(&redact_run_names(text));
     // Per baseline finding: at how many points it was seen again.
     let mut recurs: Vec<(String, usize)> = baseline
@@ -940,6 +948,20 @@ mod tests {
         unexercised.exercised.clear();
         unexercised.findings.clear();
         assert_eq!(meta(vec![unexercised]), "in the undisturbed run");
+    }
+
+    #[test]
+    fn live_commands_alone_leave_the_mappings_unexercised() {
+        let mut scenario = Scenario::ad_hoc("true", crate::TargetKind::Lib, 65536, 65536);
+        let observed = undisturbed(&scenario).observed;
+        assert_eq!(
+            part_not_exercised(Property::Live, &observed, &scenario),
+            None
+        );
+        scenario.live = false;
+        scenario.live_commands = vec!["exec sleep 60 < libcanary.so".into()];
+        let part = part_not_exercised(Property::Live, &observed, &scenario);
+        assert!(part.is_some_and(|p| p.starts_with("mappings not exercised")));
     }
 
     #[test]
