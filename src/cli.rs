@@ -136,6 +136,10 @@ struct FuzzArgs {
     /// Stop trying new schedules after this long, e.g. 2m.
     #[arg(long, default_value = "45s", value_parser = humantime::parse_duration)]
     time: Duration,
+    /// Cases run at once, each on its own mount; the same seed finds the
+    /// same schedule with any number [default: number of cores].
+    #[arg(long, env = "SWAPFAULT_WORKERS", value_name = "N")]
+    workers: Option<usize>,
     /// At most this many runs shrinking a failing schedule.
     #[arg(long, default_value_t = 200, value_name = "N")]
     shrink_steps: u32,
@@ -761,14 +765,18 @@ fn fuzz(args: FuzzArgs) -> Result<Exit, Failure> {
     if let Some(timeout) = args.timeout {
         scenario.timeout = timeout;
     }
-    let options = FuzzOptions {
+    let mut options = FuzzOptions {
         cases: args.cases,
         seed: args.seed,
         time: args.time,
         shrink_steps: args.shrink_steps,
         shrink_time: args.shrink_time,
         regressions,
+        ..FuzzOptions::default()
     };
+    if let Some(workers) = args.workers {
+        options.workers = workers.max(1);
+    }
     let stop = stop_on_signals()?;
     let prepared = harness::Prepared::new(scenario)?;
     let bar = indicatif::ProgressBar::new_spinner();

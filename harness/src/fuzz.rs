@@ -18,25 +18,26 @@
 //! each size is its own build, recording and stage, made when first drawn.
 //!
 //! Each case is one run with its retries, judged on every property; it
-//! fails when a property fails. proptest generates the schedules from the
-//! seed, shrinks a failing one (fewer faults, earlier phases, earlier ops,
-//! simpler faults: each op's points begin with its kills) and keeps its
-//! seed in the regressions file, whose cases run before any new one.
+//! fails when a property fails. proptest's strategies draw the schedules
+//! from the seed and shrink a failing one (fewer faults, earlier phases,
+//! earlier ops, simpler faults: each op's points begin with its kills); its
+//! seed is kept in the regressions file, whose cases run before any new
+//! one. The loop that runs them is ours, not proptest's runner, so that
+//! several workers (each with its own mount) run cases at once while the
+//! order they are judged in, and so what is found, stays the seed's.
 
-use std::any::Any;
-use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt::Debug;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fault_fs::{CrashPoint, Fault, Phase, Rule};
-use proptest::test_runner::{
-    Config, FailurePersistence, PersistedSeed, RngAlgorithm, TestCaseError, TestError, TestRng,
-    TestRunner,
-};
+use proptest::prelude::RngExt as _;
+use proptest::strategy::{Strategy, ValueTree};
+use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 use serde::Serialize;
 
 use crate::explore::{crash_points, record, Placed};
@@ -68,6 +69,9 @@ pub struct FuzzOptions {
     /// The regressions file: failing seeds are kept there and replayed
     /// first. `None` keeps none.
     pub regressions: Option<PathBuf>,
+    /// Cases run at once, each on its own mount. The same seed finds the
+    /// same schedule with any number.
+    pub workers: usize,
 }
 
 impl Default for FuzzOptions {
@@ -79,6 +83,7 @@ impl Default for FuzzOptions {
             shrink_steps: 200,
             shrink_time: Duration::from_secs(15),
             regressions: None,
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
     }
 }
@@ -234,35 +239,31 @@ pub struct DrawnSize {
     pub new_bytes: u64,
 }
 
-/// Keeps failing seeds in a file of proptest's format, under a header
-/// that says what it is.
+/// The seeds of failing cases, kept in a file of proptest's format
+/// (`cc HEX # shrinks to VALUE`) under a header that says what it is.
 #[derive(Clone, Debug, PartialEq)]
 struct Regressions {
     path: PathBuf,
     scenario: String,
 }
 
-impl FailurePersistence for Regressions {
-    fn load_persisted_failures2(&self, _: Option<&'static str>) -> Vec<PersistedSeed> {
+impl Regressions {
+    /// The kept seeds, oldest first; lines that are not a seed are skipped.
+    fn load(&self) -> Vec<CaseSeed> {
         let Ok(text) = std::fs::read_to_string(&self.path) else {
             return Vec::new();
         };
-        // `cc HEX # shrinks to ...`: the seed is before the comment.
         text.lines()
-            .filter(|line| !line.starts_with('#'))
-            .filter_map(|line| line.split('#').next()?.trim().parse().ok())
+            .filter_map(|line| line.split('#').next())
+            .filter_map(|seed| parse_seed(seed.trim()))
             .collect()
     }
 
-    fn save_persisted_failure2(
-        &mut self,
-        _: Option<&'static str>,
-        seed: PersistedSeed,
-        shrunk: &dyn Debug,
-    ) {
-        let header = !self.path.exists();
+    /// Appends `seed`, with the shrunk case it led to as a comment; the
+    /// header goes first into a new file.
+    fn save(&self, seed: &CaseSeed, shrunk: &dyn Debug) {
         let mut text = String::new();
-        if header {
+        if !self.path.exists() {
             text.push_str(&format!(
                 "# swapfault fuzz regressions for {}: the seeds of failing fault\n\
                  # schedules, replayed (and shrunk again) before any new case.\n\
@@ -270,7 +271,7 @@ impl FailurePersistence for Regressions {
                 self.scenario
             ));
         }
-        text.push_str(&format!("{seed} # shrinks to {shrunk:?}\n"));
+        text.push_str(&format!("{} # shrinks to {shrunk:?}\n", seed_text(seed)));
         let written = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -280,43 +281,83 @@ impl FailurePersistence for Regressions {
             tracing::warn!(path = %self.path.display(), %err, "cannot keep the failing seed");
         }
     }
+}
 
-    fn box_clone(&self) -> Box<dyn FailurePersistence> {
-        Box::new(self.clone())
+/// The seed of one case: proptest's ChaCha seed, which its regressions
+/// files write as `cc` and 64 hex digits.
+type CaseSeed = [u8; 32];
+
+/// `seed` as proptest writes it: `cc HEX`.
+fn seed_text(seed: &CaseSeed) -> String {
+    let hex: String = seed.iter().map(|b| format!("{b:02x}")).collect();
+    format!("cc {hex}")
+}
+
+/// `cc HEX` as a seed; `None` for anything else.
+fn parse_seed(text: &str) -> Option<CaseSeed> {
+    let hex = text.strip_prefix("cc ")?.trim();
+    let mut seed = [0u8; 32];
+    if hex.len() != 64 {
+        return None;
     }
-
-    fn eq(&self, other: &dyn FailurePersistence) -> bool {
-        other.as_any().downcast_ref::<Self>() == Some(self)
+    for (byte, pair) in seed.iter_mut().zip(hex.as_bytes().chunks(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
     }
+    Some(seed)
+}
 
-    fn as_any(&self) -> &dyn Any {
-        self
+/// The new canary's sizes a case may draw: the scenario's own first (what
+/// shrinking goes back to), then built at the old one's size (a few bytes
+/// apart, as the versions' code differs), longer, and the shortest there is.
+/// The user's files keep their sizes; and a canary is a program, so it is
+/// never empty.
+fn new_sizes(scenario: &Scenario) -> Vec<Option<u64>> {
+    match scenario.versions {
+        Versions::Canary { size, .. } => {
+            let (shortest, longest) = crate::canary::SIZE_RANGE;
+            vec![
+                None,
+                Some(size),
+                Some((size + size / 8).min(longest)),
+                Some(shortest),
+            ]
+        }
+        Versions::Files { .. } => vec![None],
     }
 }
 
-/// Places genes: each fault at a crash point of the run its phase makes
-/// after the schedule's faults before it, found by running those faults
-/// once. A second fault in a run is drawn from the ops after the first
-/// one fired: an error that starts a rollback is followed by the
-/// rollback's own ops, which the recorded run never made.
-struct Placer {
+/// One of the scenario's sizes, built and recorded once for every worker:
+/// where its first faults go, and the runs that place the later ones. A
+/// gene lands where it would with one worker, whichever worker runs it.
+struct Variant {
+    prepared: Prepared,
     first: PointsByOp,
     /// By schedule: the crash points of each phase of the run it makes,
     /// after the last of its faults that fired in that phase.
-    after: HashMap<String, Vec<PointsByOp>>,
+    after: Mutex<HashMap<String, Vec<PointsByOp>>>,
 }
 
-impl Placer {
+impl Variant {
+    /// Records `prepared` and places its first faults in that recording,
+    /// among the writeback states a power cut at each op could leave; the
+    /// recording's stage is the recording worker's to keep.
+    fn record(prepared: Prepared) -> Result<(Variant, Stage), RunError> {
+        let (recorded, durable, stage) = record(&prepared)?;
+        stage.handle().log_durable_states(false);
+        let first = by_op(crash_points(&recorded.trace, &durable, true));
+        let variant = Variant {
+            prepared,
+            first,
+            after: Mutex::new(HashMap::new()),
+        };
+        Ok((variant, stage))
+    }
+
     /// The schedule `genes` make, each fault placed among the points of its
     /// phase; a fault after one that ended its run goes to the retry after
     /// it; a fault in a phase that never runs (nothing interrupted the one
     /// before) is dropped, and so is a second fault at one op.
-    fn place(
-        &mut self,
-        prepared: &Prepared,
-        stage: &mut Stage,
-        genes: &[Gene],
-    ) -> Result<Vec<Rule>, RunError> {
+    fn place(&self, stage: &mut Stage, genes: &[Gene]) -> Result<Vec<Rule>, RunError> {
         let mut rules: Vec<Rule> = Vec::new();
         let mut phase: Phase = 0;
         for (i, &(next_run, op_pick, fault_pick)) in genes.iter().enumerate() {
@@ -326,13 +367,13 @@ impl Placer {
             let mut points = if rules.is_empty() && phase == 0 {
                 self.first.clone()
             } else {
-                self.points_after(prepared, stage, &rules, phase)?
+                self.points_after(stage, &rules, phase)?
             };
             // Nothing left of a run that the faults before ended: the
             // fault goes to the retry that follows, if one runs.
             while points.is_empty() && !rules.is_empty() && phase < MAX_PHASE {
                 phase += 1;
-                points = self.points_after(prepared, stage, &rules, phase)?;
+                points = self.points_after(stage, &rules, phase)?;
             }
             let Some(at_op) = pick_op(op_pick, &points) else {
                 continue;
@@ -349,99 +390,150 @@ impl Placer {
     }
 
     /// The crash points of `phase` in the run `before` makes, after the
-    /// last of its faults that fired in that phase.
+    /// last of its faults that fired in that phase: run on `stage` the
+    /// first time any worker asks.
     fn points_after(
-        &mut self,
-        prepared: &Prepared,
+        &self,
         stage: &mut Stage,
         before: &[Rule],
         phase: Phase,
     ) -> Result<PointsByOp, RunError> {
         let key = schedule_text(before);
-        if !self.after.contains_key(&key) {
-            stage.prepare(prepared)?;
-            // With the states a power cut at each op could leave (what was
-            // written back of the unsynced data), as for the first run.
-            stage.handle().log_durable_states(true);
-            let outcome = run_staged(stage, prepared, before, &RunOptions::default());
-            let durable = stage.handle().take_durable_states();
-            stage.handle().log_durable_states(false);
-            let outcome = outcome?;
-            let traces = std::iter::once(&outcome.trace).chain(&outcome.retry_traces);
-            let points = traces
-                .map(|trace| {
-                    let fired = trace.iter().rposition(|op| op.fault.is_some());
-                    by_op(
-                        crash_points(trace, &durable, true)
-                            .into_iter()
-                            .filter(|placed| fired.is_none_or(|at| placed.op > at)),
-                    )
-                })
-                .collect();
-            self.after.insert(key.clone(), points);
+        let known = |after: &HashMap<String, Vec<PointsByOp>>| {
+            after
+                .get(&key)
+                .map(|phases| phases.get(phase as usize).cloned().unwrap_or_default())
+        };
+        if let Some(points) = known(&self.after.lock().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(points);
         }
-        Ok(self.after[&key]
-            .get(phase as usize)
-            .cloned()
-            .unwrap_or_default())
-    }
-}
-
-/// The new canary's sizes a case may draw: the scenario's own first (what
-/// shrinking goes back to), then built at the old one's size (a few bytes
-/// apart, as the versions' code differs), longer, and the shortest there is. The user's files keep their sizes; and a canary
-/// is a program, so it is never empty.
-fn new_sizes(scenario: &Scenario) -> Vec<Option<u64>> {
-    match scenario.versions {
-        Versions::Canary { size, .. } => {
-            let (shortest, longest) = crate::canary::SIZE_RANGE;
-            vec![
-                None,
-                Some(size),
-                Some((size + size / 8).min(longest)),
-                Some(shortest),
-            ]
-        }
-        Versions::Files { .. } => vec![None],
-    }
-}
-
-/// One of the scenario's size variants: built, recorded, with its placer
-/// and the stage its cases run on.
-struct Variant {
-    prepared: Prepared,
-    stage: Stage,
-    placer: Placer,
-}
-
-impl Variant {
-    /// Records `prepared` and places its first faults in that recording,
-    /// among the writeback states a power cut at each op could leave.
-    fn new(prepared: Prepared) -> Result<Variant, RunError> {
-        let (recorded, durable, stage) = record(&prepared)?;
+        // Run without the lock, so that other workers go on placing; should
+        // two run the same schedule at once, the first to finish is kept.
+        stage.prepare(&self.prepared)?;
+        // With the states a power cut at each op could leave (what was
+        // written back of the unsynced data), as for the first run.
+        stage.handle().log_durable_states(true);
+        let outcome = run_staged(stage, &self.prepared, before, &RunOptions::default());
+        let durable = stage.handle().take_durable_states();
         stage.handle().log_durable_states(false);
-        let first = by_op(crash_points(&recorded.trace, &durable, true));
-        Ok(Variant {
-            prepared,
-            stage,
-            placer: Placer {
-                first,
-                after: HashMap::new(),
-            },
-        })
+        let outcome = outcome?;
+        let traces = std::iter::once(&outcome.trace).chain(&outcome.retry_traces);
+        let points = traces
+            .map(|trace| {
+                let fired = trace.iter().rposition(|op| op.fault.is_some());
+                by_op(
+                    crash_points(trace, &durable, true)
+                        .into_iter()
+                        .filter(|placed| fired.is_none_or(|at| placed.op > at)),
+                )
+            })
+            .collect();
+        let mut after = self.after.lock().unwrap_or_else(|e| e.into_inner());
+        after.entry(key.clone()).or_insert(points);
+        Ok(known(&after).expect("inserted above"))
     }
 
-    /// Places `genes` and runs the schedule.
-    fn run(&mut self, genes: &[Gene]) -> Result<RunOutcome, RunError> {
-        let rules = self.placer.place(&self.prepared, &mut self.stage, genes)?;
-        self.stage.prepare(&self.prepared)?;
-        run_staged(
-            &mut self.stage,
-            &self.prepared,
-            &rules,
-            &RunOptions::default(),
-        )
+    /// Places `genes` and runs the schedule on `stage`.
+    fn run(&self, stage: &mut Stage, genes: &[Gene]) -> Result<RunOutcome, RunError> {
+        let rules = self.place(stage, genes)?;
+        stage.prepare(&self.prepared)?;
+        run_staged(stage, &self.prepared, &rules, &RunOptions::default())
     }
+}
+
+/// The scenario at each of its new sizes, shared by the workers: the
+/// scenario's own recorded from the start, the others when a case first
+/// draws them.
+struct Variants {
+    sizes: Vec<Option<u64>>,
+    built: Mutex<Vec<Option<Arc<Variant>>>>,
+}
+
+impl Variants {
+    /// Records `prepared`; its stage is the first worker's.
+    fn new(prepared: &Prepared) -> Result<(Variants, Stage), RunError> {
+        let sizes = new_sizes(&prepared.scenario);
+        let (own, stage) = Variant::record(prepared.clone())?;
+        let mut built: Vec<Option<Arc<Variant>>> = sizes.iter().map(|_| None).collect();
+        built[0] = Some(Arc::new(own));
+        let variants = Variants {
+            sizes,
+            built: Mutex::new(built),
+        };
+        Ok((variants, stage))
+    }
+
+    /// The variant of size `index`, and a stage for it if it was built and
+    /// recorded now (on a stage the asking worker then keeps).
+    fn get(&self, index: usize) -> Result<(Arc<Variant>, Option<Stage>), RunError> {
+        // Held while building: a worker that needs the same size waits.
+        let mut built = self.built.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(variant) = &built[index] {
+            return Ok((variant.clone(), None));
+        }
+        let own = built[0].as_ref().expect("the scenario's own size is built");
+        let new_size = self.sizes[index].expect("the first size is the scenario's own");
+        let scenario = own
+            .prepared
+            .scenario
+            .with_new_size(new_size)
+            .map_err(|why| RunError::Io {
+                what: format!("a new canary of {new_size} bytes"),
+                source: std::io::Error::other(why),
+            })?;
+        let (variant, stage) = Variant::record(Prepared::new(scenario)?)?;
+        let variant = Arc::new(variant);
+        built[index] = Some(variant.clone());
+        Ok((variant, Some(stage)))
+    }
+}
+
+/// One worker: its own stage (mount) for each size it has run.
+struct Worker<'a> {
+    variants: &'a Variants,
+    stages: Vec<Option<Stage>>,
+}
+
+impl<'a> Worker<'a> {
+    fn new(variants: &'a Variants, first: Option<Stage>) -> Worker<'a> {
+        let mut stages: Vec<Option<Stage>> = variants.sizes.iter().map(|_| None).collect();
+        stages[0] = first;
+        Worker { variants, stages }
+    }
+
+    /// The variant of size `index`, with this worker's stage for it.
+    fn variant(&mut self, index: usize) -> Result<(Arc<Variant>, &mut Stage), RunError> {
+        let (variant, recorded) = self.variants.get(index)?;
+        let stage = match (self.stages[index].take(), recorded) {
+            (Some(stage), _) | (None, Some(stage)) => stage,
+            (None, None) => Stage::new(&variant.prepared)?,
+        };
+        Ok((variant, self.stages[index].insert(stage)))
+    }
+
+    fn run(&mut self, (size, genes): &Case) -> Result<RunOutcome, RunError> {
+        let (variant, stage) = self.variant(*size)?;
+        variant.run(stage, genes)
+    }
+}
+
+/// A case's value: which of the sizes, and its faults.
+type Case = (usize, Vec<Gene>);
+
+/// The cases of a scenario with `sizes` new sizes.
+fn cases(sizes: usize) -> impl Strategy<Value = Case> {
+    (
+        0..sizes,
+        proptest::collection::vec((proptest::bool::ANY, 0..PICKS, 0..PICKS), 1..=MAX_FAULTS),
+    )
+}
+
+/// A case drawn, with where it came from.
+struct Drawn<T> {
+    tree: T,
+    seed: CaseSeed,
+    /// From the regressions file (and so not kept again).
+    kept: bool,
 }
 
 fn schedule_text(rules: &[Rule]) -> String {
@@ -466,10 +558,31 @@ fn rng_of(seed: u64) -> TestRng {
     TestRng::from_seed(RngAlgorithm::ChaCha, &bytes)
 }
 
+/// The case `seed` makes.
+fn tree_of<S: Strategy>(strategy: &S, seed: &CaseSeed) -> Result<S::Tree, RunError> {
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, seed);
+    strategy
+        .new_tree(&mut TestRunner::new_with_rng(Config::default(), rng))
+        .map_err(cannot_draw)
+}
+
+fn cannot_draw(reason: proptest::test_runner::Reason) -> RunError {
+    RunError::Io {
+        what: "drawing a fault schedule".into(),
+        source: std::io::Error::other(reason.to_string()),
+    }
+}
+
 /// Fuzzes `prepared`: records it, replays the regressions, tries new
 /// schedules until the cases or the time run out or one fails, and shrinks
 /// the failing one. `stop` ends it early (Ctrl-C); `progress` sees the
 /// cases run and whether one has failed.
+///
+/// Cases are drawn in one order from the seed (as proptest's runner draws
+/// them: each case's seed from the RNG of the case before), run a batch of
+/// `workers` at a time, and judged in that order: the first that fails is
+/// the one shrunk, whatever the number of workers. Shrinking runs one step
+/// at a time, as each step depends on the one before.
 pub fn fuzz(
     prepared: &Prepared,
     options: &FuzzOptions,
@@ -479,109 +592,145 @@ pub fn fuzz(
     let started = Instant::now();
     let _span = tracing::info_span!("fuzz", scenario = %prepared.scenario.name).entered();
     let seed = options.seed.unwrap_or_else(rand::random);
-    let sizes = new_sizes(&prepared.scenario);
-    // The scenario's own sizes now; the others when a case first draws them.
-    let mut variants: Vec<Option<Variant>> = sizes.iter().map(|_| None).collect();
-    variants[0] = Some(Variant::new(prepared.clone())?);
-    let variants = RefCell::new(variants);
-    let variant = |index: usize| -> Result<std::cell::RefMut<'_, Variant>, RunError> {
-        let mut all = variants.borrow_mut();
-        if all[index].is_none() {
-            let new_size = sizes[index].expect("the first variant is built");
-            let scenario =
-                prepared
-                    .scenario
-                    .with_new_size(new_size)
-                    .map_err(|why| RunError::Io {
-                        what: format!("a new canary of {new_size} bytes"),
-                        source: std::io::Error::other(why),
-                    })?;
-            all[index] = Some(Variant::new(Prepared::new(scenario)?)?);
-        }
-        Ok(std::cell::RefMut::map(all, |all| {
-            all[index].as_mut().expect("built above")
-        }))
-    };
-    let config = Config {
-        cases: options.cases,
-        max_shrink_iters: options.shrink_steps,
-        max_shrink_time: u32::try_from(options.shrink_time.as_millis()).unwrap_or(u32::MAX),
-        failure_persistence: options.regressions.as_ref().map(|path| {
-            Box::new(Regressions {
-                path: path.clone(),
-                scenario: prepared.scenario.name.clone(),
-            }) as Box<dyn FailurePersistence>
-        }),
-        // Cases run here, one after another, on one mount.
-        fork: false,
-        timeout: 0,
-        verbose: 0,
-        max_global_rejects: u32::MAX,
-        ..Config::default()
-    };
-    let mut runner = TestRunner::new_with_rng(config, rng_of(seed));
-    // A case: which of the sizes, and its faults.
-    let schedules = (
-        0..sizes.len(),
-        proptest::collection::vec((proptest::bool::ANY, 0..PICKS, 0..PICKS), 1..=MAX_FAULTS),
-    );
-    let fatal: RefCell<Option<RunError>> = RefCell::new(None);
-    let (cases, shrink_steps) = (Cell::new(0u32), Cell::new(0u32));
-    let (placed, fired) = (Cell::new(0u32), Cell::new(0u32));
-    let failed_once = Cell::new(false);
-    let first_failure: Cell<Option<Instant>> = Cell::new(None);
-    let search_ends = started + options.time;
-    let result = runner.run(&schedules, |(size, genes)| {
-        // Out of time, stopped, or broken: every case left passes unrun.
-        let out_of_time = !failed_once.get() && Instant::now() > search_ends;
-        if out_of_time || stop.load(Ordering::Relaxed) || fatal.borrow().is_some() {
-            return Ok(());
-        }
-        let case = variant(size).and_then(|mut variant| variant.run(&genes));
-        if let Ok(outcome) = &case {
-            tracing::debug!(schedule = %schedule_text(&outcome.faults), failed = failed(outcome), "case");
-            if !failed_once.get() {
-                placed.set(placed.get() + outcome.faults.len() as u32);
-                fired.set(fired.get() + outcome.observed.fired.len() as u32);
-            }
-        }
-        cases.set(cases.get() + 1);
-        if failed_once.get() {
-            shrink_steps.set(shrink_steps.get() + 1);
-        }
-        progress(cases.get(), failed_once.get());
-        match case {
-            Ok(outcome) if failed(&outcome) => {
-                failed_once.set(true);
-                if first_failure.get().is_none() {
-                    first_failure.set(Some(Instant::now()));
-                }
-                Err(TestCaseError::fail(schedule_text(&outcome.faults)))
-            }
-            Ok(_) => Ok(()),
-            Err(err) => {
-                *fatal.borrow_mut() = Some(err);
-                Ok(())
-            }
-        }
+    // Recorded now: a scenario that cannot run fails here.
+    let (variants, recorded) = Variants::new(prepared)?;
+    let mut recorded = Some(recorded);
+    let mut workers: Vec<Worker> = (0..options.workers.max(1))
+        .map(|_| Worker::new(&variants, recorded.take()))
+        .collect();
+    let strategy = cases(variants.sizes.len());
+    let regressions = options.regressions.as_ref().map(|path| Regressions {
+        path: path.clone(),
+        scenario: prepared.scenario.name.clone(),
     });
-    if let Some(err) = fatal.into_inner() {
-        return Err(err);
+    // The kept seeds first, the latest kept first, as proptest does.
+    let mut kept = regressions
+        .as_ref()
+        .map(Regressions::load)
+        .unwrap_or_default()
+        .into_iter()
+        .rev();
+    let mut draw = TestRunner::new_with_rng(Config::default(), rng_of(seed));
+    let (mut new_cases, mut cases_run) = (0u32, 0u32);
+    let (mut placed, mut fired) = (0u32, 0u32);
+    let search_ends = started + options.time;
+    let mut failing_case = None;
+    'search: while !stop.load(Ordering::Relaxed) && Instant::now() <= search_ends {
+        let mut batch = Vec::new();
+        while batch.len() < workers.len() {
+            let drawn = if let Some(seed) = kept.next() {
+                Drawn {
+                    tree: tree_of(&strategy, &seed)?,
+                    seed,
+                    kept: true,
+                }
+            } else if new_cases < options.cases {
+                new_cases += 1;
+                // As proptest's runner: the case is drawn from the RNG of
+                // its seed, and the next seed from that RNG after it.
+                let seed: CaseSeed = draw.rng().random();
+                *draw.rng() = TestRng::from_seed(RngAlgorithm::ChaCha, &seed);
+                Drawn {
+                    tree: strategy.new_tree(&mut draw).map_err(cannot_draw)?,
+                    seed,
+                    kept: false,
+                }
+            } else {
+                break;
+            };
+            batch.push(drawn);
+        }
+        if batch.is_empty() {
+            break;
+        }
+        let values: Vec<Case> = batch.iter().map(|drawn| drawn.tree.current()).collect();
+        let outcomes: Vec<Option<Result<RunOutcome, RunError>>> = std::thread::scope(|scope| {
+            let running: Vec<_> = workers
+                .iter_mut()
+                .zip(&values)
+                .enumerate()
+                .map(|(index, (worker, case))| {
+                    scope.spawn(move || {
+                        let _span = tracing::info_span!("fuzz_case", worker = index).entered();
+                        // Stopped: a case not started is not run.
+                        (!stop.load(Ordering::Relaxed)).then(|| worker.run(case))
+                    })
+                })
+                .collect();
+            running
+                .into_iter()
+                .map(|handle| {
+                    handle
+                        .join()
+                        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+                })
+                .collect()
+        });
+        // Judged in the order drawn: the first failure is the one kept.
+        for (drawn, outcome) in batch.into_iter().zip(outcomes) {
+            let Some(outcome) = outcome else {
+                break 'search;
+            };
+            let outcome = outcome?;
+            tracing::debug!(schedule = %schedule_text(&outcome.faults), failed = failed(&outcome), "case");
+            cases_run += 1;
+            placed += outcome.faults.len() as u32;
+            fired += outcome.observed.fired.len() as u32;
+            progress(cases_run, false);
+            if failed(&outcome) {
+                failing_case = Some(drawn);
+                break 'search;
+            }
+        }
     }
-    let failing = match result {
-        Err(TestError::Fail(_, (size, genes))) => {
-            let mut variant = variant(size)?;
-            let outcome = variant.run(&genes)?;
+    let first_failure = Instant::now();
+    let mut shrink_steps = 0u32;
+    let mut shrink_limited = false;
+    let failing = match failing_case {
+        None => None,
+        Some(mut drawn) => {
+            let worker = &mut workers[0];
+            // proptest's shrinking: simplify while the case fails, undo a
+            // step that passes; at a limit, back to the last that failed.
+            if drawn.tree.simplify() {
+                loop {
+                    let out_of_steps = shrink_steps >= options.shrink_steps;
+                    let out_of_time = first_failure.elapsed() >= options.shrink_time;
+                    if out_of_steps || out_of_time || stop.load(Ordering::Relaxed) {
+                        shrink_limited = out_of_steps || out_of_time;
+                        while drawn.tree.complicate() {}
+                        break;
+                    }
+                    shrink_steps += 1;
+                    cases_run += 1;
+                    progress(cases_run, true);
+                    let outcome = worker.run(&drawn.tree.current())?;
+                    let more = if failed(&outcome) {
+                        drawn.tree.simplify()
+                    } else {
+                        drawn.tree.complicate()
+                    };
+                    if !more {
+                        break;
+                    }
+                }
+            }
+            let (size, genes) = drawn.tree.current();
+            if let (Some(regressions), false) = (&regressions, drawn.kept) {
+                regressions.save(&drawn.seed, &(size, &genes));
+            }
+            let (variant, stage) = worker.variant(size)?;
+            let outcome = variant.run(stage, &genes)?;
             let schedule: Vec<String> = outcome.faults.iter().map(|r| r.to_string()).collect();
             let report = Report::of_run(&variant.prepared.scenario, outcome);
             let quoted: Vec<String> = schedule.iter().map(|s| shell_quote(s)).collect();
-            let new_size = sizes[size].map(|built_at| DrawnSize {
+            let new_size = variants.sizes[size].map(|built_at| DrawnSize {
                 built_at,
                 old_bytes: variant.prepared.old.len() as u64,
                 new_bytes: variant.prepared.new.len() as u64,
             });
-            let target =
-                sizes[size].map_or(String::new(), |n| format!("[target]\nnew_size = {n}\n"));
+            let target = variants.sizes[size]
+                .map_or(String::new(), |n| format!("[target]\nnew_size = {n}\n"));
             Some(Failing {
                 reproduce: report.command.clone(),
                 snippet: format!("{target}[strategy]\nfaults = [{}]", quoted.join(", ")),
@@ -590,40 +739,70 @@ pub fn fuzz(
                 report,
             })
         }
-        Err(TestError::Abort(reason)) => {
-            return Err(RunError::Io {
-                what: "fuzzing stopped".into(),
-                source: std::io::Error::other(reason.to_string()),
-            })
-        }
-        Ok(()) => None,
     };
-    let shrink_limit = (failing.is_some()
-        && (shrink_steps.get() >= options.shrink_steps
-            || first_failure
-                .get()
-                .is_some_and(|at| at.elapsed() >= options.shrink_time)))
-        .then(|| {
-            format!(
-                "shrinking stopped at its limit ({} runs; --shrink-steps and --shrink-time allow more): \
-                 a smaller failing schedule may exist",
-                shrink_steps.get()
-            )
-        });
+    let shrink_limit = shrink_limited.then(|| {
+        format!(
+            "shrinking stopped at its limit ({shrink_steps} runs; --shrink-steps and --shrink-time allow more): \
+             a smaller failing schedule may exist"
+        )
+    });
     Ok(FuzzReport {
         scenario: prepared.scenario.name.clone(),
         seed,
-        cases: cases.get(),
-        faults_placed: placed.get(),
-        faults_fired: fired.get(),
-        shrink_steps: shrink_steps.get(),
-        shrink_seconds: first_failure
-            .get()
-            .map_or(0.0, |at| at.elapsed().as_secs_f64()),
+        cases: cases_run,
+        faults_placed: placed,
+        faults_fired: fired,
+        shrink_steps,
+        shrink_seconds: if failing.is_some() {
+            first_failure.elapsed().as_secs_f64()
+        } else {
+            0.0
+        },
         shrink_limit,
         seconds: started.elapsed().as_secs_f64(),
         regressions: options.regressions.clone(),
         interrupted: stop.load(Ordering::Relaxed),
         failing,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The cases are those proptest's own runner draws from the seed, and
+    /// the seed kept for a case makes that case again.
+    #[test]
+    fn cases_are_drawn_as_proptest_draws_them_and_kept_seeds_replay() {
+        let strategy = cases(4);
+        let by_proptest = std::cell::RefCell::new(Vec::new());
+        let mut runner = TestRunner::new_with_rng(
+            Config {
+                cases: 20,
+                failure_persistence: None,
+                ..Config::default()
+            },
+            rng_of(2),
+        );
+        runner
+            .run(&strategy, |case| {
+                by_proptest.borrow_mut().push(case);
+                Ok(())
+            })
+            .expect("every case passes");
+        let mut draw = TestRunner::new_with_rng(Config::default(), rng_of(2));
+        for expected in by_proptest.into_inner() {
+            let seed: CaseSeed = draw.rng().random();
+            *draw.rng() = TestRng::from_seed(RngAlgorithm::ChaCha, &seed);
+            let drawn = strategy.new_tree(&mut draw).expect("drawn").current();
+            assert_eq!(drawn, expected);
+            let kept = parse_seed(&seed_text(&seed)).expect("a kept seed");
+            assert_eq!(
+                tree_of(&strategy, &kept).expect("drawn").current(),
+                expected
+            );
+        }
+        assert_eq!(parse_seed("cc 12"), None);
+        assert_eq!(parse_seed("xs 1 2 3 4"), None);
+    }
 }
