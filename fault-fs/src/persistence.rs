@@ -356,6 +356,12 @@ impl Durability {
                 for node in self.named.values() {
                     if tree.inode(node.ino).is_none() {
                         tree.put_inode(node.clone());
+                        // A directory new since the base was named with the
+                        // entries it had then; they are durable only once it
+                        // is synced itself (below), so until then it is empty.
+                        if node.is_dir() && !self.dirs.contains_key(&node.ino) {
+                            tree.set_entries(node.ino, BTreeMap::new());
+                        }
                     }
                 }
                 for (dir, entries) in &self.dirs {
@@ -590,6 +596,38 @@ mod tests {
                 assert!(short.content(one).is_ok(), "{cut}");
             }
         }
+    }
+
+    /// Found by a self-updating program whose retry removes the staging
+    /// dir a cut left: it listed empty, yet rmdir said "not empty".
+    #[test]
+    fn a_new_directory_is_empty_after_a_strict_cut_until_it_is_synced() {
+        let (mut tree, mut durable, _) = staged(b"x");
+        let node = NewNode {
+            perm: 0o755,
+            uid: 0,
+            gid: 0,
+        };
+        let dir = tree.mkdir(ROOT_INO, "d".as_ref(), node).unwrap();
+        tree.create_file(dir, "f".as_ref(), node).unwrap();
+        durable.on_fsyncdir(&tree, ROOT_INO);
+        let cut = Cut {
+            model: PersistenceModel::Strict,
+            written: Writeback::None,
+        };
+        let mut after = durable.durable_tree(cut, &tree);
+        let d = after
+            .lookup(ROOT_INO, "d".as_ref())
+            .expect("d's entry was synced");
+        assert!(after.entries(d).unwrap().is_empty());
+        after
+            .rmdir(ROOT_INO, "d".as_ref())
+            .expect("an empty dir is removed");
+        // Synced itself, its entry for f is durable too.
+        durable.on_fsyncdir(&tree, dir);
+        let after = durable.durable_tree(cut, &tree);
+        let d = after.lookup(ROOT_INO, "d".as_ref()).unwrap();
+        assert!(after.lookup(d, "f".as_ref()).is_ok());
     }
 
     #[test]
