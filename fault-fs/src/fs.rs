@@ -9,6 +9,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -25,6 +26,7 @@ use nix::unistd::Pid;
 use crate::op::{OpKind, OpRecord, Shared, Trace};
 use crate::persistence::{Cut, Durability, PersistenceModel};
 use crate::plan::{Fault, FaultPlan, DEFAULT_STALL_DEADLINE};
+use crate::signing::{CodeSigning, SignatureKill, FMODE_EXEC};
 use crate::tree::{InodeChange, NewNode, NodeKind, RenameMode, Tree};
 
 /// No kernel caching of entries or attributes: every lookup reaches the
@@ -110,6 +112,8 @@ struct State {
     /// While recording: what a power cut right after each op in scope that
     /// changes the tree would leave, under each model, in op order.
     durable_log: Option<Vec<PowerCut>>,
+    /// The macOS code-signing model, where in force.
+    signing: Option<CodeSigning>,
 }
 
 impl State {
@@ -119,6 +123,15 @@ impl State {
     /// one) are kept only while something may cut the power: a power-cut
     /// rule in the plan, or the recording's durable log.
     fn write_data(&mut self, ino: u64, offset: u64, data: &[u8]) -> Result<usize, Errno> {
+        if let Some(signing) = self.signing.as_mut().filter(|s| s.is_running(ino)) {
+            let content = self.tree.content(ino)?;
+            // A write of the bytes already there changes no page.
+            let same = offset + data.len() as u64 <= content.len()
+                && content.read(offset, data.len()) == data;
+            if !same {
+                signing.changed(ino);
+            }
+        }
         let keep = self.durable_log.is_some()
             || self.plan.rules.iter().any(|rule| rule.fault.cuts_power());
         if !keep {
@@ -128,6 +141,18 @@ impl State {
         let written = self.tree.write(ino, offset, data)?;
         self.durable.on_write(ino, offset, &data[..written], before);
         Ok(written)
+    }
+
+    /// Sets the length of file `ino`: every op that truncates or extends a
+    /// file goes through here, as writes go through [`State::write_data`].
+    fn truncate(&mut self, ino: u64, size: u64) -> Result<(), Errno> {
+        let before = self.tree.content(ino)?.len();
+        self.tree.truncate(ino, size)?;
+        self.durable.on_truncate(ino, size);
+        if let (Some(signing), true) = (self.signing.as_mut(), size != before) {
+            signing.changed(ino);
+        }
+        Ok(())
     }
 }
 
@@ -332,20 +357,11 @@ struct Caller {
 /// and a process exec'ing a binary from this very file system holds it
 /// while it waits for our answer. A pidfd's namespace ioctl takes no lock.
 pub fn pid_ns_of(pid: u32) -> u64 {
-    use std::os::fd::{FromRawFd, OwnedFd};
     /// `PIDFD_GET_PID_NAMESPACE`: `_IO(0xFF, 5)`, Linux 6.11.
     const PIDFD_GET_PID_NAMESPACE: libc::c_ulong = 0xFF05;
-    /// `PIDFD_THREAD` (`O_EXCL`), Linux 6.9: a pidfd of any thread, not only
-    /// of a thread group's leader. Without it the ops of a strategy's other
-    /// threads were out of scope: never traced, never faulted.
-    const PIDFD_THREAD: libc::c_int = libc::O_EXCL;
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, PIDFD_THREAD) };
-    if pidfd < 0 {
+    let Some(pidfd) = pidfd_of(pid) else {
         return 0;
-    }
-    // SAFETY: a fresh fd that nothing else owns.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+    };
     // SAFETY: the ioctl's argument must be 0 (the kernel refuses anything
     // else, and a variadic call without it passes garbage); it returns a
     // new fd or -1.
@@ -362,6 +378,19 @@ pub fn pid_ns_of(pid: u32) -> u64 {
     // SAFETY: a fresh fd that nothing else owns.
     let ns = unsafe { OwnedFd::from_raw_fd(ns) };
     nix::sys::stat::fstat(&ns).map_or(0, |stat| stat.st_ino)
+}
+
+/// A pidfd of `pid`, a process or any of its threads; `None` once it is
+/// gone.
+pub(crate) fn pidfd_of(pid: u32) -> Option<OwnedFd> {
+    /// `PIDFD_THREAD` (`O_EXCL`), Linux 6.9: a pidfd of any thread, not only
+    /// of a thread group's leader. Without it the ops of a strategy's other
+    /// threads were out of scope: never traced, never faulted.
+    const PIDFD_THREAD: libc::c_int = libc::O_EXCL;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, PIDFD_THREAD) };
+    // SAFETY: a fresh fd that nothing else owns.
+    (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd as i32) })
 }
 
 /// A process's group, PID namespace and command name; `None` once it is
@@ -453,6 +482,7 @@ impl FaultFs {
             power_cut: None,
             keep_trace: true,
             durable_log: None,
+            signing: None,
             tree,
             trace: Trace::default(),
             next_seq: 1,
@@ -857,6 +887,15 @@ impl FaultFs {
         if let Err(errno) = &result {
             state.trace.set_result(gate.seq, errno.code());
         }
+        if let State {
+            signing: Some(signing),
+            tree,
+            ..
+        } = &mut *state
+        {
+            // Before the answer: a writer that runs the file dies in this op.
+            signing.enforce(gate.seq, |ino| tree.path_of(ino));
+        }
         if gate.log_durable {
             let State {
                 durable,
@@ -903,8 +942,7 @@ impl FaultFs {
     fn open_handle(state: &mut State, ino: u64, flags: i32, opener: Who) -> Result<u64, Errno> {
         let writes = flags & libc::O_ACCMODE != libc::O_RDONLY;
         if flags & libc::O_TRUNC != 0 && writes {
-            state.tree.truncate(ino, 0)?;
-            state.durable.on_truncate(ino, 0);
+            state.truncate(ino, 0)?;
         }
         let fh = state.next_fh;
         state.next_fh += 1;
@@ -1046,8 +1084,7 @@ impl Filesystem for FaultFs {
             gate,
             move |state, _| {
                 if let Some(size) = size {
-                    state.tree.truncate(ino.0, size)?;
-                    state.durable.on_truncate(ino.0, size);
+                    state.truncate(ino.0, size)?;
                 }
                 let tree = &mut state.tree;
                 if let Some(mode) = mode {
@@ -1266,7 +1303,12 @@ impl Filesystem for FaultFs {
                 if state.tree.get(ino.0)?.is_dir() && flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
                     return Err(Errno::EISDIR);
                 }
-                Self::open_handle(state, ino.0, flags.0, opener)
+                let pid = opener.pid;
+                let fh = Self::open_handle(state, ino.0, flags.0, opener)?;
+                if let (Some(signing), true) = (state.signing.as_mut(), flags.0 & FMODE_EXEC != 0) {
+                    signing.exec(pid, ino.0);
+                }
+                Ok(fh)
             },
             move |result| match result {
                 Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
@@ -1686,8 +1728,7 @@ impl Filesystem for FaultFs {
                     state.write_data(ino.0, offset, &zeros)?;
                 }
                 if !keep_size && end > size {
-                    state.tree.truncate(ino.0, end)?;
-                    state.durable.on_truncate(ino.0, end);
+                    state.truncate(ino.0, end)?;
                 }
                 Ok(())
             },
@@ -1904,6 +1945,21 @@ impl FaultFsHandle {
         }
         lock(&self.inner.procs).clear();
         self.restore(snapshot);
+    }
+
+    /// Puts the macOS code-signing model in force (`Some`), or none:
+    /// a process whose code changes on disk is killed ([`CodeSigning`]).
+    pub fn set_code_signing(&self, model: Option<CodeSigning>) {
+        lock(&self.inner.state).signing = model;
+    }
+
+    /// The processes the code-signing model killed since the last call.
+    pub fn take_signature_kills(&self) -> Vec<SignatureKill> {
+        lock(&self.inner.state)
+            .signing
+            .as_mut()
+            .map(CodeSigning::take_kills)
+            .unwrap_or_default()
     }
 
     /// Starts (`true`) or stops logging, after every op in scope that

@@ -32,6 +32,7 @@ mod mount;
 pub mod op;
 pub mod persistence;
 pub mod plan;
+pub mod signing;
 pub mod tree;
 
 pub use fs::{
@@ -45,4 +46,5 @@ pub use mount::{
 pub use op::{OpKind, OpRecord, Trace};
 pub use persistence::{Cut, Durability, PersistenceModel, Writeback};
 pub use plan::{CrashPoint, Fault, FaultPlan, OpName, Phase, PlanError, Rule, ShortWrite};
+pub use signing::{CodeSigning, SignatureKill};
 pub use tree::Tree;
