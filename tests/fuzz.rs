@@ -65,12 +65,13 @@ fn a_kill_inside_the_rollback_an_error_started_is_found_shrunk_and_kept() {
     require(CATALOG_TOOLS);
     let tmp = tempfile::tempdir().expect("tmp");
     let regressions = tmp.path().join("backup-rollback.fuzz-regressions");
-    // The same seed makes the same cases: time enough that a loaded
-    // machine runs as many of them as the default budget does here.
+    // The same seed makes the same cases, and shrinks them the same way:
+    // time enough for both that a loaded machine runs as many of them as
+    // the default budget does here (shrinking bounded by its steps only).
     let (code, report) = fuzz(
         "scenarios/backup-rollback.toml",
         &regressions,
-        &["--seed", "2", "--time", "5m"],
+        &["--seed", "2", "--time", "5m", "--shrink-time", "5m"],
     );
     assert_eq!(code, Some(1), "{report:#}");
     assert_eq!(report["seed"], 2);
@@ -103,7 +104,7 @@ fn a_kill_inside_the_rollback_an_error_started_is_found_shrunk_and_kept() {
     let (code, again) = fuzz(
         "scenarios/backup-rollback.toml",
         &regressions,
-        &["--seed", "5", "--cases", "0"],
+        &["--seed", "5", "--cases", "0", "--shrink-time", "5m"],
     );
     assert_eq!(code, Some(1), "{again:#}");
     assert_eq!(schedule(&again), faults);
@@ -119,7 +120,7 @@ fn a_fault_inside_the_retry_of_a_resuming_updater_is_found() {
     let (code, report) = fuzz(
         "scenarios/resume-staged.toml",
         &regressions,
-        &["--seed", "2", "--time", "5m"],
+        &["--seed", "2", "--time", "5m", "--shrink-time", "5m"],
     );
     assert_eq!(code, Some(1), "{report:#}");
     // Two faults: one that leaves the staged file, one in the retry's
@@ -156,7 +157,7 @@ fn a_bug_of_a_longer_new_version_is_found_by_drawing_sizes() {
     let (code, report) = fuzz(
         "scenarios/old-size-copy.toml",
         &regressions,
-        &["--seed", "1", "--time", "5m"],
+        &["--seed", "1", "--time", "5m", "--shrink-time", "5m"],
     );
     assert_eq!(code, Some(1), "{report:#}");
     let drawn = &report["failing"]["new_size"];
@@ -214,7 +215,16 @@ fn the_same_seed_gives_the_same_schedule_with_any_number_of_workers() {
         fuzz(
             "scenarios/backup-rollback.toml",
             &tmp.path().join(workers),
-            &["--seed", "5", "--time", "5m", "--workers", workers],
+            &[
+                "--seed",
+                "5",
+                "--time",
+                "5m",
+                "--shrink-time",
+                "5m",
+                "--workers",
+                workers,
+            ],
         )
         .1
     };
