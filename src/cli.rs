@@ -87,10 +87,10 @@ fn parse_bench_size(text: &str) -> Result<u64, String> {
 #[derive(Debug, clap::Args)]
 struct ExploreArgs {
     /// Scenario files, or directories of them.
-    #[arg(required_unless_present = "strategy")]
+    #[arg(required_unless_present_any = ["strategy", "self_update"], conflicts_with = "self_update")]
     scenarios: Vec<PathBuf>,
     /// An ad-hoc strategy to explore against the built-in canary (or your files) instead.
-    #[arg(long, value_name = "CMD", conflicts_with = "scenarios")]
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["scenarios", "self_update"])]
     strategy: Option<String>,
     #[command(flatten)]
     canary: CanaryArgs,
@@ -120,10 +120,10 @@ struct ExploreArgs {
 #[derive(Debug, clap::Args)]
 struct FuzzArgs {
     /// Scenario file (TOML).
-    #[arg(required_unless_present = "strategy")]
+    #[arg(required_unless_present_any = ["strategy", "self_update"], conflicts_with = "self_update")]
     scenario: Option<PathBuf>,
     /// An ad-hoc strategy to fuzz against the built-in canary (or your files) instead.
-    #[arg(long, value_name = "CMD", conflicts_with = "scenario")]
+    #[arg(long, value_name = "CMD", conflicts_with_all = ["scenario", "self_update"])]
     strategy: Option<String>,
     #[command(flatten)]
     canary: CanaryArgs,
@@ -169,6 +169,9 @@ struct RunArgs {
     /// fuzz reproductions give it)
     #[arg(long, value_parser = parse_size, value_name = "SIZE")]
     new_size: Option<u64>,
+    /// The kernel to model, instead of the scenario's `platform`: linux or macos
+    #[arg(long, value_name = "linux|macos")]
+    platform: Option<harness::scenario::Platform>,
     #[command(flatten)]
     once: OnceArgs,
 }
@@ -190,8 +193,13 @@ struct OnceArgs {
 #[derive(Debug, clap::Args)]
 struct CheckArgs {
     /// The strategy: a shell command that replaces $SWAPFAULT_TARGET with $SWAPFAULT_NEW.
-    #[arg(long, value_name = "CMD")]
-    strategy: String,
+    #[arg(
+        long,
+        value_name = "CMD",
+        required_unless_present = "self_update",
+        conflicts_with = "self_update"
+    )]
+    strategy: Option<String>,
     #[command(flatten)]
     canary: CanaryArgs,
     #[command(flatten)]
@@ -227,11 +235,42 @@ struct CanaryArgs {
     /// the strategy runs (it must keep running); may be repeated
     #[arg(long = "live", value_name = "CMD")]
     live_commands: Vec<String>,
+    /// Instead of --strategy: the built-in program replaces its own file
+    /// (--target exe or lib) and executes itself again, by METHOD[+OPTION...]:
+    /// in-place, rename or rename-aside, with fsync, copy-meta,
+    /// clear-staging, ignore-errors (e.g. rename+fsync+copy-meta+clear-staging)
+    #[arg(long, value_name = "SPEC", conflicts_with_all = ["old", "new"])]
+    self_update: Option<harness::scenario::SelfUpdate>,
+    /// The kernel to model: linux, or macos (code signing: a process whose
+    /// executable or mapped library changes on disk is killed) [default: the
+    /// scenario's, else linux]
+    #[arg(long, value_name = "linux|macos")]
+    platform: Option<harness::scenario::Platform>,
 }
 
 impl CanaryArgs {
-    /// The ad-hoc scenario of `strategy` with this canary or these files.
-    fn scenario(&self, strategy: &str) -> Result<harness::Scenario, Failure> {
+    /// The ad-hoc scenario of `strategy` (or of the self-updating program)
+    /// with this canary or these files, on the platform given.
+    fn scenario(&self, strategy: Option<&str>) -> Result<harness::Scenario, Failure> {
+        let scenario = self.ad_hoc(strategy.unwrap_or_default())?;
+        let scenario = match &self.self_update {
+            Some(spec) => scenario
+                .self_updating(spec.clone())
+                .map_err(|m| Failure::usage(anyhow::anyhow!("--self-update: {m}")))?,
+            None => scenario,
+        };
+        Ok(self.on_platform(scenario))
+    }
+
+    /// `scenario` on the platform given, if one was.
+    fn on_platform(&self, scenario: harness::Scenario) -> harness::Scenario {
+        match self.platform {
+            Some(platform) => scenario.with_platform(platform),
+            None => scenario,
+        }
+    }
+
+    fn ad_hoc(&self, strategy: &str) -> Result<harness::Scenario, Failure> {
         use harness::scenario::{AdHoc, CanaryProblem};
         let given = AdHoc {
             kind: self.target,
@@ -609,6 +648,9 @@ fn run(args: RunArgs) -> Result<Exit, Failure> {
             .with_new_size(new_size)
             .map_err(|m| Failure::usage(anyhow::anyhow!("--new-size: {m}")))?;
     }
+    if let Some(platform) = args.platform {
+        scenario = scenario.with_platform(platform);
+    }
     let specs = if args.once.faults.is_empty() {
         scenario.faults.clone()
     } else {
@@ -621,7 +663,7 @@ fn run(args: RunArgs) -> Result<Exit, Failure> {
 
 fn check(args: CheckArgs) -> Result<Exit, Failure> {
     let faults = parse_rules(&args.once.faults)?;
-    let scenario = args.canary.scenario(&args.strategy)?;
+    let scenario = args.canary.scenario(args.strategy.as_deref())?;
     let prepared = harness::Prepared::new(scenario)?;
     run_and_report(&prepared, &faults, &args.once)
 }
@@ -663,12 +705,12 @@ fn explore(args: ExploreArgs) -> Result<Exit, Failure> {
     use std::sync::atomic::Ordering;
 
     let mut scenarios = Vec::new();
-    match &args.strategy {
-        Some(command) => scenarios.push(args.canary.scenario(command)?),
-        None => {
-            for file in scenario_files(&args.scenarios)? {
-                scenarios.push(harness::Scenario::from_file(&file)?);
-            }
+    if args.strategy.is_some() || args.canary.self_update.is_some() {
+        scenarios.push(args.canary.scenario(args.strategy.as_deref())?);
+    } else {
+        for file in scenario_files(&args.scenarios)? {
+            let scenario = harness::Scenario::from_file(&file)?;
+            scenarios.push(args.canary.on_platform(scenario));
         }
     }
     if scenarios.is_empty() {
@@ -746,17 +788,21 @@ fn fuzz(args: FuzzArgs) -> Result<Exit, Failure> {
     use std::io::IsTerminal;
     use std::sync::atomic::Ordering;
 
-    let (mut scenario, regressions) = match (&args.strategy, &args.scenario) {
-        (Some(command), _) => (args.canary.scenario(command)?, args.regressions.clone()),
-        (None, Some(file)) => (
-            harness::Scenario::from_file(file)?,
+    let ad_hoc = args.strategy.is_some() || args.canary.self_update.is_some();
+    let (mut scenario, regressions) = match (ad_hoc, &args.scenario) {
+        (true, _) => (
+            args.canary.scenario(args.strategy.as_deref())?,
+            args.regressions.clone(),
+        ),
+        (false, Some(file)) => (
+            args.canary.on_platform(harness::Scenario::from_file(file)?),
             Some(
                 args.regressions
                     .clone()
                     .unwrap_or_else(|| fuzz::regressions_path(file)),
             ),
         ),
-        (None, None) => {
+        (false, None) => {
             return Err(Failure::usage(anyhow::anyhow!(
                 "name a scenario file or give --strategy CMD"
             )))

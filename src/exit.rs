@@ -157,6 +157,8 @@ impl ExitOf for DemoError {
         match self {
             DemoError::Run(err) => err.exit(),
             DemoError::Io(_) => Exit::Environment,
+            // A scenario of the demo's own that does not parse.
+            DemoError::Spec(_) => Exit::Usage,
         }
     }
 }

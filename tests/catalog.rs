@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::support::swapfault;
+use crate::support::{property, seen, status, swapfault, swapfault_json};
 
 fn scenario_files(dir: &str) -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(dir);
@@ -17,52 +17,13 @@ fn scenario_files(dir: &str) -> Vec<PathBuf> {
     files
 }
 
-fn property<'a>(report: &'a Value, property: &str) -> &'a Value {
-    report["properties"]
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["property"] == property))
-        .unwrap_or_else(|| panic!("no {property} in {report:#}"))
-}
-
-fn status_of(report: &Value, name: &str) -> String {
-    property(report, name)["status"]
-        .as_str()
-        .unwrap_or("missing")
-        .to_owned()
-}
-
-/// What was seen, one entry per finding group.
-fn seen_of(report: &Value, name: &str) -> Vec<String> {
-    property(report, name)["groups"]
-        .as_array()
-        .map(|groups| {
-            groups
-                .iter()
-                .filter_map(|g| g["seen"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn run_json(args: &[&str]) -> (Option<i32>, Value) {
-    let output = swapfault()
-        .args(args)
-        .arg("--json")
-        .output()
-        .expect("run swapfault");
-    let report: Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("{args:?}: {e}: {}", String::from_utf8_lossy(&output.stderr)));
-    assert_eq!(report["schema_version"], 2, "{report:#}");
-    (output.status.code(), report)
-}
-
 #[test]
 fn catalog_single_runs_meet_their_expectations() {
     crate::support::require(crate::support::CATALOG_TOOLS);
     for file in scenario_files("scenarios") {
         let path = file.to_string_lossy().into_owned();
         let scenario = harness::Scenario::from_file(&file).expect("scenario");
-        let (code, report) = run_json(&["run", &path]);
+        let (code, report) = swapfault_json(&["run", &path]);
         assert_eq!(code, Some(0), "{path}: {report:#}");
         // One undisturbed run decides result and live on its own, so these
         // must be what the scenario file expects; the others need their
@@ -73,11 +34,11 @@ fn catalog_single_runs_meet_their_expectations() {
                 Some(harness::Expectation::Fail) => "fail",
                 None => continue,
             };
-            assert_eq!(status_of(&report, name.name()), want, "{path}: {name}");
+            assert_eq!(status(&report, name.name()), want, "{path}: {name}");
         }
         // An undisturbed run interrupts nothing: kill is not exercised,
         // and says why rather than passing.
-        assert_eq!(status_of(&report, "kill"), "not-exercised", "{path}");
+        assert_eq!(status(&report, "kill"), "not-exercised", "{path}");
         assert_eq!(
             property(&report, "kill")["why_not_exercised"],
             "no kill fired in this run"
@@ -93,7 +54,7 @@ const DD_NOTRUNC: &str =
 fn check_dd(args: &[&str]) -> (Option<i32>, Value) {
     let mut all = vec!["check", "--strategy", DD_NOTRUNC];
     all.extend(args);
-    run_json(&all)
+    swapfault_json(&all)
 }
 
 #[test]
@@ -103,28 +64,28 @@ fn check_runs_a_strategy_that_is_not_in_the_catalog() {
     assert_eq!(code, Some(1));
     // The new version is shorter: without truncation, the old one's tail
     // stays behind the new bytes.
-    let result = seen_of(&report, "result");
+    let result = seen(&report, "result");
     assert!(
         result.len() == 1
             && result[0].starts_with("the strategy exited 0 but the target is torn (first ")
             && result[0].ends_with(" KiB new, rest old)"),
         "{report:#}"
     );
-    assert_eq!(status_of(&report, "live"), "fail");
+    assert_eq!(status(&report, "live"), "fail");
     // Of the same size (as before the ad-hoc new version was shorter), the
     // undisturbed run looked right: the tail could not show.
     let (_, report) = check_dd(&["--new-size", "256KiB"]);
-    assert_eq!(status_of(&report, "result"), "pass", "{report:#}");
+    assert_eq!(status(&report, "result"), "pass", "{report:#}");
     // Killed mid-copy, it leaves a torn target, and so does the retry.
     let (_, report) = check_dd(&["--fault", "write#2:kill-after"]);
-    assert_eq!(status_of(&report, "kill"), "fail");
+    assert_eq!(status(&report, "kill"), "fail");
     let kill = &property(&report, "kill")["groups"][0];
     assert_eq!(kill["points"][0], "write#2:kill-after", "{report:#}");
     assert_eq!(
         kill["seen"], "after the kill the target is torn (first 128 KiB new, rest old)",
         "{report:#}"
     );
-    assert_eq!(status_of(&report, "retry"), "fail");
+    assert_eq!(status(&report, "retry"), "fail");
 }
 
 #[test]
@@ -134,13 +95,13 @@ fn a_disk_that_stays_full_defeats_a_fallback_that_one_error_does_not() {
     let scenario = scenario.to_string_lossy();
     // One failed call: the read/write fallback starts over and completes.
     for once in ["write#1:errno=ENOSPC/once", "write#1:errno=EIO"] {
-        let (_, report) = run_json(&["run", &scenario, "--fault", once]);
-        assert_eq!(status_of(&report, "errors"), "pass", "{once}: {report:#}");
+        let (_, report) = swapfault_json(&["run", &scenario, "--fault", once]);
+        assert_eq!(status(&report, "errors"), "pass", "{once}: {report:#}");
     }
     // A full disk stays full: the fallback's writes fail too, and the
     // target it truncated stays empty.
-    let (_, report) = run_json(&["run", &scenario, "--fault", "write#1:errno=ENOSPC"]);
-    assert_eq!(status_of(&report, "errors"), "fail", "{report:#}");
+    let (_, report) = swapfault_json(&["run", &scenario, "--fault", "write#1:errno=ENOSPC"]);
+    assert_eq!(status(&report, "errors"), "fail", "{report:#}");
     let errors = &property(&report, "errors")["groups"][0];
     assert_eq!(errors["points"][0], "write#1:errno=ENOSPC", "{report:#}");
     assert_eq!(errors["seen"], "after the error the target is empty");
@@ -153,17 +114,17 @@ fn a_power_cut_finds_unsynced_writes_in_place_written_back_in_part() {
     let scenario = scenario.to_string_lossy();
     // Nothing synced, nothing written back: the old bytes, as the model
     // before writeback said of every cut.
-    let (_, report) = run_json(&[
+    let (_, report) = swapfault_json(&[
         "run",
         &scenario,
         "--fault",
         "write#2:power-cut=metadata-ordered",
     ]);
-    assert_eq!(status_of(&report, "power"), "pass", "{report:#}");
+    assert_eq!(status(&report, "power"), "pass", "{report:#}");
     // The first of the two 64 KiB writes written back, the second not.
     let torn = "write#2:power-cut=metadata-ordered/written=65536";
-    let (_, report) = run_json(&["run", &scenario, "--fault", torn]);
-    assert_eq!(status_of(&report, "power"), "fail", "{report:#}");
+    let (_, report) = swapfault_json(&["run", &scenario, "--fault", torn]);
+    assert_eq!(status(&report, "power"), "fail", "{report:#}");
     let power = &property(&report, "power")["groups"][0];
     assert_eq!(power["points"][0], torn, "{report:#}");
     assert_eq!(
@@ -172,9 +133,9 @@ fn a_power_cut_finds_unsynced_writes_in_place_written_back_in_part() {
     );
     // Both written back, then a third cut at a page of its middle.
     let page = "write#3:power-cut=strict/written=163840";
-    let (_, report) = run_json(&["run", &scenario, "--fault", page]);
+    let (_, report) = swapfault_json(&["run", &scenario, "--fault", page]);
     assert_eq!(
-        seen_of(&report, "power"),
+        seen(&report, "power"),
         ["after the power cut the durable target is torn (first 160 KiB new, rest old)"],
         "{report:#}"
     );
@@ -186,8 +147,8 @@ fn a_failed_fsync_that_is_ignored_is_found_by_the_power_cut_after_the_run() {
     let scenario = scenario.to_string_lossy();
     // The error alone: sync fails, the updater goes on and exits 0 with
     // the new target in place, which is all an error can be judged on.
-    let (_, report) = run_json(&["run", &scenario, "--fault", "fsync#1:errno=EIO"]);
-    assert_eq!(status_of(&report, "errors"), "pass", "{report:#}");
+    let (_, report) = swapfault_json(&["run", &scenario, "--fault", "fsync#1:errno=EIO"]);
+    assert_eq!(status(&report, "errors"), "pass", "{report:#}");
     let exit = &report["run"]["observed"]["first"]["exit"];
     assert_eq!(
         (&exit["how"], &exit["value"]),
@@ -197,7 +158,7 @@ fn a_failed_fsync_that_is_ignored_is_found_by_the_power_cut_after_the_run() {
     // it names never written: an empty target, under either model.
     for model in ["metadata-ordered", "strict"] {
         let point = format!("fsync#1:errno=EIO+power-cut={model}");
-        let (_, report) = run_json(&["run", &scenario, "--fault", &point]);
+        let (_, report) = swapfault_json(&["run", &scenario, "--fault", &point]);
         let power = &property(&report, "power")["groups"][0];
         assert_eq!(power["points"][0], point.as_str(), "{report:#}");
         assert_eq!(
@@ -214,12 +175,12 @@ fn new_bytes_with_the_mode_and_xattrs_not_yet_restored_are_a_meta_finding() {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/rename-then-chmod.toml");
     let scenario = scenario.to_string_lossy();
     // Undisturbed, it ends right: the chmod and the xattr come last.
-    let (_, report) = run_json(&["run", &scenario]);
-    assert_eq!(status_of(&report, "meta"), "pass", "{report:#}");
+    let (_, report) = swapfault_json(&["run", &scenario]);
+    assert_eq!(status(&report, "meta"), "pass", "{report:#}");
     // Killed after the rename, before the chmod: kill passes (the bytes are
     // new) and the retry ends right, but what the kill left is a finding.
-    let (_, report) = run_json(&["run", &scenario, "--fault", "rename#1:kill-after"]);
-    assert_eq!(status_of(&report, "kill"), "pass", "{report:#}");
+    let (_, report) = swapfault_json(&["run", &scenario, "--fault", "rename#1:kill-after"]);
+    assert_eq!(status(&report, "kill"), "pass", "{report:#}");
     assert_eq!(
         report["run"]["observed"]["retries"][0]["target"]["mode"], 0o755,
         "{report:#}"
@@ -234,18 +195,18 @@ fn new_bytes_with_the_mode_and_xattrs_not_yet_restored_are_a_meta_finding() {
             point,
             "{report:#}"
         );
-        assert_eq!(seen_of(report, "meta"), [met], "{report:#}");
+        assert_eq!(seen(report, "meta"), [met], "{report:#}");
     };
     meta_at(&report, "rename#1:kill-after");
-    let (_, report) = run_json(&["run", &scenario, "--fault", "setattr#1:stall=10s"]);
-    assert_eq!(status_of(&report, "visible"), "pass", "{report:#}");
+    let (_, report) = swapfault_json(&["run", &scenario, "--fault", "setattr#1:stall=10s"]);
+    assert_eq!(status(&report, "visible"), "pass", "{report:#}");
     meta_at(&report, "setattr#1:stall=10s");
 }
 
 #[test]
 fn an_in_place_writer_on_a_running_executable_did_not_replace() {
     // The live canary runs the target: cp gets ETXTBSY.
-    let (code, report) = run_json(&[
+    let (code, report) = swapfault_json(&[
         "check",
         "--target",
         "exe",
@@ -253,14 +214,14 @@ fn an_in_place_writer_on_a_running_executable_did_not_replace() {
         r#"cp "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#,
     ]);
     assert_eq!(code, Some(1));
-    assert_eq!(status_of(&report, "result"), "fail");
+    assert_eq!(status(&report, "result"), "fail");
     assert!(
-        seen_of(&report, "result")[0].starts_with("did not replace"),
+        seen(&report, "result")[0].starts_with("did not replace"),
         "{report:#}"
     );
     assert_eq!(report["run"]["observed"]["first"]["target"]["class"], "old");
     // Claiming success anyway is a finding too.
-    let (code, report) = run_json(&[
+    let (code, report) = swapfault_json(&[
         "check",
         "--target",
         "exe",
@@ -269,8 +230,8 @@ fn an_in_place_writer_on_a_running_executable_did_not_replace() {
     ]);
     assert_eq!(code, Some(1));
     assert_eq!(
-        seen_of(&report, "result"),
-        ["the strategy exited 0 but the target is old"],
+        seen(&report, "result"),
+        ["did not replace, yet the strategy exited 0: the target is still old"],
         "{report:#}"
     );
 }
@@ -334,10 +295,10 @@ command = 'truncate -s 0 "$SWAPFAULT_TARGET" && sleep 1 && cp "$SWAPFAULT_NEW" "
     )
     .expect("write scenario");
     let path = scenario.to_string_lossy().into_owned();
-    let (code, report) = run_json(&["run", &path]);
+    let (code, report) = swapfault_json(&["run", &path]);
     assert_eq!(code, Some(1));
-    assert_eq!(status_of(&report, "live"), "fail");
-    assert!(seen_of(&report, "live")[0].contains("SIGBUS"), "{report:#}");
+    assert_eq!(status(&report, "live"), "fail");
+    assert!(seen(&report, "live")[0].contains("SIGBUS"), "{report:#}");
 
     std::fs::write(
         &scenario,
@@ -398,11 +359,11 @@ command = 'test "$(stat -c %Y "$SWAPFAULT_NEW")" = 978307200 && touch "$SWAPFAUL
     )
     .expect("write scenario");
     let path = scenario.to_string_lossy().into_owned();
-    let (_, report) = run_json(&["run", &path]);
-    assert_eq!(status_of(&report, "result"), "pass", "{report:#}");
-    let (_, report) = run_json(&["run", &path, "--fault", "write#1:kill-after"]);
-    assert_eq!(status_of(&report, "kill"), "fail", "{report:#}");
-    assert_eq!(status_of(&report, "retry"), "pass", "{report:#}");
+    let (_, report) = swapfault_json(&["run", &path]);
+    assert_eq!(status(&report, "result"), "pass", "{report:#}");
+    let (_, report) = swapfault_json(&["run", &path, "--fault", "write#1:kill-after"]);
+    assert_eq!(status(&report, "kill"), "fail", "{report:#}");
+    assert_eq!(status(&report, "retry"), "pass", "{report:#}");
 }
 
 /// The next version's file beside the target, then the link flipped to it.
@@ -412,14 +373,14 @@ const FLIP: &str = r#"d=$(dirname "$SWAPFAULT_TARGET"); v=$(basename "$SWAPFAULT
 fn a_symlinked_target_is_judged_by_the_file_it_names() {
     // Flipped to the next version: new, at that version's file, and the
     // file the link now names is no stray.
-    let (_, report) = run_json(&["check", "--symlinked", "--strategy", FLIP]);
+    let (_, report) = swapfault_json(&["check", "--symlinked", "--strategy", FLIP]);
     let first = &report["run"]["observed"]["first"];
     assert_eq!(first["target"]["class"], "new", "{report:#}");
     assert_eq!(first["target"]["resolved"], "/app/libcanary.so.2");
-    assert_eq!(status_of(&report, "result"), "pass");
-    assert_eq!(status_of(&report, "tidy"), "pass");
+    assert_eq!(status(&report, "result"), "pass");
+    assert_eq!(status(&report, "tidy"), "pass");
     // The probes load through the link: v1 before the flip.
-    let (_, report) = run_json(&[
+    let (_, report) = swapfault_json(&[
         "check",
         "--symlinked",
         "--strategy",
@@ -430,9 +391,9 @@ fn a_symlinked_target_is_judged_by_the_file_it_names() {
     let probes = report["run"]["observed"]["probes"]
         .as_array()
         .expect("probes");
-    let seen: Vec<&str> = probes.iter().filter_map(|p| p["seen"].as_str()).collect();
+    let probes_saw: Vec<&str> = probes.iter().filter_map(|p| p["seen"].as_str()).collect();
     assert_eq!(
-        seen,
+        probes_saw,
         ["read: old", "load: ran, library code v1"],
         "{report:#}"
     );
@@ -443,22 +404,22 @@ fn a_symlinked_target_is_judged_by_the_file_it_names() {
         r#"ln -sfn libcanary.so.9 "$SWAPFAULT_TARGET""#,
         r#"ln -sfn libcanary.so "$SWAPFAULT_TARGET""#,
     ] {
-        let (code, report) = run_json(&["check", "--symlinked", "--strategy", strategy]);
+        let (code, report) = swapfault_json(&["check", "--symlinked", "--strategy", strategy]);
         assert_eq!(code, Some(1), "{strategy}");
         assert_eq!(
-            seen_of(&report, "result"),
+            seen(&report, "result"),
             ["the strategy exited 0 but the target is missing"],
             "{strategy}"
         );
     }
     // cp follows the link and writes into the versioned file in place.
-    let (_, report) = run_json(&[
+    let (_, report) = swapfault_json(&[
         "check",
         "--symlinked",
         "--strategy",
         r#"cp "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#,
     ]);
-    assert_eq!(status_of(&report, "live"), "fail", "{report:#}");
+    assert_eq!(status(&report, "live"), "fail", "{report:#}");
     assert_eq!(
         report["run"]["observed"]["first"]["target"]["resolved"],
         "/app/libcanary.so.1"
@@ -470,7 +431,7 @@ fn an_in_place_writer_changes_the_old_targets_other_names_a_new_inode_does_not()
     // cp.toml and install.toml keep a backup of the old library as a hard
     // link: cp writes through it, install leaves it the old version.
     for (scenario, class) in [("cp", "new"), ("install", "old")] {
-        let (_, report) = run_json(&["run", &format!("scenarios/{scenario}.toml")]);
+        let (_, report) = swapfault_json(&["run", &format!("scenarios/{scenario}.toml")]);
         let names = &report["run"]["observed"]["first"]["other_names"];
         assert_eq!(
             names,

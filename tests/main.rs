@@ -10,7 +10,9 @@
 //! - `fuzz`: fault schedules across runs and retries, shrunk and replayed;
 //! - `explorer`: the expected matrix, reproductions, Ctrl-C, the strategy's
 //!   whole process tree in scope;
-//! - `sandbox`: SIGKILL and SIGTERM of swapfault leave nothing behind.
+//! - `sandbox`: SIGKILL and SIGTERM of swapfault leave nothing behind;
+//! - `self_update`: programs that replace their own file, under Linux and
+//!   the macOS code-signing model.
 
 mod bench;
 mod catalog;
@@ -20,4 +22,5 @@ mod fs;
 mod fs_model;
 mod fuzz;
 mod sandbox;
+mod self_update;
 mod support;

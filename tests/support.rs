@@ -150,3 +150,48 @@ pub fn assert_nothing_left(tmp: &Path, cmdline: Option<&str>) {
         assert!(!process_running(cmdline), "{cmdline:?} outlived Ctrl-C");
     }
 }
+
+/// The verdict of `name` in a JSON report.
+pub fn property<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    report["properties"]
+        .as_array()
+        .and_then(|ps| ps.iter().find(|p| p["property"] == name))
+        .unwrap_or_else(|| panic!("no {name} in {report:#}"))
+}
+
+/// The status of `name` (`pass`, `fail`, `not-exercised`) in a JSON report.
+pub fn status(report: &serde_json::Value, name: &str) -> String {
+    property(report, name)["status"]
+        .as_str()
+        .unwrap_or("missing")
+        .to_owned()
+}
+
+/// What was seen of `name`, one entry per finding group.
+pub fn seen(report: &serde_json::Value, name: &str) -> Vec<String> {
+    property(report, name)["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g["seen"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Runs `swapfault ARGS --json`; returns the exit code and the report,
+/// after checking its schema version.
+pub fn swapfault_json(args: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let output = swapfault()
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("run swapfault");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{args:?}: {e}: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    assert_eq!(report["schema_version"], 2, "{report:#}");
+    (output.status.code(), report)
+}

@@ -9,19 +9,30 @@
  *                     which beat saw the files after its request.
  *   canary --once     print "version EXE LIB" and exit (the exec probe).
  *   canary --load P   dlopen P, print "version 0 LIB" and exit (the load probe).
+ *   canary --self-update SPEC
+ *                     a program that replaces its own file and re-executes
+ *                     itself, as self-updating programs do (see self_update).
+ *   canary --self-updated
+ *                     what the re-executed image runs: reports its versions.
  *
  * Built with -DCANARY_VERSION=N and padding like the library. Built with
  * -DCANARY_SET=1, it is one of a set of files that must change together:
  * with a library of another version it refuses to run (exit 4), as a
  * program does whose library changed its ABI; --once still prints both. */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -76,6 +87,208 @@ static uint64_t checksum(const struct range *ranges, int n) {
     return sum;
 }
 
+
+/* ---- Self-update: the program is its own updater. ----
+ *
+ * Modelled on a real updater's flow: make a staging directory next to the
+ * program, "download" the new version into it (a copy of $SWAPFAULT_NEW),
+ * replace the target ($SWAPFAULT_TARGET: the program's own executable, or
+ * its library) by the chosen method, remove the staging directory, then
+ * re-execute its own executable ($CANARY_SELF) to run the new version.
+ * Each step is a line appended to $CANARY_REPORT, for the harness:
+ *
+ *   start EXE LIB           started, running these versions' code
+ *   failed STEP ERRNO       gave up at STEP (exit 1)
+ *   replaced                the replacement is done, as far as it knows
+ *   reexec                  about to execute $CANARY_SELF again
+ *   reexec-failed ERRNO     that exec failed (exit 126)
+ *   running EXE LIB         the re-executed image runs these versions
+ *
+ * SPEC is METHOD[+OPTION...]. Methods: in-place (open the target with
+ * O_TRUNC and copy over it: the updater of the seed), rename (a sibling temp
+ * file renamed over the target), rename-aside (the target renamed to
+ * TARGET.old, the staged file renamed in, the old one removed). Options:
+ * fsync (the new bytes, then the directory), copy-meta (the temp file gets
+ * the target's mode and xattrs), clear-staging (a staging directory left by
+ * an interrupted run is removed first: without it, mkdir fails with EEXIST
+ * and so does every retry), ignore-errors (a failed step is not fatal and
+ * the exit says success: an untruthful updater). */
+
+struct spec { const char *method; int fsync, copy_meta, clear_staging, ignore_errors; };
+
+static FILE *report;
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...) {
+    if (!report) return;
+    va_list args;
+    va_start(args, fmt);
+    vfprintf(report, fmt, args);
+    va_end(args);
+    fputc('\n', report);
+    fflush(report);
+}
+
+static int failed_step(const struct spec *spec, const char *step, const char *path) {
+    int err = errno;
+    say("failed %s %d", step, err);
+    fprintf(stderr, "%s %s: %s\n", step, path, strerror(err));
+    if (spec->ignore_errors) return 0;
+    exit(1);
+}
+
+/* Copies the file at `from` to the open `to`; 0 or -1 with errno set. */
+static int copy_into(const char *from, int to) {
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    if (in < 0) return -1;
+    static char buf[128 * 1024];
+    for (;;) {
+        ssize_t n = read(in, buf, sizeof buf);
+        if (n < 0) { int err = errno; close(in); errno = err; return -1; }
+        if (n == 0) break;
+        for (ssize_t done = 0; done < n;) {
+            ssize_t w = write(to, buf + done, (size_t)(n - done));
+            if (w < 0) { int err = errno; close(in); errno = err; return -1; }
+            done += w;
+        }
+    }
+    close(in);
+    return 0;
+}
+
+static void fsync_dir(const char *dir_path) {
+    int dir = open(dir_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir >= 0) { fsync(dir); close(dir); }
+}
+
+/* The target's mode and xattrs onto `fd`. */
+static int copy_meta(const char *target, int fd) {
+    struct stat st;
+    if (stat(target, &st) < 0 || fchmod(fd, st.st_mode & 07777) < 0) return -1;
+    char names[4096];
+    ssize_t len = listxattr(target, names, sizeof names);
+    for (ssize_t at = 0; len > 0 && at < len; at += (ssize_t)strlen(names + at) + 1) {
+        char value[4096];
+        ssize_t n = getxattr(target, names + at, value, sizeof value);
+        if (n < 0 || fsetxattr(fd, names + at, value, (size_t)n, 0) < 0) return -1;
+    }
+    return 0;
+}
+
+/* Removes a staging directory and the files in it. */
+static void remove_staging(const char *dir) {
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char path[4096];
+        while ((e = readdir(d))) {
+            if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+static int parse_spec(const char *text, struct spec *spec) {
+    static char buf[256];
+    snprintf(buf, sizeof buf, "%s", text);
+    memset(spec, 0, sizeof *spec);
+    char *save = NULL;
+    spec->method = strtok_r(buf, "+", &save);
+    if (!spec->method) return -1;
+    if (strcmp(spec->method, "in-place") && strcmp(spec->method, "rename") &&
+        strcmp(spec->method, "rename-aside"))
+        return -1;
+    for (char *opt; (opt = strtok_r(NULL, "+", &save));) {
+        if (!strcmp(opt, "fsync")) spec->fsync = 1;
+        else if (!strcmp(opt, "copy-meta")) spec->copy_meta = 1;
+        else if (!strcmp(opt, "clear-staging")) spec->clear_staging = 1;
+        else if (!strcmp(opt, "ignore-errors")) spec->ignore_errors = 1;
+        else return -1;
+    }
+    return 0;
+}
+
+static int self_update(const char *text) {
+    struct spec spec;
+    if (parse_spec(text, &spec) < 0) {
+        fprintf(stderr, "bad self-update spec `%s`\n", text);
+        return 2;
+    }
+    const char *target = getenv("SWAPFAULT_TARGET");
+    const char *new = getenv("SWAPFAULT_NEW");
+    const char *self = getenv("CANARY_SELF");
+    if (!target || !new || !self) {
+        fprintf(stderr, "self-update needs SWAPFAULT_TARGET, SWAPFAULT_NEW and CANARY_SELF\n");
+        return 2;
+    }
+    say("start %d %d", CANARY_VERSION, canary_version());
+    char dir[4096], name[1024], staging[4200], staged[5300], temp[5300];
+    const char *slash = strrchr(target, '/');
+    if (!slash || slash == target) {
+        fprintf(stderr, "self-update: SWAPFAULT_TARGET must be an absolute path in a directory\n");
+        return 2;
+    }
+    snprintf(dir, sizeof dir, "%.*s", (int)(slash - target), target);
+    snprintf(name, sizeof name, "%s", slash + 1);
+    snprintf(staging, sizeof staging, "%s/update-staging", dir);
+    snprintf(staged, sizeof staged, "%s/%s", staging, name);
+    if (spec.clear_staging) remove_staging(staging);
+    if (mkdir(staging, 0755) < 0) failed_step(&spec, "mkdir", staging);
+    /* The download. */
+    int fd = open(staged, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
+    if (fd < 0 || copy_into(new, fd) < 0) failed_step(&spec, "download", staged);
+    if (fd >= 0) close(fd);
+    if (!strcmp(spec.method, "in-place")) {
+        fd = open(target, O_WRONLY | O_TRUNC | O_CLOEXEC);
+        if (fd < 0) {
+            failed_step(&spec, "open", target);
+        } else {
+            if (copy_into(staged, fd) < 0) failed_step(&spec, "copy", target);
+            if (spec.fsync && fsync(fd) < 0) failed_step(&spec, "fsync", target);
+            close(fd);
+        }
+    } else if (!strcmp(spec.method, "rename")) {
+        snprintf(temp, sizeof temp, "%s/.%s.tmp-%d", dir, name, (int)getpid());
+        fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0755);
+        if (fd < 0) failed_step(&spec, "create", temp);
+        if (fd >= 0) {
+            if (copy_into(staged, fd) < 0) failed_step(&spec, "copy", temp);
+            if (spec.copy_meta && copy_meta(target, fd) < 0) failed_step(&spec, "copy-meta", temp);
+            if (spec.fsync && fsync(fd) < 0) failed_step(&spec, "fsync", temp);
+            close(fd);
+        }
+        if (rename(temp, target) < 0) failed_step(&spec, "rename", target);
+    } else {
+        snprintf(temp, sizeof temp, "%s.old", target);
+        if (spec.copy_meta) {
+            fd = open(staged, O_WRONLY | O_CLOEXEC);
+            if (fd < 0 || copy_meta(target, fd) < 0) failed_step(&spec, "copy-meta", staged);
+            if (spec.fsync && fd >= 0 && fsync(fd) < 0) failed_step(&spec, "fsync", staged);
+            if (fd >= 0) close(fd);
+        } else if (spec.fsync) {
+            fd = open(staged, O_RDONLY | O_CLOEXEC);
+            if (fd < 0 || fsync(fd) < 0) failed_step(&spec, "fsync", staged);
+            if (fd >= 0) close(fd);
+        }
+        if (rename(target, temp) < 0) failed_step(&spec, "rename", target);
+        if (rename(staged, target) < 0) failed_step(&spec, "rename", staged);
+        unlink(temp);
+    }
+    if (spec.fsync) fsync_dir(dir);
+    remove_staging(staging);
+    say("replaced");
+    say("reexec");
+    char *again[] = {(char *)self, "--self-updated", NULL};
+    execv(self, again);
+    int err = errno;
+    say("reexec-failed %d", err);
+    fprintf(stderr, "exec %s: %s\n", self, strerror(err));
+    return 126;
+}
+
 int main(int argc, char **argv) {
     if (argc == 3 && strcmp(argv[1], "--load") == 0) {
         void *lib = dlopen(argv[2], RTLD_NOW | RTLD_LOCAL);
@@ -93,6 +306,18 @@ int main(int argc, char **argv) {
     if (argc == 2 && strcmp(argv[1], "--once") == 0) {
         printf("version %d %d\n", CANARY_VERSION, canary_version());
         return mixed ? 4 : 0;
+    }
+    if (argc >= 2 && !strncmp(argv[1], "--self-update", 13)) {
+        const char *path = getenv("CANARY_REPORT");
+        report = path ? fopen(path, "ae") : NULL;
+        if (!strcmp(argv[1], "--self-updated")) {
+            say("running %d %d", CANARY_VERSION, canary_version());
+            return mixed ? 4 : 0;
+        }
+        if (mixed) return 4;
+        if (argc == 3 && !strcmp(argv[1], "--self-update")) return self_update(argv[2]);
+        fprintf(stderr, "usage: canary --self-update SPEC\n");
+        return 2;
     }
     if (mixed) return 4;
     const char *fd_text = getenv("CANARY_FD");

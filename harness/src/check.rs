@@ -362,6 +362,110 @@ pub struct StrategyRun {
     /// inode does not.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub other_names: Vec<OtherName>,
+    /// What a self-updating program said of its update, where the
+    /// strategy is one ([`crate::scenario::SelfUpdate`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub self_update: Option<SelfUpdateReport>,
+    /// The platform model killed the strategy: no fault of the plan did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub killed_by_platform: Option<PlatformKill>,
+}
+
+/// A kill by the platform's model (macOS code signing), not by the plan.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PlatformKill {
+    /// The op that changed the bytes, named as a `--fault` names it
+    /// (`write#2+7`).
+    pub op: String,
+    /// What that op was (`open /app/canary O_TRUNC`).
+    pub what: String,
+    /// Why, as the platform says it.
+    pub reason: String,
+}
+
+impl fmt::Display for PlatformKill {
+    /// `at OP (WHAT): REASON`, to follow "killed".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "at {} ({}): {}", self.op, self.what, self.reason)
+    }
+}
+
+/// What a self-updating program reported, line by line, of one run: how
+/// far it got in replacing its own file and running itself again.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct SelfUpdateReport {
+    /// The versions (executable, library) of the code it started with.
+    pub started: Option<(u32, u32)>,
+    /// The steps that failed, with why (`open: Text file busy`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<String>,
+    /// It says it replaced its file.
+    pub replaced: bool,
+    /// It executed itself again.
+    pub reexec: bool,
+    /// Why that exec failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reexec_failed: Option<String>,
+    /// The versions (executable, library) the image it executed runs.
+    pub running: Option<(u32, u32)>,
+}
+
+impl fmt::Display for SelfUpdateReport {
+    /// How far it got: `replaced itself, executed itself again: runs exe v2
+    /// / lib v1`, `gave up at open: Text file busy`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let versions = |(exe, lib): (u32, u32)| format!("exe v{exe} / lib v{lib}");
+        match self.started {
+            Some(started) => write!(f, "started as {}", versions(started))?,
+            None => return f.write_str("did not start"),
+        }
+        if !self.failed.is_empty() {
+            write!(f, "; failed at {}", self.failed.join(", "))?;
+        }
+        if self.replaced {
+            f.write_str("; says it replaced itself")?;
+        }
+        match (self.reexec, &self.reexec_failed, self.running) {
+            (true, _, Some(running)) => {
+                write!(f, "; executed itself again: runs {}", versions(running))
+            }
+            (true, Some(why), None) => write!(f, "; could not execute itself again: {why}"),
+            (true, None, None) => f.write_str("; its new image ended before it said anything"),
+            (false, ..) => Ok(()),
+        }
+    }
+}
+
+impl SelfUpdateReport {
+    /// Reads the canary's report lines (`start 1 1`, `failed open 26`,
+    /// `replaced`, `reexec`, `reexec-failed 8`, `running 2 1`); lines it
+    /// does not know are skipped.
+    pub fn parse(text: &str) -> SelfUpdateReport {
+        let errno_text = |errno: &str| {
+            errno.parse().map_or_else(
+                |_| errno.to_owned(),
+                |n| nix::errno::Errno::from_raw(n).desc().to_owned(),
+            )
+        };
+        let versions =
+            |rest: &[&str]| Some((rest.first()?.parse().ok()?, rest.get(1)?.parse().ok()?));
+        let mut report = SelfUpdateReport::default();
+        for line in text.lines() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["start", rest @ ..] => report.started = versions(rest),
+                ["failed", step, errno] => {
+                    report.failed.push(format!("{step}: {}", errno_text(errno)));
+                }
+                ["replaced"] => report.replaced = true,
+                ["reexec"] => report.reexec = true,
+                ["reexec-failed", errno] => report.reexec_failed = Some(errno_text(errno)),
+                ["running", rest @ ..] => report.running = versions(rest),
+                _ => {}
+            }
+        }
+        report
+    }
 }
 
 /// Another name (hard link) of the old target, after a run.
@@ -592,8 +696,21 @@ fn result(seen: &Observations) -> Verdict {
         return Verdict::not_exercised(format!("the run was interrupted ({point})"));
     }
     let first = &seen.first;
+    if let Some(kill) = &first.killed_by_platform {
+        let what = format!(
+            "the platform killed the strategy {kill}; the target is {}",
+            first.target.class
+        );
+        return Verdict::of(vec![Finding {
+            detail: first.target.mix.clone(),
+            ..finding(Property::Result, None, what)
+        }]);
+    }
     let what = match (first.exit.success(), first.target.class) {
         (true, TargetClass::New) => return Verdict::Pass,
+        (true, TargetClass::Old) => {
+            "did not replace, yet the strategy exited 0: the target is still old".to_owned()
+        }
         (true, class) => {
             let what = format!("the strategy exited 0 but the target is {class}");
             return Verdict::of(vec![Finding {
@@ -613,17 +730,86 @@ fn result(seen: &Observations) -> Verdict {
     Verdict::of(vec![finding(Property::Result, blame(seen), what)])
 }
 
-/// live: every live process stays alive and its mappings never change.
+/// live: every live process stays alive and its mappings never change;
+/// a self-updating program that executed itself again runs the new
+/// version, and nothing but an injected fault ended it.
 fn live(seen: &Observations) -> Verdict {
-    if seen.live.is_empty() {
+    let updates = self_updates(seen);
+    if seen.live.is_empty() && updates.is_empty() {
         return Verdict::not_exercised("no live process ran");
     }
-    Verdict::of(
-        seen.live
+    let mut findings: Vec<Finding> = seen
+        .live
+        .iter()
+        .filter(|live| !live.unharmed())
+        .map(|live| finding(Property::Live, blame(seen), live.describe()))
+        .collect();
+    let mut restarted = false;
+    for (phase, run, update) in &updates {
+        let harmed = match (&run.killed_by_platform, update.running) {
+            (Some(kill), _) => Some(format!("the self-updating program was killed {kill}")),
+            (None, Some(running)) => {
+                restarted = true;
+                (running.0 < 2 && running.1 < 2).then(|| {
+                    format!(
+                        "the self-updating program executed itself again but runs exe v{} / lib v{} code: it did not replace itself",
+                        running.0, running.1
+                    )
+                })
+            }
+            (None, None) if update.reexec => Some(match &update.reexec_failed {
+                Some(why) => format!(
+                    "the self-updating program replaced itself but could not start again: {why}"
+                ),
+                None => format!(
+                    "the self-updating program replaced itself, then its new image ended: {}",
+                    run.exit
+                ),
+            }),
+            // Ended by a signal that no fault of its run sent: it crashed.
+            (None, None) => match run.exit {
+                Exit::Signal(_)
+                    if !seen
+                        .fired
+                        .iter()
+                        .any(|p| p.phase == *phase && ends_process(&p.fault)) =>
+                {
+                    Some(format!("the self-updating program died: {}", run.exit))
+                }
+                _ => None,
+            },
+        };
+        if let Some(what) = harmed {
+            findings.push(finding(Property::Live, blame(seen), what));
+        }
+    }
+    if findings.is_empty() && seen.live.is_empty() && !restarted {
+        let gave_up = updates
             .iter()
-            .filter(|live| !live.unharmed())
-            .map(|live| finding(Property::Live, blame(seen), live.describe()))
-            .collect(),
+            .flat_map(|(_, _, update)| update.failed.first())
+            .next()
+            .map_or(String::new(), |why| format!(": it gave up at {why}"));
+        return Verdict::not_exercised(format!(
+            "the self-updating program never executed itself again{gave_up}"
+        ));
+    }
+    Verdict::of(findings)
+}
+
+/// The runs of a self-updating program, by phase, with what each reported.
+fn self_updates(seen: &Observations) -> Vec<(fault_fs::Phase, &StrategyRun, &SelfUpdateReport)> {
+    std::iter::once(&seen.first)
+        .chain(&seen.retries)
+        .enumerate()
+        .filter_map(|(phase, run)| Some((phase as fault_fs::Phase, run, run.self_update.as_ref()?)))
+        .collect()
+}
+
+/// A fault that ends the process it lands on: a kill, or the power going.
+fn ends_process(fault: &Fault) -> bool {
+    matches!(
+        interrupts(fault),
+        Some(Property::Kill) | Some(Property::Power)
     )
 }
 
@@ -738,11 +924,31 @@ fn complete_after(seen: &Observations, property: Property) -> Verdict {
 
 /// retry: after an interruption, running the strategy again completes it.
 fn retry(seen: &Observations) -> Verdict {
-    // The retry judged is the last one, made after the last interruption.
-    let Some(point) = seen.endings().last().copied() else {
-        return Verdict::not_exercised("nothing interrupted the run");
+    // The retry judged is the last one, made after the last interruption:
+    // a fault's, or the platform's kill.
+    let point = seen.endings().last().copied();
+    let killed = std::iter::once(&seen.first)
+        .chain(&seen.retries)
+        .enumerate()
+        .filter_map(|(phase, run)| {
+            Some((phase as fault_fs::Phase, run.killed_by_platform.as_ref()?))
+        })
+        .last();
+    let (phase, at, after) = match (point, killed) {
+        (Some(point), Some((phase, kill))) if phase >= point.phase => (
+            phase,
+            None,
+            format!("after the platform killed the strategy at {}, ", kill.op),
+        ),
+        (Some(point), _) => (point.phase, Some(point.clone()), String::new()),
+        (None, Some((phase, kill))) => (
+            phase,
+            None,
+            format!("after the platform killed the strategy at {}, ", kill.op),
+        ),
+        (None, None) => return Verdict::not_exercised("nothing interrupted the run"),
     };
-    let Some(retry) = seen.run_of(point.phase + 1) else {
+    let Some(retry) = seen.run_of(phase + 1) else {
         return Verdict::not_exercised("no retry was made after the interruption");
     };
     if retry.exit.success() && retry.target.class == TargetClass::New {
@@ -754,9 +960,9 @@ fn retry(seen: &Observations) -> Verdict {
     };
     Verdict::of(vec![finding(
         Property::Retry,
-        Some(point.clone()),
+        at,
         format!(
-            "the retry ended ({}) and left the target {}{why}",
+            "{after}the retry ended ({}) and left the target {}{why}",
             retry.exit, retry.target.class
         ),
     )])
@@ -925,6 +1131,8 @@ mod tests {
             strays: Vec::new(),
             left_running: Vec::new(),
             other_names: Vec::new(),
+            self_update: None,
+            killed_by_platform: None,
         }
     }
 
@@ -1000,7 +1208,176 @@ mod tests {
             first: Some(beat(1)),
             changed,
             beats: 5,
+            killed_why: None,
         }
+    }
+
+    /// A self-updating program's run: it exited `exit` after reporting
+    /// `lines`, and left the target `class`.
+    fn self_run(exit: Exit, class: TargetClass, lines: &str) -> StrategyRun {
+        StrategyRun {
+            self_update: Some(SelfUpdateReport::parse(lines)),
+            ..ran(exit, class)
+        }
+    }
+
+    /// A kill by the macOS model at the in-place updater's truncate.
+    fn signing_kill() -> PlatformKill {
+        PlatformKill {
+            op: "write#2+7".into(),
+            what: "open /app/canary O_TRUNC".into(),
+            reason: "code signature invalid: page of app/canary changed on disk".into(),
+        }
+    }
+
+    #[test]
+    fn a_self_update_report_reads_its_lines() {
+        let report = SelfUpdateReport::parse(
+            "start 1 1\nfailed open 26\nreplaced\nreexec\nrunning 2 1\nnoise\n",
+        );
+        assert_eq!(report.started, Some((1, 1)));
+        assert_eq!(report.failed, ["open: Text file busy"]);
+        assert!(report.replaced && report.reexec);
+        assert_eq!(report.running, Some((2, 1)));
+        let failed = SelfUpdateReport::parse("start 1 1\nreplaced\nreexec\nreexec-failed 8\n");
+        assert_eq!(failed.reexec_failed.as_deref(), Some("Exec format error"));
+    }
+
+    #[test]
+    fn live_passes_a_program_that_executed_itself_into_its_new_version() {
+        let seen = Observations {
+            first: self_run(
+                Exit::Code(0),
+                TargetClass::New,
+                "start 1 1\nreplaced\nreexec\nrunning 2 1\n",
+            ),
+            ..clean()
+        };
+        assert_eq!(judge(&seen, Property::Live), Verdict::Pass);
+    }
+
+    #[test]
+    fn live_fails_a_program_that_executed_itself_and_still_runs_the_old_code() {
+        // ignore-errors: the write was refused, yet it went on as replaced.
+        let seen = Observations {
+            first: self_run(
+                Exit::Code(0),
+                TargetClass::Old,
+                "start 1 1\nfailed open 26\nreplaced\nreexec\nrunning 1 1\n",
+            ),
+            ..clean()
+        };
+        let live = seen_of(&judge(&seen, Property::Live));
+        assert_eq!(live.len(), 1, "{live:?}");
+        assert!(live[0].1.contains("runs exe v1 / lib v1 code"), "{live:?}");
+        assert_eq!(
+            seen_of(&judge(&seen, Property::Result)),
+            [(
+                None,
+                "did not replace, yet the strategy exited 0: the target is still old".into()
+            )]
+        );
+    }
+
+    #[test]
+    fn live_fails_a_program_that_replaced_itself_and_cannot_start_again() {
+        let seen = Observations {
+            first: self_run(
+                Exit::Code(126),
+                TargetClass::Empty,
+                "start 1 1\nreplaced\nreexec\nreexec-failed 8\n",
+            ),
+            ..clean()
+        };
+        let live = seen_of(&judge(&seen, Property::Live));
+        assert!(
+            live.iter()
+                .any(|(_, seen)| seen.contains("could not start again: Exec format error")),
+            "{live:?}"
+        );
+    }
+
+    #[test]
+    fn live_is_not_exercised_by_a_program_that_gave_up_truthfully() {
+        let seen = Observations {
+            first: self_run(
+                Exit::Code(1),
+                TargetClass::Old,
+                "start 1 1\nfailed open 26\n",
+            ),
+            ..clean()
+        };
+        assert_not_exercised(
+            judge(&seen, Property::Live),
+            "gave up at open: Text file busy",
+        );
+    }
+
+    #[test]
+    fn a_kill_by_an_injected_fault_is_no_live_finding_but_a_crash_is() {
+        let killed = Observations {
+            fired: vec![point("write#1:kill-after")],
+            first: self_run(Exit::Signal(9), TargetClass::Old, "start 1 1\n"),
+            retries: vec![self_run(
+                Exit::Code(0),
+                TargetClass::New,
+                "start 1 1\nreplaced\nreexec\nrunning 2 1\n",
+            )],
+            ..clean()
+        };
+        assert_eq!(judge(&killed, Property::Live), Verdict::Pass);
+        let crashed = Observations {
+            first: self_run(Exit::Signal(libc::SIGBUS), TargetClass::Torn, "start 1 1\n"),
+            ..clean()
+        };
+        let live = seen_of(&judge(&crashed, Property::Live));
+        assert!(live[0].1.contains("died: killed by SIGBUS"), "{live:?}");
+    }
+
+    /// The seed's chain under the macOS model, judged: the platform's kill
+    /// fails result where no fault fired, and the retry after it is judged.
+    #[test]
+    fn a_platform_kill_fails_result_and_its_retry_is_judged() {
+        let seen = Observations {
+            first: StrategyRun {
+                killed_by_platform: Some(signing_kill()),
+                ..self_run(Exit::Signal(9), TargetClass::Empty, "start 1 1\n")
+            },
+            retries: vec![StrategyRun {
+                stderr: "mkdir /app/update-staging: File exists\n".into(),
+                ..self_run(
+                    Exit::Code(1),
+                    TargetClass::Empty,
+                    "start 1 1\nfailed mkdir 17\n",
+                )
+            }],
+            ..clean()
+        };
+        let result = seen_of(&judge(&seen, Property::Result));
+        assert_eq!(result.len(), 1);
+        assert_eq!(
+            result[0].0, None,
+            "no fault to reproduce: the platform did it"
+        );
+        assert!(
+            result[0].1.contains("code signature invalid")
+                && result[0].1.ends_with("the target is empty"),
+            "{result:?}"
+        );
+        let retry = seen_of(&judge(&seen, Property::Retry));
+        assert!(
+            retry[0]
+                .1
+                .starts_with("after the platform killed the strategy at write#2+7")
+                && retry[0]
+                    .1
+                    .ends_with("mkdir /app/update-staging: File exists"),
+            "{retry:?}"
+        );
+        let live = seen_of(&judge(&seen, Property::Live));
+        assert!(live[0].1.contains("was killed at write#2+7"), "{live:?}");
+        // The kill property judges injected kills only.
+        assert_not_exercised(judge(&seen, Property::Kill), "no kill fired");
     }
 
     #[test]
@@ -1025,7 +1402,10 @@ mod tests {
         };
         assert_eq!(
             seen_of(&judge(&seen, Property::Result)),
-            [(None, "the strategy exited 0 but the target is old".into())]
+            [(
+                None,
+                "did not replace, yet the strategy exited 0: the target is still old".into()
+            )]
         );
     }
 

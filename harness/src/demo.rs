@@ -5,9 +5,9 @@
 
 use std::io::{self, Write};
 
-use crate::check::TargetClass;
+use crate::check::{StrategyRun, TargetClass};
 use crate::runner::{run, Prepared, RunError, RunOptions, RunOutcome};
-use crate::scenario::{Scenario, TargetKind};
+use crate::scenario::{default_new_size, Platform, Scenario, SelfUpdate, TargetKind};
 
 /// `cp` over the target: writes the live inode in place.
 pub const CP: &str = r#"cp "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#;
@@ -25,7 +25,7 @@ fn once(command: &str, fault: Option<&str>) -> Result<(Prepared, RunOutcome), Ru
         command,
         TargetKind::Lib,
         DEMO_SIZE,
-        crate::scenario::default_new_size(DEMO_SIZE),
+        default_new_size(DEMO_SIZE),
     ))?;
     let faults = fault
         .map(|spec| spec.parse().map(|rule| vec![rule]))
@@ -34,6 +34,27 @@ fn once(command: &str, fault: Option<&str>) -> Result<(Prepared, RunOutcome), Ru
         .unwrap_or_default();
     let outcome = run(&prepared, &faults, &RunOptions { retry: true })?;
     Ok((prepared, outcome))
+}
+
+/// One undisturbed run (retried if interrupted) of the self-updating
+/// program replacing its executable by `spec`, under `platform`.
+fn self_update(spec: &str, platform: Platform) -> Result<RunOutcome, DemoError> {
+    let spec: SelfUpdate = spec.parse().map_err(DemoError::Spec)?;
+    let size = DEMO_SIZE;
+    let scenario = Scenario::ad_hoc("", TargetKind::Exe, size, default_new_size(size))
+        .self_updating(spec)
+        .map_err(DemoError::Spec)?
+        .with_platform(platform);
+    let prepared = Prepared::new(scenario)?;
+    Ok(run(&prepared, &[], &RunOptions { retry: true })?)
+}
+
+/// The last line a run wrote to stderr, after `: `, or nothing.
+fn said(run: &StrategyRun) -> String {
+    run.stderr
+        .lines()
+        .last()
+        .map_or(String::new(), |line| format!(": {line}"))
 }
 
 fn ino(outcome: &RunOutcome) -> String {
@@ -185,12 +206,92 @@ pub fn demo(out: &mut dyn Write) -> Result<bool, DemoError> {
     )?;
     as_taught &= atomic_ok;
     writeln!(out)?;
+
+    as_taught &= self_update_step(out)?;
+    writeln!(out)?;
     writeln!(
         out,
         "Every crash point of a strategy: swapfault explore --strategy 'CMD'"
     )?;
     writeln!(out, "One fault, reproduced:           swapfault check --strategy 'CMD' --fault 'write#1:kill-after'")?;
     Ok(as_taught)
+}
+
+/// Step 5: a program that replaces its own executable in place, under
+/// Linux and under the macOS model, then the fix. True when each showed
+/// what it teaches.
+fn self_update_step(out: &mut dyn Write) -> Result<bool, DemoError> {
+    const IN_PLACE: &str = "in-place";
+    const FIX: &str = "rename+fsync+copy-meta+clear-staging";
+    writeln!(
+        out,
+        "5. a program that replaces its own executable in place, as a real updater did"
+    )?;
+    writeln!(
+        out,
+        "   (--self-update {IN_PLACE}: mkdir a staging dir, open itself with O_TRUNC, copy)"
+    )?;
+    let linux = self_update(IN_PLACE, Platform::Linux)?;
+    let first = &linux.observed.first;
+    writeln!(
+        out,
+        "   Linux: {}; target {}{}",
+        first.exit,
+        first.target.class,
+        said(first)
+    )?;
+    let linux_ok = first.target.class == TargetClass::Old && !first.exit.success();
+    let macos = self_update(IN_PLACE, Platform::Macos)?;
+    let first = &macos.observed.first;
+    match &first.killed_by_platform {
+        Some(kill) => writeln!(
+            out,
+            "   macOS model (--platform macos): {} {kill}",
+            first.exit
+        )?,
+        None => writeln!(out, "   macOS model (--platform macos): {}", first.exit)?,
+    }
+    let retry = macos.observed.retries.first();
+    match retry {
+        Some(retry) => writeln!(
+            out,
+            "   target left {}; retry: {}{}",
+            first.target.class,
+            retry.exit,
+            said(retry)
+        )?,
+        None => writeln!(out, "   target left {}", first.target.class)?,
+    }
+    let macos_broken = first.killed_by_platform.is_some()
+        && !first.target.class.is_complete()
+        && retry.is_some_and(|r| r.target.class != TargetClass::New);
+    writeln!(
+        out,
+        "   => {} on macOS: the program lost its own executable, and its retry stops at the staging dir",
+        verdict(!macos_broken)
+    )?;
+    let fixed = self_update(FIX, Platform::Macos)?;
+    let first = &fixed.observed.first;
+    let update = first
+        .self_update
+        .as_ref()
+        .map_or(String::new(), |u| format!("; {u}"));
+    writeln!(out, "   the fix (--self-update {FIX}):")?;
+    writeln!(out, "   {}{update}", first.exit)?;
+    let fixed_ok = first.exit.success()
+        && first.target.class == TargetClass::New
+        && first.killed_by_platform.is_none()
+        && first
+            .self_update
+            .as_ref()
+            .and_then(|u| u.running)
+            .is_some_and(|(exe, _)| exe == 2);
+    writeln!(
+        out,
+        "   => {}: its running file's bytes never change; it runs v2 after the rename",
+        verdict(fixed_ok)
+    )?;
+    Ok(linux_ok && macos_broken && fixed_ok)
 }
 
 /// Why the demo could not run.
@@ -202,4 +303,7 @@ pub enum DemoError {
     /// Output failed.
     #[error("cannot write the demo output: {0}")]
     Io(#[from] io::Error),
+    /// A self-update the demo runs could not be built (a bug of the demo).
+    #[error("the demo's self-update: {0}")]
+    Spec(String),
 }

@@ -392,6 +392,9 @@ pub struct LiveReport {
     pub changed: Option<Beat>,
     /// Heartbeats received.
     pub beats: u64,
+    /// Why the platform's model killed it (macOS code signing), if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub killed_why: Option<String>,
 }
 
 impl LiveReport {
@@ -409,11 +412,20 @@ impl LiveReport {
             first: None,
             changed: None,
             beats: 0,
+            killed_why: None,
         }
     }
 
     /// A sentence saying what happened to it.
     pub fn describe(&self) -> String {
+        let described = self.describe_ending();
+        match &self.killed_why {
+            Some(why) => format!("{described} ({why})"),
+            None => described,
+        }
+    }
+
+    fn describe_ending(&self) -> String {
         if self.first.is_none() {
             return match &self.exit {
                 Some(exit) => format!(
@@ -573,6 +585,11 @@ impl LiveCanary {
         Ok(canary)
     }
 
+    /// Its pid.
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
     /// Starts counting heartbeats anew for a run. The baseline (the first
     /// beat ever) stays: a canary is only kept across runs while unharmed.
     pub fn begin_run(&mut self) {
@@ -613,6 +630,7 @@ impl LiveCanary {
             first: beats.first.clone(),
             changed: beats.changed.clone(),
             beats: beats.count,
+            killed_why: None,
         }
     }
 }

@@ -20,14 +20,14 @@ use serde::Serialize;
 
 use crate::canary::{self, CanaryError};
 use crate::check::{
-    self, classify, classify_by, Evaluation, Observations, OtherName, ProbeObservation,
-    StrategyRun, TargetClass, TargetState, Wanted,
+    self, classify, classify_by, Evaluation, Observations, OtherName, PlatformKill,
+    ProbeObservation, SelfUpdateReport, StrategyRun, TargetClass, TargetState, Wanted,
 };
 use crate::live::{
     in_uninterruptible_sleep, run_with_timeout, ChildGuard, Exit, LiveCanary, LiveError, LiveReport,
 };
 use crate::sandbox::{Sandbox, SandboxError};
-use crate::scenario::{ProbeKind, Scenario, TargetKind, Versions};
+use crate::scenario::{Platform, ProbeKind, Scenario, TargetKind, Versions};
 
 /// Directory in the mount that holds the target and its siblings.
 pub const APP_DIR: &str = "app";
@@ -36,6 +36,14 @@ pub const STAGING_DIR: &str = "staging";
 /// Directory in the tree that the strategy's TMPDIR shows: its downloads and
 /// staging are ops of the run like any other, reset with the tree.
 pub const TMP_DIR: &str = "tmp";
+/// Directory (at the mount's root) of the equal copy of the target that,
+/// under the macOS model, the canary runs as its own executable: Linux
+/// refuses writes to a running executable (ETXTBSY), macOS does not, so
+/// the model lets them through to the target and kills the process that
+/// runs it ([`fault_fs::CodeSigning::runs_as`]).
+pub const IMAGE_DIR: &str = "image";
+/// File (in a run's temp dir) where the self-updating program reports.
+const SELF_REPORT: &str = "self-update-report";
 
 /// How long probes may look while an op is held, before it is released.
 /// Probes normally finish in milliseconds; one that touches a page the
@@ -143,8 +151,8 @@ pub struct Prepared {
     loader: Option<PathBuf>,
     /// The init each strategy runs under (see [`crate::sandbox`]).
     sandbox_init: PathBuf,
-    /// The live canary's executable name in [`APP_DIR`], if any.
-    live_exe: Option<String>,
+    /// A live canary runs (from [`Prepared::program_rel`]).
+    live_canary: bool,
     /// The tree every run starts from, built once: each run clones it
     /// (one `Arc` per inode) instead of copying the bytes again.
     initial: Tree,
@@ -243,8 +251,7 @@ impl Prepared {
                 .collect::<Result<_, RunError>>()?,
             loader,
             sandbox_init: canary::build_sandbox_init()?,
-            live_exe: (scenario.live && matches!(scenario.versions, Versions::Canary { .. }))
-                .then(|| canary::EXE_NAME.to_owned()),
+            live_canary: scenario.live && matches!(scenario.versions, Versions::Canary { .. }),
             scenario,
             initial: Tree::new(),
             initial_paths: BTreeSet::new(),
@@ -297,6 +304,46 @@ impl Prepared {
     /// Whether the target is a set of files that must change together.
     pub fn is_set(&self) -> bool {
         !self.members.is_empty()
+    }
+
+    /// Whether the canary runs from an equal copy of the target in
+    /// [`IMAGE_DIR`]: under the macOS model, where the target is the
+    /// canary's executable.
+    fn runs_from_image(&self) -> bool {
+        self.scenario.platform == Platform::Macos
+            && matches!(self.scenario.versions, Versions::Canary { .. })
+            && matches!(self.scenario.kind, TargetKind::Exe | TargetKind::Set)
+    }
+
+    /// The canary executable a user starts (relative to the mount): the
+    /// target, or its library's executable; under the macOS model the copy
+    /// that stands for the target.
+    fn program_rel(&self) -> String {
+        if self.runs_from_image() {
+            format!("{IMAGE_DIR}/{}", canary::EXE_NAME)
+        } else {
+            format!("{APP_DIR}/{}", canary::EXE_NAME)
+        }
+    }
+
+    /// The macOS code-signing model over the initial tree: the canary's
+    /// executable loads its library, and its copy runs as the target.
+    fn code_signing(&self) -> Option<fault_fs::CodeSigning> {
+        if self.scenario.platform != Platform::Macos {
+            return None;
+        }
+        let tree = &self.initial;
+        let ino = |rel: &str| tree.resolve_following(rel, "/").ok().map(|(ino, _)| ino);
+        let mut model = fault_fs::CodeSigning::new();
+        let exe = ino(&format!("{APP_DIR}/{}", canary::EXE_NAME));
+        let lib = ino(&format!("{APP_DIR}/{}", canary::LIB_NAME));
+        if let (Some(exe), Some(lib)) = (exe, lib) {
+            model = model.loads(exe, vec![lib]);
+            if let Some(image) = ino(&self.program_rel()).filter(|_| self.runs_from_image()) {
+                model = model.loads(image, vec![lib]).runs_as(image, exe);
+            }
+        }
+        Some(model)
     }
 
     /// The files NEW is made of, by the names they are staged under: NEW
@@ -409,6 +456,16 @@ impl Prepared {
         }
         for member in &self.members {
             file(&mut tree, app, &member.name, &member.old, 0o755);
+        }
+        if self.runs_from_image() {
+            let image = tree
+                .mkdir(ROOT_INO, IMAGE_DIR.as_ref(), root)
+                .unwrap_or(ROOT_INO);
+            file(&mut tree, image, canary::EXE_NAME, &self.old, 0o755);
+            // The copy finds its library where its rpath ($ORIGIN) looks:
+            // the target's own, through a link.
+            let lib = format!("../{APP_DIR}/{}", canary::LIB_NAME);
+            let _ = tree.symlink(image, canary::LIB_NAME.as_ref(), lib.as_ref(), root);
         }
         // Sticky and open to all, as /tmp is.
         let _ = tree.mkdir(
@@ -637,6 +694,8 @@ pub(crate) struct Stage {
     sandbox: Option<Sandbox>,
     live: Option<LiveCanary>,
     live_commands: Vec<(String, ChildGuard)>,
+    /// The live processes the code-signing model killed since they started.
+    signature_kills: Vec<fault_fs::SignatureKill>,
     /// The tree's TMP_DIR as a file system of its own: the strategy's TMPDIR.
     tmp: FaultMount,
     mount: FaultMount,
@@ -676,6 +735,7 @@ impl Stage {
             .resolve(TMP_DIR)
             .map_err(|_| io("no temp dir in the tree")(std::io::ErrorKind::NotFound.into()))?;
         let fs = FaultFs::new(initial, FaultPlan::default());
+        fs.handle().set_code_signing(prepared.code_signing());
         let tmp = FaultMount::mount(fs.view(tmp_ino), &tmp_dir)?;
         let mount = FaultMount::mount(fs, &mnt)?;
         let new_path = outside
@@ -685,6 +745,7 @@ impl Stage {
             sandbox: None,
             live: None,
             live_commands: Vec::new(),
+            signature_kills: Vec::new(),
             tmp,
             mount,
             new_path,
@@ -718,14 +779,15 @@ impl Stage {
         self.live_commands
             .retain_mut(|(_, child)| child.try_exit().is_none());
         self.reset_to(prepared, &prepared.initial)?;
-        if let (Some(exe), None) = (&prepared.live_exe, &self.live) {
-            let path = self.mount.join(format!("{APP_DIR}/{exe}"));
+        if let (true, None) = (prepared.live_canary, &self.live) {
+            let path = self.mount.join(prepared.program_rel());
             self.live = Some(LiveCanary::start(
                 &path,
                 None,
                 Some(&prepared.sandbox_init),
             )?);
         }
+        self.signature_kills.clear();
         if let Some(live) = self.live.as_mut() {
             live.begin_run();
         }
@@ -801,6 +863,10 @@ struct Ran {
     scope: u32,
     /// Processes it started that outlived it.
     left_running: Vec<String>,
+    /// What the self-updating program reported, if the strategy is one.
+    self_update: Option<SelfUpdateReport>,
+    /// The platform model killed the strategy.
+    killed_by_platform: Option<PlatformKill>,
 }
 
 /// Runs the strategy once in its sandbox (a PID namespace of its own, so
@@ -843,6 +909,17 @@ fn run_in(
         command
             .env("SWAPFAULT_TARGET_DIR", stage.mount.join(APP_DIR))
             .env("SWAPFAULT_NEW_DIR", stage.new_dir());
+    }
+    if let Versions::Canary { .. } = scenario.versions {
+        // The program a user starts, and the executable it takes for its
+        // own (what /proc/self/exe would name, were it not run from a copy).
+        command
+            .env("SWAPFAULT_SELF", stage.mount.join(prepared.program_rel()))
+            .env(
+                "CANARY_SELF",
+                stage.mount.join(format!("{APP_DIR}/{}", canary::EXE_NAME)),
+            )
+            .env("CANARY_REPORT", stage.root.join(SELF_REPORT));
     }
     let (stderr_read, stderr_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|err| {
@@ -933,6 +1010,8 @@ fn run_in(
         probes: observations,
         scope,
         left_running: ending.left_running,
+        self_update: None,
+        killed_by_platform: None,
     })
 }
 
@@ -1136,13 +1215,29 @@ fn run_probe(
             let mut command =
                 crate::live::exec_through(&prepared.sandbox_init, Path::new("/"), &target);
             command.arg("--once");
-            version_probe("exec", command, task, prepared.is_set())
+            match version_probe("exec", command, task, prepared.is_set()) {
+                Ok(seen) => seen,
+                // Linux refuses to execute a file open for writing; macOS
+                // runs what the file holds, so under its model that is seen.
+                Err(err)
+                    if err.raw_os_error() == Some(libc::ETXTBSY)
+                        && prepared.scenario.platform == Platform::Macos =>
+                {
+                    let class = handle.with_tree(|tree| prepared.target_state(tree, mount).class);
+                    (
+                        format!("exec: would run a file that is {class} (macOS runs a file open for writing, where Linux says ETXTBSY)"),
+                        class.is_complete(),
+                    )
+                }
+                Err(err) => (format!("exec: could not start: {err}"), false),
+            }
         }
         ProbeKind::Load => match &prepared.loader {
             Some(loader) => {
                 let mut command = Command::new(loader);
                 command.arg("--load").arg(&target);
                 version_probe("load", command, task, false)
+                    .unwrap_or_else(|err| (format!("load: could not start: {err}"), false))
             }
             None => ("load: no canary loader for user files".to_owned(), true),
         },
@@ -1161,16 +1256,19 @@ fn run_probe(
 
 /// Runs the canary with `--once` or `--load` and says what ran: the
 /// library version, or for a set both versions, and whether the set's
-/// executable refused a library of another version.
-fn version_probe(name: &str, command: Command, task: &ProbeTask, set: bool) -> (String, bool) {
-    let (exit, out) = match run_with_timeout(command, PROBE_TIMEOUT, &task.child) {
-        Ok(done) => done,
-        Err(err) => return (format!("{name}: could not start: {err}"), false),
-    };
+/// executable refused a library of another version; an error when it
+/// could not start.
+fn version_probe(
+    name: &str,
+    command: Command,
+    task: &ProbeTask,
+    set: bool,
+) -> std::io::Result<(String, bool)> {
+    let (exit, out) = run_with_timeout(command, PROBE_TIMEOUT, &task.child)?;
     let out = String::from_utf8_lossy(&out);
     let words: Vec<&str> = out.split_whitespace().collect();
     let known = |version: &str| version == "1" || version == "2";
-    match (exit.success(), words.as_slice()) {
+    Ok(match (exit.success(), words.as_slice()) {
         (true, ["version", exe, lib]) if set => (
             format!("{name}: ran canary v{exe} with libcanary v{lib}"),
             exe == lib && known(lib),
@@ -1187,7 +1285,7 @@ fn version_probe(name: &str, command: Command, task: &ProbeTask, set: bool) -> (
             )
         }
         (false, _) => (format!("{name}: failed ({exit})"), false),
-    }
+    })
 }
 
 /// The exit code of a set's canary that found a library of another version.
@@ -1357,6 +1455,8 @@ pub(crate) fn run_staged(
             strays,
             left_running: ran.left_running,
             other_names,
+            self_update: ran.self_update,
+            killed_by_platform: ran.killed_by_platform,
         },
         retries: Vec::new(),
         live: Vec::new(),
@@ -1407,6 +1507,8 @@ pub(crate) fn run_from_power_cut(
             strays,
             left_running: Vec::new(),
             other_names,
+            self_update: None,
+            killed_by_platform: None,
         },
         retries: Vec::new(),
         live: Vec::new(),
@@ -1448,10 +1550,45 @@ fn run_phase(
     } else {
         prepared.scenario.probes.clone()
     };
+    let report = stage.root.join(SELF_REPORT);
+    if prepared.scenario.self_update.is_some() {
+        std::fs::write(&report, "").map_err(io("cannot write the self-update report"))?;
+    }
     let mut ran = run_strategy(prepared, stage, &probes)?;
     handle.set_plan(FaultPlan::default());
     handle.set_scope(Scope::All);
     let trace = scope_trace(&handle.trace(), ran.scope);
+    if prepared.scenario.self_update.is_some() {
+        let text = std::fs::read_to_string(&report).unwrap_or_default();
+        ran.self_update = Some(SelfUpdateReport::parse(&text));
+    }
+    // The model's kills: of a live process, kept for its report; else of
+    // the strategy, named by the op that changed its code.
+    let live_pids: Vec<u32> = stage
+        .live
+        .as_ref()
+        .map(LiveCanary::pid)
+        .into_iter()
+        .chain(stage.live_commands.iter().map(|(_, child)| child.pid()))
+        .collect();
+    for kill in handle.take_signature_kills() {
+        if live_pids.contains(&kill.pid) {
+            stage.signature_kills.push(kill);
+            continue;
+        }
+        let op = trace
+            .iter()
+            .zip(OpName::all(&trace))
+            .find(|(op, _)| op.seq == kill.seq);
+        if let (Some((op, name)), None) = (op, &ran.killed_by_platform) {
+            let truncates = if op.truncates() { " O_TRUNC" } else { "" };
+            ran.killed_by_platform = Some(PlatformKill {
+                op: name.to_string(),
+                what: format!("{} {}{truncates}", op.kind, op.path),
+                reason: kill.reason(),
+            });
+        }
+    }
     if let Some(live) = stage.live.as_mut() {
         live.settle(Duration::from_secs(2));
     }
@@ -1487,7 +1624,15 @@ fn power_off(stage: &mut Stage, fired: &[CrashPoint]) -> Option<Vec<LiveReport>>
 /// The reports of the live canary (first) and the scenario's live commands.
 fn live_reports(stage: &mut Stage) -> Vec<LiveReport> {
     let canary = stage.live.as_mut().map(|live| live.report());
-    canary.into_iter().chain(command_reports(stage)).collect()
+    let mut reports: Vec<LiveReport> = canary.into_iter().chain(command_reports(stage)).collect();
+    for report in &mut reports {
+        report.killed_why = stage
+            .signature_kills
+            .iter()
+            .find(|kill| kill.pid == report.pid)
+            .map(fault_fs::SignatureKill::reason);
+    }
+    reports
 }
 
 /// Finishes a run whose first strategy run is observed: the retries after
@@ -1506,11 +1651,15 @@ fn complete(
     let mut retry_traces = Vec::new();
     let mut phase: Phase = 0;
     // A retry with no fault of its phase is not interrupted: the chain ends.
+    // A run the platform's model killed is retried too, as a user would.
     while options.retry
-        && observed
+        && (observed
             .fired
             .iter()
             .any(|point| point.phase == phase && check::interrupts(&point.fault).is_some())
+            || observed
+                .run_of(phase)
+                .is_some_and(|run| run.killed_by_platform.is_some()))
     {
         phase += 1;
         restage_new(prepared, stage)?;
@@ -1532,6 +1681,8 @@ fn complete(
             strays,
             left_running: ran.left_running,
             other_names,
+            self_update: ran.self_update,
+            killed_by_platform: ran.killed_by_platform,
         });
         retry_traces.push(trace);
     }

@@ -2,6 +2,15 @@
 //!
 //! ```toml
 //! description = "cp writes over the running library in place"
+//! # Top-level keys come before the first table:
+//! live = true             # run a live canary that maps the old target
+//! live_commands = []      # more live processes: commands run in the target's
+//!                         # directory (e.g. './canary'); each must outlive the run
+//! faults = []             # fault specs for `swapfault run`
+//! probes = ["read"]       # read, exec, load: run at every stalled op
+//! sigterm = false         # explore also kills with SIGTERM at every mutating op
+//! platform = "linux"      # or "macos": the code-signing model (a process whose
+//!                         # executable or mapped library changes bytes is killed)
 //!
 //! [target]
 //! kind = "lib"            # "exe", "lib" or "set" (the built-in canary), default
@@ -24,17 +33,16 @@
 //!
 //! [strategy]
 //! command = 'cp "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET"'
+//! # self_update = "rename+fsync" # instead of command: the built-in program
+//! #                         replaces its own file (target.kind exe or lib) and
+//! #                         executes itself again ([`SelfUpdate`])
 //! timeout = "30s"
 //!
-//! live = true             # run a live canary that maps the old target
-//! live_commands = []      # more live processes: commands run in the target's
-//!                         # directory (e.g. './canary'); each must outlive the run
-//! faults = []             # fault specs for `swapfault run`
-//! probes = ["read"]       # read, exec, load: run at every stalled op
-//! sigterm = false         # explore also kills with SIGTERM at every mutating op
+//! [expect]                # pass or fail per property under Linux; unlisted
+//! result = "pass"         # ones are not asserted
+//! live = "fail"
 //!
-//! [expect]                # pass or fail per property; unlisted ones are not asserted
-//! result = "pass"
+//! [expect_macos]          # the same, under the macOS model
 //! live = "fail"
 //! ```
 
@@ -80,6 +88,150 @@ impl std::str::FromStr for TargetKind {
             .into_iter()
             .find(|kind| kind.name() == s)
             .ok_or_else(|| format!("unknown target kind `{s}` (hint: exe, lib or set)"))
+    }
+}
+
+/// The platform whose kernel a run models.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// This machine's kernel, as it is.
+    #[default]
+    Linux,
+    /// Linux, plus a model of macOS code signing
+    /// ([`fault_fs::CodeSigning`]): a process whose executable or mapped
+    /// library changes bytes on disk is killed with SIGKILL, and writes to
+    /// a running executable are let through (the canary runs from an equal
+    /// copy that stands for the target).
+    Macos,
+}
+
+impl Platform {
+    /// The name used in scenario files, flags and reproductions.
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::Linux => "linux",
+            Platform::Macos => "macos",
+        }
+    }
+}
+
+impl std::str::FromStr for Platform {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Platform::Linux, Platform::Macos]
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| format!("unknown platform `{s}` (hint: linux or macos)"))
+    }
+}
+
+/// How the built-in self-updating program replaces its own file: the
+/// strategy is then the canary itself, started from the target, which
+/// replaces the file and executes itself again (see canary.c).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct SelfUpdate {
+    /// The method.
+    pub method: SelfUpdateMethod,
+    /// fsync the new bytes, then the directory.
+    pub fsync: bool,
+    /// Give the temp file the target's mode and xattrs before the rename.
+    pub copy_meta: bool,
+    /// Remove a staging directory an interrupted run left, instead of
+    /// failing on it (mkdir: File exists), as the seed's updater did.
+    pub clear_staging: bool,
+    /// A failed step is not fatal and the exit says success.
+    pub ignore_errors: bool,
+}
+
+/// How a self-updating program writes its new version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum SelfUpdateMethod {
+    /// Open its own file with O_TRUNC and copy the new bytes over it.
+    #[default]
+    InPlace,
+    /// A sibling temp file renamed over its own file.
+    Rename,
+    /// Its own file renamed aside (`.old`), the staged file renamed in.
+    RenameAside,
+}
+
+impl SelfUpdateMethod {
+    const ALL: [SelfUpdateMethod; 3] = [
+        SelfUpdateMethod::InPlace,
+        SelfUpdateMethod::Rename,
+        SelfUpdateMethod::RenameAside,
+    ];
+
+    /// The name in a spec.
+    pub fn name(self) -> &'static str {
+        match self {
+            SelfUpdateMethod::InPlace => "in-place",
+            SelfUpdateMethod::Rename => "rename",
+            SelfUpdateMethod::RenameAside => "rename-aside",
+        }
+    }
+}
+
+/// The format a [`SelfUpdate`] spec takes, for errors.
+const SELF_UPDATE_FORMAT: &str = "METHOD[+OPTION...]: in-place, rename or rename-aside, \
+     with fsync, copy-meta, clear-staging, ignore-errors (e.g. rename+fsync+copy-meta+clear-staging)";
+
+impl std::str::FromStr for SelfUpdate {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut parts = s.trim().split('+');
+        let method = parts.next().unwrap_or_default();
+        let method = SelfUpdateMethod::ALL
+            .into_iter()
+            .find(|m| m.name() == method)
+            .ok_or_else(|| format!("unknown method `{method}` (hint: {SELF_UPDATE_FORMAT})"))?;
+        let mut spec = SelfUpdate {
+            method,
+            ..SelfUpdate::default()
+        };
+        for option in parts {
+            let flag = match option {
+                "fsync" => &mut spec.fsync,
+                "copy-meta" => &mut spec.copy_meta,
+                "clear-staging" => &mut spec.clear_staging,
+                "ignore-errors" => &mut spec.ignore_errors,
+                other => {
+                    return Err(format!(
+                        "unknown option `{other}` (hint: {SELF_UPDATE_FORMAT})"
+                    ))
+                }
+            };
+            *flag = true;
+        }
+        Ok(spec)
+    }
+}
+
+impl std::fmt::Display for SelfUpdate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.method.name())?;
+        let options = [
+            (self.fsync, "fsync"),
+            (self.copy_meta, "copy-meta"),
+            (self.clear_staging, "clear-staging"),
+            (self.ignore_errors, "ignore-errors"),
+        ];
+        for (_, name) in options.iter().filter(|(on, _)| *on) {
+            write!(f, "+{name}")?;
+        }
+        Ok(())
+    }
+}
+
+impl SelfUpdate {
+    /// The strategy that runs it: the program started as a user would
+    /// start it (`SWAPFAULT_SELF`: the target, or under the macOS model
+    /// its equal copy), told to update itself.
+    pub fn command(&self) -> String {
+        format!("exec \"$SWAPFAULT_SELF\" --self-update {self}")
     }
 }
 
@@ -135,6 +287,10 @@ struct ScenarioFile {
     sigterm: bool,
     #[serde(default)]
     expect: BTreeMap<Property, Expectation>,
+    #[serde(default)]
+    platform: Platform,
+    #[serde(default)]
+    expect_macos: BTreeMap<Property, Expectation>,
 }
 
 fn yes() -> bool {
@@ -164,7 +320,8 @@ struct TargetFile {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StrategyFile {
-    command: String,
+    command: Option<String>,
+    self_update: Option<String>,
     timeout: Option<String>,
 }
 
@@ -233,8 +390,18 @@ pub struct Scenario {
     pub probes: Vec<ProbeKind>,
     /// The explorer also kills with SIGTERM (for strategies that clean up on it).
     pub sigterm: bool,
-    /// Expected verdicts.
+    /// Expected verdicts, under the platform in force.
     pub expect: BTreeMap<Property, Expectation>,
+    /// Expected verdicts under each platform (`[expect]` is Linux's,
+    /// `[expect_macos]` the macOS model's).
+    pub expect_on: BTreeMap<Platform, BTreeMap<Property, Expectation>>,
+    /// The platform whose kernel the runs model.
+    pub platform: Platform,
+    /// The strategy is the built-in self-updating program, so.
+    pub self_update: Option<SelfUpdate>,
+    /// The platform was given (`--platform`), not the file's: reproductions
+    /// name it.
+    pub platform_given: bool,
     /// The new canary's size is not the file's `target.new_size` (given to
     /// `run --new-size`, or drawn by fuzz): reproductions say so.
     pub new_size_overridden: bool,
@@ -509,12 +676,40 @@ impl Scenario {
             })?,
             None => Duration::from_secs(30),
         };
-        if file.strategy.command.trim().is_empty() {
-            return Err(invalid(
-                "strategy.command",
-                "is empty (hint: the command that replaces the target)".into(),
-            ));
-        }
+        let self_update = match &file.strategy.self_update {
+            Some(spec) => Some(
+                spec.parse::<SelfUpdate>()
+                    .map_err(|m| invalid("strategy.self_update", m))?,
+            ),
+            None => None,
+        };
+        let command = match (&file.strategy.command, &self_update) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "strategy",
+                    "give `command` or `self_update`, not both (hint: self_update is the built-in self-updating program)".into(),
+                ))
+            }
+            (None, None) => {
+                return Err(invalid(
+                    "strategy.command",
+                    "is missing (hint: the command that replaces the target, or `self_update`)"
+                        .into(),
+                ))
+            }
+            (Some(command), None) if command.trim().is_empty() => {
+                return Err(invalid(
+                    "strategy.command",
+                    "is empty (hint: the command that replaces the target)".into(),
+                ))
+            }
+            (Some(command), None) => command.clone(),
+            (None, Some(spec)) => {
+                check_self_update(target.kind, &versions)
+                    .map_err(|m| invalid("strategy.self_update", m))?;
+                spec.command()
+            }
+        };
         for (index, spec) in file.faults.iter().enumerate() {
             spec.parse::<fault_fs::Rule>()
                 .map_err(|e| invalid(&format!("faults[{index}]"), e.to_string()))?;
@@ -534,7 +729,7 @@ impl Scenario {
             new_inside: target.new_inside,
             symlink: target.symlink,
             links: target.links,
-            command: file.strategy.command,
+            command,
             workdir,
             timeout,
             live: file.live,
@@ -542,9 +737,44 @@ impl Scenario {
             faults: file.faults,
             probes: file.probes,
             sigterm: file.sigterm,
-            expect: file.expect,
+            expect: BTreeMap::new(),
+            expect_on: BTreeMap::from([
+                (Platform::Linux, file.expect),
+                (Platform::Macos, file.expect_macos),
+            ]),
+            platform: Platform::Linux,
+            self_update,
+            platform_given: false,
             new_size_overridden: false,
-        })
+        }
+        .on_platform(file.platform))
+    }
+
+    /// This scenario under `platform`, with that platform's expectations.
+    fn on_platform(mut self, platform: Platform) -> Scenario {
+        self.platform = platform;
+        self.expect = self.expect_on.get(&platform).cloned().unwrap_or_default();
+        self
+    }
+
+    /// This scenario under `platform`, whatever its file says
+    /// (`--platform`): reproductions name it.
+    pub fn with_platform(self, platform: Platform) -> Scenario {
+        let mut scenario = self.on_platform(platform);
+        scenario.platform_given = true;
+        scenario
+    }
+
+    /// This ad-hoc scenario with the built-in self-updating program as its
+    /// strategy; an error says why the target cannot be its file.
+    pub fn self_updating(mut self, spec: SelfUpdate) -> Result<Scenario, String> {
+        check_self_update(self.kind, &self.versions)?;
+        // The program is its own live process: no other canary runs.
+        self.live = false;
+        self.command = spec.command();
+        self.description = format!("the program replaces itself: {spec}");
+        self.self_update = Some(spec);
+        Ok(self)
     }
 
     /// This scenario with a new canary of `new_size` bytes; an error says
@@ -626,9 +856,30 @@ impl Scenario {
             probes: Vec::new(),
             sigterm: false,
             expect: BTreeMap::new(),
+            expect_on: BTreeMap::new(),
+            platform: Platform::Linux,
+            self_update: None,
+            platform_given: false,
             new_size_overridden: false,
         }
     }
+}
+
+/// Whether the self-updating program can replace this target: its own
+/// executable or its library, the canary's (not a set, not the user's files).
+fn check_self_update(kind: TargetKind, versions: &Versions) -> Result<(), String> {
+    if !matches!(versions, Versions::Canary { .. }) {
+        return Err(
+            "the self-updating program is the built-in canary: drop `old` and `new`".into(),
+        );
+    }
+    if kind == TargetKind::Set {
+        return Err(
+            "the self-updating program replaces its executable or its library, not a set (hint: an exe or a lib target)"
+                .into(),
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -711,6 +962,79 @@ mod tests {
         for bad in [r#"["../x"]"#, r#"["staging/x"]"#, r#"[""]"#] {
             let err = parse(bad).unwrap_err().to_string();
             assert!(err.contains("target.links[0]"), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_self_update_spec_round_trips_and_names_what_it_takes() {
+        for text in [
+            "in-place",
+            "rename+fsync+copy-meta+clear-staging",
+            "rename-aside+ignore-errors",
+        ] {
+            let spec: SelfUpdate = text.parse().expect("a spec");
+            assert_eq!(spec.to_string(), text);
+        }
+        let spec: SelfUpdate = "rename+copy-meta+fsync".parse().unwrap();
+        assert_eq!(
+            spec.to_string(),
+            "rename+fsync+copy-meta",
+            "options in one order"
+        );
+        for (bad, named) in [("copy", "`copy`"), ("rename+sync", "`sync`")] {
+            let err = bad.parse::<SelfUpdate>().unwrap_err();
+            assert!(
+                err.contains(named) && err.contains("METHOD[+OPTION...]"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_self_updating_scenario_is_the_canarys_and_has_each_platforms_expectations() {
+        let parse = |text: &str| Scenario::from_toml(text, Path::new("s.toml"));
+        let scenario = parse(
+            "[target]\nkind = \"exe\"\n[strategy]\nself_update = \"rename+fsync\"\n\
+             [expect]\nresult = \"pass\"\n[expect_macos]\nlive = \"fail\"\n",
+        )
+        .expect("scenario");
+        assert_eq!(
+            scenario.command,
+            r#"exec "$SWAPFAULT_SELF" --self-update rename+fsync"#
+        );
+        assert_eq!(scenario.platform, Platform::Linux);
+        assert_eq!(
+            scenario.expect,
+            BTreeMap::from([(Property::Result, Expectation::Pass)])
+        );
+        let macos = scenario.with_platform(Platform::Macos);
+        assert_eq!(
+            macos.expect,
+            BTreeMap::from([(Property::Live, Expectation::Fail)])
+        );
+        assert!(macos.platform_given);
+        let on_file = parse("platform = \"macos\"\n[strategy]\ncommand = \"true\"\n").unwrap();
+        assert_eq!(
+            (on_file.platform, on_file.platform_given),
+            (Platform::Macos, false)
+        );
+        for (text, key) in [
+            (
+                "[strategy]\ncommand = \"true\"\nself_update = \"in-place\"\n",
+                "strategy",
+            ),
+            (
+                "[strategy]\nself_update = \"in-place\"\n[target]\nkind = \"set\"\n",
+                "strategy.self_update",
+            ),
+            (
+                "[strategy]\nself_update = \"sideways\"\n",
+                "strategy.self_update",
+            ),
+            ("[strategy]\ntimeout = \"1s\"\n", "strategy.command"),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(&format!("{key}:")), "{text}: {err}");
         }
     }
 

@@ -179,6 +179,7 @@ fn write_run_details(out: &mut dyn Write, report: &Report) -> io::Result<()> {
     for line in first.stderr.lines() {
         writeln!(out, "            | {line}")?;
     }
+    write_self_update(out, first)?;
     for name in &first.other_names {
         writeln!(out, "  link:     {name}")?;
     }
@@ -195,6 +196,7 @@ fn write_run_details(out: &mut dyn Write, report: &Report) -> io::Result<()> {
             inode(retry.target.ino),
             via(&retry.target)
         )?;
+        write_self_update(out, retry)?;
     }
     for live in &seen.live {
         writeln!(out, "  live:     {}", live.describe())?;
@@ -208,6 +210,17 @@ fn write_run_details(out: &mut dyn Write, report: &Report) -> io::Result<()> {
             probe.op,
             probe.seen
         )?;
+    }
+    Ok(())
+}
+
+/// What a self-updating program said of a run, and the platform's kill.
+fn write_self_update(out: &mut dyn Write, run: &crate::check::StrategyRun) -> io::Result<()> {
+    if let Some(update) = &run.self_update {
+        writeln!(out, "            self-update: {update}")?;
+    }
+    if let Some(kill) = &run.killed_by_platform {
+        writeln!(out, "            killed by the platform {kill}")?;
     }
     Ok(())
 }

@@ -687,14 +687,21 @@ pub fn reproduction_prefix(scenario: &Scenario) -> String {
             {
                 command.push_str(&format!(" --new-size {new_size}"));
             }
+            if scenario.platform_given {
+                command.push_str(&format!(" --platform {}", scenario.platform.name()));
+            }
             command
         }
         None => {
             let kind = scenario.kind.name();
-            let mut command = format!(
-                "swapfault check --strategy {} --target {kind}",
-                shell_quote(&scenario.command)
-            );
+            let strategy = match &scenario.self_update {
+                Some(spec) => format!("--self-update {spec}"),
+                None => format!("--strategy {}", shell_quote(&scenario.command)),
+            };
+            let mut command = format!("swapfault check {strategy} --target {kind}");
+            if scenario.platform != crate::scenario::Platform::Linux {
+                command.push_str(&format!(" --platform {}", scenario.platform.name()));
+            }
             match &scenario.versions {
                 Versions::Canary { size, new_size } => {
                     command.push_str(&format!(" --size {size}"));
@@ -816,6 +823,8 @@ mod tests {
                 strays: Vec::new(),
                 left_running: Vec::new(),
                 other_names: Vec::new(),
+                self_update: None,
+                killed_by_platform: None,
             },
             retries: Vec::new(),
             live: Vec::new(),
