@@ -1,7 +1,8 @@
 //! fault-fs against a reference model: random sequences of create, write,
-//! truncate, rename, link, unlink, fsync and fsyncdir through a real mount,
-//! compared with a model of what POSIX promises after every step, and the
-//! durable views held to what every model must keep.
+//! truncate, rename, link, unlink, mkdir, rmdir, fsync and fsyncdir through
+//! a real mount, compared with a model of what POSIX promises after every
+//! step, and the durable views held to what every model must keep: each a
+//! file system whose entries name inodes it holds.
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -31,6 +32,10 @@ enum Step {
     Fsync(usize),
     /// fsync of the root (`false`) or of `d` (`true`).
     FsyncDir(bool),
+    /// mkdir of `d`: a directory made after the base a power cut starts from.
+    Mkdir,
+    /// rmdir of `d`.
+    Rmdir,
     /// fsync of every file and both directories.
     SyncAll,
     /// [`Step::SyncAll`], then a power cut under the strict model (`true`)
@@ -50,17 +55,38 @@ fn step() -> impl Strategy<Value = Step> {
         1 => path.clone().prop_map(Step::Unlink),
         1 => path.prop_map(Step::Fsync),
         1 => any::<bool>().prop_map(Step::FsyncDir),
+        1 => Just(Step::Mkdir),
+        1 => Just(Step::Rmdir),
         1 => Just(Step::SyncAll),
         1 => any::<bool>().prop_map(Step::SyncAndCut),
     ]
 }
 
-/// What POSIX promises: names to inodes, inodes to bytes.
-#[derive(Debug, Default)]
+/// What POSIX promises: names to inodes, inodes to bytes, and whether `d`
+/// exists.
+#[derive(Debug)]
 struct Model {
     names: BTreeMap<usize, u64>,
     data: HashMap<u64, Vec<u8>>,
     next: u64,
+    dir: bool,
+}
+
+impl Default for Model {
+    /// The initial tree: `d` and nothing else.
+    fn default() -> Self {
+        Model {
+            names: BTreeMap::new(),
+            data: HashMap::new(),
+            next: 0,
+            dir: true,
+        }
+    }
+}
+
+/// Whether name `p` lies in `d`.
+fn in_dir(p: usize) -> bool {
+    PATHS[p].starts_with("d/")
 }
 
 fn bytes(seed: u8, len: u32) -> Vec<u8> {
@@ -73,6 +99,8 @@ impl Model {
     /// Applies `step`; whether it should succeed.
     fn apply(&mut self, step: &Step) -> bool {
         match *step {
+            Step::Create(p) if in_dir(p) && !self.dir => false,
+            Step::Rename(_, q) | Step::Link(_, q) if in_dir(q) && !self.dir => false,
             Step::Create(p) => {
                 if !self.names.contains_key(&p) {
                     self.next += 1;
@@ -129,7 +157,15 @@ impl Model {
             },
             Step::Unlink(p) => self.names.remove(&p).is_some(),
             Step::Fsync(p) => self.names.contains_key(&p),
-            Step::FsyncDir(_) | Step::SyncAll | Step::SyncAndCut(_) => true,
+            Step::FsyncDir(sub) => !sub || self.dir,
+            Step::Mkdir => !std::mem::replace(&mut self.dir, true),
+            Step::Rmdir => {
+                let empty = !self.names.keys().any(|p| in_dir(*p));
+                let done = self.dir && empty;
+                self.dir &= !done;
+                done
+            }
+            Step::SyncAll | Step::SyncAndCut(_) => true,
         }
     }
 
@@ -167,6 +203,8 @@ fn run(mnt: &Path, step: &Step) -> bool {
             std::fs::File::open(if sub { mnt.join("d") } else { mnt.to_owned() })
                 .and_then(|f| f.sync_all())
         }
+        Step::Mkdir => std::fs::create_dir(mnt.join("d")),
+        Step::Rmdir => std::fs::remove_dir(mnt.join("d")),
         Step::SyncAll | Step::SyncAndCut(_) => {
             for p in 0..PATHS.len() {
                 if let Ok(file) = std::fs::File::open(at(p)) {
@@ -174,9 +212,10 @@ fn run(mnt: &Path, step: &Step) -> bool {
                 }
             }
             for dir in [mnt.join("d"), mnt.to_owned()] {
-                std::fs::File::open(dir)
-                    .and_then(|f| f.sync_all())
-                    .expect("fsync dir");
+                // `d` may be gone (rmdir).
+                if let Ok(dir) = std::fs::File::open(dir) {
+                    dir.sync_all().expect("fsync dir");
+                }
             }
             Ok(())
         }
@@ -200,6 +239,19 @@ fn mount_view(mnt: &Path) -> (View, BTreeMap<usize, (u64, u64)>) {
         }
     }
     (view, inodes)
+}
+
+/// The first directory entry of `tree` that names an inode it does not
+/// hold, if any: a state no disk can be in (readdir would skip the entry
+/// that rmdir counts).
+fn dangling_entry(tree: &Tree) -> Option<(u64, String)> {
+    tree.inodes().filter(|node| node.is_dir()).find_map(|dir| {
+        let entries = tree.entries(dir.ino).ok()?;
+        entries
+            .iter()
+            .find(|(_, ino)| tree.inode(**ino).is_none())
+            .map(|(name, _)| (dir.ino, name.to_string_lossy().into_owned()))
+    })
 }
 
 /// Names to bytes as a tree holds them.
@@ -281,7 +333,16 @@ fn check_case(steps: &[Step]) -> Result<(), TestCaseError> {
         );
         let live = tree_view(&handle.snapshot());
         for model in PersistenceModel::ALL {
-            let durable = tree_view(&handle.durable_state(Cut::new(model)));
+            let state = handle.durable_state(Cut::new(model));
+            prop_assert_eq!(
+                dangling_entry(&state),
+                None,
+                "step {} {:?}: under {:?} an entry names no inode",
+                index,
+                step,
+                model
+            );
+            let durable = tree_view(&state);
             if matches!(step, Step::SyncAll | Step::SyncAndCut(_)) {
                 // Everything synced: a power cut loses nothing, under any model.
                 prop_assert_eq!(

@@ -504,7 +504,7 @@ impl Durability {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tree::{NewNode, ROOT_INO};
+    use crate::tree::{NewNode, RenameMode, ROOT_INO};
 
     /// A tree with one file holding `old`, and its durability.
     fn staged(old: &[u8]) -> (Tree, Durability, u64) {
@@ -628,6 +628,41 @@ mod tests {
         let after = durable.durable_tree(cut, &tree);
         let d = after.lookup(ROOT_INO, "d".as_ref()).unwrap();
         assert!(after.lookup(d, "f".as_ref()).is_ok());
+    }
+
+    /// Found by the model test: a directory synced with an entry, then
+    /// emptied by a rename and removed, lent its stale entry to the link
+    /// count of the file after a strict cut.
+    #[test]
+    fn a_removed_directory_names_nothing_after_a_strict_cut() {
+        let mut tree = Tree::new();
+        let node = NewNode {
+            perm: 0o755,
+            uid: 0,
+            gid: 0,
+        };
+        let dir = tree.mkdir(ROOT_INO, "d".as_ref(), node).unwrap();
+        let mut durable = Durability::new(tree.clone());
+        let file = tree.create_file(dir, "b".as_ref(), node).unwrap();
+        durable.on_fsyncdir(&tree, dir);
+        tree.rename(
+            dir,
+            "b".as_ref(),
+            ROOT_INO,
+            "a".as_ref(),
+            RenameMode::Replace,
+        )
+        .unwrap();
+        tree.rmdir(ROOT_INO, "d".as_ref()).unwrap();
+        durable.on_fsyncdir(&tree, ROOT_INO);
+        let cut = Cut {
+            model: PersistenceModel::Strict,
+            written: Writeback::None,
+        };
+        let after = durable.durable_tree(cut, &tree);
+        assert_eq!(after.lookup(ROOT_INO, "a".as_ref()), Ok(file));
+        assert_eq!(after.get(file).unwrap().nlink, 1);
+        assert!(after.inode(dir).is_none(), "the removed directory is gone");
     }
 
     #[test]
