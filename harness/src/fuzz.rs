@@ -18,7 +18,7 @@
 //! each size is its own build, recording and stage, made when first drawn.
 //!
 //! Each case is one run with its retries, judged on every property; it
-//! fails when a property fails. proptest's strategies draw the schedules
+//! fails when a property fails that the scenario does not expect to fail. proptest's strategies draw the schedules
 //! from the seed and shrink a failing one (fewer faults, earlier phases,
 //! earlier ops, simpler faults: each op's points begin with its kills); its
 //! seed is kept in the regressions file, whose cases run before any new
@@ -43,7 +43,7 @@ use serde::Serialize;
 use crate::explore::{crash_points, record, Placed};
 use crate::report::{shell_quote, Report};
 use crate::runner::{run_staged, Prepared, RunError, RunOptions, RunOutcome, Stage};
-use crate::scenario::{Scenario, Versions};
+use crate::scenario::{Expectation, Scenario, Versions};
 
 /// The most faults in one schedule.
 pub const MAX_FAULTS: usize = 3;
@@ -544,9 +544,14 @@ fn schedule_text(rules: &[Rule]) -> String {
         .join(" ")
 }
 
-/// Whether any property failed.
-fn failed(outcome: &RunOutcome) -> bool {
-    outcome.evaluation.findings().next().is_some()
+/// Whether a property failed that `scenario` does not expect to fail: a
+/// flaw its `[expect]` already names does not stop the search for others
+/// (an ad-hoc strategy expects nothing, so any finding fails it).
+fn failed(scenario: &Scenario, outcome: &RunOutcome) -> bool {
+    outcome
+        .evaluation
+        .findings()
+        .any(|finding| scenario.expect.get(&finding.property) != Some(&Expectation::Fail))
 }
 
 /// The generator's RNG for `seed`: the same schedules for the same seed.
@@ -672,12 +677,12 @@ pub fn fuzz(
                 break 'search;
             };
             let outcome = outcome?;
-            tracing::debug!(schedule = %schedule_text(&outcome.faults), failed = failed(&outcome), "case");
+            tracing::debug!(schedule = %schedule_text(&outcome.faults), failed = failed(&prepared.scenario, &outcome), "case");
             cases_run += 1;
             placed += outcome.faults.len() as u32;
             fired += outcome.observed.fired.len() as u32;
             progress(cases_run, false);
-            if failed(&outcome) {
+            if failed(&prepared.scenario, &outcome) {
                 failing_case = Some(drawn);
                 break 'search;
             }
@@ -705,7 +710,7 @@ pub fn fuzz(
                     cases_run += 1;
                     progress(cases_run, true);
                     let outcome = worker.run(&drawn.tree.current())?;
-                    let more = if failed(&outcome) {
+                    let more = if failed(&prepared.scenario, &outcome) {
                         drawn.tree.simplify()
                     } else {
                         drawn.tree.complicate()
