@@ -40,6 +40,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 pub use harness::report::Status;
+pub use harness::scenario::Platform;
 pub use harness::{Property, TargetKind};
 use serde::{Deserialize, Serialize};
 
@@ -169,6 +170,7 @@ pub struct Scenario {
     symlinked: bool,
     timeout_ms: u64,
     sigterm: bool,
+    platform: String,
 }
 
 impl Scenario {
@@ -186,6 +188,7 @@ impl Scenario {
             symlinked: false,
             timeout_ms: 30_000,
             sigterm: false,
+            platform: Platform::Linux.name().to_owned(),
         }
     }
 
@@ -247,6 +250,15 @@ impl Scenario {
         self
     }
 
+    /// The kernel to model: Linux as it is (the default), or with the macOS
+    /// code-signing model ([`Platform::Macos`]: a process whose executable
+    /// or mapped library changes bytes on disk is killed), as
+    /// `--platform` does.
+    pub fn platform(mut self, platform: Platform) -> Scenario {
+        self.platform = platform.name().to_owned();
+        self
+    }
+
     /// The harness's scenario, checked as `swapfault check` checks its flags.
     fn harness(&self) -> Result<harness::Scenario, String> {
         use harness::scenario::{AdHoc, CanaryProblem};
@@ -276,7 +288,7 @@ impl Scenario {
             })?;
         scenario.timeout = Duration::from_millis(self.timeout_ms);
         scenario.sigterm = self.sigterm;
-        Ok(scenario)
+        Ok(scenario.with_platform(self.platform.parse()?))
     }
 }
 

@@ -6,7 +6,7 @@ use std::io::{self, Write as _};
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::Path;
 
-use swapfault::{Property, Scenario, Status, Strategy, Targets};
+use swapfault::{Platform, Property, Scenario, Status, Strategy, Targets};
 
 /// The full recipe: a temp file beside the target with its mode, owner and
 /// xattrs, fsync'd, renamed over it, then the directory fsync'd. A temp
@@ -119,6 +119,31 @@ fn a_shell_command_is_a_strategy_too() {
 }
 
 #[test]
+fn under_the_macos_model_writing_in_place_kills_who_maps_the_file() {
+    let in_place =
+        Scenario::new(Strategy::function("in_place", in_place)).platform(Platform::Macos);
+    let report = swapfault::check(&in_place, &[]).expect("check");
+    let live = report.findings(Property::Live);
+    assert!(
+        live.iter().any(|f| f
+            .seen
+            .ends_with("(code signature invalid: page of app/libcanary.so changed on disk)")),
+        "{}",
+        report.human()
+    );
+    // A new inode changes no page that anybody maps.
+    let recipe =
+        Scenario::new(Strategy::function("full_recipe", full_recipe)).platform(Platform::Macos);
+    let report = swapfault::check(&recipe, &[]).expect("check");
+    assert_eq!(
+        report.status(Property::Live),
+        Some(Status::Pass),
+        "{}",
+        report.human()
+    );
+}
+
+#[test]
 fn a_bad_scenario_is_one_clear_error() {
     let scenario = Scenario::new(Strategy::command("true")).size(10);
     let err = swapfault::explore(&scenario).expect_err("too small");
@@ -132,6 +157,6 @@ fn the_suite_passes_as_an_unprivileged_user() {
     if let Some(out) =
         swapfault_api_tests::rerun_as_nobody("the_suite_passes_as_an_unprivileged_user")
     {
-        assert!(out.contains("test result: ok. 5 passed"), "{out}");
+        assert!(out.contains("test result: ok. 6 passed"), "{out}");
     }
 }
