@@ -411,8 +411,9 @@ pub struct SelfUpdateReport {
 }
 
 impl fmt::Display for SelfUpdateReport {
-    /// How far it got: `replaced itself, executed itself again: runs exe v2
-    /// / lib v1`, `gave up at open: Text file busy`.
+    /// How far it got: `started as exe v1 / lib v1; says it replaced
+    /// itself; executed itself again: runs exe v2 / lib v1`, or `…; failed
+    /// at open: Text file busy`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let versions = |(exe, lib): (u32, u32)| format!("exe v{exe} / lib v{lib}");
         match self.started {
