@@ -1172,3 +1172,63 @@ fn writes_through_a_shared_mapping_are_the_writers_and_a_kill_within_them_keeps_
         .collect();
     assert!(after.iter().all(|op| op.errno == libc::EIO), "{after:#?}");
 }
+
+/// The macOS code-signing model on its own: a process that executes `copy`,
+/// which runs as `prog`, is killed with SIGKILL once an op changes `prog`'s
+/// bytes, and the kill names the file; writing back the bytes already there
+/// changes no page and kills nobody.
+#[test]
+fn code_signing_kills_who_runs_a_file_whose_bytes_change() {
+    use fault_fs::tree::{NewNode, ROOT_INO};
+    use fault_fs::CodeSigning;
+    let scratch = Scratch::new();
+    let program = std::fs::read("/bin/sleep").expect("/bin/sleep");
+    let mut tree = Tree::new();
+    let node = NewNode {
+        perm: 0o755,
+        uid: 0,
+        gid: 0,
+    };
+    let mut file = |name: &str| {
+        let ino = tree
+            .create_file(ROOT_INO, name.as_ref(), node)
+            .expect("create");
+        tree.write(ino, 0, &program).expect("write");
+        ino
+    };
+    let (prog, copy) = (file("prog"), file("copy"));
+    let mount = scratch.mount(tree, FaultPlan::default());
+    let handle = mount.handle();
+    handle.set_code_signing(Some(CodeSigning::new().runs_as(copy, prog)));
+    let mut running = Command::new(mount.join("copy"))
+        .arg("30")
+        .process_group(0)
+        .spawn()
+        .expect("run the copy");
+    let target = std::fs::OpenOptions::new()
+        .write(true)
+        .open(mount.join("prog"))
+        .expect("prog is not running itself, so it opens for writing");
+    use std::os::unix::fs::FileExt;
+    target
+        .write_all_at(&program[..4096], 0)
+        .expect("the same bytes");
+    assert!(
+        running.try_wait().expect("wait").is_none(),
+        "the same bytes kill nobody"
+    );
+    assert!(handle.take_signature_kills().is_empty());
+    target.write_all_at(&[0xff; 16], 0).expect("other bytes");
+    let status = running.wait().expect("wait");
+    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}");
+    let kills = handle.take_signature_kills();
+    assert_eq!(kills.len(), 1, "{kills:?}");
+    assert_eq!(
+        (kills[0].pid, kills[0].path.as_str()),
+        (running.id(), "/prog")
+    );
+    assert_eq!(
+        kills[0].reason(),
+        "code signature invalid: page of prog changed on disk"
+    );
+}

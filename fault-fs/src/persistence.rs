@@ -367,6 +367,7 @@ impl Durability {
                 for (dir, entries) in &self.dirs {
                     tree.set_entries(*dir, entries.clone());
                 }
+                tree.drop_unreachable();
                 tree.recount_links();
                 (tree, &self.strict)
             }

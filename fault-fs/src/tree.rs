@@ -1019,23 +1019,9 @@ impl Tree {
     /// directory: 2 plus its subdirectories), as a durable state rebuilt
     /// from entries and inodes of different moments must have them: a
     /// link's entry reaches the disk with the count it changed, as in a
-    /// journal. What no directory reaches from the root is dropped first,
-    /// as a reboot finds it: a removed directory's last synced entries name
-    /// nothing. Counts only change where they differ, so untouched inodes
+    /// journal. Counts only change where they differ, so untouched inodes
     /// stay shared.
     pub fn recount_links(&mut self) {
-        let mut reachable = std::collections::HashSet::from([ROOT_INO]);
-        let mut next = vec![ROOT_INO];
-        while let Some(dir) = next.pop() {
-            if let Some(NodeKind::Dir(entries)) = self.inodes.get(&dir).map(|node| &node.kind) {
-                for child in entries.values() {
-                    if self.inodes.contains_key(child) && reachable.insert(*child) {
-                        next.push(*child);
-                    }
-                }
-            }
-        }
-        self.inodes.retain(|ino, _| reachable.contains(ino));
         let mut counts: HashMap<u64, u32> = HashMap::new();
         for node in self.inodes.values() {
             if let NodeKind::Dir(entries) = &node.kind {
@@ -1064,6 +1050,24 @@ impl Tree {
                 }
             }
         }
+    }
+
+    /// Drops every inode that no directory reaches from the root, as a
+    /// reboot finds a durable state rebuilt from entries of different
+    /// moments: a removed directory's last synced entries name nothing.
+    pub fn drop_unreachable(&mut self) {
+        let mut reachable = std::collections::HashSet::from([ROOT_INO]);
+        let mut next = vec![ROOT_INO];
+        while let Some(dir) = next.pop() {
+            if let Some(NodeKind::Dir(entries)) = self.inodes.get(&dir).map(|node| &node.kind) {
+                for child in entries.values() {
+                    if self.inodes.contains_key(child) && reachable.insert(*child) {
+                        next.push(*child);
+                    }
+                }
+            }
+        }
+        self.inodes.retain(|ino, _| reachable.contains(ino));
     }
 
     /// Replaces a file's content (a durable state being rebuilt).
