@@ -29,7 +29,7 @@ fn catalog_single_runs_meet_their_expectations() {
         // must be what the scenario file expects; the others need their
         // crash points (the explorer's test checks them).
         for name in [harness::Property::Result, harness::Property::Live] {
-            let want = match scenario.expect.get(&name) {
+            let want = match scenario.expect().get(&name) {
                 Some(harness::Expectation::Pass) => "pass",
                 Some(harness::Expectation::Fail) => "fail",
                 None => continue,

@@ -81,7 +81,7 @@ fn the_catalog_matrix_is_what_each_scenario_file_expects() {
         let name = report["scenario"].as_str().expect("name");
         let scenario =
             harness::Scenario::from_file(&dir.join(format!("{name}.toml"))).expect("scenario file");
-        for (property_name, expectation) in &scenario.expect {
+        for (property_name, expectation) in scenario.expect() {
             let want = match expectation {
                 harness::Expectation::Pass => "pass",
                 harness::Expectation::Fail => "fail",

@@ -120,7 +120,7 @@ impl Strategy {
     pub fn expectations(&self) -> BTreeMap<Property, Expectation> {
         let path = PathBuf::from(format!("scenarios/{}.toml", self.name));
         Scenario::from_toml(self.scenario, &path)
-            .map(|s| s.expect)
+            .map(|s| s.expect().clone())
             .unwrap_or_default()
     }
 }

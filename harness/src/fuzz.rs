@@ -551,7 +551,7 @@ fn failed(scenario: &Scenario, outcome: &RunOutcome) -> bool {
     outcome
         .evaluation
         .findings()
-        .any(|finding| scenario.expect.get(&finding.property) != Some(&Expectation::Fail))
+        .any(|finding| scenario.expect().get(&finding.property) != Some(&Expectation::Fail))
 }
 
 /// The generator's RNG for `seed`: the same schedules for the same seed.

@@ -205,7 +205,7 @@ impl Report {
                     })
                     .collect();
                 let status = status_of(verdict.exercised(), !verdict.findings().is_empty());
-                let expected = scenario.expect.get(&property).copied();
+                let expected = scenario.expect().get(&property).copied();
                 PropertyReport {
                     property,
                     status,
@@ -260,7 +260,7 @@ impl Report {
                         report.why_not_exercised = Some(why.into());
                     }
                 }
-                let expected = scenario.expect.get(&property).copied();
+                let expected = scenario.expect().get(&property).copied();
                 // An exploration checks every point: the verdict must be
                 // the expected one, and "not exercised" is never a pass. A
                 // partition checks a share of them: the expected finding
@@ -866,7 +866,11 @@ mod tests {
     #[test]
     fn not_exercised_meets_no_expectation_in_an_exploration() {
         let mut scenario = Scenario::ad_hoc("true", crate::TargetKind::Lib, 65536, 65536);
-        scenario.expect.insert(Property::Live, Expectation::Pass);
+        scenario
+            .expect_on
+            .entry(crate::scenario::Platform::Linux)
+            .or_default()
+            .insert(Property::Live, Expectation::Pass);
         let record = undisturbed(&scenario);
         let one_point = PointResult::for_test("write#1:kill-after", &record);
         let points = Points {
