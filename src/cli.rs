@@ -804,7 +804,7 @@ fn fuzz(args: FuzzArgs) -> Result<Exit, Failure> {
         ),
         (false, None) => {
             return Err(Failure::usage(anyhow::anyhow!(
-                "name a scenario file or give --strategy CMD"
+                "name a scenario file, or give --strategy CMD or --self-update SPEC"
             )))
         }
     };

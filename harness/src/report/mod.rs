@@ -333,16 +333,28 @@ fn part_not_exercised(
     observed: &Observations,
     scenario: &Scenario,
 ) -> Option<String> {
-    if property == Property::Live && !scenario.live && !scenario.live_commands.is_empty() {
-        // A live command reports no heartbeat: only that it stayed alive is seen.
-        return Some(
-            "mappings not exercised: live commands are watched for staying alive; only the canary reports its mappings".into(),
-        );
+    let mut parts = Vec::new();
+    if property == Property::Live {
+        if !scenario.live && !scenario.live_commands.is_empty() {
+            // A live command reports no heartbeat: only that it stayed alive is seen.
+            parts.push("mappings not exercised: live commands are watched for staying alive; only the canary reports its mappings");
+        }
+        let restarted = std::iter::once(&observed.first)
+            .chain(&observed.retries)
+            .any(|run| {
+                run.self_update
+                    .as_ref()
+                    .is_some_and(|u| u.running.is_some())
+            });
+        let others = scenario.live || !scenario.live_commands.is_empty();
+        if scenario.self_update.is_some() && !restarted && others {
+            // The other live processes earned the pass, if it is one.
+            parts.push("self-update not exercised: the program never executed itself again");
+        }
     }
     if property != Property::Meta {
-        return None;
+        return (!parts.is_empty()).then(|| parts.join("; "));
     }
-    let mut parts = Vec::new();
     if observed.single_uid {
         parts.push(
             "owner not exercised: one uid is mapped (rootless), so every file has the same owner",
@@ -975,6 +987,30 @@ mod tests {
         scenario.live_commands = vec!["exec sleep 60 < libcanary.so".into()];
         let part = part_not_exercised(Property::Live, &observed, &scenario);
         assert!(part.is_some_and(|p| p.starts_with("mappings not exercised")));
+    }
+
+    /// A live canary's pass says nothing of a self-updating program that
+    /// never executed itself again; one that did earns its part.
+    #[test]
+    fn a_self_update_that_never_restarted_is_named_in_a_live_pass() {
+        let spec = "in-place".parse().expect("spec");
+        let mut scenario = Scenario::ad_hoc("", crate::TargetKind::Exe, 65536, 65536)
+            .self_updating(spec)
+            .expect("a self-update");
+        scenario.live = true;
+        let mut observed = undisturbed(&scenario).observed;
+        observed.first.self_update = Some(crate::check::SelfUpdateReport::parse(
+            "start 1 1\nfailed open 26\n",
+        ));
+        let part = part_not_exercised(Property::Live, &observed, &scenario);
+        assert!(part.is_some_and(|p| p.starts_with("self-update not exercised")));
+        observed.first.self_update = Some(crate::check::SelfUpdateReport::parse(
+            "start 1 1\nreplaced\nreexec\nrunning 2 1\n",
+        ));
+        assert_eq!(
+            part_not_exercised(Property::Live, &observed, &scenario),
+            None
+        );
     }
 
     #[test]
