@@ -229,6 +229,7 @@ fn the_same_seed_gives_the_same_schedule_with_any_number_of_workers() {
         .1
     };
     let (one, two) = (run("1"), run("2"));
+    assert_eq!((&one["workers"], &two["workers"]), (&1.into(), &2.into()));
     for key in ["cases", "faults_placed", "faults_fired", "shrink_steps"] {
         assert_eq!(one[key], two[key], "{key}: {one:#} {two:#}");
     }

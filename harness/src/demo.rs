@@ -40,8 +40,7 @@ fn once(command: &str, fault: Option<&str>) -> Result<(Prepared, RunOutcome), Ru
 /// program replacing its executable by `spec`, under `platform`.
 fn self_update(spec: &str, platform: Platform) -> Result<RunOutcome, DemoError> {
     let spec: SelfUpdate = spec.parse().map_err(DemoError::Spec)?;
-    let size = DEMO_SIZE;
-    let scenario = Scenario::ad_hoc("", TargetKind::Exe, size, default_new_size(size))
+    let scenario = Scenario::ad_hoc("", TargetKind::Exe, DEMO_SIZE, default_new_size(DEMO_SIZE))
         .self_updating(spec)
         .map_err(DemoError::Spec)?
         .with_platform(platform);

@@ -184,6 +184,8 @@ pub struct FuzzReport {
     pub scenario: String,
     /// The seed the schedules came from.
     pub seed: u64,
+    /// Workers that ran the cases, each on its own mount.
+    pub workers: usize,
     /// Cases run (regressions, new cases and shrinking steps).
     pub cases: u32,
     /// Faults the cases placed, before any failed (drawn faults that could
@@ -754,6 +756,7 @@ pub fn fuzz(
     Ok(FuzzReport {
         scenario: prepared.scenario.name.clone(),
         seed,
+        workers: workers.len(),
         cases: cases_run,
         faults_placed: placed,
         faults_fired: fired,
