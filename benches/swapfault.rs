@@ -122,7 +122,7 @@ fn explore_install(c: &mut Criterion) {
         1 << 20,
     );
     let prepared = harness::Prepared::new(scenario).expect("prepare");
-    let command = prepared.scenario.command.clone();
+    let command = prepared.scenario.strategy.command.clone();
     let options = harness::explore::ExploreOptions::default();
     let stop = AtomicBool::new(false);
     let report = harness::explore::explore(&prepared, &options, &stop, &|_| {}).expect("explore");

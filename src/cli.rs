@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use fault_fs::{load_dir, FaultFs, FaultMount, FaultPlan, Trace, Tree};
-use harness::report::{self, Event, Report};
+use harness::job::{run_job, Job};
+use harness::outcome::Event;
+use harness::report;
 
 use crate::exit::{Exit, ExitOf};
 
@@ -77,7 +79,7 @@ struct BenchArgs {
 
 /// A bench size: anything from 1 byte to 4 GiB.
 fn parse_bench_size(text: &str) -> Result<u64, String> {
-    match harness::scenario::parse_size(text)? {
+    match harness::size::parse_size(text)? {
         0 => Err("a size must be at least 1 byte".into()),
         size if size > 4 << 30 => Err("sizes above 4 GiB are not benched".into()),
         size => Ok(size),
@@ -99,7 +101,7 @@ struct ExploreArgs {
     workers: Option<usize>,
     /// Run only share K of N of the crash points (deterministic), e.g. 1/3.
     #[arg(long, value_name = "K/N")]
-    partition: Option<harness::explore::Partition>,
+    partition: Option<harness::outcome::Partition>,
     /// Run at most this many crash points per scenario.
     #[arg(long, value_name = "N")]
     max_runs: Option<usize>,
@@ -185,6 +187,9 @@ struct OnceArgs {
     /// Do not retry after an interruption.
     #[arg(long)]
     no_retry: bool,
+    /// Timeout of each strategy run (overrides the scenario's), e.g. 30s.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    timeout: Option<Duration>,
     /// Print JSON instead of the human report.
     #[arg(long)]
     json: bool,
@@ -204,6 +209,16 @@ struct CheckArgs {
     canary: CanaryArgs,
     #[command(flatten)]
     once: OnceArgs,
+}
+
+impl OnceArgs {
+    /// `scenario` with the timeout given, if one was.
+    fn with_timeout(&self, scenario: harness::Scenario) -> harness::Scenario {
+        match self.timeout {
+            Some(timeout) => scenario.with_timeout(timeout),
+            None => scenario,
+        }
+    }
 }
 
 /// The built-in canary an ad-hoc strategy (`--strategy`) replaces.
@@ -240,7 +255,7 @@ struct CanaryArgs {
     /// in-place, rename or rename-aside, with fsync, copy-meta,
     /// clear-staging, ignore-errors (e.g. rename+fsync+copy-meta+clear-staging)
     #[arg(long, value_name = "SPEC", conflicts_with_all = ["old", "new"])]
-    self_update: Option<harness::scenario::SelfUpdate>,
+    self_update: Option<harness::self_update::SelfUpdate>,
     /// The kernel to model: linux, or macos (code signing: a process whose
     /// executable or mapped library changes on disk is killed) [default: the
     /// scenario's, else linux]
@@ -304,7 +319,7 @@ impl CanaryArgs {
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
-    harness::scenario::parse_size(text)
+    harness::size::parse_size(text)
 }
 
 #[derive(Debug, clap::Args)]
@@ -380,7 +395,7 @@ pub fn main() -> ExitCode {
             eprintln!("error: {err}");
             return Exit::Environment.into();
         }
-        harness::runner::remove_stale_run_dirs();
+        harness::stage::remove_stale_run_dirs();
     }
     let outcome = match cli.command {
         Command::Mount(args) => mount(args),
@@ -436,9 +451,9 @@ fn clean_up_on_signal() {
     std::thread::spawn(move || {
         if signals.forever().next().is_some() {
             INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
-            harness::live::kill_all_children();
+            harness::proc::kill_all_children();
             for mount_point in fault_fs::detach_all() {
-                harness::runner::remove_run_dir(&mount_point);
+                harness::stage::remove_run_dir(&mount_point);
             }
             eprintln!("swapfault: interrupted; children killed and mounts detached");
             std::process::exit(Exit::Interrupted.code().into());
@@ -565,7 +580,7 @@ fn bench(args: BenchArgs) -> Result<Exit, Failure> {
         bar.set_message(format!(
             "{} at {}",
             progress.strategy,
-            harness::check::size_text(progress.size)
+            harness::size::size_text(progress.size)
         ));
     });
     bar.finish_and_clear();
@@ -606,32 +621,22 @@ fn parse_rules(specs: &[String]) -> Result<Vec<fault_fs::Rule>, Failure> {
 /// the scenario did not expect.
 fn run_and_report(
     prepared: &harness::Prepared,
-    faults: &[fault_fs::Rule],
+    faults: Vec<fault_fs::Rule>,
     once: &OnceArgs,
 ) -> Result<Exit, Failure> {
     use std::io::IsTerminal;
+    use std::sync::atomic::AtomicBool;
     let options = harness::RunOptions {
         retry: !once.no_retry,
     };
-    let outcome = harness::run(prepared, faults, &options)?;
+    let job = Job::Run { faults, options };
+    let report = run_job(prepared, &job, &AtomicBool::new(false), &|_| {})?;
     halt_if_interrupted();
-    let scenario = &prepared.scenario;
-    let report = Report::of_run(scenario, outcome);
     let mut stdout = std::io::stdout().lock();
     let written = if once.json {
         report::json::write(&mut stdout, &report)
     } else {
-        let title = format!(
-            "swapfault: {} ({})",
-            scenario.name,
-            prepared.describe_target()
-        );
-        report::human::write(
-            &mut stdout,
-            &report,
-            &title,
-            std::io::stdout().is_terminal(),
-        )
+        report::human::write(&mut stdout, &report, std::io::stdout().is_terminal())
     };
     written.map_err(Failure::environment)?;
     Ok(if report.as_expected {
@@ -657,15 +662,15 @@ fn run(args: RunArgs) -> Result<Exit, Failure> {
         args.once.faults.clone()
     };
     let faults = parse_rules(&specs)?;
-    let prepared = harness::Prepared::new(scenario)?;
-    run_and_report(&prepared, &faults, &args.once)
+    let prepared = harness::Prepared::new(args.once.with_timeout(scenario))?;
+    run_and_report(&prepared, faults, &args.once)
 }
 
 fn check(args: CheckArgs) -> Result<Exit, Failure> {
     let faults = parse_rules(&args.once.faults)?;
     let scenario = args.canary.scenario(args.strategy.as_deref())?;
-    let prepared = harness::Prepared::new(scenario)?;
-    run_and_report(&prepared, &faults, &args.once)
+    let prepared = harness::Prepared::new(args.once.with_timeout(scenario))?;
+    run_and_report(&prepared, faults, &args.once)
 }
 
 fn demo() -> Result<Exit, Failure> {
@@ -700,7 +705,7 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
 }
 
 fn explore(args: ExploreArgs) -> Result<Exit, Failure> {
-    use harness::explore::{self, ExploreOptions};
+    use harness::explore::ExploreOptions;
     use std::io::IsTerminal;
     use std::sync::atomic::Ordering;
 
@@ -730,17 +735,19 @@ fn explore(args: ExploreArgs) -> Result<Exit, Failure> {
     let stop = stop_on_signals()?;
     let color = std::io::stdout().is_terminal();
     let mut reports = Vec::new();
+    let job = Job::Explore(options);
     for mut scenario in scenarios {
         if let Some(timeout) = args.timeout {
-            scenario.timeout = timeout;
+            scenario = scenario.with_timeout(timeout);
         }
         let prepared = harness::Prepared::new(scenario)?;
         let bar = progress_bar(&prepared.scenario.name);
         let on_event = |event: Event<'_>| match event {
             Event::Planned { points, .. } => bar.set_length(points as u64),
             Event::PointDone { .. } => bar.inc(1),
+            Event::Case { .. } => {}
         };
-        let report = match explore::explore(&prepared, &options, &stop, &on_event) {
+        let report = match run_job(&prepared, &job, &stop, &on_event) {
             Ok(report) => report,
             // After a stop no child may start: an error then is the stop's.
             Err(_) if stop.load(Ordering::Relaxed) => {
@@ -752,7 +759,7 @@ fn explore(args: ExploreArgs) -> Result<Exit, Failure> {
         bar.finish_and_clear();
         if !args.json {
             let mut stdout = std::io::stdout().lock();
-            report::human::write(&mut stdout, &report, "", color)
+            report::human::write(&mut stdout, &report, color)
                 .and_then(|()| writeln_out(&mut stdout, ""))
                 .map_err(Failure::environment)?;
         }
@@ -809,7 +816,7 @@ fn fuzz(args: FuzzArgs) -> Result<Exit, Failure> {
         }
     };
     if let Some(timeout) = args.timeout {
-        scenario.timeout = timeout;
+        scenario = scenario.with_timeout(timeout);
     }
     let mut options = FuzzOptions {
         cases: args.cases,
@@ -827,18 +834,20 @@ fn fuzz(args: FuzzArgs) -> Result<Exit, Failure> {
     let prepared = harness::Prepared::new(scenario)?;
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_message(prepared.scenario.name.clone());
-    let progress = |cases: u32, shrinking: bool| {
-        let doing = if shrinking { "shrinking" } else { "searching" };
-        bar.set_message(format!(
-            "{}: {cases} cases, {doing}",
-            prepared.scenario.name
-        ));
-        bar.tick();
+    let on_event = |event: Event<'_>| {
+        if let Event::Case { cases, shrinking } = event {
+            let doing = if shrinking { "shrinking" } else { "searching" };
+            bar.set_message(format!(
+                "{}: {cases} cases, {doing}",
+                prepared.scenario.name
+            ));
+            bar.tick();
+        }
     };
-    let outcome = fuzz::fuzz(&prepared, &options, &stop, &progress);
+    let outcome = run_job(&prepared, &Job::Fuzz(options), &stop, &on_event);
     bar.finish_and_clear();
-    let found = match outcome {
-        Ok(found) => found,
+    let report = match outcome {
+        Ok(report) => report,
         Err(_) if stop.load(Ordering::Relaxed) => {
             eprintln!("swapfault: interrupted");
             return Ok(Exit::Interrupted);
@@ -847,21 +856,23 @@ fn fuzz(args: FuzzArgs) -> Result<Exit, Failure> {
     };
     let mut stdout = std::io::stdout().lock();
     let written = if args.json {
-        serde_json::to_writer_pretty(&mut stdout, &found)
-            .map_err(std::io::Error::other)
-            .and_then(|()| writeln_out(&mut stdout, ""))
+        report::json::write(&mut stdout, &report)
     } else {
-        report::human::write_fuzz(&mut stdout, &found, std::io::stdout().is_terminal())
+        report::human::write(&mut stdout, &report, std::io::stdout().is_terminal())
     };
     written.map_err(Failure::environment)?;
     if let Some(path) = &args.junit {
         let cannot = |e| Failure::usage(anyhow::anyhow!("cannot write {}: {e}", path.display()));
         let mut file = std::fs::File::create(path).map_err(cannot)?;
-        report::junit::write_fuzz(&mut file, &found).map_err(cannot)?;
+        report::junit::write(&mut file, std::slice::from_ref(&report)).map_err(cannot)?;
     }
-    Ok(if found.interrupted {
+    let interrupted = match &report.body {
+        harness::report::Body::Fuzz(fuzz) => fuzz.stats.interrupted,
+        _ => false,
+    };
+    Ok(if interrupted {
         Exit::Interrupted
-    } else if found.failing.is_some() {
+    } else if !report.as_expected {
         Exit::Findings
     } else {
         Exit::Success
@@ -887,7 +898,7 @@ fn stop_on_signals() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>, Fa
     std::thread::spawn(move || {
         if signals.forever().next().is_some() {
             stopper.store(true, Ordering::SeqCst);
-            harness::live::kill_all_children();
+            harness::proc::kill_all_children();
         }
     });
     Ok(stop)

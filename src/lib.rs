@@ -39,6 +39,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use harness::report::Body;
 pub use harness::report::Status;
 pub use harness::scenario::Platform;
 pub use harness::{Property, TargetKind};
@@ -136,7 +137,7 @@ impl Strategy {
             if bare {
                 text.to_owned()
             } else {
-                harness::report::shell_quote(text)
+                harness::report::reproduce::shell_quote(text)
             }
         };
         Strategy {
@@ -186,7 +187,7 @@ impl Scenario {
             files: None,
             live_commands: Vec::new(),
             symlinked: false,
-            timeout_ms: 30_000,
+            timeout_ms: DEFAULT_TIMEOUT_MS,
             sigterm: false,
             platform: Platform::Linux.name().to_owned(),
         }
@@ -286,8 +287,11 @@ impl Scenario {
                     path.display()
                 ),
             })?;
-        scenario.timeout = Duration::from_millis(self.timeout_ms);
         scenario.sigterm = self.sigterm;
+        let scenario = match self.timeout_ms {
+            DEFAULT_TIMEOUT_MS => scenario,
+            ms => scenario.with_timeout(Duration::from_millis(ms)),
+        };
         Ok(scenario.with_platform(self.platform.parse()?))
     }
 }
@@ -326,11 +330,14 @@ enum Request {
 #[derive(Serialize, Deserialize)]
 enum Answer {
     Report {
-        json: serde_json::Value,
+        report: Box<harness::Report>,
         human: String,
     },
     Failed(String),
 }
+
+/// A strategy's timeout unless [`Scenario::timeout`] says otherwise.
+const DEFAULT_TIMEOUT_MS: u64 = harness::scenario::DEFAULT_TIMEOUT.as_millis() as u64;
 
 /// Every crash point of `scenario`'s recorded run (`swapfault explore`).
 pub fn explore(scenario: &Scenario) -> Result<Report, Error> {
@@ -389,7 +396,10 @@ fn ask(request: Request) -> Result<Report, Error> {
         .wait_with_output()
         .map_err(|err| Error::Engine(format!("the engine: {err}")))?;
     match serde_json::from_slice::<Answer>(&output.stdout) {
-        Ok(Answer::Report { json, human }) => Ok(Report { json, human }),
+        Ok(Answer::Report { report, human }) => Ok(Report {
+            report: *report,
+            human,
+        }),
         Ok(Answer::Failed(message)) => Err(Error::Engine(message)),
         Err(_) => Err(Error::Engine(format!(
             "the engine ended without a report ({}) (hint: its errors are above)",
@@ -420,7 +430,7 @@ fn engine() -> ! {
     std::env::remove_var(ENGINE_ENV);
     let answer = match harness::sandbox::enter_private_namespaces() {
         Ok(_) => {
-            harness::runner::remove_stale_run_dirs();
+            harness::stage::remove_stale_run_dirs();
             serve()
         }
         Err(err) => Answer::Failed(err.to_string()),
@@ -444,66 +454,54 @@ fn serve() -> Answer {
 }
 
 fn run_request(request: Request) -> Result<Answer, String> {
-    use harness::report::{human, json};
+    use harness::explore::ExploreOptions;
+    use harness::fuzz::FuzzOptions;
+    use harness::job::{run_job, Job};
     use std::sync::atomic::AtomicBool;
-    let prepare = |scenario: &Scenario| {
-        harness::Prepared::new(scenario.harness()?).map_err(|err| err.to_string())
-    };
-    let stop = AtomicBool::new(false);
-    let mut text = Vec::new();
-    let mut data = Vec::new();
-    match request {
-        Request::Explore { scenario, workers } => {
-            let prepared = prepare(&scenario)?;
-            let options = harness::explore::ExploreOptions {
+    let (scenario, job) = match request {
+        Request::Explore { scenario, workers } => (
+            scenario,
+            Job::Explore(ExploreOptions {
                 workers: workers.max(1),
                 ..Default::default()
-            };
-            let report = harness::explore::explore(&prepared, &options, &stop, &|_| {})
-                .map_err(|err| err.to_string())?;
-            human::write(&mut text, &report, "", false).map_err(|e| e.to_string())?;
-            json::write(&mut data, &report).map_err(|e| e.to_string())?;
-        }
+            }),
+        ),
         Request::Check { scenario, faults } => {
-            let prepared = prepare(&scenario)?;
-            let rules = fault_fs::FaultPlan::from_specs(&faults)
+            let faults = fault_fs::FaultPlan::from_specs(&faults)
                 .map_err(|err| err.to_string())?
                 .rules;
-            let outcome = harness::run(&prepared, &rules, &harness::RunOptions::default())
-                .map_err(|err| err.to_string())?;
-            let report = harness::Report::of_run(&prepared.scenario, outcome);
-            let title = format!("swapfault: check ({})", prepared.describe_target());
-            human::write(&mut text, &report, &title, false).map_err(|e| e.to_string())?;
-            json::write(&mut data, &report).map_err(|e| e.to_string())?;
+            let options = harness::RunOptions::default();
+            (scenario, Job::Run { faults, options })
         }
         Request::Fuzz {
             scenario,
             seed,
             time_ms,
-        } => {
-            let prepared = prepare(&scenario)?;
-            let options = harness::fuzz::FuzzOptions {
+        } => (
+            scenario,
+            Job::Fuzz(FuzzOptions {
                 seed,
                 time: Duration::from_millis(time_ms),
                 ..Default::default()
-            };
-            let report = harness::fuzz::fuzz(&prepared, &options, &stop, &|_, _| {})
-                .map_err(|err| err.to_string())?;
-            human::write_fuzz(&mut text, &report, false).map_err(|e| e.to_string())?;
-            data = serde_json::to_vec(&report).map_err(|e| e.to_string())?;
-        }
-    }
+            }),
+        ),
+    };
+    let prepared = harness::Prepared::new(scenario.harness()?).map_err(|err| err.to_string())?;
+    let report = run_job(&prepared, &job, &AtomicBool::new(false), &|_| {})
+        .map_err(|err| err.to_string())?;
+    let mut human = Vec::new();
+    harness::report::human::write(&mut human, &report, false).map_err(|e| e.to_string())?;
     Ok(Answer::Report {
-        json: serde_json::from_slice(&data).map_err(|e| e.to_string())?,
-        human: String::from_utf8_lossy(&text).into_owned(),
+        report: Box::new(report),
+        human: String::from_utf8_lossy(&human).into_owned(),
     })
 }
 
-/// What [`explore`], [`check`] or [`fuzz`] found: the JSON report the
-/// command prints (`--json`), and the human one for messages.
+/// What [`explore`], [`check`] or [`fuzz`] found: the report the command
+/// prints, as data ([`Report::report`]), and as people read it.
 #[derive(Clone, Debug)]
 pub struct Report {
-    json: serde_json::Value,
+    report: harness::Report,
     human: String,
 }
 
@@ -519,9 +517,14 @@ pub struct Finding {
 }
 
 impl Report {
-    /// The report as `--json` prints it (schema in the README).
-    pub fn json(&self) -> &serde_json::Value {
-        &self.json
+    /// The report as data: what `--json` prints.
+    pub fn report(&self) -> &harness::Report {
+        &self.report
+    }
+
+    /// The report as `--json` prints it.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.report).unwrap_or_default()
     }
 
     /// The report as the command prints it for people.
@@ -529,63 +532,40 @@ impl Report {
         &self.human
     }
 
-    /// The properties' reports: a fuzz report's are those of its failing
-    /// schedule's replay (none when nothing failed).
-    fn properties(&self) -> &[serde_json::Value] {
-        let properties = match self.json.get("failing") {
-            Some(failing) => &failing["report"]["properties"],
-            None => &self.json["properties"],
-        };
-        properties.as_array().map_or(&[], Vec::as_slice)
-    }
-
-    fn property(&self, property: Property) -> Option<&serde_json::Value> {
-        self.properties()
-            .iter()
-            .find(|p| p["property"] == property.name())
-    }
-
     /// The verdict on `property`; `None` in a fuzz report where no
     /// schedule failed (fuzzing judges schedules, not properties).
     pub fn status(&self, property: Property) -> Option<Status> {
-        let status = self.property(property)?["status"].as_str()?;
-        [Status::Pass, Status::Fail, Status::NotExercised]
-            .into_iter()
-            .find(|s| s.name() == status)
+        Some(self.report.property(property)?.status)
     }
 
     /// Why no run could exercise `property`, where none could.
     pub fn why_not_exercised(&self, property: Property) -> Option<&str> {
-        self.property(property)?["why_not_exercised"].as_str()
+        self.report.property(property)?.why_not_exercised.as_deref()
     }
 
     /// The findings of `property`.
     pub fn findings(&self, property: Property) -> Vec<Finding> {
-        let Some(groups) = self.property(property).and_then(|p| p["groups"].as_array()) else {
+        let Some(report) = self.report.property(property) else {
             return Vec::new();
         };
-        let text = |group: &serde_json::Value, key: &str| {
-            group[key].as_str().unwrap_or_default().to_owned()
-        };
-        groups
+        report
+            .groups
             .iter()
             .map(|group| Finding {
-                summary: text(group, "summary"),
-                seen: text(group, "seen"),
-                reproduce: text(group, "reproduce"),
+                summary: group.summary.clone(),
+                seen: group.seen.clone(),
+                reproduce: group.reproduce.clone(),
             })
             .collect()
     }
 
-    /// Whether this is a fuzz report whose search found a failing schedule.
+    /// The fuzz report's failing schedule, where its search found one.
     pub fn failing_schedule(&self) -> Option<Vec<String>> {
-        let schedule = self.json.get("failing")?["schedule"].as_array()?;
-        Some(
-            schedule
-                .iter()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect(),
-        )
+        let Body::Fuzz(fuzz) = &self.report.body else {
+            return None;
+        };
+        let failing = fuzz.failing.as_ref()?;
+        Some(failing.schedule.iter().map(|r| r.to_string()).collect())
     }
 
     /// Panics unless every property passed: failed ones with their
@@ -594,8 +574,8 @@ impl Report {
     /// failed and faults fired.
     #[track_caller]
     pub fn assert_safe(&self) {
-        if self.json.get("seed").is_some() {
-            let fired = self.json["faults_fired"].as_u64().unwrap_or(0);
+        if let Body::Fuzz(fuzz) = &self.report.body {
+            let fired = fuzz.stats.faults_fired;
             if self.failing_schedule().is_some() || fired == 0 {
                 panic!(
                     "swapfault: fuzzing {}\n{}",

@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use serde_json::Value;
-
-use crate::support::{property, seen, status, swapfault, swapfault_json};
+use crate::support::{
+    first_group, property, run_of, seen, status, swapfault, swapfault_json, Report, Shown,
+};
 
 fn scenario_files(dir: &str) -> Vec<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(dir);
@@ -40,8 +40,8 @@ fn catalog_single_runs_meet_their_expectations() {
         // and says why rather than passing.
         assert_eq!(status(&report, "kill"), "not-exercised", "{path}");
         assert_eq!(
-            property(&report, "kill")["why_not_exercised"],
-            "no kill fired in this run"
+            property(&report, "kill").why_not_exercised.as_deref(),
+            Some("no kill fired in this run")
         );
     }
 }
@@ -51,7 +51,7 @@ const DD_NOTRUNC: &str =
     r#"dd if="$SWAPFAULT_NEW" of="$SWAPFAULT_TARGET" conv=notrunc bs=64k status=none"#;
 
 /// `check --strategy DD_NOTRUNC` with `args`.
-fn check_dd(args: &[&str]) -> (Option<i32>, Value) {
+fn check_dd(args: &[&str]) -> (Option<i32>, Shown<Report>) {
     let mut all = vec!["check", "--strategy", DD_NOTRUNC];
     all.extend(args);
     swapfault_json(&all)
@@ -79,10 +79,14 @@ fn check_runs_a_strategy_that_is_not_in_the_catalog() {
     // Killed mid-copy, it leaves a torn target, and so does the retry.
     let (_, report) = check_dd(&["--fault", "write#2:kill-after"]);
     assert_eq!(status(&report, "kill"), "fail");
-    let kill = &property(&report, "kill")["groups"][0];
-    assert_eq!(kill["points"][0], "write#2:kill-after", "{report:#}");
+    let kill = first_group(&report, "kill");
     assert_eq!(
-        kill["seen"], "after the kill the target is torn (first 128 KiB new, rest old)",
+        kill.points[0].to_string(),
+        "write#2:kill-after",
+        "{report:#}"
+    );
+    assert_eq!(
+        kill.seen, "after the kill the target is torn (first 128 KiB new, rest old)",
         "{report:#}"
     );
     assert_eq!(status(&report, "retry"), "fail");
@@ -102,9 +106,13 @@ fn a_disk_that_stays_full_defeats_a_fallback_that_one_error_does_not() {
     // target it truncated stays empty.
     let (_, report) = swapfault_json(&["run", &scenario, "--fault", "write#1:errno=ENOSPC"]);
     assert_eq!(status(&report, "errors"), "fail", "{report:#}");
-    let errors = &property(&report, "errors")["groups"][0];
-    assert_eq!(errors["points"][0], "write#1:errno=ENOSPC", "{report:#}");
-    assert_eq!(errors["seen"], "after the error the target is empty");
+    let errors = first_group(&report, "errors");
+    assert_eq!(
+        errors.points[0].to_string(),
+        "write#1:errno=ENOSPC",
+        "{report:#}"
+    );
+    assert_eq!(errors.seen, "after the error the target is empty");
 }
 
 #[test]
@@ -125,10 +133,10 @@ fn a_power_cut_finds_unsynced_writes_in_place_written_back_in_part() {
     let torn = "write#2:power-cut=metadata-ordered/written=65536";
     let (_, report) = swapfault_json(&["run", &scenario, "--fault", torn]);
     assert_eq!(status(&report, "power"), "fail", "{report:#}");
-    let power = &property(&report, "power")["groups"][0];
-    assert_eq!(power["points"][0], torn, "{report:#}");
+    let power = first_group(&report, "power");
+    assert_eq!(power.points[0].to_string(), torn, "{report:#}");
     assert_eq!(
-        power["seen"],
+        power.seen,
         "after the power cut the durable target is torn (first 64 KiB new, rest old)"
     );
     // Both written back, then a third cut at a page of its middle.
@@ -149,20 +157,19 @@ fn a_failed_fsync_that_is_ignored_is_found_by_the_power_cut_after_the_run() {
     // the new target in place, which is all an error can be judged on.
     let (_, report) = swapfault_json(&["run", &scenario, "--fault", "fsync#1:errno=EIO"]);
     assert_eq!(status(&report, "errors"), "pass", "{report:#}");
-    let exit = &report["run"]["observed"]["first"]["exit"];
     assert_eq!(
-        (&exit["how"], &exit["value"]),
-        (&Value::from("code"), &Value::from(0))
+        run_of(&report).observed.first.exit,
+        harness::observe::Exit::Code(0)
     );
     // The power cut after that run finds the rename durable and the data
     // it names never written: an empty target, under either model.
     for model in ["metadata-ordered", "strict"] {
         let point = format!("fsync#1:errno=EIO+power-cut={model}");
         let (_, report) = swapfault_json(&["run", &scenario, "--fault", &point]);
-        let power = &property(&report, "power")["groups"][0];
-        assert_eq!(power["points"][0], point.as_str(), "{report:#}");
+        let power = first_group(&report, "power");
+        assert_eq!(power.points[0].to_string(), point, "{report:#}");
         assert_eq!(
-            power["seen"], "after the power cut the durable target is empty",
+            power.seen, "after the power cut the durable target is empty",
             "{report:#}"
         );
     }
@@ -182,16 +189,17 @@ fn new_bytes_with_the_mode_and_xattrs_not_yet_restored_are_a_meta_finding() {
     let (_, report) = swapfault_json(&["run", &scenario, "--fault", "rename#1:kill-after"]);
     assert_eq!(status(&report, "kill"), "pass", "{report:#}");
     assert_eq!(
-        report["run"]["observed"]["retries"][0]["target"]["mode"], 0o755,
+        run_of(&report).observed.retries[0].target.mode,
+        Some(0o755),
         "{report:#}"
     );
     // What the kill left, and what a user met at a stall at the chmod, is
     // one finding at its point.
     let met = "the target has the new bytes but mode is 0600, was 0755, \
                xattrs lost or changed: user.origin";
-    let meta_at = |report: &Value, point: &str| {
+    let meta_at = |report: &Shown<Report>, point: &str| {
         assert_eq!(
-            property(report, "meta")["groups"][0]["points"][0],
+            first_group(report, "meta").points[0].to_string(),
             point,
             "{report:#}"
         );
@@ -219,7 +227,10 @@ fn an_in_place_writer_on_a_running_executable_did_not_replace() {
         seen(&report, "result")[0].starts_with("did not replace"),
         "{report:#}"
     );
-    assert_eq!(report["run"]["observed"]["first"]["target"]["class"], "old");
+    assert_eq!(
+        run_of(&report).observed.first.target.class,
+        harness::TargetClass::Old
+    );
     // Claiming success anyway is a finding too.
     let (code, report) = swapfault_json(&[
         "check",
@@ -374,9 +385,12 @@ fn a_symlinked_target_is_judged_by_the_file_it_names() {
     // Flipped to the next version: new, at that version's file, and the
     // file the link now names is no stray.
     let (_, report) = swapfault_json(&["check", "--symlinked", "--strategy", FLIP]);
-    let first = &report["run"]["observed"]["first"];
-    assert_eq!(first["target"]["class"], "new", "{report:#}");
-    assert_eq!(first["target"]["resolved"], "/app/libcanary.so.2");
+    let first = &run_of(&report).observed.first;
+    assert_eq!(first.target.class, harness::TargetClass::New, "{report:#}");
+    assert_eq!(
+        first.target.resolved.as_deref(),
+        Some("/app/libcanary.so.2")
+    );
     assert_eq!(status(&report, "result"), "pass");
     assert_eq!(status(&report, "tidy"), "pass");
     // The probes load through the link: v1 before the flip.
@@ -388,10 +402,8 @@ fn a_symlinked_target_is_judged_by_the_file_it_names() {
         "--fault",
         "symlink#1:stall=10s",
     ]);
-    let probes = report["run"]["observed"]["probes"]
-        .as_array()
-        .expect("probes");
-    let probes_saw: Vec<&str> = probes.iter().filter_map(|p| p["seen"].as_str()).collect();
+    let probes = &run_of(&report).observed.probes;
+    let probes_saw: Vec<&str> = probes.iter().map(|p| p.seen.as_str()).collect();
     assert_eq!(
         probes_saw,
         ["read: old", "load: ran, library code v1"],
@@ -421,8 +433,8 @@ fn a_symlinked_target_is_judged_by_the_file_it_names() {
     ]);
     assert_eq!(status(&report, "live"), "fail", "{report:#}");
     assert_eq!(
-        report["run"]["observed"]["first"]["target"]["resolved"],
-        "/app/libcanary.so.1"
+        run_of(&report).observed.first.target.resolved.as_deref(),
+        Some("/app/libcanary.so.1")
     );
 }
 
@@ -432,10 +444,16 @@ fn an_in_place_writer_changes_the_old_targets_other_names_a_new_inode_does_not()
     // link: cp writes through it, install leaves it the old version.
     for (scenario, class) in [("cp", "new"), ("install", "old")] {
         let (_, report) = swapfault_json(&["run", &format!("scenarios/{scenario}.toml")]);
-        let names = &report["run"]["observed"]["first"]["other_names"];
+        let names: Vec<String> = run_of(&report)
+            .observed
+            .first
+            .other_names
+            .iter()
+            .map(|name| format!("{} {}", name.path, name.class))
+            .collect();
         assert_eq!(
             names,
-            &serde_json::json!([{ "path": "/backup/libcanary.so", "class": class }]),
+            [format!("/backup/libcanary.so {class}")],
             "{scenario}"
         );
     }

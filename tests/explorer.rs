@@ -1,304 +1,14 @@
-//! The explorer over the catalog: the expected matrix, reproductions, Ctrl-C.
+//! The explorer: reproductions, workers, Ctrl-C, the strategy's whole
+//! process tree in scope, rootless runs, partitions. (The whole catalog's
+//! matrix is `tests/matrix.rs`, a binary of its own.)
 
 use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::Duration;
 
-use serde_json::Value;
-
-use harness::report::redact_run_names;
-
-use crate::support::{assert_nothing_left, interrupt, swapfault, wait_for};
-
-/// `swapfault explore scenarios/ --json`, run once for the tests that read it.
-fn catalog() -> &'static (Option<i32>, Vec<Value>, String) {
-    static CATALOG: OnceLock<(Option<i32>, Vec<Value>, String)> = OnceLock::new();
-    CATALOG.get_or_init(|| {
-        crate::support::require(crate::support::CATALOG_TOOLS);
-        let junit =
-            std::env::temp_dir().join(format!("swapfault-junit-{}.xml", std::process::id()));
-        let output = swapfault()
-            .args(["explore", "scenarios/", "--json", "--junit"])
-            .arg(&junit)
-            .output()
-            .expect("explore");
-        let xml = std::fs::read_to_string(&junit).unwrap_or_default();
-        let _ = std::fs::remove_file(&junit);
-        (output.status.code(), reports(&output), xml)
-    })
-}
-
-/// The reports of `explore --json` (or the one of `check --json`), after
-/// checking the schema version.
-fn reports(output: &std::process::Output) -> Vec<Value> {
-    let json: Value = serde_json::from_slice(&output.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
-    assert_eq!(json["schema_version"], 2);
-    match json["reports"].as_array() {
-        Some(reports) => reports.clone(),
-        None => vec![json],
-    }
-}
-
-fn report<'a>(reports: &'a [Value], scenario: &str) -> &'a Value {
-    reports
-        .iter()
-        .find(|r| r["scenario"] == scenario)
-        .unwrap_or_else(|| panic!("no exploration of {scenario}"))
-}
-
-fn property<'a>(report: &'a Value, property: &str) -> &'a Value {
-    report["properties"]
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["property"] == property))
-        .unwrap_or_else(|| panic!("{}: no {property}", report["scenario"]))
-}
-
-/// The group of `property` whose points include `point`.
-fn group_at<'a>(report: &'a Value, name: &str, point: &str) -> &'a Value {
-    let groups = property(report, name)["groups"].as_array().expect("groups");
-    groups
-        .iter()
-        .find(|g| {
-            g["points"]
-                .as_array()
-                .is_some_and(|ps| ps.iter().any(|p| p == point))
-        })
-        .unwrap_or_else(|| {
-            panic!(
-                "{}: no {name} finding at {point}: {groups:#?}",
-                report["scenario"]
-            )
-        })
-}
-
-#[test]
-fn the_catalog_matrix_is_what_each_scenario_file_expects() {
-    let (code, reports, junit) = catalog();
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
-    let mut checked = 0;
-    for report in reports {
-        let name = report["scenario"].as_str().expect("name");
-        let scenario =
-            harness::Scenario::from_file(&dir.join(format!("{name}.toml"))).expect("scenario file");
-        for (property_name, expectation) in scenario.expect() {
-            let want = match expectation {
-                harness::Expectation::Pass => "pass",
-                harness::Expectation::Fail => "fail",
-            };
-            let got = &property(report, property_name.name())["status"];
-            assert_eq!(got, want, "{name} {property_name}");
-            checked += 1;
-        }
-    }
-    assert!(checked >= 100, "only {checked} expectations checked");
-    assert_eq!(*code, Some(0), "every scenario's [expect] holds");
-    assert!(
-        junit.contains("<testsuite name=\"cp\"") && junit.contains("<testcase name=\"live\""),
-        "{junit}"
-    );
-}
-
-#[test]
-fn known_bad_strategies_fail_at_the_right_crash_point_with_what_was_seen() {
-    let (_, reports, _) = catalog();
-    // install unlinks first: between unlink and create there is no target.
-    let install = report(reports, "install");
-    let missing = group_at(install, "kill", "unlink#1:kill-after");
-    assert_eq!(missing["seen"], "after the kill the target is missing");
-    let partial = group_at(install, "kill", "write#1:kill-after");
-    assert_eq!(
-        partial["seen"],
-        "after the kill the target is prefix-of-new"
-    );
-    // temp + rename without fsync: the rename is durable before the data.
-    let temp_rename = report(reports, "temp-rename");
-    let empty = group_at(temp_rename, "power", "rename#1:power-cut=metadata-ordered");
-    assert_eq!(
-        empty["seen"],
-        "after the power cut the durable target is empty"
-    );
-    assert_eq!(
-        empty["reproduce"],
-        "swapfault run 'scenarios/temp-rename.toml' --fault 'rename#1:power-cut=metadata-ordered'"
-    );
-    // The same cut under the strict model leaves old: no finding there.
-    let groups = property(temp_rename, "power")["groups"].to_string();
-    assert!(!groups.contains("rename#1:power-cut=strict"), "{groups}");
-    // In place, never synced: a cut finds the first write on disk and the
-    // second not; with none written back it finds old, which is no finding.
-    let pwrite = report(reports, "pwrite-in-place");
-    let torn = group_at(
-        pwrite,
-        "power",
-        "write#2:power-cut=metadata-ordered/written=65536",
-    );
-    assert!(
-        torn["seen"]
-            .as_str()
-            .is_some_and(|s| s.starts_with("after the power cut the durable target is torn (")),
-        "{torn:#}"
-    );
-    let groups = property(pwrite, "power")["groups"].to_string();
-    assert!(
-        !groups.contains("\"write#2:power-cut=metadata-ordered\""),
-        "{groups}"
-    );
-    // A failed fsync, ignored: the cut after the run finds the target empty.
-    let ignoring = report(reports, "fsync-ignoring");
-    let empty = group_at(
-        ignoring,
-        "power",
-        "fsync#1:errno=EIO+power-cut=metadata-ordered",
-    );
-    assert_eq!(
-        empty["seen"],
-        "after the power cut the durable target is empty"
-    );
-    // rename-aside: between its two renames there is no target at all.
-    let rename_aside = report(reports, "rename-aside");
-    let gap = group_at(rename_aside, "kill", "rename#1:kill-after");
-    assert_eq!(gap["seen"], "after the kill the target is missing");
-    // A copy through a shared mapping: its writeback is the strategy's,
-    // and a kill within it tears the target.
-    let mmap = report(reports, "mmap-in-place");
-    let torn = group_at(mmap, "kill", "write#1:kill-within=50%");
-    assert!(
-        torn["seen"]
-            .as_str()
-            .is_some_and(|s| s.starts_with("after the kill the target is torn (")),
-        "{torn:#}"
-    );
-    // cp writes the live inode in place, in every run.
-    let cp = report(reports, "cp");
-    let live = &property(cp, "live")["groups"][0];
-    assert!(
-        live["summary"]
-            .as_str()
-            .is_some_and(|s| s.starts_with("in ")),
-        "{live:#}"
-    );
-}
-
-/// Runs the reproduction printed for `group` of `property` and asserts
-/// that it finds what the exploration saw.
-fn assert_reproduces(property: &Value, group: &Value) {
-    let command = group["reproduce"].as_str().expect("reproduce");
-    let command = command.replacen("swapfault", env!("CARGO_BIN_EXE_swapfault"), 1);
-    let output = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("{command} --json"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("replay");
-    let replay: Value = serde_json::from_slice(&output.stdout).expect("json report");
-    let name = property["property"].as_str().expect("name");
-    let seen = group["seen"].as_str().expect("seen");
-    let line = self::property(&replay, name);
-    assert_eq!(line["status"], "fail", "{command}: {replay:#}");
-    let got: Vec<String> = line["groups"]
-        .as_array()
-        .map(|groups| {
-            groups
-                .iter()
-                .filter_map(|g| g["seen"].as_str())
-                .map(redact_run_names)
-                .collect()
-        })
-        .unwrap_or_default();
-    assert!(
-        got.contains(&redact_run_names(seen)),
-        "{command}: want {seen}, got {got:?}"
-    );
-}
-
-/// Replays the reproductions of `scenario`'s findings, the first group of
-/// each property or (`every`) all of them; returns how many.
-fn replay_findings(scenario: &str, every: bool) -> usize {
-    let (_, reports, _) = catalog();
-    let exploration = report(reports, scenario);
-    let mut replayed = 0;
-    for property in exploration["properties"].as_array().expect("properties") {
-        let groups = property["groups"].as_array().cloned().unwrap_or_default();
-        let taken = if every { groups.len() } else { 1 };
-        for group in groups.iter().take(taken) {
-            if group["points"].as_array().is_none_or(|p| p.is_empty()) {
-                continue;
-            }
-            assert_reproduces(property, group);
-            replayed += 1;
-        }
-    }
-    replayed
-}
-
-#[test]
-fn every_sampled_reproduction_reproduces_its_finding() {
-    let replayed: usize = [
-        "cp",
-        "install",
-        "updater-prefix",
-        "rename-aside",
-        "temp-rename",
-    ]
-    .iter()
-    .map(|scenario| replay_findings(scenario, false))
-    .sum();
-    assert!(replayed >= 10, "replayed {replayed}");
-}
-
-/// The directory swap renames the target's directory away and back, and
-/// deletes directories the live canary still holds: between points the
-/// reset must not hand back a dead directory, or the exploration and the
-/// reproductions disagree.
-#[test]
-fn every_reproduction_of_the_directory_swap_reproduces_its_finding() {
-    let replayed = replay_findings("dir-swap", true);
-    assert!(replayed >= 7, "replayed {replayed}");
-    let (_, reports, _) = catalog();
-    let exploration = report(reports, "dir-swap");
-    let kill = group_at(exploration, "kill", "rename#1:kill-after");
-    assert_eq!(kill["seen"], "after the kill the target is missing");
-    // The stall right after the directory is renamed away shows it missing.
-    let visible = property(exploration, "visible")["groups"][0]["seen"]
-        .as_str()
-        .expect("visible finding");
-    assert!(visible.contains("read: missing"), "{visible}");
-}
-
-/// A set of files that must change together: between rsync's delayed
-/// renames a user starts the new executable with the old library, which
-/// it refuses; a kill there leaves the set mixed. Every reproduction
-/// printed for the set strategies finds the same.
-#[test]
-fn a_set_replaced_file_by_file_is_mixed_between_its_renames() {
-    let (_, reports, _) = catalog();
-    let rsync = report(reports, "rsync-delay-updates");
-    let visible: Vec<&str> = property(rsync, "visible")["groups"]
-        .as_array()
-        .expect("visible groups")
-        .iter()
-        .filter_map(|g| g["seen"].as_str())
-        .collect();
-    assert!(
-        visible.iter().any(|seen| seen
-            .contains("exec: canary v2 refused to run with libcanary v1 (mixed versions)")),
-        "{visible:?}"
-    );
-    let kill = &property(rsync, "kill")["groups"][0];
-    assert_eq!(
-        kill["seen"],
-        "after the kill the target is torn (canary new, libcanary.so old)"
-    );
-    // Swapped in as a whole, the set is never mixed.
-    let exchange = report(reports, "dir-exchange");
-    for name in ["visible", "kill", "power"] {
-        assert_eq!(property(exchange, name)["status"], "pass", "{name}");
-    }
-    let replayed =
-        replay_findings("rsync-delay-updates", true) + replay_findings("set-install-each", true);
-    assert!(replayed >= 10, "replayed {replayed}");
-}
+use crate::support::{
+    assert_nothing_left, explore_json, explored, group_at, interrupt, property, redact, reports,
+    swapfault, verdicts_by_point, wait_for, Report, Verdicts,
+};
 
 #[test]
 fn ctrl_c_stops_explore_and_leaves_no_mount() {
@@ -328,50 +38,21 @@ fn assert_same_points<T: PartialEq + std::fmt::Debug>(one: &[(String, T)], two: 
     assert!(differ.is_empty(), "findings differ at: {differ:#?}");
 }
 
-/// Temp names and numbers (pids, inodes) differ from run to run.
-fn redact(text: &str) -> String {
-    let text = redact_run_names(text);
-    let mut out = String::new();
-    for c in text.chars() {
-        if !c.is_ascii_digit() {
-            out.push(c);
-        } else if !out.ends_with('N') {
-            out.push('N');
-        }
-    }
-    out
-}
-
 /// Per crash point: the properties it failed, each with what was seen.
-fn findings_by_point(exploration: &Value) -> Vec<(String, Vec<(String, String)>)> {
-    exploration["point_results"]
-        .as_array()
-        .expect("point results")
+fn findings_by_point(exploration: &Report) -> Vec<(String, Vec<(String, String)>)> {
+    explored(exploration)
+        .point_results
         .iter()
         .map(|point| {
-            let mut seen: Vec<(String, String)> = point["findings"]
-                .as_array()
-                .expect("findings")
+            let mut seen: Vec<(String, String)> = point
+                .findings
                 .iter()
-                .map(|f| {
-                    let property = f["property"].as_str().unwrap_or_default().to_owned();
-                    (property, redact(f["seen"].as_str().unwrap_or_default()))
-                })
+                .map(|f| (f.property.name().to_owned(), redact(&f.seen)))
                 .collect();
             seen.sort();
-            (point["point"].as_str().expect("point").to_owned(), seen)
+            (point.point.to_string(), seen)
         })
         .collect()
-}
-
-fn explore_json(args: &[&str]) -> Value {
-    let output = swapfault()
-        .arg("explore")
-        .args(args)
-        .arg("--json")
-        .output()
-        .expect("explore");
-    reports(&output).remove(0)
 }
 
 #[test]
@@ -477,13 +158,13 @@ fn ctrl_c_kills_the_run_under_way_and_reports_nothing_it_cut_short() {
     };
     let reports = reports(&output);
     let exploration = &reports[0];
-    assert_eq!(exploration["interrupted"], true);
-    assert_eq!(exploration["points"]["checked"], 0);
-    for property in exploration["properties"].as_array().expect("properties") {
-        assert_eq!(property["status"], "not-exercised", "{property:#}");
+    assert!(explored(exploration).interrupted);
+    assert_eq!(explored(exploration).points.checked, 0);
+    for property in &exploration.properties {
+        assert_eq!(property.status.name(), "not-exercised", "{property:#?}");
         assert_eq!(
-            property["why_not_exercised"],
-            "stopped during the recording"
+            property.why_not_exercised.as_deref(),
+            Some("stopped during the recording")
         );
     }
     assert_nothing_left(tmp.path(), Some("sleep\x0032\x00"));
@@ -515,27 +196,24 @@ fn the_install_exploration_reads_in_40_lines_and_the_json_keeps_every_finding() 
     // group that counts them (the old target's xattr, lost by install).
     let mut recurring = std::collections::BTreeSet::new();
     let mut groups = 0;
-    for property in report["properties"].as_array().expect("properties") {
-        for group in property["groups"].as_array().expect("groups") {
+    for property in &report.properties {
+        for group in &property.groups {
             groups += 1;
-            if !group["recurs_at"].is_null() {
-                recurring.insert((property["property"].to_string(), group["seen"].to_string()));
+            if group.recurs_at.is_some() {
+                recurring.insert((property.property, group.seen.clone()));
             }
-            for point in group["points"].as_array().expect("points") {
-                let point = point.as_str().expect("point");
-                grouped.insert((property["property"].to_string(), point.to_owned()));
+            for point in &group.points {
+                grouped.insert((property.property, point.to_string()));
             }
         }
     }
     assert!(1 + 9 + 2 * groups <= 40, "{groups} groups");
     let mut findings = 0;
-    for result in report["point_results"].as_array().expect("point results") {
-        for finding in result["findings"].as_array().expect("findings") {
-            let key = (
-                finding["property"].to_string(),
-                result["point"].as_str().expect("point").to_owned(),
-            );
-            let recurs = (finding["property"].to_string(), finding["seen"].to_string());
+    let explored = explored(&report);
+    for result in &explored.point_results {
+        for finding in &result.findings {
+            let key = (finding.property, result.point.to_string());
+            let recurs = (finding.property, finding.seen.clone());
             assert!(
                 grouped.contains(&key) || recurring.contains(&recurs),
                 "{key:?} is in no group"
@@ -544,7 +222,7 @@ fn the_install_exploration_reads_in_40_lines_and_the_json_keeps_every_finding() 
         }
     }
     assert!(findings > 40, "only {findings} findings");
-    assert_eq!(report["points"]["checked"], report["points"]["total"]);
+    assert_eq!(explored.points.checked, explored.points.total);
 }
 
 #[test]
@@ -559,39 +237,6 @@ fn max_runs_says_how_many_of_all_the_points_were_checked() {
         heading.contains("(73 ops recorded, 5 of 59 crash points checked"),
         "{heading}"
     );
-}
-
-/// A property, its status, and every (crash point, what was seen) of it.
-type Verdicts = Vec<(String, String, Vec<(String, String)>)>;
-
-/// Per property: its status, and every (crash point, what was seen) of it.
-fn verdicts_by_point(report: &Value) -> Verdicts {
-    report["properties"]
-        .as_array()
-        .expect("properties")
-        .iter()
-        .map(|property| {
-            let mut seen: Vec<(String, String)> = property["groups"]
-                .as_array()
-                .expect("groups")
-                .iter()
-                .flat_map(|group| {
-                    let what = redact(group["seen"].as_str().unwrap_or_default());
-                    group["points"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(move |p| (p.as_str().unwrap_or_default().to_owned(), what.clone()))
-                })
-                .collect();
-            seen.sort();
-            (
-                property["property"].as_str().unwrap_or_default().to_owned(),
-                property["status"].as_str().unwrap_or_default().to_owned(),
-                seen,
-            )
-        })
-        .collect()
 }
 
 #[test]
@@ -637,30 +282,22 @@ fn a_strategy_that_leaves_its_process_group_is_still_the_strategy() {
     let report = explore_json(&["--strategy", &lying]);
     let group = group_at(&report, "errors", "unlink#1:errno=EIO");
     assert_eq!(
-        group["seen"],
+        group.seen,
         "the strategy exited 0 after the error, but the target is old"
     );
 }
 
 #[test]
 fn a_process_left_running_is_a_tidy_finding_not_a_hang() {
-    let (code, report) = {
-        let output = swapfault()
-            .args([
-                "check",
-                "--strategy",
-                r#"install "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET" && (setsid sleep 60 &)"#,
-                "--json",
-            ])
-            .output()
-            .expect("check");
-        let report: Value = serde_json::from_slice(&output.stdout).expect("json");
-        (output.status.code(), report)
-    };
+    let (code, report) = crate::support::swapfault_json(&[
+        "check",
+        "--strategy",
+        r#"install "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET" && (setsid sleep 60 &)"#,
+    ]);
     assert_eq!(code, Some(1), "{report:#}");
     let tidy = property(&report, "tidy");
-    assert_eq!(tidy["status"], "fail");
-    let seen = tidy["groups"][0]["seen"].as_str().unwrap_or_default();
+    assert_eq!(tidy.status.name(), "fail");
+    let seen = &tidy.groups[0].seen;
     // Named as it was seen then: `setsid`, or `sleep` once it had exec'd.
     assert!(
         seen.starts_with("processes left running after the strategy exited: "),
@@ -683,9 +320,9 @@ fn the_ops_of_a_strategys_other_threads_are_its_own() {
 t = threading.Thread(target=shutil.copyfile, args=(os.environ["SWAPFAULT_NEW"], os.environ["SWAPFAULT_TARGET"]))
 t.start(); t.join()'"#;
     let report = explore_json(&["--strategy", threaded]);
-    assert!(report["ops"].as_u64().unwrap_or(0) > 0, "{report:#}");
+    assert!(explored(&report).ops > 0, "{report:#}");
     let group = group_at(&report, "kill", "write#1:kill-after");
-    assert_eq!(group["seen"], "after the kill the target is prefix-of-new");
+    assert_eq!(group.seen, "after the kill the target is prefix-of-new");
 }
 
 #[test]
@@ -695,10 +332,9 @@ fn a_download_staged_in_tmpdir_is_crash_points_and_the_retry_sees_what_the_kill_
     let strategy = r#"dl="${TMPDIR:?}/download"; [ -e "$dl" ] || cp "$SWAPFAULT_NEW" "$dl"; install "$dl" "$SWAPFAULT_TARGET""#;
     let report = explore_json(&["--strategy", strategy]);
     let group = group_at(&report, "retry", "write#1:kill-after");
-    let seen = group["seen"].as_str().unwrap_or_default();
     assert!(
-        seen.contains("prefix-of-new"),
-        "the retry installed the partial download: {group:#}"
+        group.seen.contains("prefix-of-new"),
+        "the retry installed the partial download: {group:#?}"
     );
     // Staged through a temp file and a move across file systems (not a
     // rename): a kill between its unlink and its create leaves no target.
@@ -707,7 +343,7 @@ fn a_download_staged_in_tmpdir_is_crash_points_and_the_retry_sees_what_the_kill_
     let moved = r#"f=$(mktemp); cp "$SWAPFAULT_NEW" "$f" && mv "$f" "$SWAPFAULT_TARGET""#;
     let report = explore_json(&["--strategy", moved]);
     let group = group_at(&report, "kill", "unlink#1:kill-after");
-    assert_eq!(group["seen"], "after the kill the target is missing");
+    assert_eq!(group.seen, "after the kill the target is missing");
 }
 
 /// Runs swapfault as `nobody` (uid 65534) with its own cache dir, as a user
@@ -735,7 +371,7 @@ fn swapfault_as_nobody(cache: &std::path::Path) -> std::process::Command {
 
 /// Per property: its status and what was seen (not where: the same tool
 /// may make other ops as another user, e.g. install sets an ACL as root).
-fn verdicts(report: &Value) -> Vec<(String, String, std::collections::BTreeSet<String>)> {
+fn verdicts(report: &Report) -> Vec<(String, String, std::collections::BTreeSet<String>)> {
     verdicts_by_point(report)
         .into_iter()
         .map(|(property, status, seen)| {
@@ -792,13 +428,13 @@ fn without_root_check_and_explore_give_the_verdicts_of_root() {
         // interruptions: as real root, mv and install set the mode with an
         // ACL (setxattr) where in the user namespace they chmod, so an
         // error there leaves a different mode behind.
-        let comparable = |report| {
+        let comparable = |report: &Report| {
             verdicts(report)
                 .into_iter()
                 .map(|(property, status, seen)| {
                     let seen = if property == "meta" {
                         seen.into_iter()
-                            .filter(|s| !s.starts_with(harness::check::NEW_BYTES_BUT))
+                            .filter(|s| !s.starts_with(harness::judge::NEW_BYTES_BUT))
                             .collect()
                     } else {
                         seen
@@ -809,20 +445,20 @@ fn without_root_check_and_explore_give_the_verdicts_of_root() {
         };
         assert_eq!(comparable(nobody), comparable(root), "{args:?}");
         // One uid is mapped: the owner part of meta says it was not exercised.
-        assert_eq!(root["properties"][7]["property"], "meta");
+        let (root_meta, nobody_meta) = (property(root, "meta"), property(nobody, "meta"));
         assert!(
-            !root["properties"][7]["part_not_exercised"]
-                .as_str()
+            !root_meta
+                .part_not_exercised
+                .as_deref()
                 .is_some_and(|part| part.contains("owner")),
-            "{args:?}: {:#}",
-            root["properties"][7]
+            "{args:?}: {root_meta:#?}"
         );
         assert!(
-            nobody["properties"][7]["part_not_exercised"]
-                .as_str()
+            nobody_meta
+                .part_not_exercised
+                .as_deref()
                 .is_some_and(|part| part.starts_with("owner not exercised")),
-            "{args:?}: {:#}",
-            nobody["properties"][7]
+            "{args:?}: {nobody_meta:#?}"
         );
     }
 }
@@ -873,24 +509,19 @@ fn a_copy_through_a_shared_mapping_is_killed_within_the_pages_it_stored() {
     )
     .expect("scenario");
     let report = explore_json(&[&scenario.to_string_lossy()]);
-    let kill = property(&report, "kill")["groups"]
-        .as_array()
-        .expect("groups")
-        .clone();
+    let kill = &property(&report, "kill").groups;
     assert_eq!(kill.len(), 1, "{kill:#?}");
+    let points: Vec<String> = kill[0].points.iter().map(|p| p.to_string()).collect();
+    assert_eq!(points, ["write#1:kill-within=50%"]);
     assert_eq!(
-        kill[0]["points"],
-        serde_json::json!(["write#1:kill-within=50%"])
-    );
-    assert_eq!(
-        kill[0]["seen"],
+        kill[0].seen,
         "after the kill the target is torn (first 128 KiB new, rest old)"
     );
     // Python's mmap closes its descriptor without a look at the writeback
     // error, and the strategy's own close finds it taken: it exits 0.
     let error = group_at(&report, "errors", "write#1:errno=EIO");
     assert_eq!(
-        error["seen"],
+        error.seen,
         "the strategy exited 0 after the error, but the target is old"
     );
 }
@@ -904,21 +535,19 @@ fn a_copy_through_a_shared_mapping_is_killed_within_the_pages_it_stored() {
 fn partitions_cover_every_crash_point_once() {
     const SHARDS: usize = 3;
     let scenario = "scenarios/temp-rename.toml";
-    let points_of = |report: &Value| -> Vec<String> {
-        report["point_results"]
-            .as_array()
-            .expect("point_results")
+    let points_of = |report: &Report| -> Vec<String> {
+        explored(report)
+            .point_results
             .iter()
-            .map(|r| r["point"].as_str().expect("point").to_owned())
+            .map(|r| r.point.to_string())
             .collect()
     };
-    let failing_of = |report: &Value| -> Vec<String> {
-        report["properties"]
-            .as_array()
-            .expect("properties")
+    let failing_of = |report: &Report| -> Vec<String> {
+        report
+            .properties
             .iter()
-            .filter(|p| p["status"] == "fail")
-            .map(|p| p["property"].as_str().unwrap_or_default().to_owned())
+            .filter(|p| p.status.name() == "fail")
+            .map(|p| p.property.name().to_owned())
             .collect()
     };
     let whole = swapfault()
@@ -933,10 +562,7 @@ fn partitions_cover_every_crash_point_once() {
     );
     let whole = reports(&whole).remove(0);
     let all = points_of(&whole);
-    assert_eq!(
-        all.len(),
-        whole["points"]["total"].as_u64().unwrap() as usize
-    );
+    assert_eq!(all.len(), explored(&whole).points.total);
     assert!(
         all.len() >= SHARDS * 5,
         "too few points to share: {}",
@@ -971,13 +597,14 @@ fn partitions_cover_every_crash_point_once() {
             String::from_utf8_lossy(&output.stderr)
         );
         let shard = reports(&output).remove(0);
-        assert_eq!(shard["points"]["partition"], format!("{k}/{SHARDS}"));
-        assert_eq!(shard["points"]["total"], whole["points"]["total"]);
-        let points = points_of(&shard);
+        let counts = explored(&shard).points;
         assert_eq!(
-            points.len(),
-            shard["points"]["checked"].as_u64().unwrap() as usize
+            counts.partition.map(|p| p.to_string()),
+            Some(format!("{k}/{SHARDS}"))
         );
+        assert_eq!(counts.total, explored(&whole).points.total);
+        let points = points_of(&shard);
+        assert_eq!(points.len(), counts.checked);
         for point in points {
             assert!(!seen.contains(&point), "{point} is in two shards");
             seen.push(point);

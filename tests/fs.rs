@@ -141,7 +141,7 @@ fn binaries_run_and_libraries_load_from_the_mount() {
 
 /// Starts a canary from a fresh mount holding v1, replaces its library with
 /// `command`, and returns what the canary itself reported.
-fn replace_under_live_canary(command: &str) -> harness::live::LiveReport {
+fn replace_under_live_canary(command: &str) -> harness::observe::LiveReport {
     let scratch = Scratch::new();
     let v1 = harness::canary::build(1, 256 * 1024).expect("build v1");
     let v2 = harness::canary::build(2, 256 * 1024).expect("build v2");

@@ -4,60 +4,62 @@
 
 use std::path::Path;
 
-use serde_json::Value;
+use harness::report::{Body, FailingSchedule, FuzzBody};
 
-use crate::support::{require, swapfault, CATALOG_TOOLS};
+use crate::support::{
+    reports, require, status, swapfault, swapfault_json, Report, Shown, CATALOG_TOOLS,
+};
 
 /// Runs `swapfault fuzz SCENARIO --json ARGS`; returns the exit code and
 /// the report.
-fn fuzz(scenario: &str, regressions: &Path, args: &[&str]) -> (Option<i32>, Value) {
+fn fuzz(scenario: &str, regressions: &Path, args: &[&str]) -> (Option<i32>, Shown<Report>) {
     let output = swapfault()
         .args(["fuzz", scenario, "--json", "--regressions"])
         .arg(regressions)
         .args(args)
         .output()
         .expect("fuzz");
-    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{e}: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    (output.status.code(), report)
+    (output.status.code(), reports(&output).remove(0))
 }
 
-/// The failing schedule of a fuzz report.
-fn schedule(report: &Value) -> Vec<String> {
-    report["failing"]["schedule"]
-        .as_array()
+/// What a fuzz report says of its session.
+fn fuzzed(report: &Report) -> &FuzzBody {
+    match &report.body {
+        Body::Fuzz(fuzz) => fuzz,
+        _ => panic!("not a fuzz report"),
+    }
+}
+
+/// The failing schedule of a fuzz report, with its replay.
+fn failing(report: &Shown<Report>) -> &FailingSchedule {
+    fuzzed(report)
+        .failing
+        .as_ref()
         .unwrap_or_else(|| panic!("no failing schedule: {report:#}"))
+}
+
+/// The failing schedule's faults.
+fn schedule(report: &Shown<Report>) -> Vec<String> {
+    failing(report)
+        .schedule
         .iter()
-        .filter_map(|s| s.as_str().map(str::to_owned))
+        .map(|rule| rule.to_string())
         .collect()
 }
 
-/// The status of `name` in a run report.
-fn status(report: &Value, name: &str) -> String {
-    report["properties"]
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["property"] == name))
-        .and_then(|p| p["status"].as_str())
-        .unwrap_or("missing")
-        .to_owned()
-}
-
 /// Runs the printed replay command with `--json`; returns its report.
-fn replay(report: &Value) -> Value {
-    let command = report["failing"]["reproduce"].as_str().expect("reproduce");
-    let command = command.replacen("swapfault", env!("CARGO_BIN_EXE_swapfault"), 1);
+fn replay(report: &Shown<Report>) -> Shown<Report> {
+    let command =
+        failing(report)
+            .reproduce
+            .replacen("swapfault", env!("CARGO_BIN_EXE_swapfault"), 1);
     let output = std::process::Command::new("sh")
         .arg("-c")
         .arg(format!("{command} --json"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .expect("replay");
-    serde_json::from_slice(&output.stdout).expect("json report")
+    reports(&output).remove(0)
 }
 
 #[test]
@@ -74,17 +76,16 @@ fn a_kill_inside_the_rollback_an_error_started_is_found_shrunk_and_kept() {
         &["--seed", "2", "--time", "5m", "--shrink-time", "5m"],
     );
     assert_eq!(code, Some(1), "{report:#}");
-    assert_eq!(report["seed"], 2);
-    let fired = report["faults_fired"].as_u64().unwrap_or(0);
-    assert!(fired > 0, "{report:#}");
+    assert_eq!(fuzzed(&report).stats.seed, 2);
+    assert!(fuzzed(&report).stats.faults_fired > 0, "{report:#}");
     // Shrunk to the two faults: an error that starts the rollback, and a
     // kill after it removed the target, before it renamed the backup back.
     let faults = schedule(&report);
     assert_eq!(faults.len(), 2, "{faults:?}");
     assert!(faults[0].contains(":errno="), "{faults:?}");
     assert_eq!(faults[1], "unlink#1:kill-after", "{faults:?}");
-    let run = &report["failing"]["report"];
-    assert_eq!(status(run, "kill"), "fail", "{run:#}");
+    // The report's verdicts are the failing schedule's replay.
+    assert_eq!(status(&report, "kill"), "fail", "{report:#}");
     // The printed command replays it.
     let replayed = replay(&report);
     assert_eq!(status(&replayed, "kill"), "fail", "{replayed:#}");
@@ -130,20 +131,11 @@ fn a_fault_inside_the_retry_of_a_resuming_updater_is_found() {
     assert_eq!(faults.len(), 2, "{faults:?}");
     assert!(faults[1].starts_with("retry:unlink#1"), "{faults:?}");
     let replayed = replay(&report);
-    let groups: Vec<Value> = replayed["properties"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|p| p["status"] == "fail")
-        .flat_map(|p| p["groups"].as_array().cloned().unwrap_or_default())
-        .collect();
-    assert!(
-        groups.iter().any(|g| g["points"][0] == faults[1].as_str()
-            && g["seen"]
-                .as_str()
-                .is_some_and(|seen| seen.contains("missing"))),
-        "{replayed:#}"
-    );
+    let found = replayed.properties.iter().flat_map(|p| &p.groups).any(|g| {
+        g.points.first().map(|p| p.to_string()).as_ref() == Some(&faults[1])
+            && g.seen.contains("missing")
+    });
+    assert!(found, "{replayed:#}");
 }
 
 /// A bug only a new version longer than the old shows: explore, at the
@@ -160,24 +152,15 @@ fn a_bug_of_a_longer_new_version_is_found_by_drawing_sizes() {
         &["--seed", "1", "--time", "5m", "--shrink-time", "5m"],
     );
     assert_eq!(code, Some(1), "{report:#}");
-    let drawn = &report["failing"]["new_size"];
+    let drawn = failing(&report).new_size.as_ref().expect("a drawn size");
+    assert!(drawn.new_bytes > drawn.old_bytes, "{report:#}");
+    let command = &failing(&report).reproduce;
     assert!(
-        drawn["new_bytes"].as_u64() > drawn["old_bytes"].as_u64(),
-        "{report:#}"
-    );
-    let command = report["failing"]["reproduce"].as_str().unwrap_or_default();
-    assert!(
-        command.contains(&format!("--new-size {}", drawn["built_at"])),
+        command.contains(&format!("--new-size {}", drawn.built_at)),
         "{command}"
     );
     let replayed = replay(&report);
-    let failed: Vec<&Value> = replayed["properties"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|p| p["status"] == "fail")
-        .collect();
-    assert!(!failed.is_empty(), "{replayed:#}");
+    assert!(!replayed.as_expected, "{replayed:#}");
 }
 
 #[test]
@@ -188,19 +171,18 @@ fn the_full_recipe_survives_every_schedule() {
     let (code, report) = fuzz(
         "scenarios/atomic-fsync.toml",
         &regressions,
-        &["--seed", "1", "--cases", "60"],
+        // Time enough for every case on a loaded machine.
+        &["--seed", "1", "--cases", "60", "--time", "10m"],
     );
     assert_eq!(code, Some(0), "{report:#}");
-    assert!(report.get("failing").is_none(), "{report:#}");
-    assert_eq!(report["cases"], 60);
+    assert!(fuzzed(&report).failing.is_none(), "{report:#}");
+    let stats = &fuzzed(&report).stats;
+    assert_eq!(stats.cases, 60);
     // A clean search is a claim only if its faults fired: each case's
     // first fault is at an op of the recorded run, which every case makes.
-    let (placed, fired) = (&report["faults_placed"], &report["faults_fired"]);
-    assert!(fired.as_u64() >= Some(60), "{placed} placed, {fired} fired");
-    assert!(
-        fired.as_u64() <= placed.as_u64(),
-        "{placed} placed, {fired} fired"
-    );
+    let (placed, fired) = (stats.faults_placed, stats.faults_fired);
+    assert!(fired >= 60, "{placed} placed, {fired} fired");
+    assert!(fired <= placed, "{placed} placed, {fired} fired");
     assert!(!regressions.exists(), "nothing failed, so nothing is kept");
 }
 
@@ -229,10 +211,12 @@ fn the_same_seed_gives_the_same_schedule_with_any_number_of_workers() {
         .1
     };
     let (one, two) = (run("1"), run("2"));
-    assert_eq!((&one["workers"], &two["workers"]), (&1.into(), &2.into()));
-    for key in ["cases", "faults_placed", "faults_fired", "shrink_steps"] {
-        assert_eq!(one[key], two[key], "{key}: {one:#} {two:#}");
-    }
+    let (a, b) = (&fuzzed(&one).stats, &fuzzed(&two).stats);
+    assert_eq!((a.workers, b.workers), (1, 2));
+    let counts = |s: &harness::outcome::FuzzStats| {
+        (s.cases, s.faults_placed, s.faults_fired, s.shrink_steps)
+    };
+    assert_eq!(counts(a), counts(b), "{one:#} {two:#}");
     assert_eq!(schedule(&one), schedule(&two));
 }
 
@@ -248,24 +232,30 @@ fn an_expected_flaw_does_not_stop_the_search_for_others() {
     let (code, report) = fuzz(
         "scenarios/self-update-rename.toml",
         &regressions,
-        &["--platform", "macos", "--seed", "1", "--cases", "60"],
-    );
-    assert_eq!(code, Some(0), "{report:#}");
-    assert!(report.get("failing").is_none(), "{report:#}");
-    assert_eq!(report["cases"], 60);
-    // Its cases did hit the flaw they look past: tidy fails at a kill
-    // during the temp file's write, as explore finds.
-    let replay = swapfault()
-        .args([
-            "run",
-            "scenarios/self-update-rename.toml",
+        &[
             "--platform",
             "macos",
-        ])
-        .args(["--fault", "write#3:kill-after", "--json"])
-        .output()
-        .expect("run");
-    let replay: Value = serde_json::from_slice(&replay.stdout).expect("json");
+            "--seed",
+            "1",
+            "--cases",
+            "60",
+            "--time",
+            "10m",
+        ],
+    );
+    assert_eq!(code, Some(0), "{report:#}");
+    assert!(fuzzed(&report).failing.is_none(), "{report:#}");
+    assert_eq!(fuzzed(&report).stats.cases, 60);
+    // Its cases did hit the flaw they look past: tidy fails at a kill
+    // during the temp file's write, as explore finds.
+    let (_, replay) = swapfault_json(&[
+        "run",
+        "scenarios/self-update-rename.toml",
+        "--platform",
+        "macos",
+        "--fault",
+        "write#3:kill-after",
+    ]);
     assert_eq!(status(&replay, "tidy"), "fail", "{replay:#}");
-    assert!(report["faults_fired"].as_u64() >= Some(60), "{report:#}");
+    assert!(fuzzed(&report).stats.faults_fired >= 60, "{report:#}");
 }

@@ -2,26 +2,30 @@
 //! program that replaces its own file and executes itself again, run for
 //! real on the mount under Linux and under the model.
 
-use serde_json::Value;
+use harness::observe::{Exit, Observations, TargetClass};
 
-use crate::support::{property, require, seen, status, swapfault_json};
+use crate::support::{
+    explored, first_group, property, reports, require, run_of, seen, status, swapfault, Report,
+    Shown,
+};
 
 /// What the canary needs: a C compiler.
 const CANARY_TOOLS: &[(&str, &str)] = &[("cc", "gcc")];
 
 /// Runs `swapfault ARGS --json`; returns the exit code and the report
 /// (of `explore` of one scenario, its one report).
-fn json(args: &[&str]) -> (Option<i32>, Value) {
-    let (code, report) = swapfault_json(args);
-    match report["reports"].as_array() {
-        Some(reports) if reports.len() == 1 => (code, reports[0].clone()),
-        _ => (code, report),
-    }
+fn json(args: &[&str]) -> (Option<i32>, Shown<Report>) {
+    let output = swapfault()
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("swapfault");
+    (output.status.code(), reports(&output).remove(0))
 }
 
 /// `swapfault COMMAND SCENARIO --platform macos`, which must meet the
 /// scenario's `[expect_macos]`; returns its report.
-fn under_macos(command: &str, scenario: &str) -> Value {
+fn under_macos(command: &str, scenario: &str) -> Shown<Report> {
     let (code, report) = json(&[command, scenario, "--platform", "macos"]);
     assert_eq!(
         code,
@@ -32,8 +36,8 @@ fn under_macos(command: &str, scenario: &str) -> Value {
 }
 
 /// The observations of a single run's report.
-fn observed(report: &Value) -> &Value {
-    &report["run"]["observed"]
+fn observed(report: &Report) -> &Observations {
+    &run_of(report).observed
 }
 
 #[test]
@@ -47,10 +51,14 @@ fn the_self_updating_program_runs_its_new_version_after_a_rename() {
         "exe",
     ]);
     assert_eq!(code, Some(0), "{report:#}");
-    let update = &observed(&report)["first"]["self_update"];
-    assert_eq!(update["replaced"], true, "{update:#}");
+    let update = observed(&report)
+        .first
+        .self_update
+        .as_ref()
+        .expect("a self-update report");
+    assert!(update.replaced, "{update:#?}");
     // The image it executed again is the new executable's code.
-    assert_eq!(update["running"], serde_json::json!([2, 1]), "{update:#}");
+    assert_eq!(update.running, Some((2, 1)), "{update:#?}");
     assert_eq!(status(&report, "live"), "pass");
     assert_eq!(
         status(&report, "meta"),
@@ -70,15 +78,13 @@ fn in_place_on_linux_did_not_replace_truthfully_or_not() {
         ["did not replace: the strategy failed (exit 1) and the target is still old"]
     );
     assert!(
-        observed(&report)["first"]["stderr"]
-            .as_str()
-            .is_some_and(|s| s.contains("Text file busy")),
+        observed(&report).first.stderr.contains("Text file busy"),
         "{report:#}"
     );
     // It never executed itself again: nothing earned a live verdict.
     assert_eq!(
-        property(&report, "live")["why_not_exercised"],
-        "the self-updating program never executed itself again: it gave up at open: Text file busy"
+        property(&report, "live").why_not_exercised.as_deref(),
+        Some("the self-updating program never executed itself again: it gave up at open: Text file busy")
     );
     // The same, claiming success: the exit is a lie, and what it executed
     // is still the old code.
@@ -107,31 +113,20 @@ fn in_place_on_linux_did_not_replace_truthfully_or_not() {
 fn under_the_macos_model_the_in_place_self_update_is_killed_and_its_retry_fails() {
     require(CANARY_TOOLS);
     let report = under_macos("run", "scenarios/self-update-inplace.toml");
-    let first = &observed(&report)["first"];
+    let first = &observed(&report).first;
+    assert_eq!(first.exit, Exit::Signal(9));
+    assert_eq!(first.target.class, TargetClass::Empty, "{first:#?}");
+    let kill = first.killed_by_platform.as_ref().expect("a platform kill");
     assert_eq!(
-        first["exit"],
-        serde_json::json!({"how": "signal", "value": 9})
+        kill.reason, "code signature invalid: page of app/canary changed on disk",
+        "{kill:#?}"
     );
-    assert_eq!(first["target"]["class"], "empty", "{first:#}");
-    let kill = &first["killed_by_platform"];
-    assert_eq!(
-        kill["reason"], "code signature invalid: page of app/canary changed on disk",
-        "{kill:#}"
-    );
+    assert!(kill.what.contains("O_TRUNC"), "{kill:#?}");
+    let retry = &observed(&report).retries[0];
+    assert_eq!(retry.exit, Exit::Code(1));
     assert!(
-        kill["what"].as_str().is_some_and(|w| w.contains("O_TRUNC")),
-        "{kill:#}"
-    );
-    let retry = &observed(&report)["retries"][0];
-    assert_eq!(
-        retry["exit"],
-        serde_json::json!({"how": "code", "value": 1})
-    );
-    assert!(
-        retry["stderr"]
-            .as_str()
-            .is_some_and(|s| s.contains("update-staging: File exists")),
-        "{retry:#}"
+        retry.stderr.contains("update-staging: File exists"),
+        "{retry:#?}"
     );
     assert!(
         seen(&report, "retry")[0].starts_with("after the platform killed the strategy at "),
@@ -142,9 +137,7 @@ fn under_the_macos_model_the_in_place_self_update_is_killed_and_its_retry_fails(
         "{report:#}"
     );
     // The reproduction names the platform.
-    let command = property(&report, "result")["groups"][0]["reproduce"]
-        .as_str()
-        .unwrap_or_default();
+    let command = &first_group(&report, "result").reproduce;
     assert!(command.ends_with("--platform macos"), "{command}");
 }
 
@@ -157,11 +150,8 @@ fn under_the_macos_model_the_fixed_self_update_passes_every_crash_point() {
     for name in ["kill", "live", "retry", "meta", "power"] {
         assert_eq!(status(&report, name), "pass", "{name}: {report:#}");
     }
-    assert!(
-        report["points"]["run"].as_u64() > Some(20),
-        "{:#}",
-        report["points"]
-    );
+    let points = explored(&report).points;
+    assert!(points.run > 20, "{points:#?}");
 }
 
 /// The in-place updater explored under the model, as its file expects:

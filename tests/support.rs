@@ -151,47 +151,194 @@ pub fn assert_nothing_left(tmp: &Path, cmdline: Option<&str>) {
     }
 }
 
-/// The verdict of `name` in a JSON report.
-pub fn property<'a>(report: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    report["properties"]
-        .as_array()
-        .and_then(|ps| ps.iter().find(|p| p["property"] == name))
-        .unwrap_or_else(|| panic!("no {name} in {report:#}"))
+pub use harness::report::{Body, ExploreBody, FindingGroup, PropertyReport, Report};
+pub use harness::RunOutcome;
+
+/// The report of `name` in a report.
+pub fn property<'a>(report: &'a Report, name: &str) -> &'a PropertyReport {
+    report
+        .properties
+        .iter()
+        .find(|p| p.property.name() == name)
+        .unwrap_or_else(|| panic!("no {name} in {}", pretty(report)))
 }
 
-/// The status of `name` (`pass`, `fail`, `not-exercised`) in a JSON report.
-pub fn status(report: &serde_json::Value, name: &str) -> String {
-    property(report, name)["status"]
-        .as_str()
-        .unwrap_or("missing")
-        .to_owned()
+/// The status of `name` (`pass`, `fail`, `not-exercised`) in a report,
+/// `missing` where a report has none (a fuzz report that found nothing).
+pub fn status(report: &Report, name: &str) -> &'static str {
+    report
+        .properties
+        .iter()
+        .find(|p| p.property.name() == name)
+        .map_or("missing", |p| p.status.name())
 }
 
 /// What was seen of `name`, one entry per finding group.
-pub fn seen(report: &serde_json::Value, name: &str) -> Vec<String> {
-    property(report, name)["groups"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|g| g["seen"].as_str().map(str::to_owned))
+pub fn seen(report: &Report, name: &str) -> Vec<String> {
+    property(report, name)
+        .groups
+        .iter()
+        .map(|g| g.seen.clone())
         .collect()
 }
 
+/// The first group of findings of `name`.
+pub fn first_group<'a>(report: &'a Report, name: &str) -> &'a FindingGroup {
+    property(report, name)
+        .groups
+        .first()
+        .unwrap_or_else(|| panic!("no {name} finding in {}", pretty(report)))
+}
+
+/// The run of a report of one run (or of a fuzz report's replay).
+pub fn run_of(report: &Report) -> &RunOutcome {
+    &report
+        .run()
+        .unwrap_or_else(|| panic!("not a report of one run: {}", pretty(report)))
+        .run
+}
+
+/// The exploration of an explore report.
+pub fn explored(report: &Report) -> &ExploreBody {
+    match &report.body {
+        Body::Explore(explored) => explored,
+        _ => panic!("not an exploration: {}", pretty(report)),
+    }
+}
+
+/// The report as `--json` prints it, for failure messages.
+pub fn pretty(report: &Report) -> String {
+    serde_json::to_string_pretty(report).unwrap_or_default()
+}
+
+/// A value read back from JSON that prints as that JSON in failure
+/// messages (`{report:#}`), and reads as the value itself.
+pub struct Shown<T>(pub T);
+
+impl<T> std::ops::Deref for Shown<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T: serde::Serialize> std::fmt::Display for Shown<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&serde_json::to_string_pretty(&self.0).unwrap_or_default())
+    }
+}
+
 /// Runs `swapfault ARGS --json`; returns the exit code and the report,
-/// after checking its schema version.
-pub fn swapfault_json(args: &[&str]) -> (Option<i32>, serde_json::Value) {
+/// read back as the type it was written from (its schema version checked).
+pub fn swapfault_json(args: &[&str]) -> (Option<i32>, Shown<Report>) {
     let output = swapfault()
         .args(args)
         .arg("--json")
         .output()
         .expect("run swapfault");
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
+    let report: Report = serde_json::from_slice(&output.stdout).unwrap_or_else(|e| {
         panic!(
             "{args:?}: {e}: {}{}",
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         )
     });
-    assert_eq!(report["schema_version"], 2, "{report:#}");
-    (output.status.code(), report)
+    assert_eq!(
+        report.schema_version,
+        harness::report::SCHEMA_VERSION,
+        "{args:?}"
+    );
+    (output.status.code(), Shown(report))
+}
+
+/// The reports of `explore --json` (or the one of `check --json`), read
+/// back typed after checking the schema version.
+pub fn reports(output: &std::process::Output) -> Vec<Shown<Report>> {
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&output.stderr)));
+    assert_eq!(
+        json["schema_version"],
+        harness::report::SCHEMA_VERSION,
+        "{json:#}"
+    );
+    let reports: Vec<Report> = match json.get("reports") {
+        Some(_) => {
+            serde_json::from_value::<harness::report::json::Reports>(json)
+                .expect("typed reports")
+                .reports
+        }
+        None => vec![serde_json::from_value(json).expect("a typed report")],
+    };
+    reports.into_iter().map(Shown).collect()
+}
+
+/// `swapfault explore ARGS --json`: its one report.
+pub fn explore_json(args: &[&str]) -> Shown<Report> {
+    let output = swapfault()
+        .arg("explore")
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("explore");
+    reports(&output).remove(0)
+}
+
+/// The group of findings of `name` whose points include `point`.
+pub fn group_at<'a>(report: &'a Report, name: &str, point: &str) -> &'a FindingGroup {
+    let groups = &property(report, name).groups;
+    groups
+        .iter()
+        .find(|g| g.points.iter().any(|p| p.to_string() == point))
+        .unwrap_or_else(|| {
+            panic!(
+                "{}: no {name} finding at {point}: {groups:#?}",
+                report.scenario
+            )
+        })
+}
+
+/// Temp names and numbers (pids, inodes) differ from run to run.
+pub fn redact(text: &str) -> String {
+    let text = harness::report::redact::redact_run_names(text);
+    let mut out = String::new();
+    for c in text.chars() {
+        if !c.is_ascii_digit() {
+            out.push(c);
+        } else if !out.ends_with('N') {
+            out.push('N');
+        }
+    }
+    out
+}
+
+/// Per property: its status, and every (crash point, what was seen) of it.
+pub type Verdicts = Vec<(String, String, Vec<(String, String)>)>;
+
+/// Per property: its status, and every (crash point, what was seen) of it,
+/// with the names that differ from run to run redacted.
+pub fn verdicts_by_point(report: &Report) -> Verdicts {
+    report
+        .properties
+        .iter()
+        .map(|property| {
+            let mut seen: Vec<(String, String)> = property
+                .groups
+                .iter()
+                .flat_map(|group| {
+                    let what = redact(&group.seen);
+                    group
+                        .points
+                        .iter()
+                        .map(move |p| (p.to_string(), what.clone()))
+                })
+                .collect();
+            seen.sort();
+            (
+                property.property.name().to_owned(),
+                property.status.name().to_owned(),
+                seen,
+            )
+        })
+        .collect()
 }

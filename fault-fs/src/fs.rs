@@ -7,9 +7,8 @@
 //! own, so the session keeps serving the probes that look at the target
 //! meanwhile.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
-use std::os::fd::{FromRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
@@ -23,9 +22,12 @@ use fuser::{
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::op::{OpKind, OpRecord, Shared, Trace};
+use crate::fault::DEFAULT_STALL_DEADLINE;
+use crate::op::{Namer, OpKind, OpRecord, Shared, Trace};
 use crate::persistence::{Cut, Durability, PersistenceModel};
-use crate::plan::{Fault, FaultPlan, DEFAULT_STALL_DEADLINE};
+use crate::plan::{Decision, OpContext, PlanState};
+use crate::proc::{proc_info, signal_namespace, Caller};
+use crate::rule::FaultPlan;
 use crate::signing::{CodeSigning, SignatureKill, FMODE_EXEC};
 use crate::tree::{InodeChange, NewNode, NodeKind, RenameMode, Tree};
 
@@ -37,14 +39,7 @@ const TTL: Duration = Duration::ZERO;
 /// Largest write request the kernel may send (its own cap is 1 MiB).
 const MAX_WRITE: u32 = 1024 * 1024;
 
-/// Bits of [`OpRecord::flags`] for setattr: which attributes were set.
-pub const SETATTR_SIZE: u32 = 1;
-/// setattr changed the mode.
-pub const SETATTR_MODE: u32 = 2;
-/// setattr changed the owner or group.
-pub const SETATTR_OWNER: u32 = 4;
-/// setattr changed times.
-pub const SETATTR_TIMES: u32 = 8;
+use crate::op::{SETATTR_MODE, SETATTR_OWNER, SETATTR_SIZE, SETATTR_TIMES};
 
 /// An open file.
 #[derive(Debug, Clone)]
@@ -67,42 +62,23 @@ struct Who {
 }
 
 /// Everything behind the one lock: the tree, the trace and the plan's state.
-/// How far one rule of the plan has got.
-#[derive(Clone, Debug, Default)]
-struct Matches {
-    /// Ops that matched it so far.
-    matched: u64,
-    /// For a rule with `after`: ops still to come, after its match, before
-    /// the one it fires on.
-    ops_to_go: Option<u64>,
-}
-
 #[derive(Debug)]
 struct State {
     tree: Tree,
     trace: Trace,
     next_seq: u64,
-    plan: FaultPlan,
-    /// Matches counted so far, per rule of the plan.
-    matches: Vec<Matches>,
+    /// The plan in force and what it has counted: it decides every op.
+    plan: PlanState,
     /// Whose ops are faulted and counted.
     scope: Scope,
     /// Numbers each scope set, so records say which run they belong to.
     scope_id: u32,
+    /// Names the ops of the scope's run, as they come.
+    names_in_scope: Namer,
+    /// Names the other ops (out of scope), apart.
+    names_outside: Namer,
     handles: HashMap<u64, Handle>,
     next_fh: u64,
-    /// Park the scope's next op (that no rule faults) until this deadline
-    /// or a release: see [`FaultFsHandle::hold_next_op`].
-    hold_next: Option<Instant>,
-    /// Handles whose writer a kill or power cut stopped at a writeback
-    /// write: the pages after it were never written, on a real disk, since
-    /// the writer died before it stored them. The kernel still sends them
-    /// (it copied them all before it wrote any back), and they are refused.
-    lost_writeback: HashSet<u64>,
-    /// Set by a [`Fault::Full`] that fired: every later op of the scope
-    /// that needs space fails with this errno, until the plan or the scope
-    /// changes (the run ends).
-    full: Option<i32>,
     /// What a power cut would leave, per model.
     durable: Durability,
     /// The durable state of a power cut that fired, until taken.
@@ -132,8 +108,7 @@ impl State {
                 signing.changed(ino);
             }
         }
-        let keep = self.durable_log.is_some()
-            || self.plan.rules.iter().any(|rule| rule.fault.cuts_power());
+        let keep = self.durable_log.is_some() || self.plan.may_cut_power();
         if !keep {
             return self.tree.write(ino, offset, data);
         }
@@ -240,18 +215,6 @@ enum At<'a> {
     Entry(u64, &'a OsStr),
 }
 
-/// What the plan decided for one op.
-enum Verdict {
-    Proceed,
-    Fail(Errno),
-    KillBefore(Signal),
-    KillAfter(Signal),
-    ShortWrite(u64),
-    KillWithin(u64),
-    Stall(Arc<StallGate>, Instant),
-    PowerCut(Cut),
-}
-
 /// One op on its way through [`FaultFs::run`].
 struct Gate {
     seq: u64,
@@ -259,11 +222,14 @@ struct Gate {
     pgid: u32,
     /// The scope the op was in when it came.
     scope: Scope,
-    verdict: Verdict,
+    /// What the plan decided.
+    decision: Decision,
+    /// Where a stalled or held op waits (with its deadline).
+    stall: Option<(Arc<StallGate>, Instant)>,
     /// Log the durable states after this op (see [`State::durable_log`]).
     log_durable: bool,
-    /// A writeback write at which its writer dies (see
-    /// [`State::lost_writeback`]).
+    /// A writeback write at which its writer dies: the pages the kernel
+    /// holds of it must be dropped (see [`PlanState::decide`]).
     stops_writer: bool,
 }
 
@@ -340,133 +306,6 @@ pub enum Scope {
     },
 }
 
-/// What scoping needs of a caller.
-#[derive(Clone, Debug)]
-struct Caller {
-    pgid: u32,
-    /// Its PID namespace's inode (0: unknown).
-    pid_ns: u64,
-    comm: Shared,
-}
-
-/// The inode of the PID namespace of `pid`, a process or any of its
-/// threads (FUSE names the calling thread) (0 once it is gone, or on a
-/// kernel before 6.11).
-///
-/// Never `readlink /proc/PID/ns/pid`: it waits for the process's exec lock,
-/// and a process exec'ing a binary from this very file system holds it
-/// while it waits for our answer. A pidfd's namespace ioctl takes no lock.
-pub fn pid_ns_of(pid: u32) -> u64 {
-    /// `PIDFD_GET_PID_NAMESPACE`: `_IO(0xFF, 5)`, Linux 6.11.
-    const PIDFD_GET_PID_NAMESPACE: libc::c_ulong = 0xFF05;
-    let Some(pidfd) = pidfd_of(pid) else {
-        return 0;
-    };
-    // SAFETY: the ioctl's argument must be 0 (the kernel refuses anything
-    // else, and a variadic call without it passes garbage); it returns a
-    // new fd or -1.
-    let ns = unsafe {
-        libc::ioctl(
-            std::os::fd::AsRawFd::as_raw_fd(&pidfd),
-            PIDFD_GET_PID_NAMESPACE,
-            0 as libc::c_ulong,
-        )
-    };
-    if ns < 0 {
-        return 0;
-    }
-    // SAFETY: a fresh fd that nothing else owns.
-    let ns = unsafe { OwnedFd::from_raw_fd(ns) };
-    nix::sys::stat::fstat(&ns).map_or(0, |stat| stat.st_ino)
-}
-
-/// A pidfd of `pid`, a process or any of its threads; `None` once it is
-/// gone.
-pub(crate) fn pidfd_of(pid: u32) -> Option<OwnedFd> {
-    /// `PIDFD_THREAD` (`O_EXCL`), Linux 6.9: a pidfd of any thread, not only
-    /// of a thread group's leader. Without it the ops of a strategy's other
-    /// threads were out of scope: never traced, never faulted.
-    const PIDFD_THREAD: libc::c_int = libc::O_EXCL;
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, PIDFD_THREAD) };
-    // SAFETY: a fresh fd that nothing else owns.
-    (pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(pidfd as i32) })
-}
-
-/// A process's group, PID namespace and command name; `None` once it is
-/// gone.
-///
-/// Never /proc/PID/stat: reading it takes the caller's mm lock, and a caller
-/// blocked in a page fault on this very file system may hold that lock, so
-/// the handler would deadlock. getpgid(2), the pidfd ioctl and
-/// /proc/PID/comm take none of the caller's locks.
-fn proc_info(pid: u32) -> Option<Caller> {
-    let pgid = nix::unistd::getpgid(Some(Pid::from_raw(pid as i32))).ok()?;
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .map(|c| c.trim_end().to_owned())
-        .unwrap_or_else(|_| "?".into());
-    Some(Caller {
-        pgid: pgid.as_raw() as u32,
-        pid_ns: pid_ns_of(pid),
-        comm: Shared::from(comm.as_str()),
-    })
-}
-
-/// Sends `signal` to every process of the PID namespace whose init is
-/// `init`, but the init, the caller first, before its request is answered:
-/// so no process of the tree runs on past the op. A process may fork while
-/// its siblings are signalled, so the namespace is walked again until a
-/// walk finds nobody new.
-fn signal_namespace(init: u32, caller: u32, signal: Signal) {
-    let kill_one = |pid: u32| {
-        if let Err(err) = kill(Pid::from_raw(pid as i32), signal) {
-            tracing::debug!(pid, ?signal, %err, "kill fault: process already gone");
-        }
-    };
-    kill_one(caller);
-    let mut signalled = vec![caller];
-    // Bounded: a tree that forks faster than it is walked is not waited on.
-    for _ in 0..8 {
-        let new: Vec<u32> = descendants(init)
-            .into_iter()
-            .filter(|pid| !signalled.contains(pid))
-            .collect();
-        if new.is_empty() {
-            break;
-        }
-        for pid in new {
-            kill_one(pid);
-            signalled.push(pid);
-        }
-    }
-}
-
-/// Every descendant of `pid` (orphans are reparented to a namespace's
-/// init, so from an init this is the whole namespace). Reads the
-/// `children` file of each thread, which takes no lock a process blocked
-/// on this file system could hold.
-fn descendants(pid: u32) -> Vec<u32> {
-    let mut found = Vec::new();
-    let mut next = vec![pid];
-    while let Some(parent) = next.pop() {
-        let Ok(threads) = std::fs::read_dir(format!("/proc/{parent}/task")) else {
-            continue;
-        };
-        for thread in threads.flatten() {
-            let children = std::fs::read_to_string(thread.path().join("children"));
-            for child in children.iter().flat_map(|c| c.split_whitespace()) {
-                if let Ok(child) = child.parse::<u32>() {
-                    if !found.contains(&child) {
-                        found.push(child);
-                        next.push(child);
-                    }
-                }
-            }
-        }
-    }
-    found
-}
-
 impl Default for FaultFs {
     fn default() -> Self {
         Self::new(Tree::new(), FaultPlan::default())
@@ -476,7 +315,6 @@ impl Default for FaultFs {
 impl FaultFs {
     /// A file system over `tree` with `plan` in force.
     pub fn new(tree: Tree, plan: FaultPlan) -> Self {
-        let matches = vec![Matches::default(); plan.rules.len()];
         let state = State {
             durable: Durability::new(tree.clone()),
             power_cut: None,
@@ -486,15 +324,13 @@ impl FaultFs {
             tree,
             trace: Trace::default(),
             next_seq: 1,
-            plan,
-            matches,
+            plan: PlanState::new(plan),
             scope: Scope::All,
             scope_id: 0,
+            names_in_scope: Namer::default(),
+            names_outside: Namer::default(),
             handles: HashMap::new(),
             next_fh: 1,
-            hold_next: None,
-            full: None,
-            lost_writeback: HashSet::new(),
         };
         FaultFs {
             inner: Arc::new(Inner {
@@ -626,12 +462,23 @@ impl FaultFs {
         };
         let seq = state.next_seq;
         state.next_seq += 1;
+        let in_scope = pid != 0
+            && match state.scope {
+                Scope::All => true,
+                Scope::ProcessGroup(group) => pgid == group,
+                Scope::PidNamespace { ns, .. } => pid_ns == ns,
+            };
+        let name = match in_scope {
+            true => state.names_in_scope.name(kind),
+            false => state.names_outside.name(kind),
+        };
         let mut record = OpRecord {
             seq,
             pid,
             pgid,
             comm,
             kind,
+            name,
             ino,
             path,
             path2,
@@ -640,119 +487,35 @@ impl FaultFs {
             flags,
             errno: 0,
             fault: None,
-            scope: 0,
+            scope: if in_scope { state.scope_id } else { 0 },
             writeback: writeback.is_some(),
         };
-        let in_scope = pid != 0
-            && match state.scope {
-                Scope::All => true,
-                Scope::ProcessGroup(group) => pgid == group,
-                Scope::PidNamespace { ns, .. } => pid_ns == ns,
-            };
-        if in_scope {
-            record.scope = state.scope_id;
+        let context = OpContext {
+            in_scope,
+            writeback,
+        };
+        let decided = state.plan.decide(&record, context);
+        if let Some(fault) = &decided.fault {
+            tracing::debug!(seq, %kind, %fault, "fault fires");
+            record.fault = Some(Arc::new(fault.clone()));
         }
-        // A release comes after close(2) has returned: it cannot fail
-        // usefully, and holding it would hold nobody, so no rule or hold
-        // is spent on it.
-        let lost = writeback.is_some_and(|fh| state.lost_writeback.contains(&fh));
-        let faultable = in_scope && kind != OpKind::Release && !lost;
-        let mut verdict = Verdict::Proceed;
-        let full = state.full.filter(|_| kind.needs_space());
-        if lost {
-            verdict = Verdict::Fail(Errno::EIO);
-        } else if let (true, Some(errno)) = (faultable, full) {
-            verdict = Verdict::Fail(Errno::from_i32(errno));
-        } else if faultable {
-            let State {
-                plan,
-                matches,
-                full,
-                ..
-            } = &mut *state;
-            for (rule, counted) in plan.rules.iter().zip(matches.iter_mut()) {
-                if let Some(left) = &mut counted.ops_to_go {
-                    // `rename#3+K`: the Kth op after the match, whatever it is.
-                    *left -= 1;
-                    if *left > 0 {
-                        continue;
-                    }
-                    counted.ops_to_go = None;
-                } else {
-                    if !rule.matches(&record) {
-                        continue;
-                    }
-                    counted.matched += 1;
-                    if rule.nth.is_some_and(|nth| nth != counted.matched) {
-                        continue;
-                    }
-                    if let Some(after) = rule.after {
-                        counted.ops_to_go = Some(after);
-                        continue;
-                    }
-                }
-                verdict = match &rule.fault {
-                    Fault::KillBefore(signal) => Verdict::KillBefore(*signal),
-                    Fault::KillAfter(signal) => Verdict::KillAfter(*signal),
-                    Fault::Errno(errno) | Fault::ErrnoThenCut(errno, _) => {
-                        Verdict::Fail(Errno::from_i32(*errno))
-                    }
-                    Fault::Full(errno) => {
-                        *full = Some(*errno);
-                        Verdict::Fail(Errno::from_i32(*errno))
-                    }
-                    Fault::ShortWrite(short) if kind == OpKind::Write => {
-                        Verdict::ShortWrite(short.bytes_of(len))
-                    }
-                    Fault::KillWithin(short) if kind == OpKind::Write => {
-                        Verdict::KillWithin(short.bytes_of(len))
-                    }
-                    Fault::ShortWrite(_) | Fault::KillWithin(_) => continue,
-                    Fault::PowerCut(cut) => Verdict::PowerCut(*cut),
-                    Fault::Stall(duration) => {
-                        let deadline = Instant::now() + duration.unwrap_or(DEFAULT_STALL_DEADLINE);
-                        let gate = Arc::new(StallGate {
-                            record: record.clone(),
-                            released: Mutex::new(false),
-                            wake: Condvar::new(),
-                        });
-                        Verdict::Stall(gate, deadline)
-                    }
-                };
-                record.fault = Some(Arc::new(rule.fault.clone()));
-                tracing::debug!(seq, %kind, fault = %rule.fault, "fault fires");
-                break;
+        let stall_until = match decided.decision {
+            Decision::Stall(duration) => {
+                Some(Instant::now() + duration.unwrap_or(DEFAULT_STALL_DEADLINE))
             }
-        }
-        if faultable && matches!(verdict, Verdict::Proceed) {
-            if let Some(deadline) = state.hold_next.take() {
-                verdict = Verdict::Stall(
-                    Arc::new(StallGate {
-                        record: record.clone(),
-                        released: Mutex::new(false),
-                        wake: Condvar::new(),
-                    }),
-                    deadline,
-                );
-            }
-        }
-        let stops_writer = writeback.is_some()
-            && matches!(
-                verdict,
-                Verdict::KillBefore(_)
-                    | Verdict::KillAfter(_)
-                    | Verdict::KillWithin(_)
-                    | Verdict::PowerCut(_)
-            );
-        if let (Some(fh), true) = (writeback, stops_writer) {
-            state.lost_writeback.insert(fh);
-        }
-        if let Verdict::Stall(gate, _) = &mut verdict {
-            // The gate's copy must carry the fault too, for whoever waits on it.
-            if let Some(gate) = Arc::get_mut(gate) {
-                gate.record.fault = record.fault.clone();
-            }
-        }
+            Decision::Hold(until) => Some(until),
+            _ => None,
+        };
+        let stall = stall_until.map(|deadline| {
+            // The gate's copy carries the fault too, for whoever waits on it.
+            let gate = Arc::new(StallGate {
+                record: record.clone(),
+                released: Mutex::new(false),
+                wake: Condvar::new(),
+            });
+            (gate, deadline)
+        });
+        let stops_writer = writeback.is_some() && decided.decision.stops_program();
         let log_durable = in_scope && state.durable_log.is_some() && record.is_mutating();
         if state.keep_trace {
             state.trace.push(record);
@@ -763,7 +526,8 @@ impl FaultFs {
             pid,
             pgid,
             scope,
-            verdict,
+            decision: decided.decision,
+            stall,
             log_durable,
             stops_writer,
         }
@@ -798,9 +562,8 @@ impl FaultFs {
         A: FnOnce(&mut State, Option<u64>) -> Result<T, Errno> + Send + 'static,
         R: FnOnce(Result<T, Errno>) + Send + 'static,
     {
-        match gate.verdict {
-            Verdict::Stall(ref stall, deadline) => {
-                let stall = stall.clone();
+        match gate.stall.clone() {
+            Some((stall, deadline)) => {
                 {
                     lock(&self.inner.stalls.parked).push(stall.clone());
                     self.inner.stalls.changed.notify_all();
@@ -819,7 +582,7 @@ impl FaultFs {
                     tracing::error!(%err, "cannot park a stalled op; it fails with EIO");
                 }
             }
-            _ => self.finish(gate, apply, respond),
+            None => self.finish(gate, apply, respond),
         }
     }
 
@@ -831,33 +594,33 @@ impl FaultFs {
         apply: impl FnOnce(&mut State, Option<u64>) -> Result<T, Errno>,
         respond: impl FnOnce(Result<T, Errno>),
     ) {
-        match gate.verdict {
-            Verdict::Stall(..) | Verdict::Proceed => respond(self.apply(&gate, apply, None)),
-            Verdict::ShortWrite(limit) => respond(self.apply(&gate, apply, Some(limit))),
-            Verdict::Fail(errno) => {
-                lock(&self.inner.state)
-                    .trace
-                    .set_result(gate.seq, errno.code());
-                respond(Err(errno));
+        match gate.decision {
+            Decision::Stall(_) | Decision::Hold(_) | Decision::Proceed => {
+                respond(self.apply(&gate, apply, None))
             }
-            Verdict::KillBefore(signal) => {
+            Decision::ShortWrite(limit) => respond(self.apply(&gate, apply, Some(limit))),
+            Decision::Fail(errno) => {
+                lock(&self.inner.state).trace.set_result(gate.seq, errno);
+                respond(Err(Errno::from_i32(errno)));
+            }
+            Decision::KillBefore(signal) => {
                 self.signal_caller(&gate, signal);
                 lock(&self.inner.state)
                     .trace
                     .set_result(gate.seq, libc::EINTR);
                 respond(Err(Errno::EINTR));
             }
-            Verdict::KillAfter(signal) => {
+            Decision::KillAfter(signal) => {
                 let result = self.apply(&gate, apply, None);
                 self.signal_caller(&gate, signal);
                 respond(result);
             }
-            Verdict::KillWithin(limit) => {
+            Decision::KillWithin(limit) => {
                 let result = self.apply(&gate, apply, Some(limit));
                 self.signal_caller(&gate, Signal::SIGKILL);
                 respond(result);
             }
-            Verdict::PowerCut(cut) => {
+            Decision::PowerCut(cut) => {
                 let result = self.apply(&gate, apply, None);
                 {
                     let mut state = lock(&self.inner.state);
@@ -1392,7 +1155,7 @@ impl Filesystem for FaultFs {
                 tracing::warn!(%err, "cannot drop the pages of a killed writer");
             }
         }
-        if matches!(gate.verdict, Verdict::Stall(..)) {
+        if gate.stall.is_some() {
             // A stalled write is applied later, on another thread: it needs
             // its own copy of the bytes. Every other write uses the request's.
             let data = data.to_vec();
@@ -1442,7 +1205,7 @@ impl Filesystem for FaultFs {
                 if let Some(handle) = state.handles.remove(&fh.0) {
                     state.tree.unpin(handle.ino, 1);
                 }
-                state.lost_writeback.remove(&fh.0);
+                state.plan.released(fh.0);
                 Ok(())
             },
             reply_empty(reply),
@@ -1839,10 +1602,7 @@ impl FaultFsHandle {
 
     /// Puts a new plan in force, with its match counts at zero.
     pub fn set_plan(&self, plan: FaultPlan) {
-        let mut state = lock(&self.inner.state);
-        state.matches = vec![Matches::default(); plan.rules.len()];
-        state.plan = plan;
-        state.full = None;
+        lock(&self.inner.state).plan.set_plan(plan);
     }
 
     /// Faults and counts only the ops of this scope, from now on, and
@@ -1854,7 +1614,9 @@ impl FaultFsHandle {
         let mut state = lock(&self.inner.state);
         state.scope = scope;
         state.scope_id += 1;
-        state.full = None;
+        state.plan.new_run();
+        state.names_in_scope = Namer::default();
+        state.names_outside = Namer::default();
         state.scope_id
     }
 
@@ -1892,7 +1654,7 @@ impl FaultFsHandle {
     /// back that no op has met. So a probe that waited for a stalled op
     /// sees what that op left, not what the ops racing after it did.
     pub fn hold_next_op(&self, until: Option<Instant>) {
-        lock(&self.inner.state).hold_next = until;
+        lock(&self.inner.state).plan.hold_next(until);
     }
 
     /// Lets every stalled op go on.
@@ -1937,11 +1699,11 @@ impl FaultFsHandle {
             let mut state = lock(&self.inner.state);
             // A new trace, not a drained one: its interned temp names would pile up.
             state.trace = Trace::default();
-            state.plan = FaultPlan::default();
-            state.matches.clear();
+            state.plan.clear();
             state.scope = Scope::All;
+            state.names_in_scope = Namer::default();
+            state.names_outside = Namer::default();
             state.durable_log = None;
-            state.lost_writeback.clear();
         }
         lock(&self.inner.procs).clear();
         self.restore(snapshot);
@@ -2023,17 +1785,5 @@ impl FaultFsHandle {
     /// Runs `f` on the tree, under the lock. Do not touch the mount from `f`.
     pub fn with_tree<T>(&self, f: impl FnOnce(&mut Tree) -> T) -> T {
         f(&mut lock(&self.inner.state).tree)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_process_is_in_our_pid_namespace() {
-        let ours = std::fs::read_link("/proc/self/ns/pid").expect("ns link");
-        let ino = pid_ns_of(std::process::id());
-        assert_eq!(ours.to_string_lossy(), format!("pid:[{ino}]"));
     }
 }

@@ -5,9 +5,18 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::plan::Fault;
+use crate::fault::{errno_name, Fault};
+
+/// Bits of [`OpRecord::flags`] for setattr: which attributes were set.
+pub const SETATTR_SIZE: u32 = 1;
+/// setattr changed the mode.
+pub const SETATTR_MODE: u32 = 2;
+/// setattr changed the owner or group.
+pub const SETATTR_OWNER: u32 = 4;
+/// setattr changed times.
+pub const SETATTR_TIMES: u32 = 8;
 
 /// The kind of one FUSE request, named as the trace and fault specs spell it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -220,6 +229,13 @@ impl Serialize for OpKind {
     }
 }
 
+impl<'de> Deserialize<'de> for OpKind {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// An op kind name that is not one of [`OpKind::ALL`].
 #[derive(Debug, thiserror::Error)]
 #[error("unknown op kind `{0}` (hint: one of {list})", list = OpKind::ALL.map(OpKind::name).join(", "))]
@@ -233,6 +249,125 @@ impl FromStr for OpKind {
             .into_iter()
             .find(|kind| kind.name() == s)
             .ok_or_else(|| UnknownOpKind(s.to_owned()))
+    }
+}
+
+/// An op named by kind and order among the strategy's ops, `write#3`, or
+/// by its place after the last op that could change the tree, `rename#3+1`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OpName {
+    /// The op kind (of the op it is counted from, for `rename#3+1`).
+    pub kind: OpKind,
+    /// Its order among the ops of that kind, from 1.
+    pub nth: u64,
+    /// This many ops after that one, of any kind (0: that op itself).
+    pub after: u64,
+}
+
+impl OpName {
+    /// The Nth op of `kind`.
+    pub fn new(kind: OpKind, nth: u64) -> Self {
+        OpName {
+            kind,
+            nth,
+            after: 0,
+        }
+    }
+
+    /// Names every op of `trace` (in order). An op of a kind that can
+    /// change the tree is named by its kind and order (`rename#3`); any
+    /// other op after one of those by how many ops after the last of them
+    /// it came (`rename#3+1`, releases not counted: no fault lands on
+    /// them). A multi-process tool's reads interleave differently from run
+    /// to run (rsync's sender and generator read while its receiver
+    /// writes), so `getattr#70` is another op in the next run; its writes
+    /// keep their order, and the op after one of them sees the same tree.
+    pub fn all<'a>(trace: impl IntoIterator<Item = &'a OpRecord>) -> Vec<OpName> {
+        let mut namer = Namer::default();
+        trace.into_iter().map(|op| namer.name(op.kind)).collect()
+    }
+
+    /// Whether the name finds the same op on every run: an op that can
+    /// change the tree, or one counted from such an op.
+    pub fn is_stable(&self) -> bool {
+        self.kind.is_mutating()
+    }
+}
+
+impl fmt::Display for OpName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}", self.kind, self.nth)?;
+        if self.after > 0 {
+            write!(f, "+{}", self.after)?;
+        }
+        Ok(())
+    }
+}
+
+impl FromStr for OpName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let (kind, nth) = s
+            .split_once('#')
+            .ok_or_else(|| format!("`{s}` has no `#N`"))?;
+        let kind: OpKind = kind.parse().map_err(|e: UnknownOpKind| e.to_string())?;
+        let (nth, after) = match nth.split_once('+') {
+            Some((nth, after)) => (nth, parse_after(after)?),
+            None => (nth, 0),
+        };
+        Ok(OpName {
+            kind,
+            nth: parse_nth(nth)?,
+            after,
+        })
+    }
+}
+
+/// Names ops as they come, as [`OpName::all`] names a trace: fault-fs
+/// stamps each op's [`OpRecord::name`] with the namer of its run.
+#[derive(Clone, Debug, Default)]
+pub struct Namer {
+    counts: HashMap<OpKind, u64>,
+    last_change: Option<OpName>,
+}
+
+impl Namer {
+    /// The name of the next op, of `kind`. An op of a kind that can change
+    /// the tree is named by its kind and order (`rename#3`); any other op
+    /// after one of those by how many ops after the last of them it came
+    /// (`rename#3+1`), releases not counted: no fault lands on them.
+    pub fn name(&mut self, kind: OpKind) -> OpName {
+        let nth = self.counts.entry(kind).or_default();
+        *nth += 1;
+        let own = OpName::new(kind, *nth);
+        if kind.is_mutating() {
+            self.last_change = Some(own);
+            return own;
+        }
+        match &mut self.last_change {
+            Some(change) if kind != OpKind::Release => {
+                change.after += 1;
+                *change
+            }
+            _ => own,
+        }
+    }
+}
+
+/// The N of `#N`: which match of a rule, which op of a kind, from 1.
+pub(crate) fn parse_nth(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(nth) if nth >= 1 => Ok(nth),
+        _ => Err(format!("`#{text}`: N must be a number from 1")),
+    }
+}
+
+/// The K of `+K`: how many ops after a match, from 1.
+pub(crate) fn parse_after(text: &str) -> Result<u64, String> {
+    match text.parse::<u64>() {
+        Ok(after) if after >= 1 => Ok(after),
+        _ => Err(format!("`+{text}`: K must be a number from 1")),
     }
 }
 
@@ -291,8 +426,27 @@ impl Serialize for Shared {
     }
 }
 
+impl<'de> Deserialize<'de> for Shared {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Shared::new(&String::deserialize(deserializer)?))
+    }
+}
+
+impl Serialize for OpName {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for OpName {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// One traced op. Kept small: the trace of a large copy holds many of these.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpRecord {
     /// Sequence number within the mount, from 1.
     pub seq: u64,
@@ -304,12 +458,15 @@ pub struct OpRecord {
     pub comm: Shared,
     /// What was asked.
     pub kind: OpKind,
+    /// Its name in its run (`write#3`, `rename#1+2`): stamped once, as it
+    /// came, so a crash point names the op the same way everywhere.
+    pub name: OpName,
     /// Inode the op acts on (the parent directory for name ops).
     pub ino: u64,
     /// Path of the file or entry acted on.
     pub path: Shared,
     /// Second path: the destination of rename and link.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path2: Option<Shared>,
     /// Byte offset (read, write, fallocate, lseek) or new size (truncate).
     pub offset: u64,
@@ -321,16 +478,16 @@ pub struct OpRecord {
     pub errno: i32,
     /// Fault applied to this op, if any (an `Arc`: the copies of the record
     /// that a stall and the trace keep share it).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<Arc<Fault>>,
     /// The scope the op was in ([`crate::FaultFsHandle::set_scope`]'s
     /// number), 0 for an op of no scope.
-    #[serde(skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub scope: u32,
     /// A write the kernel sent on its own (`pid` 0) to write back pages
     /// dirtied through a shared mapping, attributed to the process that
     /// opened the file for writing (its `pid`, `pgid` and `comm` above).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub writeback: bool,
 }
 
@@ -339,15 +496,17 @@ fn is_zero(n: &u32) -> bool {
 }
 
 impl OpRecord {
-    /// A lookup record with every field empty, for tests to fill in.
-    #[cfg(test)]
-    pub(crate) fn for_test() -> Self {
+    /// A record of one op of `kind`, named as the first of its kind, with
+    /// every other field empty: what tests and hand-built observations
+    /// start from.
+    pub fn blank(kind: OpKind) -> Self {
         OpRecord {
             seq: 0,
             pid: 0,
             pgid: 0,
             comm: Shared::from(""),
-            kind: OpKind::Lookup,
+            kind,
+            name: OpName::new(kind, 1),
             ino: 0,
             path: Shared::from(""),
             path2: None,
@@ -399,7 +558,7 @@ impl fmt::Display for OpRecord {
                     }
                 }
             }
-            OpKind::Setattr if self.flags & crate::SETATTR_SIZE != 0 => {
+            OpKind::Setattr if self.flags & SETATTR_SIZE != 0 => {
                 write!(f, " size={}", self.offset)?
             }
             _ => {}
@@ -407,7 +566,7 @@ impl fmt::Display for OpRecord {
         let by = if self.writeback { ", writeback" } else { "" };
         write!(f, " [{} pid {}{by}]", self.comm, self.pid)?;
         if self.errno != 0 {
-            write!(f, " = {}", crate::plan::errno_name(self.errno))?;
+            write!(f, " = {}", errno_name(self.errno))?;
         }
         if let Some(fault) = &self.fault {
             write!(f, " (fault {fault})")?;
@@ -476,13 +635,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_trace_record_stays_under_100_bytes() {
+    fn a_trace_record_stays_within_112_bytes() {
         // Paths and names are interned: each record holds thin pointers only.
         assert!(
-            std::mem::size_of::<OpRecord>() < 100,
+            std::mem::size_of::<OpRecord>() <= 112,
             "{}",
             std::mem::size_of::<OpRecord>()
         );
+    }
+
+    #[test]
+    fn ops_are_named_by_kind_and_order() {
+        let op = |kind| OpRecord {
+            kind,
+            ..OpRecord::blank(OpKind::Lookup)
+        };
+        let trace = [
+            op(OpKind::Getattr),
+            op(OpKind::Write),
+            op(OpKind::Rename),
+            op(OpKind::Getattr),
+            op(OpKind::Release),
+            op(OpKind::Lookup),
+            op(OpKind::Write),
+        ];
+        let names: Vec<String> = OpName::all(&trace).iter().map(|n| n.to_string()).collect();
+        assert_eq!(
+            names,
+            [
+                "getattr#1",
+                "write#1",
+                "rename#1",
+                "rename#1+1",
+                "release#1",
+                "rename#1+2",
+                "write#2"
+            ]
+        );
+        let stable: Vec<bool> = OpName::all(&trace).iter().map(|n| n.is_stable()).collect();
+        assert_eq!(stable, [false, true, true, true, false, true, true]);
+        for name in &names {
+            assert_eq!(name.parse::<OpName>().unwrap().to_string(), *name);
+        }
     }
 
     #[test]

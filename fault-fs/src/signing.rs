@@ -90,7 +90,7 @@ impl CodeSigning {
     /// and no longer its former image's.
     pub(crate) fn exec(&mut self, pid: u32, ino: u64) {
         self.running.retain(|r| r.pid != pid && !r.exited());
-        let Some(pidfd) = crate::fs::pidfd_of(pid) else {
+        let Some(pidfd) = crate::proc::pidfd_of(pid) else {
             return;
         };
         let pidfd = Arc::new(pidfd);

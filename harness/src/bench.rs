@@ -22,10 +22,14 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::check::Property;
+use crate::outcome::Property;
 use crate::scenario::{Expectation, Scenario};
 
 pub mod plot;
+
+/// The version of the bench's JSON shape: raised when a field changes
+/// meaning or goes away.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The parts of a replacement that are timed on their own.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -797,7 +801,7 @@ impl BenchReport {
             let mut row = format!(
                 "{:<17} {:>7} {:>9} {:>19}",
                 m.strategy,
-                crate::check::size_text(m.size),
+                crate::size::size_text(m.size),
                 human_ns(m.median.total_ns),
                 format!("{} - {}", human_ns(m.min_ns), human_ns(m.max_ns)),
             );
@@ -833,7 +837,7 @@ impl BenchReport {
         serde_json::to_writer_pretty(
             &mut *out,
             &Versioned {
-                schema_version: crate::report::SCHEMA_VERSION,
+                schema_version: SCHEMA_VERSION,
                 mode: "bench",
                 report: self,
             },

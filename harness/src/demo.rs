@@ -5,9 +5,13 @@
 
 use std::io::{self, Write};
 
-use crate::check::{StrategyRun, TargetClass};
-use crate::runner::{run, Prepared, RunError, RunOptions, RunOutcome};
-use crate::scenario::{default_new_size, Platform, Scenario, SelfUpdate, TargetKind};
+use crate::error::RunError;
+use crate::observe::{StrategyRun, TargetClass};
+use crate::outcome::RunOutcome;
+use crate::runner::{run, RunOptions};
+use crate::scenario::{default_new_size, Platform, Scenario, TargetKind};
+use crate::self_update::SelfUpdate;
+use crate::target::Prepared;
 
 /// `cp` over the target: writes the live inode in place.
 pub const CP: &str = r#"cp "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#;

@@ -17,22 +17,22 @@
 //! resets it from a snapshot between points; the live canary is kept while
 //! no point harms it.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use fault_fs::{
-    CrashPoint, Cut, Fault, OpKind, OpName, OpRecord, PersistenceModel, PowerCut, Tree, Writeback,
+    CrashPoint, Cut, Fault, OpKind, OpRecord, PersistenceModel, PowerCut, Tree, Writeback,
 };
 use nix::sys::signal::Signal;
-use serde::Serialize;
 
-use crate::check::{Finding, Property, Verdict};
-use crate::report::{Event, Points, Report};
-use crate::runner::{
-    run_from_power_cut, run_staged, Prepared, RunError, RunOptions, RunOutcome, Stage, APP_DIR,
-    STAGING_DIR,
-};
+use crate::error::RunError;
+use crate::outcome::{Event, Exploration, Partition, PointResult, Points, RunOutcome, Verdict};
+use crate::pool::{self, Queue};
+use crate::runner::{run_from_power_cut, run_staged, RunOptions};
+use crate::scenario::{APP_DIR, STAGING_DIR};
+use crate::stage::Stage;
+use crate::target::Prepared;
 
 /// Knobs of an exploration.
 #[derive(Clone, Debug)]
@@ -55,48 +55,6 @@ impl Default for ExploreOptions {
             max_runs: None,
             sigterm: false,
         }
-    }
-}
-
-/// `K/N`: this machine's share of the crash points: those whose index in
-/// the recording's list of points is K - 1 modulo N.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Partition {
-    /// Which share, from 1.
-    pub index: usize,
-    /// How many shares.
-    pub count: usize,
-}
-
-/// A `--partition` that is not `K/N` with 1 <= K <= N.
-#[derive(Debug, thiserror::Error)]
-#[error("bad partition `{0}` (hint: K/N with 1 <= K <= N, e.g. 1/3)")]
-pub struct BadPartition(String);
-
-impl std::fmt::Display for Partition {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.index, self.count)
-    }
-}
-
-impl Serialize for Partition {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl std::str::FromStr for Partition {
-    type Err = BadPartition;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || BadPartition(s.to_owned());
-        let (k, n) = s.split_once('/').ok_or_else(bad)?;
-        let (index, count): (usize, usize) =
-            (k.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
-        if index == 0 || index > count {
-            return Err(bad());
-        }
-        Ok(Partition { index, count })
     }
 }
 
@@ -134,11 +92,10 @@ pub fn crash_points(trace: &[OpRecord], durable: &[PowerCut], sigterm: bool) -> 
     // (at a stalled namespace op the kernel holds the directory lock, and a
     // probe would only see the state after it).
     let mut probe_next = false;
-    let names = OpName::all(trace);
     let by_seq = logged_by_seq(durable);
-    for (index, (op, name)) in trace.iter().zip(names).enumerate() {
+    for (index, op) in trace.iter().enumerate() {
         let point = |fault: Fault| Placed {
-            point: CrashPoint::at(name, fault),
+            point: CrashPoint::at(op.name, fault),
             op: index,
         };
         if !op.is_mutating() {
@@ -217,36 +174,6 @@ pub fn crash_points(trace: &[OpRecord], durable: &[PowerCut], sigterm: bool) -> 
     points
 }
 
-/// What one crash point found.
-#[derive(Clone, Debug, Serialize)]
-pub struct PointResult {
-    /// The crash point.
-    pub point: CrashPoint,
-    /// Properties it exercised.
-    pub exercised: Vec<Property>,
-    /// Its findings.
-    pub findings: Vec<Finding>,
-    /// A run that could not be carried out, if so.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// Why it did not exercise the others.
-    #[serde(skip)]
-    why_not: BTreeMap<Property, String>,
-}
-
-impl PointResult {
-    /// The result of `point` judged as `outcome` was.
-    #[cfg(test)]
-    pub(crate) fn for_test(point: &str, outcome: &RunOutcome) -> Self {
-        point_result(&point.parse().expect("crash point"), outcome)
-    }
-
-    /// Why this point did not exercise `property`, if it did not.
-    pub fn not_exercised(&self, property: Property) -> Option<&str> {
-        self.why_not.get(&property).map(String::as_str)
-    }
-}
-
 /// What a worker does next: one crash point run for real, or the power-cut
 /// points that leave one durable state, computed from the recording.
 enum Work {
@@ -268,7 +195,7 @@ impl Work {
 
 /// The recording run, on a stage that the first worker then reuses, with
 /// the durable state after each of its mutating ops.
-pub(crate) fn record(prepared: &Prepared) -> Result<(RunOutcome, Vec<PowerCut>, Stage), RunError> {
+pub fn record(prepared: &Prepared) -> Result<(RunOutcome, Vec<PowerCut>, Stage), RunError> {
     let mut stage = Stage::new(prepared)?;
     stage.prepare(prepared)?;
     stage.handle().log_durable_states(true);
@@ -343,44 +270,17 @@ fn do_work(
     }
 }
 
-/// What `point` found in `outcome`. Findings at a crash point are named
-/// after `point`: points that share a computed power cut share the outcome
-/// of the first of them.
-fn point_result(point: &CrashPoint, outcome: &RunOutcome) -> PointResult {
-    let evaluation = &outcome.evaluation;
-    PointResult {
-        point: point.clone(),
-        exercised: evaluation.exercised().collect(),
-        findings: evaluation
-            .findings()
-            .map(|finding| Finding {
-                crash_point: finding.crash_point.as_ref().map(|_| point.clone()),
-                ..finding.clone()
-            })
-            .collect(),
-        error: None,
-        why_not: evaluation
-            .0
-            .iter()
-            .filter_map(|(property, verdict)| match verdict {
-                Verdict::NotExercised { why } => Some((*property, why.clone())),
-                Verdict::Pass | Verdict::Fail { .. } => None,
-            })
-            .collect(),
-    }
-}
-
-/// Explores `prepared`: records, runs every crash point, and reports every
-/// finding grouped, with the command that reproduces it.
-/// `stop` ends it early (Ctrl-C): points under way when it is set are left
-/// out of the report, so the caller may kill their processes at once
-/// ([`crate::live::kill_all_children`]). `on_event` sees progress.
+/// Explores `prepared`: records, then checks every crash point of the
+/// recording (or this partition's share of them), each worker on a stage
+/// of its own. `stop` ends it early (Ctrl-C): points under way when it is
+/// set are left out, so the caller may kill their processes at once
+/// ([`crate::proc::kill_all_children`]). `on_event` sees progress.
 pub fn explore(
     prepared: &Prepared,
     options: &ExploreOptions,
     stop: &AtomicBool,
     on_event: &(dyn Fn(Event<'_>) + Sync),
-) -> Result<Report, RunError> {
+) -> Result<Exploration, RunError> {
     let scenario = &prepared.scenario;
     let _span = tracing::info_span!("explore", scenario = %scenario.name).entered();
     let (mut record, durable, record_stage) = record(prepared)?;
@@ -417,79 +317,64 @@ pub fn explore(
     let (cuts, runs): (Vec<&Work>, Vec<&Work>) = work
         .iter()
         .partition(|item| matches!(item, Work::PowerCut { .. }));
+    let (cuts, runs) = (Queue::new(&cuts), Queue::new(&runs));
     on_event(Event::Planned {
         scenario: &scenario.name,
         points: points.len(),
     });
     let results: Mutex<Vec<Option<PointResult>>> = Mutex::new(vec![None; points.len()]);
-    let (next_cut, next_run) = (AtomicUsize::new(0), AtomicUsize::new(0));
     let fatal: Mutex<Option<RunError>> = Mutex::new(None);
-    let workers = options.workers.max(1);
-    let mut stages: Vec<Option<Stage>> = (0..workers).map(|_| None).collect();
+    let mut stages: Vec<Option<Stage>> = (0..options.workers.max(1)).map(|_| None).collect();
     stages[0] = Some(record_stage);
-    std::thread::scope(|scope| {
-        for (worker, mut stage) in stages.into_iter().enumerate() {
-            let (points, record, results, fatal) = (&points, &record, &results, &fatal);
-            let (cuts, runs, next_cut, next_run) = (&cuts, &runs, &next_cut, &next_run);
-            scope.spawn(move || loop {
-                if stop.load(Ordering::Relaxed) || fatal.lock().is_ok_and(|f| f.is_some()) {
-                    return;
-                }
-                let cut = (worker == 0)
-                    .then(|| cuts.get(next_cut.fetch_add(1, Ordering::Relaxed)))
-                    .flatten();
-                let Some(item) = cut.or_else(|| runs.get(next_run.fetch_add(1, Ordering::Relaxed)))
-                else {
-                    return;
-                };
-                let first = &points[item.points()[0]];
-                let _span =
-                    tracing::info_span!("crash_point", worker, point = %first.point).entered();
-                let outcome = match stage.take().map_or_else(|| Stage::new(prepared), Ok) {
-                    Ok(mut ready) => {
-                        let outcome = do_work(&mut ready, prepared, record, first, item);
-                        // A stage that failed a run is not trusted again.
-                        if outcome.is_ok() {
-                            stage = Some(ready);
-                        }
-                        outcome
-                    }
-                    Err(err) => Err(err),
-                };
-                // Stopped meanwhile: the run may have been cut short by it.
-                if stop.load(Ordering::Relaxed) {
-                    return;
-                }
-                let outcome = match outcome {
-                    // No mount: no other point can run either.
-                    Err(err @ RunError::Mount(_)) => {
-                        if let Ok(mut fatal) = fatal.lock() {
-                            fatal.get_or_insert(err);
-                        }
-                        return;
-                    }
-                    other => other.map_err(|err| err.to_string()),
-                };
-                for &index in item.points() {
-                    let point = &points[index].point;
-                    let result = match &outcome {
-                        Ok(outcome) => point_result(point, outcome),
-                        Err(error) => PointResult {
-                            point: point.clone(),
-                            exercised: Vec::new(),
-                            findings: Vec::new(),
-                            error: Some(error.clone()),
-                            why_not: BTreeMap::new(),
-                        },
-                    };
-                    on_event(Event::PointDone { result: &result });
-                    if let Ok(mut results) = results.lock() {
-                        results[index] = Some(result);
-                    }
-                }
-            });
+    let take = |worker: usize| {
+        if stop.load(Ordering::Relaxed) || fatal.lock().is_ok_and(|f| f.is_some()) {
+            return None;
         }
-    });
+        let cut = (worker == 0).then(|| cuts.take()).flatten();
+        cut.or_else(|| runs.take()).copied()
+    };
+    let check = |worker: usize, stage: &mut Option<Stage>, item: &Work| {
+        let first = &points[item.points()[0]];
+        let _span = tracing::info_span!("crash_point", worker, point = %first.point).entered();
+        let outcome = match stage.take().map_or_else(|| Stage::new(prepared), Ok) {
+            Ok(mut ready) => {
+                let outcome = do_work(&mut ready, prepared, &record, first, item);
+                // A stage that failed a run is not trusted again.
+                if outcome.is_ok() {
+                    *stage = Some(ready);
+                }
+                outcome
+            }
+            Err(err) => Err(err),
+        };
+        // Stopped meanwhile: the run may have been cut short by it.
+        if stop.load(Ordering::Relaxed) {
+            return false;
+        }
+        let outcome = match outcome {
+            // No mount: no other point can run either.
+            Err(err @ RunError::Mount(_)) => {
+                if let Ok(mut fatal) = fatal.lock() {
+                    fatal.get_or_insert(err);
+                }
+                return false;
+            }
+            other => other.map_err(|err| err.to_string()),
+        };
+        for &index in item.points() {
+            let point = &points[index].point;
+            let result = match &outcome {
+                Ok(outcome) => PointResult::of(point, outcome),
+                Err(error) => PointResult::failed(point, error.clone()),
+            };
+            on_event(Event::PointDone { result: &result });
+            if let Ok(mut results) = results.lock() {
+                results[index] = Some(result);
+            }
+        }
+        true
+    };
+    pool::run(&mut stages, &take, &check);
     if let Some(err) = fatal.into_inner().ok().flatten() {
         return Err(err);
     }
@@ -517,11 +402,10 @@ pub fn explore(
     let results: Vec<PointResult> = results.into_iter().flatten().collect();
     counts.checked = results.len();
     let interrupted = stop.load(Ordering::Relaxed) || results.len() < points.len();
-    Ok(Report::of_exploration(
-        scenario,
-        &record,
+    Ok(Exploration {
+        record,
         results,
-        counts,
+        points: counts,
         interrupted,
-    ))
+    })
 }

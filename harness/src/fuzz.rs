@@ -38,12 +38,15 @@ use fault_fs::{CrashPoint, Fault, Phase, Rule};
 use proptest::prelude::RngExt as _;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
-use serde::Serialize;
 
+use crate::error::RunError;
 use crate::explore::{crash_points, record, Placed};
-use crate::report::{shell_quote, Report};
-use crate::runner::{run_staged, Prepared, RunError, RunOptions, RunOutcome, Stage};
+use crate::outcome::{DrawnSize, Failing, FuzzOutcome, FuzzStats, RunOutcome};
+use crate::pool::{self, Queue};
+use crate::runner::{run_staged, RunOptions};
 use crate::scenario::{Expectation, Scenario, Versions};
+use crate::stage::Stage;
+use crate::target::Prepared;
 
 /// The most faults in one schedule.
 pub const MAX_FAULTS: usize = 3;
@@ -177,70 +180,6 @@ fn pick_fault(pick: u32, points: &[CrashPoint]) -> &CrashPoint {
     within[nth_of(rest, within.len())]
 }
 
-/// What a fuzzing session did and found.
-#[derive(Clone, Debug, Serialize)]
-pub struct FuzzReport {
-    /// The scenario's name.
-    pub scenario: String,
-    /// The seed the schedules came from.
-    pub seed: u64,
-    /// Workers that ran the cases, each on its own mount.
-    pub workers: usize,
-    /// Cases run (regressions, new cases and shrinking steps).
-    pub cases: u32,
-    /// Faults the cases placed, before any failed (drawn faults that could
-    /// not be placed, in a phase that never ran, are not counted).
-    pub faults_placed: u32,
-    /// Of those, the ones that fired: a fault placed at an op its run
-    /// never reached does not fire.
-    pub faults_fired: u32,
-    /// Runs spent shrinking.
-    pub shrink_steps: u32,
-    /// Seconds from the first failing case on: shrinking, and the replay.
-    pub shrink_seconds: f64,
-    /// Why shrinking stopped short of the smallest, naming the knob.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub shrink_limit: Option<String>,
-    /// Seconds the session took.
-    pub seconds: f64,
-    /// The regressions file, if one was kept.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub regressions: Option<PathBuf>,
-    /// Stopped early (Ctrl-C).
-    pub interrupted: bool,
-    /// The smallest failing schedule found, if one was.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub failing: Option<Failing>,
-}
-
-/// A failing schedule, shrunk.
-#[derive(Clone, Debug, Serialize)]
-pub struct Failing {
-    /// Its faults, as `--fault` specs.
-    pub schedule: Vec<String>,
-    /// The new canary's size it drew, where not the scenario's own.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub new_size: Option<DrawnSize>,
-    /// The command that replays it.
-    pub reproduce: String,
-    /// The `[strategy]` lines that make a scenario run it.
-    pub snippet: String,
-    /// The report of its replay.
-    pub report: Report,
-}
-
-/// A new canary's size that a case drew.
-#[derive(Clone, Debug, Serialize)]
-pub struct DrawnSize {
-    /// The size it was built at (`--new-size`).
-    pub built_at: u64,
-    /// The old file's length: the two versions' code differs by a few
-    /// bytes, so "as long as the old" is within those.
-    pub old_bytes: u64,
-    /// The new file's length.
-    pub new_bytes: u64,
-}
-
 /// The seeds of failing cases, kept in a file of proptest's format
 /// (`cc HEX # shrinks to VALUE`) under a header that says what it is.
 #[derive(Clone, Debug, PartialEq)]
@@ -314,7 +253,7 @@ fn parse_seed(text: &str) -> Option<CaseSeed> {
 /// The user's files keep their sizes; and a canary is a program, so it is
 /// never empty.
 fn new_sizes(scenario: &Scenario) -> Vec<Option<u64>> {
-    match scenario.versions {
+    match scenario.target.versions {
         Versions::Canary { size, .. } => {
             let (shortest, longest) = crate::canary::SIZE_RANGE;
             vec![
@@ -595,7 +534,7 @@ pub fn fuzz(
     options: &FuzzOptions,
     stop: &AtomicBool,
     progress: &dyn Fn(u32, bool),
-) -> Result<FuzzReport, RunError> {
+) -> Result<FuzzOutcome, RunError> {
     let started = Instant::now();
     let _span = tracing::info_span!("fuzz", scenario = %prepared.scenario.name).entered();
     let seed = options.seed.unwrap_or_else(rand::random);
@@ -650,29 +589,24 @@ pub fn fuzz(
         if batch.is_empty() {
             break;
         }
-        let values: Vec<Case> = batch.iter().map(|drawn| drawn.tree.current()).collect();
-        let outcomes: Vec<Option<Result<RunOutcome, RunError>>> = std::thread::scope(|scope| {
-            let running: Vec<_> = workers
-                .iter_mut()
-                .zip(&values)
-                .enumerate()
-                .map(|(index, (worker, case))| {
-                    scope.spawn(move || {
-                        let _span = tracing::info_span!("fuzz_case", worker = index).entered();
-                        // Stopped: a case not started is not run.
-                        (!stop.load(Ordering::Relaxed)).then(|| worker.run(case))
-                    })
-                })
-                .collect();
-            running
-                .into_iter()
-                .map(|handle| {
-                    handle
-                        .join()
-                        .unwrap_or_else(|p| std::panic::resume_unwind(p))
-                })
-                .collect()
-        });
+        let values: Vec<(usize, Case)> = batch
+            .iter()
+            .map(|drawn| drawn.tree.current())
+            .enumerate()
+            .collect();
+        let queue = Queue::new(&values);
+        let ran: Mutex<Vec<Option<Result<RunOutcome, RunError>>>> =
+            Mutex::new(values.iter().map(|_| None).collect());
+        // Stopped: a case not started is not run.
+        let take = |_| queue.take().filter(|_| !stop.load(Ordering::Relaxed));
+        let run_case = |index: usize, worker: &mut Worker, (at, case): &(usize, Case)| {
+            let _span = tracing::info_span!("fuzz_case", worker = index).entered();
+            let outcome = worker.run(case);
+            ran.lock().unwrap_or_else(|e| e.into_inner())[*at] = Some(outcome);
+            true
+        };
+        pool::run(&mut workers, &take, &run_case);
+        let outcomes = ran.into_inner().unwrap_or_else(|e| e.into_inner());
         // Judged in the order drawn: the first failure is the one kept.
         for (drawn, outcome) in batch.into_iter().zip(outcomes) {
             let Some(outcome) = outcome else {
@@ -727,23 +661,16 @@ pub fn fuzz(
                 regressions.save(&drawn.seed, &(size, &genes));
             }
             let (variant, stage) = worker.variant(size)?;
-            let outcome = variant.run(stage, &genes)?;
-            let schedule: Vec<String> = outcome.faults.iter().map(|r| r.to_string()).collect();
-            let report = Report::of_run(&variant.prepared.scenario, outcome);
-            let quoted: Vec<String> = schedule.iter().map(|s| shell_quote(s)).collect();
+            let run = variant.run(stage, &genes)?;
             let new_size = variants.sizes[size].map(|built_at| DrawnSize {
                 built_at,
                 old_bytes: variant.prepared.old.len() as u64,
                 new_bytes: variant.prepared.new.len() as u64,
             });
-            let target = variants.sizes[size]
-                .map_or(String::new(), |n| format!("[target]\nnew_size = {n}\n"));
             Some(Failing {
-                reproduce: report.command.clone(),
-                snippet: format!("{target}[strategy]\nfaults = [{}]", quoted.join(", ")),
-                schedule,
+                schedule: run.faults.clone(),
                 new_size,
-                report,
+                run,
             })
         }
     };
@@ -753,8 +680,7 @@ pub fn fuzz(
              a smaller failing schedule may exist"
         )
     });
-    Ok(FuzzReport {
-        scenario: prepared.scenario.name.clone(),
+    let stats = FuzzStats {
         seed,
         workers: workers.len(),
         cases: cases_run,
@@ -770,8 +696,8 @@ pub fn fuzz(
         seconds: started.elapsed().as_secs_f64(),
         regressions: options.regressions.clone(),
         interrupted: stop.load(Ordering::Relaxed),
-        failing,
-    })
+    };
+    Ok(FuzzOutcome { stats, failing })
 }
 
 #[cfg(test)]

@@ -1,15 +1,23 @@
-//! harness: scenarios, live canaries, probes, the runner, checks and reports.
+//! harness: scenarios, the world a run happens in, the runner, the
+//! explorer and the fuzzer, the judge, and the reports. Laid out along the
+//! data flow (ARCHITECTURE.md has the map):
 //!
-//! The principal types:
-//! - [`Scenario`]: a parsed scenario file (or an ad-hoc `check`);
-//! - [`Prepared`]: a scenario with its old and new versions built;
-//! - [`run`]: one run under a list of fault [`fault_fs::Rule`]s, giving a
-//!   [`RunOutcome`]: what it observed ([`check::Observations`]) and one
-//!   [`check::Verdict`] per [`Property`];
-//! - [`check::evaluate`]: the pure judgement of observations;
-//! - [`explore::explore`]: every crash point of a recorded run;
-//! - [`Report`]: what `run`, `check` and `explore` found, and its renderers
-//!   in [`report`] (human, JSON, JUnit).
+//! - [`scenario`]: a scenario file (or an ad-hoc strategy) as a
+//!   [`Scenario`], with its [`scenario::Target`] and
+//!   [`scenario::Strategy`];
+//! - [`target`]: its versions read or built ([`Prepared`]) and the target's
+//!   state in a tree;
+//! - [`stage`]: the mount, NEW staged, the live processes ([`live`]) and the
+//!   strategy's [`sandbox`]; child processes in [`proc`];
+//! - [`runner`]: one run through its retries and power cut ([`run`]), with
+//!   [`probe`]s at stalled ops, giving a [`RunOutcome`];
+//! - [`observe`]: what a run saw, as data; [`judge`]: the pure verdicts;
+//! - [`explore`] and [`fuzz`]: many runs on a [`pool`] of workers, giving
+//!   an [`outcome::Exploration`] or an [`outcome::FuzzOutcome`];
+//! - [`report`]: the one [`Report`] of every command and its renderers.
+//!
+//! [`job`] runs any command's work and gives its report: what the CLI and
+//! the library share.
 //!
 //! ```no_run
 //! use harness::{run, Prepared, RunOptions, Scenario, TargetKind};
@@ -26,17 +34,31 @@
 
 pub mod bench;
 pub mod canary;
-pub mod check;
 pub mod demo;
+pub mod error;
 pub mod explore;
 pub mod fuzz;
+pub mod job;
+pub mod judge;
 pub mod live;
+pub mod observe;
+pub mod outcome;
+mod pool;
+pub mod probe;
+pub mod proc;
 pub mod report;
 pub mod runner;
 pub mod sandbox;
 pub mod scenario;
+pub mod self_update;
+pub mod size;
+pub mod stage;
+pub mod target;
 
-pub use check::{classify, Finding, Property, TargetClass, Verdict};
+pub use error::RunError;
+pub use observe::TargetClass;
+pub use outcome::{Finding, Property, RunOutcome, Verdict};
 pub use report::Report;
-pub use runner::{run, Prepared, RunError, RunOptions, RunOutcome};
+pub use runner::{run, RunOptions};
 pub use scenario::{Expectation, Scenario, ScenarioError, TargetKind};
+pub use target::Prepared;

@@ -1,340 +1,30 @@
-//! Child processes: the live canary, the strategy, and probes.
-//!
-//! Every child runs in its own process group and is signalled as a group, so
-//! nothing it starts outlives the run. [`ChildGuard`] kills the group on drop.
+//! Live processes: the canary that maps the old target and reports a
+//! heartbeat with a checksum of its mappings ([`LiveCanary`]), and the
+//! scenario's live commands.
 
-use std::io::{BufRead, BufReader, Read};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::process::{Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{killpg, Signal};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
-use serde::Serialize;
 
-/// How a child ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case", tag = "how", content = "value")]
-pub enum Exit {
-    /// Exited with this code.
-    Code(i32),
-    /// Killed by this signal.
-    Signal(i32),
-    /// Still running at its deadline (then killed).
-    Timeout,
-}
+use crate::observe::{Beat, Exit, LiveReport};
+use crate::proc::{exec_failure, exec_through, lock, ChildGuard};
 
-impl Exit {
-    fn of(status: ExitStatus) -> Self {
-        match (status.code(), status.signal()) {
-            (Some(code), _) => Exit::Code(code),
-            (None, Some(signal)) => Exit::Signal(signal),
-            _ => Exit::Code(-1),
-        }
-    }
-
-    /// Exit code 0.
-    pub fn success(self) -> bool {
-        self == Exit::Code(0)
-    }
-}
-
-/// A signal's name (`SIGKILL`), or its number.
-pub fn signal_name(signal: i32) -> String {
-    Signal::try_from(signal)
-        .map(|s| s.as_str().to_owned())
-        .unwrap_or_else(|_| signal.to_string())
-}
-
-impl std::fmt::Display for Exit {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            // A shell reports a child killed by signal N as 128 + N.
-            Exit::Code(code) if (129..160).contains(code) => {
-                write!(f, "exit {code} (= 128 + {})", signal_name(code - 128))
-            }
-            Exit::Code(code) => write!(f, "exit {code}"),
-            Exit::Signal(signal) => write!(f, "killed by {}", signal_name(*signal)),
-            Exit::Timeout => f.write_str("timed out"),
-        }
-    }
-}
-
-/// Process groups of children that are running, for [`kill_all_children`].
-static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-
-/// Set once [`kill_all_children`] ran: no child may start after it.
-static STOPPING: AtomicBool = AtomicBool::new(false);
-
-/// SIGKILLs every child process group this process started and has not
-/// reaped, and refuses to start any more. For Ctrl-C: the children run in
-/// groups of their own, so a Ctrl-C at the terminal does not reach them.
-pub fn kill_all_children() {
-    STOPPING.store(true, Ordering::SeqCst);
-    for pgid in lock(&RUNNING).drain(..) {
-        let _ = killpg(Pid::from_raw(pgid as i32), Signal::SIGKILL);
-    }
-}
-
-/// A child in its own process group; the group is killed on drop.
-#[derive(Debug)]
-pub struct ChildGuard {
-    child: Child,
-    exit: Option<Exit>,
-    /// A pidfd, readable once the child has exited: waits end the moment it
-    /// does, with no polling. `None` on kernels before 5.3.
-    pidfd: Option<OwnedFd>,
-}
-
-/// Opens a pidfd for `pid` (one that cannot have been reused yet: a child
-/// not reaped, or a process known to be waiting).
-pub(crate) fn pidfd_open(pid: u32) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    // SAFETY: a non-negative result is a new fd that nothing else owns.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-/// Waits up to `timeout` for `pidfd` to be readable: its process has exited.
-fn pidfd_readable(pidfd: &OwnedFd, timeout: Duration) -> bool {
-    let mut poll = libc::pollfd {
-        fd: pidfd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
+/// `alive EXE LIB SUM WAKES`: the beat, and how many wake-up requests
+/// (SIGUSR1) the canary had received when its checksum began.
+fn parse_beat(line: &str) -> Option<(Beat, u64)> {
+    let mut parts = line.split_whitespace();
+    (parts.next()? == "alive").then_some(())?;
+    let beat = Beat {
+        exe: parts.next()?.parse().ok()?,
+        lib: parts.next()?.parse().ok()?,
+        checksum: parts.next()?.to_owned(),
     };
-    let millis = timeout.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
-    // SAFETY: one valid pollfd, for the duration of the call.
-    unsafe { libc::poll(&mut poll, 1, millis) > 0 }
-}
-
-impl ChildGuard {
-    /// Spawns `command` in a new process group.
-    pub fn spawn(mut command: Command) -> std::io::Result<Self> {
-        if STOPPING.load(Ordering::SeqCst) {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::Interrupted,
-                "interrupted: no more children are started",
-            ));
-        }
-        command.process_group(0);
-        let child = command.spawn()?;
-        lock(&RUNNING).push(child.id());
-        let pidfd = pidfd_open(child.id());
-        Ok(ChildGuard {
-            child,
-            exit: None,
-            pidfd,
-        })
-    }
-
-    /// Waits until the child exits or `timeout` passes; true if it exited.
-    pub fn wait_for_exit(&mut self, timeout: Duration) -> bool {
-        if self.try_exit().is_some() {
-            return true;
-        }
-        match &self.pidfd {
-            Some(pidfd) => {
-                pidfd_readable(pidfd, timeout);
-            }
-            None => std::thread::sleep(timeout.min(Duration::from_millis(2))),
-        }
-        self.try_exit().is_some()
-    }
-
-    /// The child's pid (also its process group).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// The child's stdout, if piped.
-    pub fn take_stdout(&mut self) -> Option<std::process::ChildStdout> {
-        self.child.stdout.take()
-    }
-
-    /// The child's stdin, if piped.
-    pub fn take_stdin(&mut self) -> Option<std::process::ChildStdin> {
-        self.child.stdin.take()
-    }
-
-    /// The child's stderr, if piped.
-    pub fn take_stderr(&mut self) -> Option<std::process::ChildStderr> {
-        self.child.stderr.take()
-    }
-
-    /// Whether it has not exited yet, as far as can be told without
-    /// reaping it (its pidfd is not readable).
-    pub fn is_running(&self) -> bool {
-        self.exit.is_none()
-            && self
-                .pidfd
-                .as_ref()
-                .is_none_or(|pidfd| !pidfd_readable(pidfd, Duration::ZERO))
-    }
-
-    /// How it ended, if it has.
-    pub fn try_exit(&mut self) -> Option<Exit> {
-        if self.exit.is_none() {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                self.exit = Some(Exit::of(status));
-            }
-        }
-        self.exit
-    }
-
-    /// Waits for the end, up to `deadline`; then kills the group.
-    pub fn wait_until(&mut self, deadline: Instant) -> Exit {
-        loop {
-            if let Some(exit) = self.try_exit() {
-                return exit;
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                self.kill_group();
-                self.exit = Some(Exit::Timeout);
-                return Exit::Timeout;
-            }
-            self.wait_for_exit(deadline - now);
-        }
-    }
-
-    /// SIGKILLs the whole group (stragglers included) without waiting.
-    pub fn signal_group(&self) {
-        let _ = killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
-    }
-
-    /// SIGKILLs the whole group (stragglers included) and reaps the leader.
-    pub fn kill_group(&mut self) {
-        self.signal_group();
-        if self.exit.is_none() {
-            if let Ok(status) = self.child.wait() {
-                self.exit = Some(Exit::of(status));
-            }
-        }
-    }
-}
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        self.kill_group();
-        let pid = self.child.id();
-        lock(&RUNNING).retain(|pgid| *pgid != pid);
-    }
-}
-
-/// Runs a short command to its end with a deadline; returns exit and stdout.
-/// `pid` holds the child's pid while it runs (0 before and after), so that
-/// another thread can watch it.
-pub fn run_with_timeout(
-    mut command: Command,
-    timeout: Duration,
-    pid: &AtomicI32,
-) -> std::io::Result<(Exit, Vec<u8>)> {
-    command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .stdin(Stdio::null());
-    let mut child = ChildGuard::spawn(command)?;
-    pid.store(child.pid() as i32, Ordering::Release);
-    let _clear = ClearOnDrop(pid);
-    let stdout = child.take_stdout();
-    let reader = std::thread::spawn(move || {
-        let mut out = Vec::new();
-        if let Some(mut stdout) = stdout {
-            let _ = stdout.read_to_end(&mut out);
-        }
-        out
-    });
-    let exit = child.wait_until(Instant::now() + timeout);
-    child.kill_group();
-    let out = reader.join().unwrap_or_default();
-    match exec_failure(exit, &out) {
-        Some(err) => Err(err),
-        None => Ok((exit, out)),
-    }
-}
-
-/// A command that execs `program` in `dir` through the sandbox init at
-/// `launcher` (its `--exec`): how anything whose program or working
-/// directory is on swapfault's own mount is started. A child of swapfault
-/// holds the mount's /dev/fuse descriptor until its exec completes, so a
-/// lookup on the mount made before then would wait forever were swapfault
-/// killed meanwhile (sandbox-init.c says more).
-pub fn exec_through(launcher: &Path, dir: &Path, program: &Path) -> Command {
-    let mut command = Command::new(launcher);
-    command.arg("--exec").arg(dir).arg(program);
-    command
-}
-
-/// Why the sandbox init's `--exec` could not start its program, from its
-/// exit and output (`exec-failed ERRNO`, exit 127): the error a spawn of
-/// the program itself would have returned.
-pub fn exec_failure(exit: Exit, out: &[u8]) -> Option<std::io::Error> {
-    if exit != Exit::Code(EXEC_FAILED) {
-        return None;
-    }
-    let errno = std::str::from_utf8(out)
-        .ok()?
-        .strip_prefix("exec-failed ")?
-        .trim_end()
-        .parse()
-        .ok()?;
-    Some(std::io::Error::from_raw_os_error(errno))
-}
-
-/// The sandbox init's exit code when `--exec` fails.
-const EXEC_FAILED: i32 = 127;
-
-/// Sets an atomic pid back to 0 when dropped.
-struct ClearOnDrop<'a>(&'a AtomicI32);
-
-impl Drop for ClearOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(0, Ordering::Release);
-    }
-}
-
-/// Whether a task (a process, or a thread of this one) is in uninterruptible
-/// sleep (`D`): blocked in the kernel on a lock or a page, not running or
-/// waiting for an answer. Reads only the state field of `/proc/TID/stat`.
-pub fn in_uninterruptible_sleep(tid: i32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{tid}/stat")) else {
-        return false;
-    };
-    // "pid (comm) S ...": comm may hold spaces and parentheses; the state
-    // follows the last ')'.
-    stat.rsplit_once(')')
-        .and_then(|(_, rest)| rest.split_whitespace().next())
-        == Some("D")
-}
-
-/// One heartbeat of the canary: versions it runs and the checksum of its mappings.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Beat {
-    /// Version compiled into the executable's code.
-    pub exe: u32,
-    /// Version the library's code answers.
-    pub lib: u32,
-    /// Checksum of every file-backed mapping of the canary files.
-    pub checksum: String,
-}
-
-impl Beat {
-    /// `alive EXE LIB SUM WAKES`: the beat, and how many wake-up requests
-    /// (SIGUSR1) the canary had received when its checksum began.
-    fn parse(line: &str) -> Option<(Beat, u64)> {
-        let mut parts = line.split_whitespace();
-        (parts.next()? == "alive").then_some(())?;
-        let beat = Beat {
-            exe: parts.next()?.parse().ok()?,
-            lib: parts.next()?.parse().ok()?,
-            checksum: parts.next()?.to_owned(),
-        };
-        Some((beat, parts.next()?.parse().ok()?))
-    }
+    Some((beat, parts.next()?.parse().ok()?))
 }
 
 #[derive(Debug, Default)]
@@ -377,80 +67,16 @@ impl BeatBoard {
     }
 }
 
-/// What a live process went through during a run.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct LiveReport {
-    /// The command line.
-    pub command: String,
-    /// Its pid.
-    pub pid: u32,
-    /// How it ended, if it did (it should not).
-    pub exit: Option<Exit>,
-    /// Its first heartbeat (the baseline).
-    pub first: Option<Beat>,
-    /// The first heartbeat that differed from the baseline.
-    pub changed: Option<Beat>,
-    /// Heartbeats received.
-    pub beats: u64,
-    /// Why the platform's model killed it (macOS code signing), if it did.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub killed_why: Option<String>,
-}
-
-impl LiveReport {
-    /// Alive, and its mappings and code never changed.
-    pub fn unharmed(&self) -> bool {
-        self.exit.is_none() && self.changed.is_none()
-    }
-
-    /// A live command (not a canary): what it went through so far.
-    pub fn of_command(command: &str, child: &mut ChildGuard) -> LiveReport {
-        LiveReport {
-            command: command.to_owned(),
-            pid: child.pid(),
-            exit: child.try_exit(),
-            first: None,
-            changed: None,
-            beats: 0,
-            killed_why: None,
-        }
-    }
-
-    /// A sentence saying what happened to it.
-    pub fn describe(&self) -> String {
-        let described = self.describe_ending();
-        match &self.killed_why {
-            Some(why) => format!("{described} ({why})"),
-            None => described,
-        }
-    }
-
-    fn describe_ending(&self) -> String {
-        if self.first.is_none() {
-            return match &self.exit {
-                Some(exit) => format!(
-                    "live process `{}` (pid {}) ended: {exit}",
-                    self.command, self.pid
-                ),
-                None => format!("live process `{}` (pid {}) ran on", self.command, self.pid),
-            };
-        }
-        match (&self.exit, &self.changed) {
-            (Some(exit), _) => format!("live canary (pid {}) died: {exit}", self.pid),
-            (None, Some(changed)) => {
-                let first = self.first.as_ref();
-                let what = if first.is_some_and(|f| f.lib != changed.lib || f.exe != changed.exe) {
-                    format!("now runs exe v{} / lib v{} code", changed.exe, changed.lib)
-                } else {
-                    "the bytes it maps changed under it".to_owned()
-                };
-                format!("live canary (pid {}) kept running but {what}", self.pid)
-            }
-            (None, None) => format!(
-                "live canary (pid {}) ran on unharmed ({} heartbeats)",
-                self.pid, self.beats
-            ),
-        }
+/// A live command (not a canary): what it went through so far.
+pub fn command_report(command: &str, child: &mut ChildGuard) -> LiveReport {
+    LiveReport {
+        command: command.to_owned(),
+        pid: child.pid(),
+        exit: child.try_exit(),
+        first: None,
+        changed: None,
+        beats: 0,
+        killed_why: None,
     }
 }
 
@@ -460,10 +86,6 @@ pub struct LiveCanary {
     child: ChildGuard,
     command: String,
     board: Arc<BeatBoard>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// Why the live canary could not be started.
@@ -538,7 +160,7 @@ impl LiveCanary {
                     beats.first_line = line.clone();
                 }
                 drop(beats);
-                let Some((beat, answered)) = Beat::parse(&line) else {
+                let Some((beat, answered)) = parse_beat(&line) else {
                     continue;
                 };
                 let mut beats = lock(&sink.beats);

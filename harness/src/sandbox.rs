@@ -20,7 +20,8 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::live::{ChildGuard, Exit};
+use crate::observe::Exit;
+use crate::proc::ChildGuard;
 
 /// Why a sandbox could not be started.
 #[derive(Debug, thiserror::Error)]

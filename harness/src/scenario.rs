@@ -53,7 +53,24 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::canary;
-use crate::check::Property;
+use crate::observe::ProbeKind;
+use crate::outcome::Property;
+use crate::self_update::SelfUpdate;
+use crate::size::parse_size;
+
+/// Directory in the mount that holds the target and its siblings.
+pub const APP_DIR: &str = "app";
+/// Directory in the mount where NEW is staged when `new_inside` is set.
+pub const STAGING_DIR: &str = "staging";
+/// Directory in the tree that the strategy's TMPDIR shows: its downloads and
+/// staging are ops of the run like any other, reset with the tree.
+pub const TMP_DIR: &str = "tmp";
+/// Directory (at the mount's root) of the equal copy of the target that,
+/// under the macOS model, the canary runs as its own executable: Linux
+/// refuses writes to a running executable (ETXTBSY), macOS does not, so
+/// the model lets them through to the target and kills the process that
+/// runs it ([`fault_fs::CodeSigning::runs_as`]).
+pub const IMAGE_DIR: &str = "image";
 
 /// Which kind of file the target is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, Default)]
@@ -124,137 +141,6 @@ impl std::str::FromStr for Platform {
             .into_iter()
             .find(|p| p.name() == s)
             .ok_or_else(|| format!("unknown platform `{s}` (hint: linux or macos)"))
-    }
-}
-
-/// How the built-in self-updating program replaces its own file: the
-/// strategy is then the canary itself, started from the target, which
-/// replaces the file and executes itself again (see canary.c).
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
-pub struct SelfUpdate {
-    /// The method.
-    pub method: SelfUpdateMethod,
-    /// fsync the new bytes, then the directory.
-    pub fsync: bool,
-    /// Give the temp file the target's mode and xattrs before the rename.
-    pub copy_meta: bool,
-    /// Remove a staging directory an interrupted run left, instead of
-    /// failing on it (mkdir: File exists), as the seed's updater did.
-    pub clear_staging: bool,
-    /// A failed step is not fatal and the exit says success.
-    pub ignore_errors: bool,
-}
-
-/// How a self-updating program writes its new version.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum SelfUpdateMethod {
-    /// Open its own file with O_TRUNC and copy the new bytes over it.
-    #[default]
-    InPlace,
-    /// A sibling temp file renamed over its own file.
-    Rename,
-    /// Its own file renamed aside (`.old`), the staged file renamed in.
-    RenameAside,
-}
-
-impl SelfUpdateMethod {
-    const ALL: [SelfUpdateMethod; 3] = [
-        SelfUpdateMethod::InPlace,
-        SelfUpdateMethod::Rename,
-        SelfUpdateMethod::RenameAside,
-    ];
-
-    /// The name in a spec.
-    pub fn name(self) -> &'static str {
-        match self {
-            SelfUpdateMethod::InPlace => "in-place",
-            SelfUpdateMethod::Rename => "rename",
-            SelfUpdateMethod::RenameAside => "rename-aside",
-        }
-    }
-}
-
-/// The format a [`SelfUpdate`] spec takes, for errors.
-const SELF_UPDATE_FORMAT: &str = "METHOD[+OPTION...]: in-place, rename or rename-aside, \
-     with fsync, copy-meta, clear-staging, ignore-errors (e.g. rename+fsync+copy-meta+clear-staging)";
-
-impl std::str::FromStr for SelfUpdate {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let mut parts = s.trim().split('+');
-        let method = parts.next().unwrap_or_default();
-        let method = SelfUpdateMethod::ALL
-            .into_iter()
-            .find(|m| m.name() == method)
-            .ok_or_else(|| format!("unknown method `{method}` (hint: {SELF_UPDATE_FORMAT})"))?;
-        let mut spec = SelfUpdate {
-            method,
-            ..SelfUpdate::default()
-        };
-        for option in parts {
-            let flag = match option {
-                "fsync" => &mut spec.fsync,
-                "copy-meta" => &mut spec.copy_meta,
-                "clear-staging" => &mut spec.clear_staging,
-                "ignore-errors" => &mut spec.ignore_errors,
-                other => {
-                    return Err(format!(
-                        "unknown option `{other}` (hint: {SELF_UPDATE_FORMAT})"
-                    ))
-                }
-            };
-            *flag = true;
-        }
-        Ok(spec)
-    }
-}
-
-impl std::fmt::Display for SelfUpdate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.method.name())?;
-        let options = [
-            (self.fsync, "fsync"),
-            (self.copy_meta, "copy-meta"),
-            (self.clear_staging, "clear-staging"),
-            (self.ignore_errors, "ignore-errors"),
-        ];
-        for (_, name) in options.iter().filter(|(on, _)| *on) {
-            write!(f, "+{name}")?;
-        }
-        Ok(())
-    }
-}
-
-impl SelfUpdate {
-    /// The strategy that runs it: the program started as a user would
-    /// start it (`SWAPFAULT_SELF`: the target, or under the macOS model
-    /// its equal copy), told to update itself.
-    pub fn command(&self) -> String {
-        format!("exec \"$SWAPFAULT_SELF\" --self-update {self}")
-    }
-}
-
-/// A probe: what a user starting the program at a stalled op would do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProbeKind {
-    /// Read the target and classify it.
-    Read,
-    /// Execute the target (executables).
-    Exec,
-    /// Load the target with dlopen (libraries).
-    Load,
-}
-
-impl ProbeKind {
-    /// The name used in scenario files and findings.
-    pub fn name(self) -> &'static str {
-        match self {
-            ProbeKind::Read => "read",
-            ProbeKind::Exec => "exec",
-            ProbeKind::Load => "load",
-        }
     }
 }
 
@@ -346,16 +232,10 @@ pub enum Versions {
     },
 }
 
-/// A parsed, validated scenario.
+/// What is replaced: the target and its two versions, as a user has them.
 #[derive(Clone, Debug)]
-pub struct Scenario {
-    /// Short name (the file stem, or `check` for ad-hoc runs).
-    pub name: String,
-    /// What the scenario shows.
-    pub description: String,
-    /// The file it came from, if any (reproduction commands name it).
-    pub source: Option<PathBuf>,
-    /// Executable or library.
+pub struct Target {
+    /// Executable, library or a set of both.
     pub kind: TargetKind,
     /// Old and new.
     pub versions: Versions,
@@ -372,12 +252,50 @@ pub struct Scenario {
     /// Other names (hard links) of the old target, paths from the mount's
     /// root; their directories are made as needed.
     pub links: Vec<String>,
-    /// The strategy, run by `sh -c`.
+}
+
+/// How the target is replaced: the program under test.
+#[derive(Clone, Debug)]
+pub struct Strategy {
+    /// The command, run by `sh -c`.
     pub command: String,
-    /// Working directory of the strategy (the scenario file's directory).
+    /// Its working directory (the scenario file's directory).
     pub workdir: PathBuf,
-    /// Strategy timeout.
+    /// How long one run of it may take.
     pub timeout: Duration,
+    /// The command is the built-in self-updating program, so.
+    pub self_update: Option<SelfUpdate>,
+}
+
+/// A strategy's timeout when none is given.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A value given apart from the scenario file (a flag, or drawn by fuzz):
+/// a reproduction names it so that it reruns the same scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Override {
+    /// The new canary's size (`--new-size`).
+    NewSize(u64),
+    /// The platform (`--platform`).
+    Platform(Platform),
+    /// The strategy's timeout (`--timeout`).
+    Timeout(Duration),
+}
+
+/// A parsed, validated scenario: a [`Target`], a [`Strategy`], the live
+/// processes and probes that watch, and what to expect.
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    /// Short name (the file stem, or `check` for ad-hoc runs).
+    pub name: String,
+    /// What the scenario shows.
+    pub description: String,
+    /// The file it came from, if any (reproduction commands name it).
+    pub source: Option<PathBuf>,
+    /// What is replaced.
+    pub target: Target,
+    /// How.
+    pub strategy: Strategy,
     /// Start a live canary.
     pub live: bool,
     /// Other live processes: shell commands started in the target's
@@ -390,20 +308,14 @@ pub struct Scenario {
     pub probes: Vec<ProbeKind>,
     /// The explorer also kills with SIGTERM (for strategies that clean up on it).
     pub sigterm: bool,
+    /// The platform whose kernel the runs model.
+    pub platform: Platform,
     /// Expected verdicts under each platform (`[expect]` is Linux's,
     /// `[expect_macos]` the macOS model's); [`Scenario::expect`] gives the
     /// ones in force.
     pub expect_on: BTreeMap<Platform, BTreeMap<Property, Expectation>>,
-    /// The platform whose kernel the runs model.
-    pub platform: Platform,
-    /// The strategy is the built-in self-updating program, so.
-    pub self_update: Option<SelfUpdate>,
-    /// The platform was given (`--platform`), not the file's: reproductions
-    /// name it.
-    pub platform_given: bool,
-    /// The new canary's size is not the file's `target.new_size` (given to
-    /// `run --new-size`, or drawn by fuzz): reproductions say so.
-    pub new_size_overridden: bool,
+    /// What was given apart from the file, in the order given.
+    pub overrides: Vec<Override>,
 }
 
 /// What is wrong with an ad-hoc scenario ([`Scenario::from_ad_hoc`]).
@@ -532,30 +444,6 @@ pub fn check_size(size: u64) -> Result<(), String> {
 /// loses xattrs (mv of a fresh file, install) shows it.
 pub const AD_HOC_XATTR: (&str, &str) = ("user.origin", "swapfault-old");
 
-/// Parses a size: bytes, or a number with KiB/MiB/GiB (or K/M/G).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let digits = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(digits);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size (hint: e.g. 262144, 256KiB, 1MiB)"))?;
-    let scale = match unit.trim() {
-        "" | "B" => 1,
-        "K" | "KiB" | "k" => 1024,
-        "M" | "MiB" => 1024 * 1024,
-        "G" | "GiB" => 1024 * 1024 * 1024,
-        other => {
-            return Err(format!(
-                "unknown size unit `{other}` (hint: KiB, MiB or GiB)"
-            ))
-        }
-    };
-    Ok(number * scale)
-}
-
 impl Scenario {
     /// Reads and validates a scenario file.
     pub fn from_file(path: &Path) -> Result<Self, ScenarioError> {
@@ -637,7 +525,7 @@ impl Scenario {
         }
         for (index, link) in target.links.iter().enumerate() {
             let parts: Vec<&str> = link.split('/').filter(|p| !p.is_empty()).collect();
-            let reserved = [crate::runner::STAGING_DIR, crate::runner::TMP_DIR];
+            let reserved = [STAGING_DIR, TMP_DIR];
             if parts.is_empty()
                 || parts.iter().any(|p| *p == "." || *p == "..")
                 || reserved.contains(&parts[0])
@@ -673,7 +561,7 @@ impl Scenario {
                     format!("`{t}`: {e} (hint: e.g. \"30s\")"),
                 )
             })?,
-            None => Duration::from_secs(30),
+            None => DEFAULT_TIMEOUT,
         };
         let self_update = match &file.strategy.self_update {
             Some(spec) => Some(
@@ -717,10 +605,7 @@ impl Scenario {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "scenario".into());
-        Ok(Scenario {
-            name,
-            description: file.description.unwrap_or_default(),
-            source: Some(path.to_owned()),
+        let target = Target {
             kind: target.kind,
             versions,
             mode,
@@ -728,30 +613,47 @@ impl Scenario {
             new_inside: target.new_inside,
             symlink: target.symlink,
             links: target.links,
+        };
+        let strategy = Strategy {
             command,
             workdir,
             timeout,
-            live: file.live,
-            live_commands: file.live_commands,
-            faults: file.faults,
-            probes: file.probes,
-            sigterm: file.sigterm,
-            expect_on: BTreeMap::from([
-                (Platform::Linux, file.expect),
-                (Platform::Macos, file.expect_macos),
-            ]),
-            platform: Platform::Linux,
             self_update,
-            platform_given: false,
-            new_size_overridden: false,
-        }
-        .on_platform(file.platform))
+        };
+        let mut scenario = Scenario::new(name, target, strategy);
+        scenario.description = file.description.unwrap_or_default();
+        scenario.source = Some(path.to_owned());
+        scenario.live = file.live;
+        scenario.live_commands = file.live_commands;
+        scenario.faults = file.faults;
+        scenario.probes = file.probes;
+        scenario.sigterm = file.sigterm;
+        scenario.platform = file.platform;
+        scenario.expect_on = BTreeMap::from([
+            (Platform::Linux, file.expect),
+            (Platform::Macos, file.expect_macos),
+        ]);
+        Ok(scenario)
     }
 
-    /// This scenario under `platform`, with that platform's expectations.
-    fn on_platform(mut self, platform: Platform) -> Scenario {
-        self.platform = platform;
-        self
+    /// A scenario of `target` and `strategy` with every other value its
+    /// default: a live canary, no faults, probes or expectations, Linux.
+    pub fn new(name: impl Into<String>, target: Target, strategy: Strategy) -> Scenario {
+        Scenario {
+            name: name.into(),
+            description: String::new(),
+            source: None,
+            target,
+            strategy,
+            live: true,
+            live_commands: Vec::new(),
+            faults: Vec::new(),
+            probes: Vec::new(),
+            sigterm: false,
+            platform: Platform::Linux,
+            expect_on: BTreeMap::new(),
+            overrides: Vec::new(),
+        }
     }
 
     /// The expected verdicts under the platform in force.
@@ -762,35 +664,48 @@ impl Scenario {
 
     /// This scenario under `platform`, whatever its file says
     /// (`--platform`): reproductions name it.
-    pub fn with_platform(self, platform: Platform) -> Scenario {
-        let mut scenario = self.on_platform(platform);
-        scenario.platform_given = true;
-        scenario
+    pub fn with_platform(mut self, platform: Platform) -> Scenario {
+        self.platform = platform;
+        self.given(Override::Platform(platform))
+    }
+
+    /// The strategy's timeout `timeout`, given apart from the file.
+    pub fn with_timeout(mut self, timeout: Duration) -> Scenario {
+        self.strategy.timeout = timeout;
+        self.given(Override::Timeout(timeout))
+    }
+
+    /// Notes that `value` was given apart from the file, replacing one of
+    /// its kind given before.
+    fn given(mut self, value: Override) -> Scenario {
+        self.overrides
+            .retain(|given| std::mem::discriminant(given) != std::mem::discriminant(&value));
+        self.overrides.push(value);
+        self
     }
 
     /// This ad-hoc scenario with the built-in self-updating program as its
     /// strategy; an error says why the target cannot be its file.
     pub fn self_updating(mut self, spec: SelfUpdate) -> Result<Scenario, String> {
-        check_self_update(self.kind, &self.versions)?;
+        check_self_update(self.target.kind, &self.target.versions)?;
         // The program is its own live process: no other canary runs.
         self.live = false;
-        self.command = spec.command();
+        self.strategy.command = spec.command();
         self.description = format!("the program replaces itself: {spec}");
-        self.self_update = Some(spec);
+        self.strategy.self_update = Some(spec);
         Ok(self)
     }
 
     /// This scenario with a new canary of `new_size` bytes; an error says
     /// why not (not the canary, or a size out of range).
     pub fn with_new_size(&self, new_size: u64) -> Result<Scenario, String> {
-        let Versions::Canary { size, .. } = self.versions else {
+        let Versions::Canary { size, .. } = self.target.versions else {
             return Err(NEW_SIZE_OF_FILES.into());
         };
         check_size(new_size)?;
         let mut scenario = self.clone();
-        scenario.versions = Versions::Canary { size, new_size };
-        scenario.new_size_overridden = true;
-        Ok(scenario)
+        scenario.target.versions = Versions::Canary { size, new_size };
+        Ok(scenario.given(Override::NewSize(new_size)))
     }
 
     /// [`Scenario::ad_hoc`] from what a user gave: sizes checked, NEW's
@@ -807,7 +722,7 @@ impl Scenario {
             return Err(CanaryProblem::SymlinkedSet);
         }
         let mut scenario = Scenario::ad_hoc(command, given.kind, size, new_size);
-        scenario.symlink = given.symlinked;
+        scenario.target.symlink = given.symlinked;
         scenario.live_commands = given.live_commands.clone();
         if let Some((old, new)) = &given.files {
             if given.kind == TargetKind::Set {
@@ -825,7 +740,7 @@ impl Scenario {
                 }
                 Ok(std::path::absolute(path).unwrap_or_else(|_| path.clone()))
             };
-            scenario.versions = Versions::Files {
+            scenario.target.versions = Versions::Files {
                 old: absolute(old, true)?,
                 new: absolute(new, false)?,
             };
@@ -839,10 +754,7 @@ impl Scenario {
     /// and the old target carries an xattr ([`AD_HOC_XATTR`]) and mode 0755,
     /// so that what careless strategies lose can show.
     pub fn ad_hoc(command: &str, kind: TargetKind, size: u64, new_size: u64) -> Self {
-        Scenario {
-            name: "check".into(),
-            description: format!("ad-hoc strategy `{command}`"),
-            source: None,
+        let target = Target {
             kind,
             versions: Versions::Canary { size, new_size },
             mode: 0o755,
@@ -850,20 +762,16 @@ impl Scenario {
             new_inside: false,
             symlink: false,
             links: Vec::new(),
+        };
+        let strategy = Strategy {
             command: command.to_owned(),
             workdir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
-            timeout: Duration::from_secs(30),
-            live: true,
-            live_commands: Vec::new(),
-            faults: Vec::new(),
-            probes: Vec::new(),
-            sigterm: false,
-            expect_on: BTreeMap::new(),
-            platform: Platform::Linux,
+            timeout: DEFAULT_TIMEOUT,
             self_update: None,
-            platform_given: false,
-            new_size_overridden: false,
-        }
+        };
+        let mut scenario = Scenario::new("check", target, strategy);
+        scenario.description = format!("ad-hoc strategy `{command}`");
+        scenario
     }
 }
 
@@ -889,14 +797,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes() {
-        assert_eq!(parse_size("262144"), Ok(262144));
-        assert_eq!(parse_size("256KiB"), Ok(262144));
-        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
-        assert!(parse_size("1 parsec").is_err());
-    }
-
-    #[test]
     fn the_new_canary_is_shorter_unless_told() {
         let parse = |target: &str| {
             Scenario::from_toml(
@@ -904,7 +804,7 @@ mod tests {
                 Path::new("s.toml"),
             )
         };
-        let versions = |target: &str| parse(target).expect("scenario").versions;
+        let versions = |target: &str| parse(target).expect("scenario").target.versions;
         assert_eq!(
             versions("size = \"256KiB\""),
             Versions::Canary {
@@ -937,7 +837,7 @@ mod tests {
             )
         };
         let set = parse("kind = \"set\"").expect("a set of the canary");
-        assert_eq!(set.kind, TargetKind::Set);
+        assert_eq!(set.target.kind, TargetKind::Set);
         let err = parse("kind = \"set\"\nsymlink = true")
             .unwrap_err()
             .to_string();
@@ -959,36 +859,14 @@ mod tests {
                 Path::new("s.toml"),
             )
         };
-        let links = parse(r#"["backup/libcanary.so"]"#).expect("a link").links;
+        let links = parse(r#"["backup/libcanary.so"]"#)
+            .expect("a link")
+            .target
+            .links;
         assert_eq!(links, ["backup/libcanary.so"]);
         for bad in [r#"["../x"]"#, r#"["staging/x"]"#, r#"[""]"#] {
             let err = parse(bad).unwrap_err().to_string();
             assert!(err.contains("target.links[0]"), "{err}");
-        }
-    }
-
-    #[test]
-    fn a_self_update_spec_round_trips_and_names_what_it_takes() {
-        for text in [
-            "in-place",
-            "rename+fsync+copy-meta+clear-staging",
-            "rename-aside+ignore-errors",
-        ] {
-            let spec: SelfUpdate = text.parse().expect("a spec");
-            assert_eq!(spec.to_string(), text);
-        }
-        let spec: SelfUpdate = "rename+copy-meta+fsync".parse().unwrap();
-        assert_eq!(
-            spec.to_string(),
-            "rename+fsync+copy-meta",
-            "options in one order"
-        );
-        for (bad, named) in [("copy", "`copy`"), ("rename+sync", "`sync`")] {
-            let err = bad.parse::<SelfUpdate>().unwrap_err();
-            assert!(
-                err.contains(named) && err.contains("METHOD[+OPTION...]"),
-                "{err}"
-            );
         }
     }
 
@@ -1001,7 +879,7 @@ mod tests {
         )
         .expect("scenario");
         assert_eq!(
-            scenario.command,
+            scenario.strategy.command,
             r#"exec "$SWAPFAULT_SELF" --self-update rename+fsync"#
         );
         assert_eq!(scenario.platform, Platform::Linux);
@@ -1014,12 +892,10 @@ mod tests {
             macos.expect(),
             &BTreeMap::from([(Property::Live, Expectation::Fail)])
         );
-        assert!(macos.platform_given);
+        assert_eq!(macos.overrides, [Override::Platform(Platform::Macos)]);
         let on_file = parse("platform = \"macos\"\n[strategy]\ncommand = \"true\"\n").unwrap();
-        assert_eq!(
-            (on_file.platform, on_file.platform_given),
-            (Platform::Macos, false)
-        );
+        assert_eq!(on_file.platform, Platform::Macos);
+        assert!(on_file.overrides.is_empty(), "the file's own platform");
         for (text, key) in [
             (
                 "[strategy]\ncommand = \"true\"\nself_update = \"in-place\"\n",

@@ -6,7 +6,7 @@ use std::path::Path;
 use plotters::prelude::*;
 
 use super::BenchReport;
-use crate::check::Property;
+use crate::outcome::Property;
 
 /// The properties named in the legend: what separates the strategies.
 const GUARANTEES: [Property; 4] = [
@@ -72,7 +72,7 @@ pub fn plot(report: &BenchReport, path: &Path) -> Result<(), String> {
             let index = x.round();
             match sizes.get(index as usize) {
                 Some(size) if (x - index).abs() < 1e-6 && index >= 0.0 => {
-                    crate::check::size_text(*size)
+                    crate::size::size_text(*size)
                 }
                 _ => String::new(),
             }

@@ -6,9 +6,9 @@
 
 use std::io::{self, Write};
 
-use fault_fs::OpName;
-
-use super::{counted, Mode, Report, Status};
+use super::{counted, Body, ExploreBody, FuzzBody, PropertyReport, Report, RunBody, Status};
+use crate::observe::{StrategyRun, TargetState};
+use crate::outcome::Property;
 use crate::scenario::Expectation;
 
 struct Paint {
@@ -40,18 +40,22 @@ fn expectation_name(expectation: Expectation) -> &'static str {
     }
 }
 
-/// Writes the human report. `title` heads a report of one run.
-pub fn write(out: &mut dyn Write, report: &Report, title: &str, color: bool) -> io::Result<()> {
+/// Writes the human report: a heading, what the command did, then a line
+/// per property with its groups of findings.
+pub fn write(out: &mut dyn Write, report: &Report, color: bool) -> io::Result<()> {
     let p = Paint { color };
-    match report.mode {
-        Mode::Run => {
-            writeln!(out, "{}", p.paint("1", title))?;
-            write_run_details(out, report)?;
+    match &report.body {
+        Body::Run(run) => {
+            let title = format!("swapfault: {} ({})", report.scenario, report.target);
+            writeln!(out, "{}", p.paint("1", &title))?;
+            write_run_details(out, run)?;
             writeln!(out)?;
+            write_properties(out, &report.properties, false, &p)?;
+            write_trace(out, run)
         }
-        Mode::Explore => {
-            writeln!(out, "{}", p.paint("1", &explore_heading(report)))?;
-            if report.points.total == 0 && !report.interrupted {
+        Body::Explore(explored) => {
+            writeln!(out, "{}", p.paint("1", &explore_heading(report, explored)))?;
+            if explored.points.total == 0 && !explored.interrupted {
                 writeln!(
                     out,
                     "  {}",
@@ -63,9 +67,32 @@ pub fn write(out: &mut dyn Write, report: &Report, title: &str, color: bool) -> 
                     )
                 )?;
             }
+            write_properties(out, &report.properties, true, &p)?;
+            if !explored.errors.is_empty() {
+                writeln!(
+                    out,
+                    "  {} could not be checked:",
+                    counted(explored.errors.len(), "crash point")
+                )?;
+                for error in &explored.errors {
+                    writeln!(out, "    {}: {}", error.point, error.error)?;
+                }
+            }
+            Ok(())
         }
+        Body::Fuzz(fuzz) => write_fuzz(out, report, fuzz, &p),
     }
-    for property in &report.properties {
+}
+
+/// A line per property, and its groups of findings (with their
+/// reproductions, `explored`).
+fn write_properties(
+    out: &mut dyn Write,
+    properties: &[PropertyReport],
+    explored: bool,
+    p: &Paint,
+) -> io::Result<()> {
+    for property in properties {
         let mut line = format!(
             "  {:<8} {}",
             property.property.name(),
@@ -76,7 +103,7 @@ pub fn write(out: &mut dyn Write, report: &Report, title: &str, color: bool) -> 
                 "31",
                 &format!(" (UNEXPECTED: expected {})", expectation_name(e)),
             )),
-            (Some(e), true) if report.mode == Mode::Run && property.status == Status::Fail => {
+            (Some(e), true) if !explored && property.status == Status::Fail => {
                 line.push_str(&format!(" (expected {})", expectation_name(e)))
             }
             _ => {}
@@ -90,30 +117,17 @@ pub fn write(out: &mut dyn Write, report: &Report, title: &str, color: bool) -> 
         writeln!(out, "{}", line.trim_end())?;
         for group in &property.groups {
             writeln!(out, "    - {}: {}", group.summary, group.seen)?;
-            if report.mode == Mode::Explore {
+            if explored {
                 writeln!(out, "      reproduce: {}", group.reproduce)?;
             }
         }
-    }
-    if !report.errors.is_empty() {
-        writeln!(
-            out,
-            "  {} could not be checked:",
-            counted(report.errors.len(), "crash point")
-        )?;
-        for error in &report.errors {
-            writeln!(out, "    {}: {}", error.point, error.error)?;
-        }
-    }
-    if report.mode == Mode::Run {
-        write_trace(out, report)?;
     }
     Ok(())
 }
 
 /// `swapfault explore: NAME (46 ops recorded, 88 crash points checked: …)`.
-fn explore_heading(report: &Report) -> String {
-    let points = &report.points;
+fn explore_heading(report: &Report, explored: &ExploreBody) -> String {
+    let points = &explored.points;
     let checked = if let Some(partition) = points.partition {
         format!(
             "{} of {} (partition {partition})",
@@ -132,19 +146,17 @@ fn explore_heading(report: &Report) -> String {
     format!(
         "swapfault explore: {} ({} recorded, {checked} checked: {} run, {} computed from the recording in {}{})",
         report.scenario,
-        counted(report.ops, "op"),
+        counted(explored.ops, "op"),
         points.run,
         counted(points.computed, "power cut"),
         counted(points.durable_states, "durable state"),
-        if report.interrupted { ", INTERRUPTED" } else { "" }
+        if explored.interrupted { ", INTERRUPTED" } else { "" }
     )
 }
 
 /// What the strategy, retry, live processes and probes of one run did.
-fn write_run_details(out: &mut dyn Write, report: &Report) -> io::Result<()> {
-    let Some(outcome) = &report.run else {
-        return Ok(());
-    };
+fn write_run_details(out: &mut dyn Write, run: &RunBody) -> io::Result<()> {
+    let outcome = &run.run;
     let seen = &outcome.observed;
     if outcome.faults.is_empty() {
         writeln!(out, "  faults:   none (undisturbed run)")?;
@@ -160,7 +172,7 @@ fn write_run_details(out: &mut dyn Write, report: &Report) -> io::Result<()> {
     }
     let inode = |ino: Option<u64>| ino.map_or("-".to_owned(), |i| i.to_string());
     // A symlinked target: the file it resolves to.
-    let via = |target: &crate::check::TargetState| {
+    let via = |target: &TargetState| {
         target
             .resolved
             .as_ref()
@@ -205,8 +217,8 @@ fn write_run_details(out: &mut dyn Write, report: &Report) -> io::Result<()> {
         writeln!(
             out,
             "  probe:    at {}{} ({}): {}",
-            fault_fs::plan::phase_prefix(probe.at.phase),
-            probe.at.op(),
+            fault_fs::phase_prefix(probe.at.phase),
+            probe.at.op,
             probe.op,
             probe.seen
         )?;
@@ -215,7 +227,7 @@ fn write_run_details(out: &mut dyn Write, report: &Report) -> io::Result<()> {
 }
 
 /// What a self-updating program said of a run, and the platform's kill.
-fn write_self_update(out: &mut dyn Write, run: &crate::check::StrategyRun) -> io::Result<()> {
+fn write_self_update(out: &mut dyn Write, run: &StrategyRun) -> io::Result<()> {
     if let Some(update) = &run.self_update {
         writeln!(out, "            self-update: {update}")?;
     }
@@ -226,21 +238,17 @@ fn write_self_update(out: &mut dyn Write, run: &crate::check::StrategyRun) -> io
 }
 
 /// The strategy's ops around the first fault that fired.
-fn write_trace(out: &mut dyn Write, report: &Report) -> io::Result<()> {
-    let Some(outcome) = &report.run else {
-        return Ok(());
-    };
-    let trace = &outcome.trace;
+fn write_trace(out: &mut dyn Write, run: &RunBody) -> io::Result<()> {
+    let trace = &run.run.trace;
     let Some(fired) = trace.iter().position(|op| op.fault.is_some()) else {
         return Ok(());
     };
     writeln!(out, "\n  trace around the fault (the strategy's ops):")?;
-    let names = OpName::all(trace);
     let from = fired.saturating_sub(6);
     let to = (fired + 3).min(trace.len());
-    for (op, name) in trace[from..to].iter().zip(&names[from..to]) {
+    for op in &trace[from..to] {
         let marker = if op.fault.is_some() { ">" } else { " " };
-        writeln!(out, "  {marker} {:<14} {op}", name.to_string())?;
+        writeln!(out, "  {marker} {:<14} {op}", op.name.to_string())?;
     }
     Ok(())
 }
@@ -248,7 +256,7 @@ fn write_trace(out: &mut dyn Write, report: &Report) -> io::Result<()> {
 /// A strategy-by-property matrix of several reports.
 pub fn write_matrix(out: &mut dyn Write, reports: &[Report]) -> io::Result<()> {
     write!(out, "{:<24}", "strategy")?;
-    for property in crate::check::Property::ALL {
+    for property in Property::ALL {
         write!(out, " {:<8}", property.name())?;
     }
     writeln!(out)?;
@@ -274,47 +282,52 @@ pub fn write_matrix(out: &mut dyn Write, reports: &[Report]) -> io::Result<()> {
 
 /// A fuzzing session: what was tried, the smallest failing schedule with
 /// the command and scenario lines that replay it, and its run's report.
-pub fn write_fuzz(
-    out: &mut dyn Write,
-    fuzz: &crate::fuzz::FuzzReport,
-    color: bool,
-) -> io::Result<()> {
+fn write_fuzz(out: &mut dyn Write, report: &Report, fuzz: &FuzzBody, p: &Paint) -> io::Result<()> {
+    let stats = &fuzz.stats;
     writeln!(
         out,
-        "swapfault fuzz: {} ({}, seed {}, {:.1} s)",
-        fuzz.scenario,
-        counted(fuzz.cases as usize, "case"),
-        fuzz.seed,
-        fuzz.seconds
+        "{}",
+        p.paint(
+            "1",
+            &format!(
+                "swapfault fuzz: {} ({}, seed {}, {:.1} s)",
+                report.scenario,
+                counted(stats.cases as usize, "case"),
+                stats.seed,
+                stats.seconds
+            )
+        )
     )?;
     writeln!(
         out,
         "  {} placed, {} fired{}",
-        counted(fuzz.faults_placed as usize, "fault"),
-        fuzz.faults_fired,
+        counted(stats.faults_placed as usize, "fault"),
+        stats.faults_fired,
         if fuzz.failing.is_some() {
             " (before the first failing case)"
         } else {
             ""
         }
     )?;
-    if fuzz.interrupted {
+    if stats.interrupted {
         writeln!(out, "  interrupted: the cases above are those that ran")?;
     }
     let Some(failing) = &fuzz.failing else {
         writeln!(
             out,
             "  no failing fault schedule (the same schedules again: --seed {})",
-            fuzz.seed
+            stats.seed
         )?;
         return Ok(());
     };
+    let schedule: Vec<String> = failing.schedule.iter().map(|r| r.to_string()).collect();
     writeln!(
         out,
-        "  FAILING schedule of {}, shrunk in {}: {}",
-        counted(failing.schedule.len(), "fault"),
-        counted(fuzz.shrink_steps as usize, "run"),
-        failing.schedule.join(", ")
+        "  {} of {}, shrunk in {}: {}",
+        p.paint("31", "FAILING schedule"),
+        counted(schedule.len(), "fault"),
+        counted(stats.shrink_steps as usize, "run"),
+        schedule.join(", ")
     )?;
     if let Some(drawn) = &failing.new_size {
         writeln!(
@@ -323,7 +336,7 @@ pub fn write_fuzz(
             drawn.built_at, drawn.old_bytes, drawn.new_bytes
         )?;
     }
-    if let Some(limit) = &fuzz.shrink_limit {
+    if let Some(limit) = &stats.shrink_limit {
         writeln!(out, "  {limit}")?;
     }
     writeln!(out, "  replay: {}", failing.reproduce)?;
@@ -331,7 +344,7 @@ pub fn write_fuzz(
     for line in failing.snippet.lines() {
         writeln!(out, "    {line}")?;
     }
-    if let Some(path) = &fuzz.regressions {
+    if let Some(path) = &stats.regressions {
         writeln!(
             out,
             "  its seed is kept in {} (replayed before new cases; keep it in version control)",
@@ -339,10 +352,9 @@ pub fn write_fuzz(
         )?;
     }
     writeln!(out)?;
-    write(
-        out,
-        &failing.report,
-        "the failing schedule, replayed:",
-        color,
-    )
+    writeln!(out, "{}", p.paint("1", "the failing schedule, replayed:"))?;
+    write_run_details(out, &failing.replay)?;
+    writeln!(out)?;
+    write_properties(out, &report.properties, false, p)?;
+    write_trace(out, &failing.replay)
 }

@@ -2,7 +2,7 @@
 
 use std::io::{self, Write};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{Report, SCHEMA_VERSION};
 
@@ -12,9 +12,18 @@ pub fn write(out: &mut dyn Write, report: &Report) -> io::Result<()> {
     writeln!(out)
 }
 
-/// Several reports (`explore` of several scenarios).
+/// Several reports (`explore` of several scenarios), as read back.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Reports {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// One per scenario, in the order explored.
+    pub reports: Vec<Report>,
+}
+
+/// [`Reports`] as written.
 #[derive(Serialize)]
-struct Reports<'a> {
+struct ReportsOut<'a> {
     schema_version: u32,
     reports: &'a [Report],
 }
@@ -23,7 +32,7 @@ struct Reports<'a> {
 pub fn write_all(out: &mut dyn Write, reports: &[Report]) -> io::Result<()> {
     serde_json::to_writer_pretty(
         &mut *out,
-        &Reports {
+        &ReportsOut {
             schema_version: SCHEMA_VERSION,
             reports,
         },

@@ -1,74 +1,34 @@
-//! One [`Report`] for `run`, `check` and `explore`, and its renderers:
-//! [`human`] (the terminal view and the catalog matrix), [`json`] (with a
-//! schema version) and [`junit`]. The explorer emits [`Event`]s while it
-//! works (a progress bar consumes them); the finished [`Report`] is data,
-//! and renderers are the only code that turns it into text.
+//! One [`Report`] for every command (`run`, `check`, `explore`, `fuzz`):
+//! the verdict per property against the scenario's expectations, grouped
+//! findings with the command that reproduces each, and a body of what the
+//! command did ([`Body`]). It is data, read back with serde as it was
+//! written; renderers are the only code that turns it into text: [`human`]
+//! (the terminal view and the catalog matrix), [`json`] and [`junit`].
 
 pub mod human;
 pub mod json;
 pub mod junit;
+pub mod redact;
+pub mod reproduce;
 
-use fault_fs::plan::phase_prefix;
-use fault_fs::{CrashPoint, OpKind, Phase};
-use serde::Serialize;
-use std::collections::BTreeSet;
+use fault_fs::{phase_prefix, CrashPoint, OpKind, Phase, Rule};
+use serde::{Deserialize, Serialize};
 
-use crate::check::{Observations, Property, Verdict};
-use crate::explore::PointResult;
-use crate::runner::RunOutcome;
-use crate::scenario::{Expectation, Scenario, Versions};
+use crate::observe::Observations;
+use crate::outcome::{
+    DrawnSize, Exploration, FuzzOutcome, FuzzStats, PointResult, Points, Property, RunOutcome,
+    Verdict,
+};
+use crate::scenario::{Expectation, Scenario};
+use redact::{redact_run_names, RecordedNames};
+use reproduce::{reproduction_prefix, run_command, shell_quote};
 
 /// The version of the JSON shape: raised when a field changes meaning or
 /// goes away (adding a field does not raise it).
-pub const SCHEMA_VERSION: u32 = 2;
-
-/// What the explorer tells while it works.
-#[derive(Debug)]
-pub enum Event<'a> {
-    /// The recording run is done; this many crash points will be checked.
-    Planned {
-        /// The scenario.
-        scenario: &'a str,
-        /// Points to check.
-        points: usize,
-    },
-    /// One crash point is done.
-    PointDone {
-        /// Its result.
-        result: &'a PointResult,
-    },
-}
-
-/// Which command made the report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    /// One run (`run`, `check`).
-    Run,
-    /// Every crash point of a recorded run (`explore`).
-    Explore,
-}
-
-/// How many crash points an exploration had and checked.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Points {
-    /// Crash points derived from the recording.
-    pub total: usize,
-    /// Points checked (fewer with `--partition`, `--max-runs` or Ctrl-C).
-    pub checked: usize,
-    /// Of those, points that ran the strategy up to their fault.
-    pub run: usize,
-    /// Of those, power cuts computed from the recording instead.
-    pub computed: usize,
-    /// The distinct durable states among the computed ones (one retry each).
-    pub durable_states: usize,
-    /// This machine's share of the points (`--partition K/N`), if only one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub partition: Option<crate::explore::Partition>,
-}
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// A property's verdict over a whole report.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Status {
     /// Exercised, and no finding.
@@ -92,7 +52,7 @@ impl Status {
 
 /// Findings of one property that say the same thing: same kind of fault,
 /// same observation (temp names aside), at any of `points`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FindingGroup {
     /// Where: `kill-after at any of write#1–#7 (7 points)`, `in every run`.
     pub summary: String,
@@ -102,7 +62,7 @@ pub struct FindingGroup {
     pub points: Vec<CrashPoint>,
     /// For a finding of the undisturbed run: at how many crash points it
     /// was seen again (those are not listed as groups of their own).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recurs_at: Option<usize>,
     /// The command that reproduces it: at its first point at a mutating op
     /// (their order is stable across runs), else at its first point.
@@ -110,18 +70,18 @@ pub struct FindingGroup {
 }
 
 /// The verdict on one property, against the scenario's expectation.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PropertyReport {
     /// The property.
     pub property: Property,
     /// Pass, fail or not exercised.
     pub status: Status,
     /// Why it was not exercised.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub why_not_exercised: Option<String>,
     /// A part of it that no run could exercise, and why (`owner not
     /// exercised: …`).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part_not_exercised: Option<String>,
     /// Grouped findings; empty unless it failed.
     pub groups: Vec<FindingGroup>,
@@ -132,7 +92,7 @@ pub struct PropertyReport {
 }
 
 /// A crash point that could not be checked, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PointError {
     /// The point.
     pub point: CrashPoint,
@@ -140,38 +100,89 @@ pub struct PointError {
     pub error: String,
 }
 
-/// What a run or an exploration found: the one result type every command
-/// and renderer shares.
-#[derive(Clone, Debug, Serialize)]
+/// What a command found: the one result type every command and renderer
+/// shares, and the one JSON shape (`--json`) read back as it was written.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Report {
     /// [`SCHEMA_VERSION`].
     pub schema_version: u32,
-    /// What made it.
-    pub mode: Mode,
     /// The scenario's name.
     pub scenario: String,
     /// What the scenario shows.
     pub description: String,
+    /// What the target is (`library target app/libcanary.so`).
+    pub target: String,
     /// The command that reruns the scenario (findings add `--fault`).
     pub command: String,
-    /// Ops the strategy made (in the recording, for an exploration).
-    pub ops: usize,
-    /// Crash points (an exploration's).
-    pub points: Points,
-    /// One per property, in [`Property::ALL`] order.
+    /// One per property, in [`Property::ALL`] order; for fuzzing, those of
+    /// the failing schedule's replay (none when no schedule failed).
     pub properties: Vec<PropertyReport>,
+    /// Every verdict as the scenario expects and nothing failed to run.
+    pub as_expected: bool,
+    /// What the command did.
+    pub body: Body,
+}
+
+/// What made a [`Report`], and what it did.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "kebab-case")]
+pub enum Body {
+    /// One run (`run`, `check`).
+    Run(Box<RunBody>),
+    /// Every crash point of a recorded run (`explore`).
+    Explore(ExploreBody),
+    /// Random fault schedules (`fuzz`).
+    Fuzz(FuzzBody),
+}
+
+/// One run, with its retries.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunBody {
+    /// Ops the strategy made in its first run.
+    pub ops: usize,
+    /// The run.
+    pub run: RunOutcome,
+}
+
+/// An exploration.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ExploreBody {
+    /// Ops the strategy made in the recording.
+    pub ops: usize,
+    /// Crash points, and how they were checked.
+    pub points: Points,
     /// Points that could not be checked.
     pub errors: Vec<PointError>,
     /// Stopped early (Ctrl-C).
     pub interrupted: bool,
-    /// Every verdict as the scenario expects and no point failed to run.
-    pub as_expected: bool,
-    /// The run, for a report of one run.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub run: Option<RunOutcome>,
-    /// Every crash point and its findings, for an exploration.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    /// Every crash point checked and its findings.
     pub point_results: Vec<PointResult>,
+}
+
+/// A fuzzing session.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FuzzBody {
+    /// What it tried.
+    pub stats: FuzzStats,
+    /// The smallest failing schedule found, if one was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing: Option<Box<FailingSchedule>>,
+}
+
+/// A failing fault schedule, shrunk, and how to replay it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct FailingSchedule {
+    /// Its faults.
+    pub schedule: Vec<Rule>,
+    /// The new canary's size it drew, where not the scenario's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_size: Option<DrawnSize>,
+    /// The command that replays it.
+    pub reproduce: String,
+    /// The lines that make the scenario file run it.
+    pub snippet: String,
+    /// Its replay (the report's properties are this run's verdicts).
+    pub replay: RunBody,
 }
 
 impl Report {
@@ -180,81 +191,49 @@ impl Report {
         self.properties.iter().find(|p| p.property == property)
     }
 
-    /// The report of one run of `scenario`. A single run hits one crash
-    /// point at most, and the scenario's expectations speak of all of them:
-    /// a pass where a failure is expected has just not hit the failing
-    /// point, so only an unexpected failure counts against it.
-    pub fn of_run(scenario: &Scenario, outcome: RunOutcome) -> Report {
-        let command = run_command(scenario, &outcome);
-        let properties: Vec<PropertyReport> = Property::ALL
-            .into_iter()
-            .map(|property| {
-                let verdict = outcome.evaluation.verdict(property);
-                let groups = verdict
-                    .findings()
-                    .iter()
-                    .map(|finding| FindingGroup {
-                        summary: match &finding.crash_point {
-                            Some(point) => where_seen(std::slice::from_ref(point)),
-                            None => "in the undisturbed run".into(),
-                        },
-                        seen: finding.seen_in_full(),
-                        points: finding.crash_point.iter().cloned().collect(),
-                        recurs_at: None,
-                        reproduce: command.clone(),
-                    })
-                    .collect();
-                let status = status_of(verdict.exercised(), !verdict.findings().is_empty());
-                let expected = scenario.expect().get(&property).copied();
-                PropertyReport {
-                    property,
-                    status,
-                    why_not_exercised: why_not(verdict),
-                    part_not_exercised: part_not_exercised(property, &outcome.observed, scenario),
-                    groups,
-                    expected,
-                    as_expected: !(status == Status::Fail && expected != Some(Expectation::Fail)),
-                }
-            })
-            .collect();
+    /// The report of one run of `scenario` on `target` (as
+    /// [`crate::target::Prepared::describe_target`] says it). A single run
+    /// hits one crash point at most, and the scenario's expectations speak
+    /// of all of them: a pass where a failure is expected has just not hit
+    /// the failing point, so only an unexpected failure counts against it.
+    pub fn of_run(scenario: &Scenario, target: &str, outcome: RunOutcome) -> Report {
+        let command = run_command(scenario, &outcome.faults);
+        let properties = run_properties(scenario, &outcome, &command);
         Report {
             schema_version: SCHEMA_VERSION,
-            mode: Mode::Run,
             scenario: scenario.name.clone(),
             description: scenario.description.clone(),
+            target: target.to_owned(),
             as_expected: properties.iter().all(|p| p.as_expected),
             command,
-            ops: outcome.trace.len(),
-            points: Points::default(),
             properties,
-            errors: Vec::new(),
-            interrupted: false,
-            run: Some(outcome),
-            point_results: Vec::new(),
+            body: Body::Run(Box::new(RunBody {
+                ops: outcome.trace.len(),
+                run: outcome,
+            })),
         }
     }
 
-    /// The report of an exploration of `scenario`: `record` is the
-    /// undisturbed recording, `results` the points checked (in order).
-    /// Findings of the recording are said once, with the number of points
-    /// they recur at, and not again per point; the others are grouped by
-    /// property, kind of fault and what was seen.
-    pub fn of_exploration(
-        scenario: &Scenario,
-        record: &RunOutcome,
-        results: Vec<PointResult>,
-        points: Points,
-        interrupted: bool,
-    ) -> Report {
+    /// The report of an exploration of `scenario` on `target`. Findings of
+    /// the recording are said once, with the number of points they recur
+    /// at, and not again per point; the others are grouped by property,
+    /// kind of fault and what was seen.
+    pub fn of_exploration(scenario: &Scenario, target: &str, explored: Exploration) -> Report {
+        let Exploration {
+            record,
+            results,
+            points,
+            interrupted,
+        } = explored;
         let command = reproduction_prefix(scenario);
         // No crash point at all: the exploration tested nothing, and says so.
         let nothing = (points.total == 0 && !interrupted).then_some(NO_CRASH_POINT);
-        let names = RecordedNames::of(record, &results);
+        let names = RecordedNames::of(&record, &results);
         let properties: Vec<PropertyReport> = Property::ALL
             .into_iter()
             .map(|property| {
                 let mut report =
-                    explored_property(property, record, &results, &names, &command, scenario);
+                    explored_property(property, &record, &results, &names, &command, scenario);
                 if report.status == Status::NotExercised {
                     if let Some(why) = nothing {
                         report.why_not_exercised = Some(why.into());
@@ -291,22 +270,119 @@ impl Report {
             .collect();
         Report {
             schema_version: SCHEMA_VERSION,
-            mode: Mode::Explore,
             scenario: scenario.name.clone(),
             description: scenario.description.clone(),
+            target: target.to_owned(),
             as_expected: properties.iter().all(|p| p.as_expected)
                 && errors.is_empty()
                 && nothing.is_none(),
             command,
-            ops: record.trace.len(),
-            points,
             properties,
-            errors,
-            interrupted,
-            run: None,
-            point_results: results,
+            body: Body::Explore(ExploreBody {
+                ops: record.trace.len(),
+                points,
+                errors,
+                interrupted,
+                point_results: results,
+            }),
         }
     }
+
+    /// The report of a fuzzing session of `scenario` on `target`: as
+    /// expected when no schedule failed; its properties are those of the
+    /// failing schedule's replay.
+    pub fn of_fuzz(scenario: &Scenario, target: &str, fuzzed: FuzzOutcome) -> Report {
+        let FuzzOutcome { stats, failing } = fuzzed;
+        let failing = failing.map(|failing| {
+            // The replay's scenario: with the new size the case drew.
+            let replayed = match &failing.new_size {
+                Some(drawn) => scenario
+                    .with_new_size(drawn.built_at)
+                    .unwrap_or_else(|_| scenario.clone()),
+                None => scenario.clone(),
+            };
+            let reproduce = run_command(&replayed, &failing.schedule);
+            let quoted: Vec<String> = failing
+                .schedule
+                .iter()
+                .map(|rule| shell_quote(&rule.to_string()))
+                .collect();
+            let target = failing.new_size.as_ref().map_or(String::new(), |n| {
+                format!("[target]\nnew_size = {}\n", n.built_at)
+            });
+            let properties = run_properties(&replayed, &failing.run, &reproduce);
+            let schedule = FailingSchedule {
+                schedule: failing.schedule,
+                new_size: failing.new_size,
+                snippet: format!("{target}[strategy]\nfaults = [{}]", quoted.join(", ")),
+                reproduce,
+                replay: RunBody {
+                    ops: failing.run.trace.len(),
+                    run: failing.run,
+                },
+            };
+            (schedule, properties)
+        });
+        let (failing, properties) = match failing {
+            Some((failing, properties)) => (Some(Box::new(failing)), properties),
+            None => (None, Vec::new()),
+        };
+        Report {
+            schema_version: SCHEMA_VERSION,
+            scenario: scenario.name.clone(),
+            description: scenario.description.clone(),
+            target: target.to_owned(),
+            command: reproduction_prefix(scenario),
+            as_expected: failing.is_none(),
+            properties,
+            body: Body::Fuzz(FuzzBody { stats, failing }),
+        }
+    }
+
+    /// The run of a report of one run, or of a fuzzing session's replay.
+    pub fn run(&self) -> Option<&RunBody> {
+        match &self.body {
+            Body::Run(run) => Some(run),
+            Body::Fuzz(fuzz) => fuzz.failing.as_ref().map(|f| &f.replay),
+            Body::Explore(_) => None,
+        }
+    }
+}
+
+/// The properties of one run of `scenario`, each finding reproduced by
+/// `command`.
+fn run_properties(scenario: &Scenario, outcome: &RunOutcome, command: &str) -> Vec<PropertyReport> {
+    Property::ALL
+        .into_iter()
+        .map(|property| {
+            let verdict = outcome.evaluation.verdict(property);
+            let groups = verdict
+                .findings()
+                .iter()
+                .map(|finding| FindingGroup {
+                    summary: match &finding.crash_point {
+                        Some(point) => where_seen(std::slice::from_ref(point)),
+                        None => "in the undisturbed run".into(),
+                    },
+                    seen: finding.seen_in_full(),
+                    points: finding.crash_point.iter().cloned().collect(),
+                    recurs_at: None,
+                    reproduce: command.to_owned(),
+                })
+                .collect();
+            let status = status_of(verdict.exercised(), !verdict.findings().is_empty());
+            let expected = scenario.expect().get(&property).copied();
+            PropertyReport {
+                property,
+                status,
+                why_not_exercised: why_not(verdict),
+                part_not_exercised: part_not_exercised(property, &outcome.observed, scenario),
+                groups,
+                expected,
+                as_expected: !(status == Status::Fail && expected != Some(Expectation::Fail)),
+            }
+        })
+        .collect()
 }
 
 /// Why an exploration with no crash point exercised nothing.
@@ -347,7 +423,7 @@ fn part_not_exercised(
                     .is_some_and(|u| u.running.is_some())
             });
         let others = scenario.live || !scenario.live_commands.is_empty();
-        if scenario.self_update.is_some() && !restarted && others {
+        if scenario.strategy.self_update.is_some() && !restarted && others {
             // The other live processes earned the pass, if it is one.
             parts.push("self-update not exercised: the program never executed itself again");
         }
@@ -360,7 +436,7 @@ fn part_not_exercised(
             "owner not exercised: one uid is mapped (rootless), so every file has the same owner",
         );
     }
-    if scenario.xattrs.is_empty() {
+    if scenario.target.xattrs.is_empty() {
         parts.push("xattrs not exercised: the old target has none (`target.xattrs` gives it some)");
     }
     (!parts.is_empty()).then(|| parts.join("; "))
@@ -487,17 +563,17 @@ pub fn where_seen(points: &[CrashPoint]) -> String {
         if !faults.contains(&fault) {
             faults.push(fault);
         }
-        if point.after > 0 {
-            let op = format!("{}{}", phase_prefix(point.phase), point.op());
+        if point.op.after > 0 {
+            let op = format!("{}{}", phase_prefix(point.phase), point.op);
             if !after.contains(&op) {
                 after.push(op);
             }
             continue;
         }
-        let kind = (point.phase, point.kind);
+        let kind = (point.phase, point.op.kind);
         match ops.iter_mut().find(|(k, _)| *k == kind) {
-            Some((_, nths)) => nths.push(point.nth),
-            None => ops.push((kind, vec![point.nth])),
+            Some((_, nths)) => nths.push(point.op.nth),
+            None => ops.push((kind, vec![point.op.nth])),
         }
     }
     let mut at: Vec<String> = Vec::new();
@@ -535,218 +611,6 @@ pub fn where_seen(points: &[CrashPoint]) -> String {
     } else {
         format!("{faults} at any of {ops} ({} points)", points.len())
     }
-}
-
-/// Replaces what differs between runs of the same crash point: mktemp-style
-/// suffixes of paths (`/app/.swap.Uw1f1j` becomes `/app/.swap.XXXXXX`, an
-/// xattr `user.origin` stays) and process ids
-/// (`(pid 1306)` becomes `(pid N)`).
-pub fn redact_run_names(text: &str) -> String {
-    let mut after_pid = false;
-    text.split(' ')
-        .map(|word| {
-            let (core, tail) = word.split_at(
-                word.trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
-                    .len(),
-            );
-            let pid = std::mem::replace(&mut after_pid, word == "(pid");
-            if pid && !core.is_empty() && core.chars().all(|c| c.is_ascii_digit()) {
-                return format!("N{tail}");
-            }
-            match core.rsplit_once('.') {
-                Some((stem, suffix))
-                    if word.contains('/')
-                        && suffix.len() == 6
-                        && suffix.chars().all(|c| c.is_ascii_alphanumeric()) =>
-                {
-                    format!("{stem}.XXXXXX{tail}")
-                }
-                _ => word.to_owned(),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// The names (path components) an exploration met: in the recorded run's
-/// ops and in what its crash points saw. Two draws of the same temp name
-/// (`.tmpHuFbBK` and `.tmpQwErTy` from the tempfile crate's `.tmp` + six
-/// random characters) tell its random part from its fixed part, whatever
-/// library made it.
-pub struct RecordedNames(BTreeSet<String>);
-
-impl RecordedNames {
-    /// The names of `record`'s traces and of the paths `results` saw.
-    pub fn of(record: &RunOutcome, results: &[PointResult]) -> Self {
-        let ops = record
-            .trace
-            .iter()
-            .chain(record.retry_traces.iter().flatten());
-        let traced = ops.flat_map(|op| {
-            std::iter::once(op.path.to_string()).chain(op.path2.as_ref().map(|p| p.to_string()))
-        });
-        let seen = results.iter().flat_map(|r| &r.findings).flat_map(|f| {
-            f.seen
-                .split(' ')
-                .filter(|w| w.contains('/'))
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        });
-        let names = traced
-            .chain(seen)
-            .flat_map(|path| {
-                path.split('/')
-                    .map(|part| core_of(part).0.to_owned())
-                    .collect::<Vec<_>>()
-            })
-            .filter(|name| !name.is_empty())
-            .collect();
-        RecordedNames(names)
-    }
-
-    /// `text` with the random characters of the names in its paths
-    /// redacted: a path component that differs from another name met only
-    /// inside one run of letters and digits (in four or more places) has
-    /// that run's last six characters, or the whole run where more of it
-    /// differs, replaced by `X`, where that leaves a fixed part. So two
-    /// draws read the same.
-    pub fn redact(&self, text: &str) -> String {
-        text.split(' ')
-            .map(|word| {
-                if !word.contains('/') {
-                    return word.to_owned();
-                }
-                word.split('/')
-                    .map(|part| {
-                        let (core, tail) = core_of(part);
-                        match self.redacted(core) {
-                            Some(redacted) => format!("{redacted}{tail}"),
-                            None => part.to_owned(),
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join("/")
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
-    }
-
-    fn redacted(&self, name: &str) -> Option<String> {
-        if !name.is_ascii() {
-            return None;
-        }
-        let bytes = name.as_bytes();
-        let alnum = |i: usize| bytes[i].is_ascii_alphanumeric();
-        self.0
-            .iter()
-            .filter(|other| other.len() == name.len() && *other != name)
-            .find_map(|other| {
-                let other = other.as_bytes();
-                let differs: Vec<usize> =
-                    (0..bytes.len()).filter(|&i| bytes[i] != other[i]).collect();
-                let (first, last) = (*differs.first()?, *differs.last()?);
-                if differs.len() < 4 || !(first..=last).all(alnum) {
-                    return None;
-                }
-                // The run of letters and digits around the differences.
-                let start = (0..first)
-                    .rev()
-                    .take_while(|&i| alnum(i))
-                    .last()
-                    .unwrap_or(first);
-                let end = (last + 1..bytes.len())
-                    .take_while(|&i| alnum(i))
-                    .last()
-                    .map_or(last + 1, |i| i + 1);
-                let from = if first + 6 >= end && end >= start + 6 {
-                    end - 6
-                } else {
-                    start
-                };
-                // A draw is six characters or more, beside a fixed part
-                // (`mnt` and `app` are two names, not two draws).
-                if end - from < 6 || end - from == bytes.len() {
-                    return None;
-                }
-                let mut out = bytes.to_vec();
-                out[from..end].fill(b'X');
-                String::from_utf8(out).ok()
-            })
-    }
-}
-
-/// A path component without the punctuation that follows it in a text
-/// (`.tmpHuFbBK,`), and that punctuation.
-fn core_of(part: &str) -> (&str, &str) {
-    let len = part
-        .trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
-        .len();
-    part.split_at(len)
-}
-
-/// Quotes `text` for a POSIX shell.
-pub fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
-}
-
-/// The command that reruns a scenario; a reproduction adds `--fault`.
-pub fn reproduction_prefix(scenario: &Scenario) -> String {
-    match &scenario.source {
-        Some(path) => {
-            let mut command = format!("swapfault run {}", shell_quote(&path.display().to_string()));
-            if let (true, Versions::Canary { new_size, .. }) =
-                (scenario.new_size_overridden, &scenario.versions)
-            {
-                command.push_str(&format!(" --new-size {new_size}"));
-            }
-            if scenario.platform_given {
-                command.push_str(&format!(" --platform {}", scenario.platform.name()));
-            }
-            command
-        }
-        None => {
-            let kind = scenario.kind.name();
-            let strategy = match &scenario.self_update {
-                Some(spec) => format!("--self-update {spec}"),
-                None => format!("--strategy {}", shell_quote(&scenario.command)),
-            };
-            let mut command = format!("swapfault check {strategy} --target {kind}");
-            if scenario.platform != crate::scenario::Platform::Linux {
-                command.push_str(&format!(" --platform {}", scenario.platform.name()));
-            }
-            match &scenario.versions {
-                Versions::Canary { size, new_size } => {
-                    command.push_str(&format!(" --size {size}"));
-                    if *new_size != crate::scenario::default_new_size(*size) {
-                        command.push_str(&format!(" --new-size {new_size}"));
-                    }
-                }
-                Versions::Files { old, new } => {
-                    for (flag, path) in [("--old", old), ("--new", new)] {
-                        let path = shell_quote(&path.display().to_string());
-                        command.push_str(&format!(" {flag} {path}"));
-                    }
-                }
-            }
-            if scenario.symlink {
-                command.push_str(" --symlinked");
-            }
-            for live in &scenario.live_commands {
-                command.push_str(&format!(" --live {}", shell_quote(live)));
-            }
-            command
-        }
-    }
-}
-
-/// The command that reruns this very run: the scenario and its faults.
-fn run_command(scenario: &Scenario, outcome: &RunOutcome) -> String {
-    let mut command = reproduction_prefix(scenario);
-    for rule in &outcome.faults {
-        command.push_str(" --fault ");
-        command.push_str(&shell_quote(&rule.to_string()));
-    }
-    command
 }
 
 /// `1 op`, `2 ops`.
@@ -811,13 +675,29 @@ mod tests {
         );
     }
 
+    /// The report of an exploration whose recording was `record`.
+    fn explored(
+        scenario: &Scenario,
+        record: &RunOutcome,
+        results: Vec<PointResult>,
+        points: Points,
+    ) -> Report {
+        let exploration = Exploration {
+            record: record.clone(),
+            results,
+            points,
+            interrupted: false,
+        };
+        Report::of_exploration(scenario, "library target", exploration)
+    }
+
     fn undisturbed(scenario: &Scenario) -> RunOutcome {
-        with_mode(scenario, scenario.mode)
+        with_mode(scenario, scenario.target.mode)
     }
 
     /// An undisturbed run that left the new target at `mode`.
     fn with_mode(scenario: &Scenario, mode: u32) -> RunOutcome {
-        use crate::check::{StrategyRun, TargetClass, TargetState};
+        use crate::observe::{StrategyRun, TargetClass, TargetState};
         let target = |class| TargetState {
             class,
             ..TargetState::missing()
@@ -826,7 +706,7 @@ mod tests {
             fired: Vec::new(),
             before: target(TargetClass::Old),
             first: StrategyRun {
-                exit: crate::live::Exit::Code(0),
+                exit: crate::observe::Exit::Code(0),
                 stderr: String::new(),
                 target: TargetState {
                     mode: Some(mode),
@@ -843,13 +723,13 @@ mod tests {
             probes: Vec::new(),
             single_uid: false,
         };
-        let wanted = crate::check::Wanted {
-            mode: scenario.mode,
+        let wanted = crate::observe::Wanted {
+            mode: scenario.target.mode,
             xattrs: Default::default(),
         };
         RunOutcome {
             faults: Vec::new(),
-            evaluation: crate::check::evaluate(&observed, &wanted),
+            evaluation: crate::judge::evaluate(&observed, &wanted),
             observed,
             trace: Vec::new(),
             retry_traces: Vec::new(),
@@ -859,12 +739,11 @@ mod tests {
     #[test]
     fn an_exploration_with_no_crash_point_tested_nothing_and_is_no_success() {
         let scenario = Scenario::ad_hoc("timeout 60 install", crate::TargetKind::Lib, 65536, 65536);
-        let report = Report::of_exploration(
+        let report = explored(
             &scenario,
             &undisturbed(&scenario),
             Vec::new(),
             Points::default(),
-            false,
         );
         assert!(!report.as_expected);
         let kill = report.property(Property::Kill).expect("kill");
@@ -891,7 +770,7 @@ mod tests {
             run: 1,
             ..Points::default()
         };
-        let report = Report::of_exploration(&scenario, &record, vec![one_point], points, false);
+        let report = explored(&scenario, &record, vec![one_point], points);
         let live = report.property(Property::Live).expect("live");
         assert_eq!(live.status, Status::NotExercised);
         assert!(!live.as_expected);
@@ -914,7 +793,7 @@ mod tests {
                 run: n,
                 ..Points::default()
             };
-            let report = Report::of_exploration(&scenario, &kept, results, points, false);
+            let report = explored(&scenario, &kept, results, points);
             let meta = report.property(Property::Meta).expect("meta").clone();
             assert_eq!(meta.groups.len(), 1, "{:?}", meta.groups);
             meta.groups[0].reproduce.clone()
@@ -947,7 +826,7 @@ mod tests {
         };
         let meta = |results: Vec<PointResult>| {
             let n = results.len();
-            let report = Report::of_exploration(&scenario, &lost, results, points(n), false);
+            let report = explored(&scenario, &lost, results, points(n));
             let meta = report.property(Property::Meta).expect("meta").clone();
             assert_eq!(meta.status, Status::Fail);
             assert_eq!(meta.groups.len(), 1, "said once: {:?}", meta.groups);
@@ -999,75 +878,17 @@ mod tests {
             .expect("a self-update");
         scenario.live = true;
         let mut observed = undisturbed(&scenario).observed;
-        observed.first.self_update = Some(crate::check::SelfUpdateReport::parse(
+        observed.first.self_update = Some(crate::observe::SelfUpdateReport::parse(
             "start 1 1\nfailed open 26\n",
         ));
         let part = part_not_exercised(Property::Live, &observed, &scenario);
         assert!(part.is_some_and(|p| p.starts_with("self-update not exercised")));
-        observed.first.self_update = Some(crate::check::SelfUpdateReport::parse(
+        observed.first.self_update = Some(crate::observe::SelfUpdateReport::parse(
             "start 1 1\nreplaced\nreexec\nrunning 2 1\n",
         ));
         assert_eq!(
             part_not_exercised(Property::Live, &observed, &scenario),
             None
-        );
-    }
-
-    #[test]
-    fn random_parts_of_recorded_names_are_redacted() {
-        let names = RecordedNames(
-            [
-                "app",
-                "mnt",
-                ".tmpQwErTy",
-                ".tmpHuFbBK",
-                ".self.__temp__aB3dE9",
-                ".self.__temp__Vblc0y",
-                ".atomicwriteZZ9ZZZ",
-                ".atomicwriteZx2DyE",
-                "tmpfile.tmp",
-                ".libcanary.so.previous",
-                "user.origin",
-            ]
-            .map(str::to_owned)
-            .into(),
-        );
-        assert_eq!(
-            names.redact("stray files left: /app/.tmpHuFbBK, /app/.self.__temp__Vblc0y"),
-            "stray files left: /app/.tmpXXXXXX, /app/.self.__temp__XXXXXX"
-        );
-        // A draw whose first characters happen to match another's reads
-        // the same; a directory's random part too.
-        assert_eq!(
-            names.redact("/app/.atomicwriteZx2DyE/tmpfile.tmp"),
-            "/app/.atomicwriteXXXXXX/tmpfile.tmp"
-        );
-        // Names with no other draw, words that are not paths, and a name
-        // one character off another, stay.
-        assert_eq!(
-            names.redact("/app/.libcanary.so.previous /app/.libcanary.so.previout /app/x"),
-            "/app/.libcanary.so.previous /app/.libcanary.so.previout /app/x"
-        );
-        assert_eq!(
-            names.redact("the xattr user.origin"),
-            "the xattr user.origin"
-        );
-        assert_eq!(names.redact("$RUN/mnt/app/x"), "$RUN/mnt/app/x");
-    }
-
-    #[test]
-    fn temp_names_and_pids_are_redacted() {
-        assert_eq!(
-            redact_run_names("stray files left: /app/.swap.8czbLu, /app/x"),
-            "stray files left: /app/.swap.XXXXXX, /app/x"
-        );
-        assert_eq!(
-            redact_run_names("live canary (pid 1306) died: killed by SIGBUS"),
-            "live canary (pid N) died: killed by SIGBUS"
-        );
-        assert_eq!(
-            redact_run_names("xattrs lost or changed: user.origin"),
-            "xattrs lost or changed: user.origin"
         );
     }
 }

@@ -1,0 +1,58 @@
+//! Why a run could not be carried out: the one error type of the engine
+//! (as opposed to a finding, which is a run's result).
+
+use fault_fs::{MountError, PlanError};
+
+use crate::canary::CanaryError;
+use crate::live::LiveError;
+use crate::observe::Exit;
+use crate::sandbox::SandboxError;
+
+/// Why a run could not be carried out (as opposed to a finding).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Mounting failed.
+    #[error(transparent)]
+    Mount(#[from] MountError),
+    /// The canary could not be built.
+    #[error(transparent)]
+    Canary(#[from] CanaryError),
+    /// A fault spec does not parse.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// Files could not be read or staged.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The live canary could not be started.
+    #[error(transparent)]
+    Live(#[from] LiveError),
+    /// The strategy's sandbox could not be started.
+    #[error(transparent)]
+    Sandbox(#[from] SandboxError),
+    /// One of the scenario's live commands could not be started.
+    #[error("cannot start live command `{command}`: {source}")]
+    LiveCommand {
+        /// The command.
+        command: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// One of the scenario's live commands ended before the strategy ran.
+    #[error("live command `{command}` ended before the strategy ran ({exit}) (hint: a live command must keep running, e.g. `./canary` or `sleep 60 < $SWAPFAULT_TARGET`)")]
+    LiveCommandEnded {
+        /// The command.
+        command: String,
+        /// How it ended.
+        exit: Exit,
+    },
+}
+
+pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RunError {
+    let what = what.into();
+    move |source| RunError::Io { what, source }
+}

@@ -1,0 +1,81 @@
+//! The one command that reproduces a finding: the scenario (its file, or
+//! the ad-hoc flags that make it, with whatever was given apart from the
+//! file) and the fault.
+
+use fault_fs::Rule;
+
+use crate::scenario::{default_new_size, Override, Platform, Scenario, Versions};
+
+/// Quotes `text` for a POSIX shell.
+pub fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// The command that reruns a scenario; a reproduction adds `--fault`.
+pub fn reproduction_prefix(scenario: &Scenario) -> String {
+    match &scenario.source {
+        Some(path) => {
+            let mut command = format!("swapfault run {}", shell_quote(&path.display().to_string()));
+            for given in &scenario.overrides {
+                command.push_str(&match given {
+                    Override::NewSize(size) => format!(" --new-size {size}"),
+                    Override::Platform(platform) => format!(" --platform {}", platform.name()),
+                    Override::Timeout(timeout) => {
+                        format!(" --timeout {}", humantime::format_duration(*timeout))
+                    }
+                });
+            }
+            command
+        }
+        None => {
+            let kind = scenario.target.kind.name();
+            let strategy = match &scenario.strategy.self_update {
+                Some(spec) => format!("--self-update {spec}"),
+                None => format!("--strategy {}", shell_quote(&scenario.strategy.command)),
+            };
+            let mut command = format!("swapfault check {strategy} --target {kind}");
+            if scenario.platform != Platform::Linux {
+                command.push_str(&format!(" --platform {}", scenario.platform.name()));
+            }
+            if let Some(Override::Timeout(timeout)) = scenario
+                .overrides
+                .iter()
+                .find(|given| matches!(given, Override::Timeout(_)))
+            {
+                let timeout = humantime::format_duration(*timeout);
+                command.push_str(&format!(" --timeout {timeout}"));
+            }
+            match &scenario.target.versions {
+                Versions::Canary { size, new_size } => {
+                    command.push_str(&format!(" --size {size}"));
+                    if *new_size != default_new_size(*size) {
+                        command.push_str(&format!(" --new-size {new_size}"));
+                    }
+                }
+                Versions::Files { old, new } => {
+                    for (flag, path) in [("--old", old), ("--new", new)] {
+                        let path = shell_quote(&path.display().to_string());
+                        command.push_str(&format!(" {flag} {path}"));
+                    }
+                }
+            }
+            if scenario.target.symlink {
+                command.push_str(" --symlinked");
+            }
+            for live in &scenario.live_commands {
+                command.push_str(&format!(" --live {}", shell_quote(live)));
+            }
+            command
+        }
+    }
+}
+
+/// The command that reruns this very run: the scenario and its faults.
+pub fn run_command(scenario: &Scenario, faults: &[Rule]) -> String {
+    let mut command = reproduction_prefix(scenario);
+    for rule in faults {
+        command.push_str(" --fault ");
+        command.push_str(&shell_quote(&rule.to_string()));
+    }
+    command
+}
