@@ -1,16 +1,18 @@
-//! The README says what the binary does: its command table lists exactly
-//! the flags of each command's `--help`, its exit-code table is the one in
-//! `src/exit.rs`, and its scenario-error table is what the files in
-//! `scenarios/invalid/` give.
+//! The docs say what the binary does: docs/USAGE.md's command table lists
+//! exactly the flags of each command's `--help`, its exit-code table is the
+//! one in `src/exit.rs`; docs/SCENARIOS.md's scenario-error table is what
+//! the files in `scenarios/invalid/` give; the README's exploration is what
+//! `explore` prints.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use crate::support::swapfault;
 
-fn readme() -> String {
-    std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("README.md"))
-        .expect("README")
+/// A document of the repository, by its path from the root.
+fn doc(path: &str) -> String {
+    std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path))
+        .unwrap_or_else(|err| panic!("{path}: {err}"))
 }
 
 /// The `--flags` named in `text`.
@@ -30,7 +32,7 @@ fn flags(text: &str) -> BTreeSet<String> {
     found
 }
 
-/// The README table's rows (cells split on unescaped `|`) after `header`.
+/// A markdown table's rows (cells split on unescaped `|`) after `header`.
 fn table_rows(readme: &str, header: &str) -> Vec<Vec<String>> {
     let start = readme
         .find(header)
@@ -51,13 +53,13 @@ fn table_rows(readme: &str, header: &str) -> Vec<Vec<String>> {
 
 #[test]
 fn the_command_table_names_every_flag_of_every_command() {
-    let readme = readme();
-    let rows = table_rows(&readme, "| command | flags | what it does |");
-    for command in ["demo", "check", "run", "explore", "mount", "bench"] {
+    let usage = doc("docs/USAGE.md");
+    let rows = table_rows(&usage, "| command | flags | what it does |");
+    for command in ["demo", "check", "run", "explore", "fuzz", "mount", "bench"] {
         let row = rows
             .iter()
             .find(|row| row[0].starts_with(&format!("`swapfault {command}")))
-            .unwrap_or_else(|| panic!("README has no row for `swapfault {command}`"));
+            .unwrap_or_else(|| panic!("USAGE.md has no row for `swapfault {command}`"));
         let output = swapfault()
             .args([command, "--help"])
             .output()
@@ -67,7 +69,7 @@ fn the_command_table_names_every_flag_of_every_command() {
         let said = flags(&row[..row.len() - 1].join(" "));
         assert_eq!(
             said, help,
-            "README's row for `{command}` against its --help"
+            "USAGE.md's row for `{command}` against its --help"
         );
     }
 }
@@ -81,11 +83,11 @@ fn the_exit_code_table_is_the_one_in_src_exit_rs() {
         .filter(|row| row.starts_with(|c: char| c.is_ascii_digit()))
         .collect();
     assert_eq!(ours.len(), 5, "{ours:?}");
-    let readme = readme();
+    let usage = doc("docs/USAGE.md");
     for row in ours {
         assert!(
-            readme.contains(&format!("| {row}")),
-            "README lacks exit row: | {row}"
+            usage.contains(&format!("| {row}")),
+            "USAGE.md lacks exit row: | {row}"
         );
     }
     // And the top-level help tells it too.
@@ -100,9 +102,9 @@ fn the_exit_code_table_is_the_one_in_src_exit_rs() {
 }
 
 #[test]
-fn each_invalid_scenario_gives_the_line_the_readme_shows() {
-    let readme = readme();
-    let rows = table_rows(&readme, "| file | what it says |");
+fn each_invalid_scenario_gives_the_line_the_docs_show() {
+    let scenarios = doc("docs/SCENARIOS.md");
+    let rows = table_rows(&scenarios, "| file | what it says |");
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios/invalid");
     let files: BTreeSet<String> = std::fs::read_dir(&dir)
         .expect("scenarios/invalid")
@@ -115,7 +117,7 @@ fn each_invalid_scenario_gives_the_line_the_readme_shows() {
         .collect();
     assert_eq!(
         named, files,
-        "every invalid example is in the README, and only those"
+        "every invalid example is in SCENARIOS.md, and only those"
     );
     for row in &rows {
         let name = row[0].trim_matches('`');
@@ -131,7 +133,39 @@ fn each_invalid_scenario_gives_the_line_the_readme_shows() {
         );
         assert!(
             stderr.contains(&path) && stderr.contains(fragment),
-            "{name}: README says `{fragment}`, swapfault says {stderr}"
+            "{name}: SCENARIOS.md says `{fragment}`, swapfault says {stderr}"
         );
     }
+}
+
+/// The text of the first ```text block after `heading` in `markdown`.
+fn text_block_after<'a>(markdown: &'a str, heading: &str) -> &'a str {
+    let at = markdown
+        .find(heading)
+        .unwrap_or_else(|| panic!("no `{heading}`"));
+    let rest = &markdown[at..];
+    let start = rest.find("```text\n").expect("a text block") + "```text\n".len();
+    let end = rest[start..].find("```").expect("its end");
+    &rest[start..start + end]
+}
+
+#[test]
+fn the_readme_shows_what_explore_prints_for_your_own_strategy() {
+    let readme = doc("README.md");
+    let command = "cp \"$SWAPFAULT_NEW\" \"$SWAPFAULT_TARGET.tmp\" && mv \"$SWAPFAULT_TARGET.tmp\" \"$SWAPFAULT_TARGET\"";
+    assert!(
+        readme.contains(&format!("swapfault explore --strategy '{command}'")),
+        "the README runs another command"
+    );
+    let output = swapfault()
+        .args(["explore", "--strategy", command])
+        .output()
+        .expect("explore");
+    assert_eq!(output.status.code(), Some(1), "a finding");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        text_block_after(&readme, "## Your own strategy").trim_end(),
+        printed.trim_end(),
+        "the README's exploration against what explore prints"
+    );
 }

@@ -1,50 +1,7 @@
-//! Scenario files: what to replace, how, under which faults, and what to expect.
-//!
-//! ```toml
-//! description = "cp writes over the running library in place"
-//! # Top-level keys come before the first table:
-//! live = true             # run a live canary that maps the old target
-//! live_commands = []      # more live processes: commands run in the target's
-//!                         # directory (e.g. './canary'); each must outlive the run
-//! faults = []             # fault specs for `swapfault run`
-//! probes = ["read"]       # read, exec, load: run at every stalled op
-//! sigterm = false         # explore also kills with SIGTERM at every mutating op
-//! platform = "linux"      # or "macos": the code-signing model (a process whose
-//!                         # executable or mapped library changes bytes is killed)
-//!
-//! [target]
-//! kind = "lib"            # "exe", "lib" or "set" (the built-in canary), default
-//!                         # "lib"; a set is the executable and its library,
-//!                         # which refuse to run at different versions
-//! size = "256KiB"         # canary size, 64KiB to 64MiB
-//! new_size = "224KiB"     # the new canary's size; default: 7/8 of size, so a
-//!                         # stale tail of the old shows
-//! mode = "0755"           # mode of the old target
-//! xattrs = { "user.origin" = "vendor" }
-//! # old = "files/old.bin" # user files instead of the canary (paths relative to this file)
-//! # new = "files/new.bin"
-//! new_inside = false      # stage NEW inside the mount (next to the target's directory)
-//! symlink = false         # the target is a symlink to a versioned file beside
-//!                         # it (libcanary.so -> libcanary.so.1), as libraries
-//!                         # are installed; NEW is the next version (libcanary.so.2)
-//! links = []              # other names of the old target (hard links), paths from
-//!                         # the mount's root, e.g. "backup/libcanary.so": reports
-//!                         # say which ones the run changed
-//!
-//! [strategy]
-//! command = 'cp "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET"'
-//! # self_update = "rename+fsync" # instead of command: the built-in program
-//! #                         replaces its own file (target.kind exe or lib) and
-//! #                         executes itself again ([`SelfUpdate`])
-//! timeout = "30s"
-//!
-//! [expect]                # pass or fail per property under Linux; unlisted
-//! result = "pass"         # ones are not asserted
-//! live = "fail"
-//!
-//! [expect_macos]          # the same, under the macOS model
-//! live = "fail"
-//! ```
+//! Scenario files: what to replace, how, under which faults, and what to
+//! expect, read into a [`Scenario`] of a [`Target`] and a [`Strategy`]. The
+//! format, with every key and its default, is docs/SCENARIOS.md; every
+//! error names the file, the line, the key and the fix.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
