@@ -105,9 +105,8 @@ struct ExploreArgs {
     /// Run at most this many crash points per scenario.
     #[arg(long, value_name = "N")]
     max_runs: Option<usize>,
-    /// Timeout of each strategy run (overrides the scenario's), e.g. 30s.
-    #[arg(long, value_parser = humantime::parse_duration)]
-    timeout: Option<Duration>,
+    #[command(flatten)]
+    time: TimeArgs,
     /// Also kill with SIGTERM at every mutating op.
     #[arg(long)]
     sigterm: bool,
@@ -145,16 +144,17 @@ struct FuzzArgs {
     /// At most this many runs shrinking a failing schedule.
     #[arg(long, default_value_t = 200, value_name = "N")]
     shrink_steps: u32,
-    /// At most this long shrinking a failing schedule.
-    #[arg(long, default_value = "15s", value_parser = humantime::parse_duration)]
-    shrink_time: Duration,
+    /// At most this long shrinking a failing schedule [default: no time
+    /// limit: shrinking is bound by --shrink-steps, so the same seed shrinks
+    /// the same way on any machine]
+    #[arg(long, value_parser = humantime::parse_duration)]
+    shrink_time: Option<Duration>,
     /// Keep failing seeds in FILE and replay them first [default: SCENARIO
     /// with the extension .fuzz-regressions, next to it; none for --strategy]
     #[arg(long, value_name = "FILE")]
     regressions: Option<PathBuf>,
-    /// Timeout of each strategy run (overrides the scenario's), e.g. 30s.
-    #[arg(long, value_parser = humantime::parse_duration)]
-    timeout: Option<Duration>,
+    #[command(flatten)]
+    times: TimeArgs,
     /// Print JSON instead of the human report.
     #[arg(long)]
     json: bool,
@@ -187,9 +187,8 @@ struct OnceArgs {
     /// Do not retry after an interruption.
     #[arg(long)]
     no_retry: bool,
-    /// Timeout of each strategy run (overrides the scenario's), e.g. 30s.
-    #[arg(long, value_parser = humantime::parse_duration)]
-    timeout: Option<Duration>,
+    #[command(flatten)]
+    time: TimeArgs,
     /// Print JSON instead of the human report.
     #[arg(long)]
     json: bool,
@@ -211,11 +210,29 @@ struct CheckArgs {
     once: OnceArgs,
 }
 
-impl OnceArgs {
-    /// `scenario` with the timeout given, if one was.
-    fn with_timeout(&self, scenario: harness::Scenario) -> harness::Scenario {
-        match self.timeout {
+/// How long a strategy run may take: what `run`, `check`, `explore` and
+/// `fuzz` share.
+#[derive(Debug, clap::Args)]
+struct TimeArgs {
+    /// Timeout of the strategy's first process in each run (overrides the
+    /// scenario's), e.g. 30s
+    #[arg(long, value_parser = humantime::parse_duration)]
+    timeout: Option<Duration>,
+    /// How long what the strategy leaves running may go on after it
+    /// (overrides the scenario's `strategy.linger`), e.g. 10s
+    #[arg(long, value_parser = humantime::parse_duration)]
+    linger: Option<Duration>,
+}
+
+impl TimeArgs {
+    /// `scenario` with the times given, if any were.
+    fn on(&self, scenario: harness::Scenario) -> harness::Scenario {
+        let scenario = match self.timeout {
             Some(timeout) => scenario.with_timeout(timeout),
+            None => scenario,
+        };
+        match self.linger {
+            Some(linger) => scenario.with_linger(linger),
             None => scenario,
         }
     }
@@ -628,6 +645,7 @@ fn run_and_report(
     use std::sync::atomic::AtomicBool;
     let options = harness::RunOptions {
         retry: !once.no_retry,
+        ..harness::RunOptions::default()
     };
     let job = Job::Run { faults, options };
     let report = run_job(prepared, &job, &AtomicBool::new(false), &|_| {})?;
@@ -662,14 +680,14 @@ fn run(args: RunArgs) -> Result<Exit, Failure> {
         args.once.faults.clone()
     };
     let faults = parse_rules(&specs)?;
-    let prepared = harness::Prepared::new(args.once.with_timeout(scenario))?;
+    let prepared = harness::Prepared::new(args.once.time.on(scenario))?;
     run_and_report(&prepared, faults, &args.once)
 }
 
 fn check(args: CheckArgs) -> Result<Exit, Failure> {
     let faults = parse_rules(&args.once.faults)?;
     let scenario = args.canary.scenario(args.strategy.as_deref())?;
-    let prepared = harness::Prepared::new(args.once.with_timeout(scenario))?;
+    let prepared = harness::Prepared::new(args.once.time.on(scenario))?;
     run_and_report(&prepared, faults, &args.once)
 }
 
@@ -736,11 +754,8 @@ fn explore(args: ExploreArgs) -> Result<Exit, Failure> {
     let color = std::io::stdout().is_terminal();
     let mut reports = Vec::new();
     let job = Job::Explore(options);
-    for mut scenario in scenarios {
-        if let Some(timeout) = args.timeout {
-            scenario = scenario.with_timeout(timeout);
-        }
-        let prepared = harness::Prepared::new(scenario)?;
+    for scenario in scenarios {
+        let prepared = harness::Prepared::new(args.time.on(scenario))?;
         let bar = progress_bar(&prepared.scenario.name);
         let on_event = |event: Event<'_>| match event {
             Event::Planned { points, .. } => bar.set_length(points as u64),
@@ -815,9 +830,7 @@ fn fuzz(args: FuzzArgs) -> Result<Exit, Failure> {
             )))
         }
     };
-    if let Some(timeout) = args.timeout {
-        scenario = scenario.with_timeout(timeout);
-    }
+    scenario = args.times.on(scenario);
     let mut options = FuzzOptions {
         cases: args.cases,
         seed: args.seed,

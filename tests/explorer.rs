@@ -300,7 +300,9 @@ fn a_process_left_running_is_a_tidy_finding_not_a_hang() {
     let seen = &tidy.groups[0].seen;
     // Named as it was seen then: `setsid`, or `sleep` once it had exec'd.
     assert!(
-        seen.starts_with("processes left running after the strategy exited: "),
+        seen.starts_with(
+            "processes left running after the strategy exited, killed at the linger bound: "
+        ),
         "{seen}"
     );
     // It was killed with its namespace: no `sleep 60` runs on (a machine

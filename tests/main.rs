@@ -9,6 +9,8 @@
 //!   against the binary;
 //! - `fs_model`: fault-fs against a reference model, random op sequences;
 //! - `layout`: modules import one way, files stay readable;
+//! - `machine`: the same verdict with a nested sandbox, a detached helper,
+//!   a fixed path in /tmp, a loaded machine, a suspended swapfault;
 //! - `fuzz`: fault schedules across runs and retries, shrunk and replayed;
 //! - `explorer`: reproductions, workers, Ctrl-C, the strategy's whole
 //!   process tree in scope, rootless runs, partitions;
@@ -25,6 +27,7 @@ mod fs;
 mod fs_model;
 mod fuzz;
 mod layout;
+mod machine;
 mod sandbox;
 mod self_update;
 mod snapshots;

@@ -396,7 +396,7 @@ impl FaultFs {
             }
             None => Caller {
                 pgid: 0,
-                pid_ns: 0,
+                pid_ns: Vec::new().into(),
                 comm: Shared::from("?"),
             },
         }
@@ -434,9 +434,10 @@ impl FaultFs {
     ) -> Gate {
         let Who {
             pid,
-            caller: Caller { pgid, pid_ns, comm },
+            caller,
             writeback,
         } = who;
+        let (pgid, comm) = (caller.pgid, caller.comm.clone());
         let mut state = lock(&self.inner.state);
         let path_of = |state: &State, at: At<'_>| -> String {
             match at {
@@ -466,7 +467,7 @@ impl FaultFs {
             && match state.scope {
                 Scope::All => true,
                 Scope::ProcessGroup(group) => pgid == group,
-                Scope::PidNamespace { ns, .. } => pid_ns == ns,
+                Scope::PidNamespace { ns, .. } => caller.within(ns),
             };
         let name = match in_scope {
             true => state.names_in_scope.name(kind),

@@ -14,40 +14,73 @@ use crate::op::Shared;
 #[derive(Clone, Debug)]
 pub(crate) struct Caller {
     pub(crate) pgid: u32,
-    /// Its PID namespace's inode (0: unknown).
-    pub(crate) pid_ns: u64,
+    /// Its PID namespace's inode and those of its ancestors, innermost
+    /// first, as far as this process sees them (empty: unknown).
+    pub(crate) pid_ns: std::sync::Arc<[u64]>,
     pub(crate) comm: Shared,
+}
+
+impl Caller {
+    /// Whether the caller lives in the PID namespace `ns` or in one nested
+    /// in it (a sandbox inside the strategy: `unshare --pid`, bwrap).
+    pub(crate) fn within(&self, ns: u64) -> bool {
+        self.pid_ns.contains(&ns)
+    }
 }
 
 /// The inode of the PID namespace of `pid`, a process or any of its
 /// threads (FUSE names the calling thread) (0 once it is gone, or on a
 /// kernel before 6.11).
+pub fn pid_ns_of(pid: u32) -> u64 {
+    pid_ns_chain(pid).first().copied().unwrap_or(0)
+}
+
+/// The inodes of the PID namespace of `pid` and of each namespace it is
+/// nested in, innermost first, up to the first this process may not see
+/// (empty once the process is gone, or on a kernel before 6.11).
 ///
 /// Never `readlink /proc/PID/ns/pid`: it waits for the process's exec lock,
 /// and a process exec'ing a binary from this very file system holds it
-/// while it waits for our answer. A pidfd's namespace ioctl takes no lock.
-pub fn pid_ns_of(pid: u32) -> u64 {
+/// while it waits for our answer. A pidfd's namespace ioctl takes no lock,
+/// nor does asking a namespace for its parent.
+pub fn pid_ns_chain(pid: u32) -> Vec<u64> {
     /// `PIDFD_GET_PID_NAMESPACE`: `_IO(0xFF, 5)`, Linux 6.11.
     const PIDFD_GET_PID_NAMESPACE: libc::c_ulong = 0xFF05;
+    /// `NS_GET_PARENT`: `_IO(0xb7, 2)`, Linux 4.9.
+    const NS_GET_PARENT: libc::c_ulong = 0xb702;
+    /// Deeper than any sandbox nests (the kernel allows 32 levels).
+    const MAX_DEPTH: usize = 32;
+    // SAFETY (both ioctls): the argument must be 0 (the kernel refuses
+    // anything else, and a variadic call without it passes garbage); each
+    // returns a new fd or -1.
+    let ioctl = |fd: &OwnedFd, request: libc::c_ulong| -> Option<OwnedFd> {
+        let raw = unsafe {
+            libc::ioctl(
+                std::os::fd::AsRawFd::as_raw_fd(fd),
+                request,
+                0 as libc::c_ulong,
+            )
+        };
+        // SAFETY: a fresh fd that nothing else owns.
+        (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw) })
+    };
+    let mut chain = Vec::new();
     let Some(pidfd) = pidfd_of(pid) else {
-        return 0;
+        return chain;
     };
-    // SAFETY: the ioctl's argument must be 0 (the kernel refuses anything
-    // else, and a variadic call without it passes garbage); it returns a
-    // new fd or -1.
-    let ns = unsafe {
-        libc::ioctl(
-            std::os::fd::AsRawFd::as_raw_fd(&pidfd),
-            PIDFD_GET_PID_NAMESPACE,
-            0 as libc::c_ulong,
-        )
-    };
-    if ns < 0 {
-        return 0;
+    let mut ns = ioctl(&pidfd, PIDFD_GET_PID_NAMESPACE);
+    while let Some(fd) = ns.take() {
+        let Ok(stat) = nix::sys::stat::fstat(&fd) else {
+            break;
+        };
+        chain.push(stat.st_ino);
+        if chain.len() == MAX_DEPTH {
+            break;
+        }
+        // EPERM above the namespaces this process sees: the walk ends.
+        ns = ioctl(&fd, NS_GET_PARENT);
     }
-    // SAFETY: a fresh fd that nothing else owns.
-    let ns = unsafe { OwnedFd::from_raw_fd(ns) };
-    nix::sys::stat::fstat(&ns).map_or(0, |stat| stat.st_ino)
+    chain
 }
 
 /// A pidfd of `pid`, a process or any of its threads; `None` once it is
@@ -77,7 +110,7 @@ pub(crate) fn proc_info(pid: u32) -> Option<Caller> {
         .unwrap_or_else(|_| "?".into());
     Some(Caller {
         pgid: pgid.as_raw() as u32,
-        pid_ns: pid_ns_of(pid),
+        pid_ns: pid_ns_chain(pid).into(),
         comm: Shared::from(comm.as_str()),
     })
 }
@@ -115,7 +148,7 @@ pub(crate) fn signal_namespace(init: u32, caller: u32, signal: Signal) {
 /// init, so from an init this is the whole namespace). Reads the
 /// `children` file of each thread, which takes no lock a process blocked
 /// on this file system could hold.
-fn descendants(pid: u32) -> Vec<u32> {
+pub fn descendants(pid: u32) -> Vec<u32> {
     let mut found = Vec::new();
     let mut next = vec![pid];
     while let Some(parent) = next.pop() {
@@ -142,9 +175,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_process_is_in_our_pid_namespace() {
+    fn a_process_is_in_our_pid_namespace_and_its_ancestors() {
         let ours = std::fs::read_link("/proc/self/ns/pid").expect("ns link");
         let ino = pid_ns_of(std::process::id());
         assert_eq!(ours.to_string_lossy(), format!("pid:[{ino}]"));
+        // Our own namespace first, then any this process sees it nested in
+        // (none here, or the host's when the test runs in a container).
+        let chain = pid_ns_chain(std::process::id());
+        assert_eq!(chain.first(), Some(&ino));
+        let mut unique = chain.clone();
+        unique.dedup();
+        assert_eq!(unique, chain, "no namespace twice");
     }
 }

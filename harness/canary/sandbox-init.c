@@ -6,7 +6,20 @@
  * init serves every run of a worker: starting it and its namespace once
  * keeps an exec and a namespace off the path of every crash point.
  *
- *   sandbox-init --serve
+ *   sandbox-init --serve [RUNDIR]
+ *
+ * The init also makes a mount namespace of its own, where the strategy
+ * sees a /proc of its own PID namespace (a tool that looks up its own
+ * children by pid finds them) and a /tmp of its own: an overlay whose
+ * lower layer is the host's /tmp, so the user's files there stay readable,
+ * and whose upper layer is a tmpfs, so what the strategy writes there
+ * stays there, apart from every other worker, until the next reset.
+ * RUNDIR is swapfault's run dir; when it is in /tmp it is bound back into
+ * that /tmp with the mounts in it. The copy of the mount table the new
+ * namespace starts with holds every other worker's fault-fs mounts too:
+ * they are detached from it, or they would outlive their unmount by
+ * swapfault (a copy in another namespace keeps a FUSE connection open,
+ * and the worker that unmounts waits for its end forever).
  *
  * Its stdin is a SOCK_SEQPACKET socket. Each request is one message of
  * NUL-terminated fields, a tag letter each:
@@ -14,18 +27,24 @@
  *   aARG           the next argument (the first names the program, on PATH)
  *   eKEY=VALUE     set in the environment (the init's own, plus these)
  *   uKEY           removed from it
+ *   t              give the strategy a fresh /tmp first (a new crash point)
  * with two descriptors attached: the command's stdin and stderr (its
- * stdout is /dev/null). Once the command has ended, and every process it
- * left has been listed, killed and reaped, the init answers with one
- * message of lines:
+ * stdout is /dev/null). When the command ends, the init says so at once
+ * in a message of one line:
+ *   first exit N    COMMAND exited with N
+ *   first signal N  COMMAND was killed by signal N
+ * then waits for every process the command left (a helper that finishes
+ * the work once its parent is gone) until none is left, or until SIGUSR2
+ * says to stop waiting. Then it answers with one message of lines:
  *   exit N          COMMAND exited with N
  *   signal N        COMMAND was killed by signal N
- *   left PID COMM   a process COMMAND started was still running then
+ *   outlived        a process COMMAND started ran on after it ended
+ *   left PID COMM   a process COMMAND started was still running at SIGUSR2
  *   error TEXT      the request could not be run
- * SIGUSR1 kills every process of the namespace but the init: the end of a
- * run, at its deadline or when it is over. The init ends when the socket
- * closes, or with the thread that started it; the kernel then kills what
- * is left in the namespace.
+ * and kills and reaps what was left. SIGUSR1 kills every process of the
+ * namespace but the init: the end of a run at its deadline. The init ends
+ * when the socket closes, or with the thread that started it; the kernel
+ * then kills what is left in the namespace.
  *
  *   sandbox-init --read FILE
  *
@@ -55,30 +74,26 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Enough to name what was left; a bound keeps the report within a pipe's
  * buffer, so swapfault can read it after the init has exited. */
 #define MAX_LEFT 64
+/* A path in /tmp, through /proc/self/fd. */
+#define PATH_MAX_LEN 4096
 /* A request's size and fields; swapfault sends a few of each. */
 #define MAX_REQUEST (1 << 16)
 #define MAX_FIELDS 256
 
+/* Lists the processes still running: orphans are reparented to us, so our
+ * children now are what the command left. */
 static int report_left(char *report, int used, int size) {
-    /* Orphans are reparented to us: our children now are what was left.
-     * One that is on its way out (its pipes closed, not yet reaped) gets a
-     * moment to finish; what still runs after it was left running. */
-    for (int waited = 0; waited < 50; waited++) {
-        while (waitpid(-1, NULL, WNOHANG) > 0) {
-        }
-        if (waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD) {
-            return used;
-        }
-        usleep(1000);
-    }
     FILE *children = fopen("/proc/thread-self/children", "r");
     if (!children) {
         return used;
@@ -102,6 +117,155 @@ static int report_left(char *report, int used, int size) {
     }
     fclose(children);
     return used;
+}
+
+/* The host's /tmp, opened before the strategy's own covers it; -1 when the
+ * strategy shares the host's (no private /tmp could be made). */
+static int host_tmp = -1;
+/* swapfault's run dir (an absolute path), or NULL. */
+static const char *run_dir;
+
+/* `path` with mountinfo's octal escapes (\040 for a space) decoded, in place. */
+static void unescape(char *path) {
+    char *out = path;
+    for (char *in = path; *in; in++) {
+        if (in[0] == '\\' && in[1] >= '0' && in[1] <= '3' && in[2] >= '0' && in[2] <= '7' &&
+            in[3] >= '0' && in[3] <= '7') {
+            *out++ = (char)((in[1] - '0') * 64 + (in[2] - '0') * 8 + (in[3] - '0'));
+            in += 3;
+        } else {
+            *out++ = *in;
+        }
+    }
+    *out = 0;
+}
+
+/* Detaches, in this mount namespace only, up to MAX_LEFT fault-fs mounts
+ * (source "swapfault") that are not in `own` (see the head of this file);
+ * returns how many. */
+static int detach_some_runs(const char *own) {
+    FILE *mounts = fopen("/proc/self/mountinfo", "re");
+    if (!mounts) {
+        return 0;
+    }
+    size_t own_len = own ? strlen(own) : 0;
+    static char line[8192];
+    static char points[MAX_LEFT][PATH_MAX_LEN];
+    int found = 0;
+    while (found < MAX_LEFT && fgets(line, sizeof line, mounts)) {
+        /* ID PARENT DEV ROOT POINT OPTIONS [TAGS...] - TYPE SOURCE OPTIONS */
+        char *dash = strstr(line, " - ");
+        if (!dash) {
+            continue;
+        }
+        char type[64], source[64];
+        if (sscanf(dash + 3, "%63s %63s", type, source) != 2 || strcmp(source, "swapfault") != 0) {
+            continue;
+        }
+        char point[PATH_MAX_LEN];
+        if (sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1) {
+            continue;
+        }
+        unescape(point);
+        int ours = own && strncmp(point, own, own_len) == 0 &&
+                   (point[own_len] == '/' || point[own_len] == 0);
+        if (!ours) {
+            snprintf(points[found++], PATH_MAX_LEN, "%s", point);
+        }
+    }
+    fclose(mounts);
+    int detached = 0;
+    for (int i = 0; i < found; i++) {
+        detached += umount2(points[i], MNT_DETACH) == 0;
+    }
+    return detached;
+}
+
+/* Detaches them all, MAX_LEFT at a time (a fuzz run keeps a stage per
+ * size on each worker). */
+static void detach_other_runs(const char *own) {
+    while (detach_some_runs(own) > 0) {
+    }
+}
+
+/* The run dir's name in /tmp, or NULL when it is elsewhere. */
+static const char *run_dir_in_tmp(void) {
+    if (!run_dir || strncmp(run_dir, "/tmp/", 5) != 0 || !run_dir[5]) {
+        return NULL;
+    }
+    return run_dir + 5;
+}
+/* Whether /tmp is the strategy's own now. */
+static int private_tmp;
+
+/* Gives the strategy a fresh /tmp of its own (see the head of this file);
+ * what a strategy left in the one before goes with it. On failure /tmp is
+ * the host's, and the reason is in `why`. */
+static int fresh_tmp(char *why, size_t size) {
+    if (private_tmp) {
+        /* The overlay (and the run dir bound in it), then its tmpfs. */
+        umount2("/tmp", MNT_DETACH);
+        umount2("/tmp", MNT_DETACH);
+        private_tmp = 0;
+    }
+    if (host_tmp < 0) {
+        snprintf(why, size, "the host's /tmp cannot be opened");
+        return -1;
+    }
+    if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=01777") < 0) {
+        snprintf(why, size, "tmpfs on /tmp: %s", strerror(errno));
+        return -1;
+    }
+    int scratch = open("/tmp", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    mkdir("/tmp/upper", 01777);
+    chmod("/tmp/upper", 01777);
+    mkdir("/tmp/work", 0700);
+    char options[256];
+    snprintf(options, sizeof options,
+             "lowerdir=/proc/self/fd/%d,upperdir=/proc/self/fd/%d/upper,workdir=/proc/self/fd/%d/work",
+             host_tmp, scratch, scratch);
+    int failed = mount("overlay", "/tmp", "overlay", 0, options);
+    int saved = errno;
+    close(scratch);
+    if (failed < 0) {
+        snprintf(why, size, "an overlay on /tmp: %s", strerror(saved));
+        umount2("/tmp", MNT_DETACH);
+        return -1;
+    }
+    private_tmp = 1;
+    const char *in_tmp = run_dir_in_tmp();
+    if (in_tmp) {
+        char from[PATH_MAX_LEN], to[PATH_MAX_LEN];
+        snprintf(from, sizeof from, "/proc/self/fd/%d/%s", host_tmp, in_tmp);
+        snprintf(to, sizeof to, "/tmp/%s", in_tmp);
+        if (mount(from, to, NULL, MS_BIND | MS_REC, NULL) < 0) {
+            snprintf(why, size, "binding %.100s back: %s", to, strerror(errno));
+            umount2("/tmp", MNT_DETACH);
+            umount2("/tmp", MNT_DETACH);
+            private_tmp = 0;
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The strategy's own mounts: a /proc of its PID namespace, a /tmp of its
+ * own. Anything it cannot have is said in `why` (and the host's stays). */
+static void own_mounts(char *why, size_t size) {
+    why[0] = 0;
+    if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) {
+        snprintf(why, size, "no mount namespace of its own: %s", strerror(errno));
+        return;
+    }
+    detach_other_runs(run_dir);
+    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+        snprintf(why, size, "no /proc of its own: %s", strerror(errno));
+    }
+    host_tmp = open("/tmp", O_PATH | O_DIRECTORY | O_CLOEXEC);
+    char tmp_why[200];
+    if (fresh_tmp(tmp_why, sizeof tmp_why) < 0 && !why[0]) {
+        snprintf(why, size, "no /tmp of its own: %s", tmp_why);
+    }
 }
 
 /* The read probe: FILE to stdout; exit 1 with the reason if it fails. */
@@ -142,6 +306,14 @@ static void kill_all(int signal) {
     errno = saved;
 }
 
+/* SIGUSR2: stop waiting for what the command left. */
+static volatile sig_atomic_t stop_waiting;
+
+static void stop_wait(int signal) {
+    (void)signal;
+    stop_waiting = 1;
+}
+
 /* Whether environment entry `entry` sets `key` (up to '=' or the end). */
 static int same_key(const char *entry, const char *key) {
     size_t n = strcspn(key, "=");
@@ -152,11 +324,11 @@ static int same_key(const char *entry, const char *key) {
  * stderr `in` and `err` (closed, and `*closed` set, once the command has
  * them); writes the report into `report`. */
 static int run(char *request, size_t length, int in, int err, int *closed, int devnull,
-               char *report, int size) {
+               char *report, int size, int sock) {
     static char *argv[MAX_FIELDS + 1], *changes[MAX_FIELDS + 1];
     static char *envp[4096 + MAX_FIELDS + 1];
     const char *dir = NULL;
-    int args = 0, nchanges = 0;
+    int args = 0, nchanges = 0, fresh = 0;
     for (size_t at = 0; at < length;) {
         char *field = request + at;
         size_t n = strnlen(field, length - at);
@@ -171,6 +343,7 @@ static int run(char *request, size_t length, int in, int err, int *closed, int d
         case 'd': dir = field + 1; break;
         case 'a': argv[args++] = field + 1; break;
         case 'e': case 'u': changes[nchanges++] = field; break;
+        case 't': fresh = 1; break;
         default: return snprintf(report, size, "error unknown field %.20s\n", field);
         }
     }
@@ -178,6 +351,12 @@ static int run(char *request, size_t length, int in, int err, int *closed, int d
         return snprintf(report, size, "error no command\n");
     }
     argv[args] = NULL;
+    if (fresh && host_tmp >= 0) {
+        char why[200];
+        if (fresh_tmp(why, sizeof why) < 0) {
+            return snprintf(report, size, "error no /tmp of its own: %s\n", why);
+        }
+    }
     /* The init's environment (swapfault's), less what a change names. */
     int nenv = 0;
     for (char **e = environ; *e && nenv < 4096; e++) {
@@ -235,11 +414,32 @@ static int run(char *request, size_t length, int in, int err, int *closed, int d
     } else if (WIFSIGNALED(status)) {
         used = snprintf(report, size, "signal %d\n", WTERMSIG(status));
     }
-    used = report_left(report, used, size);
+    /* Said at once: swapfault decides how long the rest may take. */
+    char first[64];
+    int n = snprintf(first, sizeof first, "first %s", report);
+    send(sock, first, n, MSG_NOSIGNAL);
+    /* What the command left goes on, until it has all ended or SIGUSR2. */
+    for (int looked = 0;; looked++) {
+        while (waitpid(-1, NULL, WNOHANG) > 0) {
+        }
+        if (waitpid(-1, NULL, WNOHANG) < 0 && errno == ECHILD) {
+            break;
+        }
+        if (looked == 0) {
+            used += snprintf(report + used, size - used, "outlived\n");
+        }
+        if (stop_waiting) {
+            used = report_left(report, used, size);
+            break;
+        }
+        struct timespec pause = {.tv_sec = 0, .tv_nsec = 1000000};
+        nanosleep(&pause, NULL);
+    }
     /* Nothing of this run may meet the next: kill what is left, reap it. */
     kill(-1, SIGKILL);
     while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {
     }
+    stop_waiting = 0;
     return used;
 }
 
@@ -257,6 +457,16 @@ static int serve(void) {
     }
     struct sigaction action = {.sa_handler = kill_all, .sa_flags = SA_RESTART};
     sigaction(SIGUSR1, &action, NULL);
+    struct sigaction stop = {.sa_handler = stop_wait, .sa_flags = SA_RESTART};
+    sigaction(SIGUSR2, &stop, NULL);
+    char why[256];
+    own_mounts(why, sizeof why);
+    /* Ready, with what the strategy could not have of its own (not fatal:
+     * it shares the host's, as it did before). */
+    char ready[300];
+    int n = why[0] ? snprintf(ready, sizeof ready, "ready\nnotice %s\n", why)
+                   : snprintf(ready, sizeof ready, "ready\n");
+    send(STDIN_FILENO, ready, n, MSG_NOSIGNAL);
     static char request[MAX_REQUEST], report[4096 + MAX_LEFT * 32];
     for (;;) {
         union {
@@ -298,7 +508,8 @@ static int serve(void) {
         } else if (nfds != 2) {
             used = snprintf(report, sizeof report, "error a request needs stdin and stderr\n");
         } else {
-            used = run(request, n, fds[0], fds[1], &closed, devnull, report, sizeof report);
+            used = run(request, n, fds[0], fds[1], &closed, devnull, report, sizeof report,
+                       STDIN_FILENO);
         }
         for (int i = 0; i < nfds && !closed; i++) {
             close(fds[i]);
@@ -315,9 +526,10 @@ int main(int argc, char **argv) {
         prctl(PR_SET_NAME, "swapfault-read");
         return read_probe(argv[2]);
     }
-    if (argc == 2 && strcmp(argv[1], "--serve") == 0) {
+    if ((argc == 2 || argc == 3) && strcmp(argv[1], "--serve") == 0) {
         /* Whatever ends swapfault ends this, and so the namespace. */
         prctl(PR_SET_PDEATHSIG, SIGKILL);
+        run_dir = argc == 3 ? argv[2] : NULL;
         return serve();
     }
     if (argc >= 4 && strcmp(argv[1], "--exec") == 0) {
@@ -327,6 +539,7 @@ int main(int argc, char **argv) {
         printf("exec-failed %d\n", errno);
         return 127;
     }
-    fprintf(stderr, "usage: sandbox-init --serve | --read FILE | --exec DIR PROGRAM [ARG...]\n");
+    fprintf(stderr,
+            "usage: sandbox-init --serve [RUNDIR] | --read FILE | --exec DIR PROGRAM [ARG...]\n");
     return 2;
 }

@@ -36,7 +36,7 @@ fn once(command: &str, fault: Option<&str>) -> Result<(Prepared, RunOutcome), Ru
         .transpose()
         .map_err(RunError::Plan)?
         .unwrap_or_default();
-    let outcome = run(&prepared, &faults, &RunOptions { retry: true })?;
+    let outcome = run(&prepared, &faults, &RunOptions::default())?;
     Ok((prepared, outcome))
 }
 
@@ -49,7 +49,7 @@ fn self_update(spec: &str, platform: Platform) -> Result<RunOutcome, DemoError> 
         .map_err(DemoError::Spec)?
         .with_platform(platform);
     let prepared = Prepared::new(scenario)?;
-    Ok(run(&prepared, &[], &RunOptions { retry: true })?)
+    Ok(run(&prepared, &[], &RunOptions::default())?)
 }
 
 /// The last line a run wrote to stderr, after `: `, or nothing.

@@ -199,7 +199,15 @@ pub fn record(prepared: &Prepared) -> Result<(RunOutcome, Vec<PowerCut>, Stage),
     let mut stage = Stage::new(prepared)?;
     stage.prepare(prepared)?;
     stage.handle().log_durable_states(true);
-    let outcome = run_staged(&mut stage, prepared, &[], &RunOptions { retry: false })?;
+    let outcome = run_staged(
+        &mut stage,
+        prepared,
+        &[],
+        &RunOptions {
+            retry: false,
+            ..RunOptions::default()
+        },
+    )?;
     let durable = stage.handle().take_durable_states();
     Ok((outcome, durable, stage))
 }
@@ -257,15 +265,15 @@ fn do_work(
     placed: &Placed,
     work: &Work,
 ) -> Result<RunOutcome, RunError> {
-    let retry = RunOptions { retry: true };
+    let options = RunOptions::after(record);
     match work {
         Work::Run(_) => {
             stage.prepare(prepared)?;
-            run_staged(stage, prepared, &[placed.point.rule()], &retry)
+            run_staged(stage, prepared, &[placed.point.rule()], &options)
         }
         Work::PowerCut { durable, .. } => {
             let trace = record.trace[..=placed.op].to_vec();
-            run_from_power_cut(stage, prepared, &placed.point, durable, trace, &retry)
+            run_from_power_cut(stage, prepared, &placed.point, durable, trace, &options)
         }
     }
 }

@@ -39,6 +39,7 @@ use proptest::prelude::RngExt as _;
 use proptest::strategy::{Strategy, ValueTree};
 use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
+use crate::clock::RunInstant;
 use crate::error::RunError;
 use crate::explore::{crash_points, record, Placed};
 use crate::outcome::{DrawnSize, Failing, FuzzOutcome, FuzzStats, RunOutcome};
@@ -67,8 +68,10 @@ pub struct FuzzOptions {
     pub time: Duration,
     /// At most this many runs spent shrinking a failing schedule.
     pub shrink_steps: u32,
-    /// At most this much time spent shrinking.
-    pub shrink_time: Duration,
+    /// At most this much time spent shrinking; `None` (the default): bound
+    /// by its steps alone, so the same seed shrinks to the same schedule on
+    /// any machine.
+    pub shrink_time: Option<Duration>,
     /// The regressions file: failing seeds are kept there and replayed
     /// first. `None` keeps none.
     pub regressions: Option<PathBuf>,
@@ -84,7 +87,7 @@ impl Default for FuzzOptions {
             seed: None,
             time: Duration::from_secs(45),
             shrink_steps: 200,
-            shrink_time: Duration::from_secs(15),
+            shrink_time: None,
             regressions: None,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
         }
@@ -272,6 +275,8 @@ fn new_sizes(scenario: &Scenario) -> Vec<Option<u64>> {
 /// gene lands where it would with one worker, whichever worker runs it.
 struct Variant {
     prepared: Prepared,
+    /// The options of its runs, learnt from its recording.
+    options: RunOptions,
     first: PointsByOp,
     /// By schedule: the crash points of each phase of the run it makes,
     /// after the last of its faults that fired in that phase.
@@ -288,6 +293,7 @@ impl Variant {
         let first = by_op(crash_points(&recorded.trace, &durable, true));
         let variant = Variant {
             prepared,
+            options: RunOptions::after(&recorded),
             first,
             after: Mutex::new(HashMap::new()),
         };
@@ -354,7 +360,7 @@ impl Variant {
         // With the states a power cut at each op could leave (what was
         // written back of the unsynced data), as for the first run.
         stage.handle().log_durable_states(true);
-        let outcome = run_staged(stage, &self.prepared, before, &RunOptions::default());
+        let outcome = run_staged(stage, &self.prepared, before, &self.options);
         let durable = stage.handle().take_durable_states();
         stage.handle().log_durable_states(false);
         let outcome = outcome?;
@@ -378,7 +384,7 @@ impl Variant {
     fn run(&self, stage: &mut Stage, genes: &[Gene]) -> Result<RunOutcome, RunError> {
         let rules = self.place(stage, genes)?;
         stage.prepare(&self.prepared)?;
-        run_staged(stage, &self.prepared, &rules, &RunOptions::default())
+        run_staged(stage, &self.prepared, &rules, &self.options)
     }
 }
 
@@ -559,9 +565,14 @@ pub fn fuzz(
     let mut draw = TestRunner::new_with_rng(Config::default(), rng_of(seed));
     let (mut new_cases, mut cases_run) = (0u32, 0u32);
     let (mut placed, mut fired) = (0u32, 0u32);
-    let search_ends = started + options.time;
+    let search_ends = RunInstant::now() + options.time;
     let mut failing_case = None;
-    'search: while !stop.load(Ordering::Relaxed) && Instant::now() <= search_ends {
+    let mut out_of_search_time = false;
+    'search: while !stop.load(Ordering::Relaxed) {
+        if RunInstant::now() > search_ends {
+            out_of_search_time = true;
+            break;
+        }
         let mut batch = Vec::new();
         while batch.len() < workers.len() {
             let drawn = if let Some(seed) = kept.next() {
@@ -624,7 +635,7 @@ pub fn fuzz(
             }
         }
     }
-    let first_failure = Instant::now();
+    let first_failure = RunInstant::now();
     let mut shrink_steps = 0u32;
     let mut shrink_limited = false;
     let failing = match failing_case {
@@ -636,7 +647,9 @@ pub fn fuzz(
             if drawn.tree.simplify() {
                 loop {
                     let out_of_steps = shrink_steps >= options.shrink_steps;
-                    let out_of_time = first_failure.elapsed() >= options.shrink_time;
+                    let out_of_time = options
+                        .shrink_time
+                        .is_some_and(|limit| RunInstant::now().since(first_failure) >= limit);
                     if out_of_steps || out_of_time || stop.load(Ordering::Relaxed) {
                         shrink_limited = out_of_steps || out_of_time;
                         while drawn.tree.complicate() {}
@@ -680,15 +693,27 @@ pub fn fuzz(
              a smaller failing schedule may exist"
         )
     });
+    // The search ran out of time before its cases: another machine, or
+    // this one less busy, would try more of them with the same seed.
+    let search_limit =
+        (out_of_search_time && failing.is_none() && new_cases < options.cases).then(|| {
+            format!(
+                "the search stopped at its time limit ({}) after {new_cases} of {} new cases \
+                 (--time allows more; the same seed and more time try the same cases first)",
+                humantime::format_duration(options.time),
+                options.cases
+            )
+        });
     let stats = FuzzStats {
         seed,
+        search_limit,
         workers: workers.len(),
         cases: cases_run,
         faults_placed: placed,
         faults_fired: fired,
         shrink_steps,
         shrink_seconds: if failing.is_some() {
-            first_failure.elapsed().as_secs_f64()
+            RunInstant::now().since(first_failure).as_secs_f64()
         } else {
             0.0
         },

@@ -451,7 +451,7 @@ fn tidy(seen: &Observations) -> Verdict {
             Property::Tidy,
             blame(seen),
             format!(
-                "processes left running after the strategy exited: {}",
+                "processes left running after the strategy exited, killed at the linger bound: {}",
                 done.left_running.join(", ")
             ),
         ));

@@ -34,6 +34,7 @@
 
 pub mod bench;
 pub mod canary;
+pub mod clock;
 pub mod demo;
 pub mod error;
 pub mod explore;

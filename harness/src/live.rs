@@ -6,11 +6,11 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use nix::unistd::Pid;
 
+use crate::clock::RunInstant;
 use crate::observe::{Beat, Exit, LiveReport};
 use crate::proc::{exec_failure, exec_through, lock, ChildGuard};
 
@@ -52,18 +52,25 @@ struct BeatBoard {
 }
 
 impl BeatBoard {
-    /// Waits until `done` holds, the pipe ended, or `deadline`; returns
-    /// whether `done` holds.
-    fn wait_for(&self, done: impl Fn(&Heartbeats) -> bool, deadline: Instant) -> bool {
-        let timeout = deadline.saturating_duration_since(Instant::now());
-        let beats = self
-            .arrived
-            .wait_timeout_while(lock(&self.beats), timeout, |beats| {
-                !done(beats) && !beats.ended
-            })
-            .map(|(guard, _)| guard)
-            .unwrap_or_else(|poisoned| poisoned.into_inner().0);
-        done(&beats)
+    /// Waits until `done` holds, the pipe ended, or `deadline` on the run
+    /// clock (a swapfault stopped meanwhile has not spent the canary's
+    /// time); returns whether `done` holds.
+    fn wait_for(&self, done: impl Fn(&Heartbeats) -> bool, deadline: RunInstant) -> bool {
+        let mut beats = lock(&self.beats);
+        loop {
+            if done(&beats) || beats.ended {
+                return done(&beats);
+            }
+            let left = RunInstant::now().until(deadline);
+            if left.is_zero() {
+                return false;
+            }
+            beats = self
+                .arrived
+                .wait_timeout(beats, left.min(Duration::from_millis(100)))
+                .map(|(guard, _)| guard)
+                .unwrap_or_else(|poisoned| poisoned.into_inner().0);
+        }
     }
 }
 
@@ -117,8 +124,14 @@ pub enum LiveError {
     },
 }
 
-/// How long a canary may take to send its first heartbeat.
-const FIRST_BEAT: Duration = Duration::from_secs(10);
+/// How long a canary may take to send its first heartbeat, in run time.
+const FIRST_BEAT: Duration = Duration::from_secs(30);
+
+/// How long a canary may take to answer a request for a heartbeat, in run
+/// time: it answers in milliseconds, unless the machine is busy, and its
+/// answer decides whether a change of its mappings is seen, so no verdict
+/// may hang on a short wait.
+pub const SETTLE: Duration = Duration::from_secs(30);
 
 impl LiveCanary {
     /// Starts the canary executable at `exe` and waits for its first
@@ -184,7 +197,7 @@ impl LiveCanary {
             command: exe.display().to_string(),
             board,
         };
-        let deadline = Instant::now() + FIRST_BEAT;
+        let deadline = RunInstant::now() + FIRST_BEAT;
         if !canary
             .board
             .wait_for(|beats| beats.first.is_some(), deadline)
@@ -219,12 +232,13 @@ impl LiveCanary {
     }
 
     /// Asks for a heartbeat whose checksum begins after this call (SIGUSR1
-    /// cuts the canary's pause short) and waits for it, or `timeout`, so a
-    /// change made just now is seen without waiting out the interval.
+    /// cuts the canary's pause short) and waits for it, or `timeout` of run
+    /// time, so a change made just now is seen without waiting out the
+    /// interval.
     pub fn settle(&mut self, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
+        let deadline = RunInstant::now() + timeout;
         let asked = lock(&self.board.beats).answered;
-        let _ = nix::sys::signal::kill(Pid::from_raw(self.child.pid() as i32), Signal::SIGUSR1);
+        self.child.signal(Signal::SIGUSR1);
         // No such beat by the deadline: dead (the reader has drained its
         // last words once the pipe ended) or hung; the report says which.
         self.board
@@ -239,7 +253,7 @@ impl LiveCanary {
         let exit = match ended {
             true => self
                 .child
-                .wait_for_exit(Duration::from_millis(500))
+                .wait_for_exit(Duration::from_secs(5))
                 .then(|| self.child.try_exit())
                 .flatten(),
             false => self.child.try_exit(),

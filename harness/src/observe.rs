@@ -230,9 +230,15 @@ pub struct StrategyRun {
     pub target: TargetState,
     /// Paths that were not there before (outside the staging directory).
     pub strays: Vec<String>,
-    /// Processes it started that were still running when it ended
+    /// Processes it started that were still running at the linger bound
     /// (`comm (pid N)`); they were killed then.
     pub left_running: Vec<String>,
+    /// How long after its first process the last process it left ended,
+    /// when one ran on after it and all ended on their own: a measurement
+    /// for the JSON, never part of a verdict (a process killed with the
+    /// first may be reaped a moment after it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled_after: Option<std::time::Duration>,
     /// The old target's other names (hard links), as they are afterwards:
     /// an in-place writer changes them with the target, a writer of a new
     /// inode does not.

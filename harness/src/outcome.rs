@@ -416,6 +416,9 @@ pub struct FuzzStats {
     pub shrink_steps: u32,
     /// Seconds from the first failing case on: shrinking, and the replay.
     pub shrink_seconds: f64,
+    /// Why the search tried fewer new cases than asked, naming the knob.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub search_limit: Option<String>,
     /// Why shrinking stopped short of the smallest, naming the knob.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shrink_limit: Option<String>,

@@ -7,7 +7,9 @@
 use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::{AtomicI32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::RunInstant;
 
 use fault_fs::{CrashPoint, FaultFsHandle, OpKind, OpRecord};
 
@@ -117,14 +119,14 @@ pub(crate) fn probe_stalled(
         } else {
             timing.hold
         };
-        let deadline = Instant::now() + hold;
-        let mut blocked_since: Option<Instant> = None;
+        let deadline = RunInstant::now() + hold;
+        let mut blocked_since: Option<RunInstant> = None;
         while seen.len() < probes.len() {
-            let now = Instant::now();
+            let now = RunInstant::now();
             if now >= deadline {
                 break;
             }
-            match rx.recv_timeout(timing.poll.min(deadline - now)) {
+            match rx.recv_timeout(timing.poll.min(now.until(deadline))) {
                 Ok(observation) => {
                     seen.push(observation);
                     continue;
@@ -139,9 +141,11 @@ pub(crate) fn probe_stalled(
         // Blocked probes see what the op left: the strategy's next op waits
         // until they have looked, unless they wait on it as well (then it
         // goes too, as it would for a user).
-        handle.hold_next_op(Some(Instant::now() + timing.timeout));
+        // fault-fs holds it on the monotonic clock: a safety bound only, as
+        // the probes' end releases it.
+        handle.hold_next_op(Some(std::time::Instant::now() + timing.timeout));
         handle.release_stalls();
-        let mut blocked_since: Option<Instant> = None;
+        let mut blocked_since: Option<RunInstant> = None;
         while seen.len() < probes.len() {
             match rx.recv_timeout(timing.poll) {
                 Ok((index, mut observation)) => {
@@ -156,7 +160,7 @@ pub(crate) fn probe_stalled(
                 &tasks,
                 &seen,
                 &mut blocked_since,
-                Instant::now(),
+                RunInstant::now(),
                 timing.blocked_for,
             ) {
                 handle.hold_next_op(None);
@@ -181,8 +185,8 @@ pub(crate) fn probe_stalled(
 fn blocked_for_long(
     tasks: &[ProbeTask],
     seen: &[(usize, ProbeObservation)],
-    since: &mut Option<Instant>,
-    now: Instant,
+    since: &mut Option<RunInstant>,
+    now: RunInstant,
     blocked_for: Duration,
 ) -> bool {
     let all_blocked = tasks
@@ -194,7 +198,7 @@ fn blocked_for_long(
         *since = None;
         return false;
     }
-    now - *since.get_or_insert(now) >= blocked_for
+    now.since(*since.get_or_insert(now)) >= blocked_for
 }
 
 /// Runs one probe at the target of the mount at `mount`.

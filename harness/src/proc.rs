@@ -125,14 +125,51 @@ impl ChildGuard {
                 .is_none_or(|pidfd| !pidfd_readable(pidfd, Duration::ZERO))
     }
 
-    /// How it ended, if it has.
+    /// How it ended, if it has. A child that has ended is reaped here, and
+    /// its group's stragglers are killed first: while the leader is not
+    /// reaped its pid (the group's id) cannot go to another process, so a
+    /// signal to the group reaches this group alone. After, none is sent.
     pub fn try_exit(&mut self) -> Option<Exit> {
         if self.exit.is_none() {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                self.exit = Some(Exit::of(status));
+            let ended = self
+                .pidfd
+                .as_ref()
+                .is_none_or(|pidfd| pidfd_readable(pidfd, Duration::ZERO));
+            if ended {
+                if self.pidfd.is_some() {
+                    self.signal_group();
+                }
+                if let Ok(Some(status)) = self.child.try_wait() {
+                    self.exit = Some(Exit::of(status));
+                }
             }
         }
         self.exit
+    }
+
+    /// Sends `signal` to the child alone, through its pidfd: never to a
+    /// process that reused its pid. Nothing once it has been reaped.
+    pub fn signal(&self, signal: Signal) {
+        if self.exit.is_some() {
+            return;
+        }
+        match &self.pidfd {
+            Some(pidfd) => {
+                // SAFETY: a pidfd we own, a signal number, no siginfo, no flags.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_pidfd_send_signal,
+                        pidfd.as_raw_fd(),
+                        signal as libc::c_int,
+                        std::ptr::null::<libc::siginfo_t>(),
+                        0,
+                    )
+                };
+            }
+            None => {
+                let _ = nix::sys::signal::kill(Pid::from_raw(self.child.id() as i32), signal);
+            }
+        }
     }
 
     /// Waits for the end, up to `deadline`; then kills the group.
@@ -151,15 +188,19 @@ impl ChildGuard {
         }
     }
 
-    /// SIGKILLs the whole group (stragglers included) without waiting.
+    /// SIGKILLs the whole group (stragglers included) without waiting;
+    /// nothing once the leader has been reaped (its pid, the group's id,
+    /// may be another's by then).
     pub fn signal_group(&self) {
-        let _ = killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
+        if self.exit.is_none() {
+            let _ = killpg(Pid::from_raw(self.child.id() as i32), Signal::SIGKILL);
+        }
     }
 
     /// SIGKILLs the whole group (stragglers included) and reaps the leader.
     pub fn kill_group(&mut self) {
-        self.signal_group();
         if self.exit.is_none() {
+            self.signal_group();
             if let Ok(status) = self.child.wait() {
                 self.exit = Some(Exit::of(status));
             }

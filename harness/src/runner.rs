@@ -3,12 +3,14 @@
 //! rules of its phase, probes at every stalled op, the power cut where a
 //! fault asks for one, and the judge's verdicts at the end.
 
+use std::collections::BTreeSet;
 use std::io::Read;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fault_fs::{CrashPoint, Fault, FaultPlan, OpRecord, Phase, Rule, Scope, Tree};
 
+use crate::clock::RunInstant;
 use crate::error::{io, RunError};
 use crate::judge::{evaluate, interrupts};
 use crate::observe::{
@@ -17,7 +19,7 @@ use crate::observe::{
 };
 use crate::outcome::RunOutcome;
 use crate::probe::{default_probes, probe_stalled, ProbeTiming};
-use crate::sandbox::{Sandbox, SandboxError};
+use crate::sandbox::{Ending, Message, Sandbox, SandboxError};
 use crate::scenario::{Versions, APP_DIR};
 use crate::stage::{Stage, SELF_REPORT};
 use crate::target::{Observed, Prepared};
@@ -27,15 +29,44 @@ use crate::target::{Observed, Prepared};
 pub struct RunOptions {
     /// Retry undisturbed after an interruption.
     pub retry: bool,
+    /// Command names of processes the undisturbed run left running at its
+    /// linger bound ([`crate::scenario::Strategy::linger`]): daemons. Once
+    /// only such processes are left, a run stops waiting for them at once
+    /// instead of at the bound.
+    pub daemons: BTreeSet<String>,
 }
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { retry: true }
+        RunOptions {
+            retry: true,
+            daemons: BTreeSet::new(),
+        }
     }
 }
 
-/// How often a run that may stall checks for a stalled op.
+impl RunOptions {
+    /// The options of the runs that follow the undisturbed `recording`
+    /// (an exploration's points, a fuzzing session's cases): retried, and
+    /// with the processes it left running at its linger bound taken for
+    /// daemons.
+    pub fn after(recording: &RunOutcome) -> RunOptions {
+        let daemons = recording
+            .observed
+            .first
+            .left_running
+            .iter()
+            .filter_map(|left| left.rsplit_once(" (pid ").map(|(comm, _)| comm.to_owned()))
+            .collect();
+        RunOptions {
+            retry: true,
+            daemons,
+        }
+    }
+}
+
+/// How often a run that may stall checks for a stalled op, and one that
+/// waits for what the strategy left running checks what is left.
 const POLL: Duration = Duration::from_millis(1);
 
 /// How long a sandbox may take to end a run it was told to kill.
@@ -66,6 +97,7 @@ pub fn run_staged(
         prepared,
         faults,
         options,
+        cut_before: false,
     };
     let (ran, trace, fired) = run.phase(0)?;
     let live_at_cut = run.power_off(&fired);
@@ -98,6 +130,7 @@ pub fn run_from_power_cut(
         exit: Exit::Signal(libc::SIGKILL),
         stderr: String::new(),
         left_running: Vec::new(),
+        settled_after: None,
         self_update: None,
         killed_by_platform: None,
     };
@@ -110,6 +143,7 @@ pub fn run_from_power_cut(
         prepared,
         faults: &faults,
         options,
+        cut_before: true,
     };
     run.complete(observed, trace, Some(Vec::new()))
 }
@@ -127,14 +161,18 @@ struct Run<'a> {
     /// Every rule, of every phase.
     faults: &'a [Rule],
     options: &'a RunOptions,
+    /// The power went at the end of the phase before (a reboot follows).
+    cut_before: bool,
 }
 
 /// How one run of the strategy ended, before the target is read.
 struct Strategy {
     exit: Exit,
     stderr: String,
-    /// Processes it started that outlived it.
+    /// Processes it started that were still running at the linger bound.
     left_running: Vec<String>,
+    /// How long after its first process the last one it left ended.
+    settled_after: Option<Duration>,
     /// What the self-updating program reported, if the strategy is one.
     self_update: Option<SelfUpdateReport>,
     /// The platform model killed the strategy.
@@ -157,6 +195,7 @@ fn strategy_run(strategy: Strategy, left: Observed) -> StrategyRun {
         target: left.target,
         strays: left.strays,
         left_running: strategy.left_running,
+        settled_after: strategy.settled_after,
         other_names: left.other_names,
         self_update: strategy.self_update,
         killed_by_platform: strategy.killed_by_platform,
@@ -168,7 +207,8 @@ impl Run<'_> {
     /// at its stalls); returns the run, its ops and the faults that fired
     /// there.
     fn phase(&mut self, phase: Phase) -> Result<(Ran, Vec<OpRecord>, Vec<CrashPoint>), RunError> {
-        let (stage, prepared) = (&mut *self.stage, self.prepared);
+        let prepared = self.prepared;
+        let stage = &mut *self.stage;
         let scenario = &prepared.scenario;
         let handle = stage.handle().clone();
         let rules: Vec<Rule> = self
@@ -190,7 +230,10 @@ impl Run<'_> {
         if scenario.strategy.self_update.is_some() {
             std::fs::write(&report, "").map_err(io("cannot write the self-update report"))?;
         }
-        let mut ran = run_strategy(prepared, stage, &probes)?;
+        // Each crash point's first run, and the run after a reboot, find an
+        // empty /tmp; a retry finds what the run before left there.
+        let fresh_tmp = phase == 0 || self.cut_before;
+        let mut ran = run_strategy(prepared, stage, &probes, fresh_tmp, &self.options.daemons)?;
         handle.set_plan(FaultPlan::default());
         handle.set_scope(Scope::All);
         let trace = scope_trace(&handle.trace(), ran.scope);
@@ -217,7 +260,7 @@ impl Run<'_> {
             }
         }
         if let Some(live) = stage.live.as_mut() {
-            live.settle(Duration::from_secs(2));
+            live.settle(crate::live::SETTLE);
         }
         for probe in &mut ran.probes {
             probe.at.phase = phase;
@@ -233,6 +276,7 @@ impl Run<'_> {
     /// it: the disk keeps only what the persistence model made durable.
     /// Returns what the live processes had reported until then.
     fn power_off(&mut self, fired: &[CrashPoint]) -> Option<Vec<LiveReport>> {
+        self.cut_before = false;
         let handle = self.stage.handle().clone();
         // A failed sync the run went on past: the power goes once it has ended.
         let cut_at_end = fired.iter().find_map(|point| match point.fault {
@@ -245,6 +289,7 @@ impl Run<'_> {
         let reports = self.stage.live_reports();
         self.stage.stop_live();
         handle.restore(&durable);
+        self.cut_before = true;
         Some(reports)
     }
 
@@ -330,12 +375,14 @@ fn run_strategy(
     prepared: &Prepared,
     stage: &mut Stage,
     probes: &[ProbeKind],
+    fresh_tmp: bool,
+    daemons: &BTreeSet<String>,
 ) -> Result<Ran, RunError> {
     let mut sandbox = match stage.sandbox.take() {
         Some(sandbox) if sandbox.is_ours() => sandbox,
-        _ => Sandbox::start(&prepared.sandbox_init)?,
+        _ => Sandbox::start(&prepared.sandbox_init, stage.run_dir())?,
     };
-    let ran = run_in(prepared, stage, &mut sandbox, probes)?;
+    let ran = run_in(prepared, stage, &mut sandbox, probes, fresh_tmp, daemons)?;
     // A sandbox whose run failed is not trusted again: it is dropped (its
     // namespace killed) with the error.
     stage.sandbox = Some(sandbox);
@@ -375,14 +422,20 @@ fn strategy_command(prepared: &Prepared, stage: &Stage) -> Command {
     command
 }
 
-/// [`run_strategy`] in `sandbox`.
+/// [`run_strategy`] in `sandbox`: the strategy until its first process
+/// ends, then what it left running until that ends too, or until the
+/// linger bound, or (`daemons`) until only processes that the undisturbed
+/// run left running are left. Its deadline is on the run clock.
 fn run_in(
     prepared: &Prepared,
     stage: &Stage,
     sandbox: &mut Sandbox,
     probes: &[ProbeKind],
+    fresh_tmp: bool,
+    daemons: &BTreeSet<String>,
 ) -> Result<Ran, RunError> {
     let handle = stage.handle();
+    let strategy = &prepared.scenario.strategy;
     let command = strategy_command(prepared, stage);
     let (stderr_read, stderr_write) =
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|err| {
@@ -394,68 +447,115 @@ fn run_in(
         ns: sandbox.ns,
         init: sandbox.init,
     });
-    sandbox.run(&command, stderr_write)?;
+    sandbox.run(&command, stderr_write, fresh_tmp)?;
     let stderr = read_tail(std::fs::File::from(stderr_read));
-    let deadline = Instant::now() + prepared.scenario.strategy.timeout;
+    let deadline = RunInstant::now() + strategy.timeout;
     let mut observations = Vec::new();
+    // When the first process ended, and what it ended with.
+    let mut first: Option<(RunInstant, Option<Exit>)> = None;
+    let mut timed_out = false;
+    let mut told_to_stop = false;
     let ending = loop {
-        if let Some(ending) = sandbox.wait_for_ending(Duration::ZERO) {
-            break Some(ending);
+        match sandbox.next_message(Duration::ZERO) {
+            Some(Message::Ended(ending)) => break ending,
+            Some(Message::FirstEnded(exit)) => first = Some((RunInstant::now(), exit)),
+            None => {}
         }
-        let now = Instant::now();
-        if now >= deadline {
-            break None;
-        }
-        if probes.is_empty() {
-            // Nothing to probe, so no stall to watch for: wait for the end.
-            if let Some(ending) = sandbox.wait_for_ending(deadline - now) {
-                break Some(ending);
-            }
-            continue;
-        }
-        if let Some(stalled) = handle.wait_for_stall(Duration::ZERO) {
-            match stalled.fault.as_deref().cloned() {
-                Some(fault) if stalled.scope == scope => {
-                    let at = CrashPoint::at(stalled.name, fault);
-                    observations.extend(probe_stalled(
-                        prepared,
-                        handle,
-                        stage.mount.path(),
-                        probes,
-                        &stalled,
-                        &at,
-                        &ProbeTiming::DEFAULT,
-                    ));
+        let now = RunInstant::now();
+        if !told_to_stop {
+            let over = match first {
+                // The strategy itself ran out of time: everything goes.
+                None if now >= deadline => {
+                    timed_out = true;
+                    sandbox.kill();
+                    true
                 }
-                _ => handle.release_stalls(),
+                None => false,
+                // What it left ran out of time: it is listed, then killed.
+                Some((ended, _)) => {
+                    now >= deadline
+                        || now >= ended + strategy.linger
+                        || (!daemons.is_empty() && only_daemons(sandbox, daemons))
+                }
+            };
+            if over {
+                if first.is_some() {
+                    sandbox.stop_waiting();
+                }
+                // Stalls are released after the signal: a process killed in
+                // a request the daemon holds cannot die until it is answered.
+                handle.release_stalls();
+                told_to_stop = true;
+                continue;
             }
-            continue;
         }
-        if let Some(ending) = sandbox.wait_for_ending(POLL.min(deadline - now)) {
-            break Some(ending);
-        }
-    };
-    let timed_out = ending.is_none();
-    let ending = match ending {
-        Some(ending) => ending,
-        None => {
-            // Stalls are released after the signal: a process killed in a
-            // request the daemon holds cannot die until it is answered.
-            sandbox.kill();
+        if told_to_stop {
+            // The init is killing and reaping what is left: not for long.
             handle.release_stalls();
-            sandbox.wait_for_ending(SANDBOX_END).ok_or_else(|| {
-                SandboxError::Namespace("the sandbox did not end a run it killed".into())
-            })?
+            if let Some(message) = sandbox.next_message(SANDBOX_END) {
+                match message {
+                    Message::Ended(ending) => break ending,
+                    Message::FirstEnded(exit) => first = Some((RunInstant::now(), exit)),
+                }
+                continue;
+            }
+            return Err(
+                SandboxError::Namespace("the sandbox did not end a run it killed".into()).into(),
+            );
+        }
+        if !probes.is_empty() {
+            if let Some(stalled) = handle.wait_for_stall(Duration::ZERO) {
+                match stalled.fault.as_deref().cloned() {
+                    Some(fault) if stalled.scope == scope => {
+                        let at = CrashPoint::at(stalled.name, fault);
+                        observations.extend(probe_stalled(
+                            prepared,
+                            handle,
+                            stage.mount.path(),
+                            probes,
+                            &stalled,
+                            &at,
+                            &ProbeTiming::DEFAULT,
+                        ));
+                    }
+                    _ => handle.release_stalls(),
+                }
+                continue;
+            }
+        }
+        // Nothing to probe, and no stall to watch for: wait for the init.
+        let wait = if probes.is_empty() && first.is_none() {
+            now.until(deadline).min(Duration::from_millis(100))
+        } else {
+            POLL
+        };
+        if let Some(message) = sandbox.next_message(wait) {
+            match message {
+                Message::Ended(ending) => break ending,
+                Message::FirstEnded(exit) => first = Some((RunInstant::now(), exit)),
+            }
         }
     };
-    if let Some(error) = ending.error {
+    let Ending {
+        exit,
+        left_running,
+        outlived,
+        error,
+    } = ending;
+    if let Some(error) = error {
         return Err(SandboxError::Namespace(error).into());
     }
+    // What it left ended on its own: when, after the first.
+    let settled_after = match (&first, outlived && left_running.is_empty()) {
+        (Some((ended, _)), true) => Some(RunInstant::now().since(*ended)),
+        _ => None,
+    };
     let exit = if timed_out {
         Exit::Timeout
     } else {
         // No word from the init: the namespace was killed.
-        ending.exit.unwrap_or(Exit::Signal(libc::SIGKILL))
+        exit.or(first.and_then(|(_, exit)| exit))
+            .unwrap_or(Exit::Signal(libc::SIGKILL))
     };
     // The run's temp dir differs every time: name it so findings compare.
     let stderr = stderr
@@ -466,13 +566,21 @@ fn run_in(
         strategy: Strategy {
             exit,
             stderr,
-            left_running: ending.left_running,
+            left_running,
+            settled_after,
             self_update: None,
             killed_by_platform: None,
         },
         probes: observations,
         scope,
     })
+}
+
+/// Whether every process of the run still running is one of `daemons`
+/// (by command name), and one is.
+fn only_daemons(sandbox: &Sandbox, daemons: &BTreeSet<String>) -> bool {
+    let remaining = sandbox.remaining();
+    !remaining.is_empty() && remaining.iter().all(|(_, comm)| daemons.contains(comm))
 }
 
 /// Reads a stream to its end on a thread of its own; keeps its last lines.

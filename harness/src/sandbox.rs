@@ -5,11 +5,15 @@
 //! hooks). So the strategy does not run as a child of ours but under a small
 //! init (`canary/sandbox-init.c`, built and cached like the canary) that is
 //! the first process of a PID namespace made for it: everything the
-//! strategy starts lives in it. fault-fs traces and faults the ops of every
-//! process in that namespace ([`fault_fs::Scope::PidNamespace`]); a kill
-//! fault kills every process in it but the init; the strategy has finished
-//! when its first process has, and what it left running is reported, then
-//! killed. One init serves all the runs of a stage, one after another.
+//! strategy starts lives in it, and in any namespace nested in it.
+//! fault-fs traces and faults the ops of every process there
+//! ([`fault_fs::Scope::PidNamespace`]); a kill fault kills every process in
+//! it but the init. The init says when the strategy's first process ends,
+//! then waits for what it left running (a helper that finishes the work)
+//! until none is left or it is told to stop waiting; what still ran then
+//! is reported, then killed. The strategy sees a /proc of its own PID
+//! namespace and a /tmp of its own (see `sandbox-init.c`). One init serves
+//! all the runs of a stage, one after another.
 
 use std::ffi::OsStr;
 use std::io::IoSlice;
@@ -108,33 +112,66 @@ pub struct Sandbox {
 pub struct Ending {
     /// How its first process ended (`None`: killed with the namespace).
     pub exit: Option<Exit>,
-    /// Processes it started that were still running then: `comm (pid N)`.
+    /// Processes it started that were still running when the init was told
+    /// to stop waiting for them: `comm (pid N)`.
     pub left_running: Vec<String>,
+    /// A process it started ran on after it ended.
+    pub outlived: bool,
     /// What the init could not do, if anything.
     pub error: Option<String>,
 }
 
-impl Ending {
-    /// Reads the init's report (see `sandbox-init.c`).
-    fn parse(text: &str) -> Ending {
+/// What the init says during a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// The strategy's first process ended (`None`: killed with the
+    /// namespace); what it left may still run.
+    FirstEnded(Option<Exit>),
+    /// The run is over: everything it started has ended or was killed.
+    Ended(Ending),
+}
+
+/// `exit N` or `signal N`, as the init writes them.
+fn exit_of(kind: &str, value: &str) -> Option<Exit> {
+    match kind {
+        "exit" => value.parse().ok().map(Exit::Code),
+        "signal" => value.parse().ok().map(Exit::Signal),
+        _ => None,
+    }
+}
+
+impl Message {
+    /// Reads one message of the init (see `sandbox-init.c`).
+    fn parse(text: &str) -> Message {
+        if let Some(first) = text.strip_prefix("first ") {
+            let mut words = first.split_whitespace();
+            let exit = match (words.next(), words.next()) {
+                (Some(kind), Some(value)) => exit_of(kind, value),
+                _ => None,
+            };
+            return Message::FirstEnded(exit);
+        }
         let mut ending = Ending::default();
         for line in text.lines() {
             let mut words = line.splitn(3, ' ');
             match (words.next(), words.next(), words.next()) {
-                (Some("exit"), Some(code), _) => ending.exit = code.parse().ok().map(Exit::Code),
-                (Some("signal"), Some(signal), _) => {
-                    ending.exit = signal.parse().ok().map(Exit::Signal)
+                (Some(kind @ ("exit" | "signal")), Some(value), _) => {
+                    ending.exit = exit_of(kind, value)
                 }
                 (Some("left"), Some(pid), comm) => ending
                     .left_running
                     .push(format!("{} (pid {pid})", comm.unwrap_or("?"))),
                 (Some("error"), _, _) => ending.error = Some(line["error ".len()..].to_owned()),
+                (Some("outlived"), _, _) => ending.outlived = true,
                 _ => {}
             }
         }
-        ending
+        Message::Ended(ending)
     }
 }
+
+/// How long the init may take to say it is ready.
+const READY: Duration = Duration::from_secs(10);
 
 /// This process's own PID namespace, to go back to after each spawn.
 fn own_pid_namespace() -> Result<&'static OwnedFd, SandboxError> {
@@ -167,11 +204,11 @@ fn push_field(request: &mut Vec<u8>, tag: u8, parts: &[&OsStr]) -> Result<(), Sa
 
 impl Sandbox {
     /// Starts `init` as the first process of a new PID namespace, ready for
-    /// runs.
+    /// runs of the stage whose run dir is `run_dir`.
     ///
     /// The init's death signal is tied to the calling thread: runs from
     /// another thread need a sandbox of their own ([`Sandbox::is_ours`]).
-    pub fn start(init: &Path) -> Result<Sandbox, SandboxError> {
+    pub fn start(init: &Path, run_dir: &Path) -> Result<Sandbox, SandboxError> {
         use nix::sched::{setns, unshare, CloneFlags};
         use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 
@@ -183,8 +220,8 @@ impl Sandbox {
         )
         .map_err(|err| SandboxError::Namespace(format!("socketpair: {err}")))?;
         let mut command = Command::new(init);
+        command.arg("--serve").arg(run_dir);
         command
-            .arg("--serve")
             .stdin(Stdio::from(theirs))
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -210,13 +247,28 @@ impl Sandbox {
                 "cannot tell the namespace of pid {pid} (hint: needs Linux 6.11 or later)"
             )));
         }
-        Ok(Sandbox {
+        let sandbox = Sandbox {
             child,
             control: ours,
             init: pid,
             ns,
             thread: std::thread::current().id(),
-        })
+        };
+        // Its mounts are made (or not) before it takes a request.
+        match sandbox.receive(READY) {
+            Some(ready) if ready.starts_with("ready") => {
+                for notice in ready.lines().filter_map(|l| l.strip_prefix("notice ")) {
+                    tracing::warn!("the strategy's sandbox has {notice}");
+                }
+                Ok(sandbox)
+            }
+            Some(said) => Err(SandboxError::Namespace(
+                said.trim_start_matches("error ").trim_end().to_owned(),
+            )),
+            None => Err(SandboxError::Namespace(format!(
+                "the strategy's init said nothing in {READY:?}"
+            ))),
+        }
     }
 
     /// Whether runs may be sent from this thread: it is the one the init
@@ -228,9 +280,20 @@ impl Sandbox {
     /// Starts `command` (prepared with its arguments, environment changes
     /// and working directory) in the namespace, with stdin /dev/null,
     /// stdout /dev/null and stderr `stderr`.
-    pub fn run(&mut self, command: &Command, stderr: OwnedFd) -> Result<(), SandboxError> {
+    ///
+    /// With `fresh_tmp`, the strategy's /tmp is emptied first: a new crash
+    /// point (a retry finds what the run before left there).
+    pub fn run(
+        &mut self,
+        command: &Command,
+        stderr: OwnedFd,
+        fresh_tmp: bool,
+    ) -> Result<(), SandboxError> {
         use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
         let mut request = Vec::new();
+        if fresh_tmp {
+            push_field(&mut request, b't', &[])?;
+        }
         if let Some(dir) = command.get_current_dir() {
             push_field(&mut request, b'd', &[dir.as_os_str()])?;
         }
@@ -264,10 +327,10 @@ impl Sandbox {
         Ok(())
     }
 
-    /// Waits up to `timeout` for the end of the run: the init's report,
-    /// sent once the command ended and whatever it left was killed and
-    /// reaped. `None` if the run has not ended by then.
-    pub fn wait_for_ending(&mut self, timeout: Duration) -> Option<Ending> {
+    /// Waits up to `timeout` for the init's next message, as text; `None`
+    /// when none came, and an empty text once the init is gone (killed,
+    /// and its namespace with it: a Ctrl-C kills every child of ours).
+    fn receive(&self, timeout: Duration) -> Option<String> {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
         use nix::sys::socket::{recv, MsgFlags};
         let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
@@ -285,12 +348,43 @@ impl Sandbox {
             &mut report,
             MsgFlags::MSG_DONTWAIT,
         ) {
-            Ok(n) if n > 0 => Some(Ending::parse(&String::from_utf8_lossy(&report[..n]))),
+            Ok(n) if n > 0 => Some(String::from_utf8_lossy(&report[..n]).into_owned()),
             Err(nix::Error::EAGAIN | nix::Error::EINTR) => None,
-            // No word: the init was killed, and its namespace with it (a
-            // Ctrl-C kills every child of ours).
-            _ => Some(Ending::default()),
+            _ => Some(String::new()),
         }
+    }
+
+    /// Waits up to `timeout` for what the init says next of the run.
+    pub fn next_message(&mut self, timeout: Duration) -> Option<Message> {
+        let text = self.receive(timeout)?;
+        if text.is_empty() {
+            // No word: the init was killed, and its namespace with it.
+            return Some(Message::Ended(Ending::default()));
+        }
+        Some(Message::parse(&text))
+    }
+
+    /// Tells the init to stop waiting for what the strategy left running:
+    /// it lists what still runs, kills it, and ends the run.
+    pub fn stop_waiting(&self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.init as i32),
+            nix::sys::signal::Signal::SIGUSR2,
+        );
+    }
+
+    /// The processes of the run still running (pid and command name), as
+    /// this process sees them.
+    pub fn remaining(&self) -> Vec<(u32, String)> {
+        fault_fs::proc::descendants(self.init)
+            .into_iter()
+            .map(|pid| {
+                let comm = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .map(|c| c.trim_end().to_owned())
+                    .unwrap_or_default();
+                (pid, comm)
+            })
+            .collect()
     }
 
     /// Kills every process of the run now (the init lives on, and reports

@@ -166,6 +166,7 @@ struct StrategyFile {
     command: Option<String>,
     self_update: Option<String>,
     timeout: Option<String>,
+    linger: Option<String>,
 }
 
 /// Where the old and new versions come from.
@@ -218,14 +219,21 @@ pub struct Strategy {
     pub command: String,
     /// Its working directory (the scenario file's directory).
     pub workdir: PathBuf,
-    /// How long one run of it may take.
+    /// How long one run of it may take, its first process's part: the
+    /// time until the process it starts ends.
     pub timeout: Duration,
+    /// How long what its first process left running (a helper that
+    /// finishes the work once its parent is gone) may go on after it; what
+    /// still runs then is killed, a `tidy` finding.
+    pub linger: Duration,
     /// The command is the built-in self-updating program, so.
     pub self_update: Option<SelfUpdate>,
 }
 
 /// A strategy's timeout when none is given.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long what a strategy left running may go on after it, when not said.
+pub const DEFAULT_LINGER: Duration = Duration::from_secs(10);
 
 /// A value given apart from the scenario file (a flag, or drawn by fuzz):
 /// a reproduction names it so that it reruns the same scenario.
@@ -237,6 +245,8 @@ pub enum Override {
     Platform(Platform),
     /// The strategy's timeout (`--timeout`).
     Timeout(Duration),
+    /// How long what the strategy left may go on (`--linger`).
+    Linger(Duration),
 }
 
 /// A parsed, validated scenario: a [`Target`], a [`Strategy`], the live
@@ -520,6 +530,15 @@ impl Scenario {
             })?,
             None => DEFAULT_TIMEOUT,
         };
+        let linger = match &file.strategy.linger {
+            Some(t) => humantime::parse_duration(t).map_err(|e| {
+                invalid(
+                    "strategy.linger",
+                    format!("`{t}`: {e} (hint: e.g. \"10s\")"),
+                )
+            })?,
+            None => DEFAULT_LINGER,
+        };
         let self_update = match &file.strategy.self_update {
             Some(spec) => Some(
                 spec.parse::<SelfUpdate>()
@@ -575,6 +594,7 @@ impl Scenario {
             command,
             workdir,
             timeout,
+            linger,
             self_update,
         };
         let mut scenario = Scenario::new(name, target, strategy);
@@ -630,6 +650,12 @@ impl Scenario {
     pub fn with_timeout(mut self, timeout: Duration) -> Scenario {
         self.strategy.timeout = timeout;
         self.given(Override::Timeout(timeout))
+    }
+
+    /// How long what the strategy leaves may go on, given apart from the file.
+    pub fn with_linger(mut self, linger: Duration) -> Scenario {
+        self.strategy.linger = linger;
+        self.given(Override::Linger(linger))
     }
 
     /// Notes that `value` was given apart from the file, replacing one of
@@ -724,6 +750,7 @@ impl Scenario {
             command: command.to_owned(),
             workdir: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
             timeout: DEFAULT_TIMEOUT,
+            linger: DEFAULT_LINGER,
             self_update: None,
         };
         let mut scenario = Scenario::new("check", target, strategy);

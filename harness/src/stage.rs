@@ -354,6 +354,13 @@ impl Stage {
         reports
     }
 
+    /// The run dir: the strategy's sandbox keeps its mounts (and no other
+    /// worker's), and binds it back into a `/tmp` of its own when it is in
+    /// `/tmp`.
+    pub(crate) fn run_dir(&self) -> &Path {
+        &self.root
+    }
+
     /// The target, the strays and the other names, read straight from the
     /// tree (no op of ours to trace).
     pub(crate) fn observe(&self, prepared: &Prepared) -> Observed {

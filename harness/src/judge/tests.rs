@@ -27,6 +27,7 @@ fn ran(exit: Exit, class: TargetClass) -> StrategyRun {
         other_names: Vec::new(),
         self_update: None,
         killed_by_platform: None,
+        settled_after: None,
     }
 }
 
@@ -746,7 +747,7 @@ fn tidy_fails_on_strays_of_the_finishing_run() {
         seen_of(&judge(&daemon, Property::Tidy)),
         [(
             None,
-            "processes left running after the strategy exited: sleep (pid 7)".into()
+            "processes left running after the strategy exited, killed at the linger bound: sleep (pid 7)".into()
         )]
     );
 }

@@ -312,6 +312,9 @@ fn write_fuzz(out: &mut dyn Write, report: &Report, fuzz: &FuzzBody, p: &Paint) 
     if stats.interrupted {
         writeln!(out, "  interrupted: the cases above are those that ran")?;
     }
+    if let Some(limit) = &stats.search_limit {
+        writeln!(out, "  {limit}")?;
+    }
     let Some(failing) = &fuzz.failing else {
         writeln!(
             out,

@@ -717,6 +717,7 @@ mod tests {
                 other_names: Vec::new(),
                 self_update: None,
                 killed_by_platform: None,
+                settled_after: None,
             },
             retries: Vec::new(),
             live: Vec::new(),

@@ -23,6 +23,9 @@ pub fn reproduction_prefix(scenario: &Scenario) -> String {
                     Override::Timeout(timeout) => {
                         format!(" --timeout {}", humantime::format_duration(*timeout))
                     }
+                    Override::Linger(linger) => {
+                        format!(" --linger {}", humantime::format_duration(*linger))
+                    }
                 });
             }
             command
@@ -37,13 +40,19 @@ pub fn reproduction_prefix(scenario: &Scenario) -> String {
             if scenario.platform != Platform::Linux {
                 command.push_str(&format!(" --platform {}", scenario.platform.name()));
             }
-            if let Some(Override::Timeout(timeout)) = scenario
-                .overrides
-                .iter()
-                .find(|given| matches!(given, Override::Timeout(_)))
-            {
-                let timeout = humantime::format_duration(*timeout);
-                command.push_str(&format!(" --timeout {timeout}"));
+            for given in &scenario.overrides {
+                match given {
+                    Override::Timeout(timeout) => {
+                        let timeout = humantime::format_duration(*timeout);
+                        command.push_str(&format!(" --timeout {timeout}"));
+                    }
+                    Override::Linger(linger) => {
+                        let linger = humantime::format_duration(*linger);
+                        command.push_str(&format!(" --linger {linger}"));
+                    }
+                    // Given as flags of their own below.
+                    Override::NewSize(_) | Override::Platform(_) => {}
+                }
             }
             match &scenario.target.versions {
                 Versions::Canary { size, new_size } => {

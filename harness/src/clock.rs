@@ -1,0 +1,128 @@
+//! The run clock: time that counts only while swapfault runs. A deadline
+//! (a strategy's timeout, the wait for what it left running) must not
+//! fire because swapfault was stopped (Ctrl-Z, SIGSTOP, a paused CI VM, a
+//! laptop lid) or starved on a loaded machine: those are not the
+//! strategy's time. A ticker thread notes the monotonic clock every
+//! [`TICK`]; a gap of more than [`GAP`] between two notes is time swapfault
+//! did not run, and is left out of the run clock. A reading checks the gap
+//! since the last note too, so a thread that wakes before the ticker does
+//! still sees the pause left out.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// How often the ticker notes the time.
+const TICK: Duration = Duration::from_millis(20);
+/// A gap between two notes longer than this is time swapfault did not run.
+const GAP: Duration = Duration::from_millis(500);
+
+/// The clock's state: when it started, the last note and the time left out,
+/// in nanoseconds since the start.
+struct State {
+    start: Instant,
+    last_note: AtomicU64,
+    paused: AtomicU64,
+}
+
+fn state() -> &'static State {
+    static STATE: OnceLock<State> = OnceLock::new();
+    STATE.get_or_init(|| {
+        let state = State {
+            start: Instant::now(),
+            last_note: AtomicU64::new(0),
+            paused: AtomicU64::new(0),
+        };
+        let spawned = std::thread::Builder::new()
+            .name("run-clock".into())
+            .spawn(|| loop {
+                std::thread::sleep(TICK);
+                note();
+            });
+        if let Err(err) = spawned {
+            tracing::warn!(%err, "no run clock: deadlines count time swapfault was stopped");
+        }
+        state
+    })
+}
+
+/// Notes the time: a gap since the last note beyond [`GAP`] is left out.
+fn note() {
+    let state = state();
+    let now = state.start.elapsed().as_nanos() as u64;
+    let last = state.last_note.swap(now, Ordering::AcqRel);
+    let gap = now.saturating_sub(last);
+    let allowed = GAP.as_nanos() as u64;
+    if gap > allowed {
+        state.paused.fetch_add(gap - allowed, Ordering::AcqRel);
+    }
+}
+
+/// An instant on the run clock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct RunInstant(Duration);
+
+impl RunInstant {
+    /// Now, on the run clock.
+    pub fn now() -> RunInstant {
+        let state = state();
+        let now = state.start.elapsed().as_nanos() as u64;
+        let last = state.last_note.load(Ordering::Acquire);
+        // A pause the ticker has not noted yet (it wakes after us).
+        let unnoted = now
+            .saturating_sub(last)
+            .saturating_sub(GAP.as_nanos() as u64);
+        let paused = state.paused.load(Ordering::Acquire) + unnoted;
+        RunInstant(Duration::from_nanos(now.saturating_sub(paused)))
+    }
+
+    /// Run time from `earlier` to this instant (zero if it is later).
+    pub fn since(self, earlier: RunInstant) -> Duration {
+        self.0.saturating_sub(earlier.0)
+    }
+
+    /// Run time left until `deadline` (zero once it has passed).
+    pub fn until(self, deadline: RunInstant) -> Duration {
+        deadline.0.saturating_sub(self.0)
+    }
+}
+
+impl std::ops::Add<Duration> for RunInstant {
+    type Output = RunInstant;
+
+    fn add(self, duration: Duration) -> RunInstant {
+        RunInstant(self.0 + duration)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_run_clock_runs_with_the_monotonic_one() {
+        let (start, wall) = (RunInstant::now(), Instant::now());
+        std::thread::sleep(Duration::from_millis(100));
+        let (ran, walked) = (RunInstant::now().since(start), wall.elapsed());
+        assert!(ran >= Duration::from_millis(100), "{ran:?}");
+        assert!(ran <= walked, "{ran:?} > {walked:?}");
+    }
+
+    #[test]
+    fn a_stop_of_the_whole_process_is_left_out() {
+        // SIGSTOP of this process stops the ticker too: the gap is seen.
+        let start = RunInstant::now();
+        let stopper = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "kill -STOP {pid}; sleep 2; kill -CONT {pid}",
+                pid = std::process::id()
+            ))
+            .spawn()
+            .expect("sh");
+        let mut stopper = stopper;
+        stopper.wait().expect("wait");
+        let ran = RunInstant::now().since(start);
+        assert!(ran < Duration::from_millis(1500), "{ran:?}");
+    }
+}
