@@ -551,34 +551,35 @@ fn explored_property(
 }
 
 /// `kill-after at any of write#1–#7 (7 points)`: the distinct faults, then
-/// the ops by kind (in the order the kinds first appear), runs of
-/// consecutive ops folded.
+/// the ops by kind (in the order the kinds first appear, ops counted from
+/// another, `rename#3+1`, last), runs of consecutive ops folded
+/// (`write#1+1–#111+1`), and at most a few runs named, the rest counted.
 pub fn where_seen(points: &[CrashPoint]) -> String {
     let mut faults: Vec<String> = Vec::new();
-    let mut ops: Vec<((Phase, OpKind), Vec<u64>)> = Vec::new();
-    // `rename#3+1`: said one by one, after the ops named by their own kind.
-    let mut after: Vec<String> = Vec::new();
+    // Keyed by phase, kind and `+K`: `write#1+1` and `write#2+1` fold.
+    type Key = (Phase, OpKind, u64);
+    let mut ops: Vec<(Key, Vec<u64>)> = Vec::new();
     for point in points {
         let fault = point.fault.to_string();
         if !faults.contains(&fault) {
             faults.push(fault);
         }
-        if point.op.after > 0 {
-            let op = format!("{}{}", phase_prefix(point.phase), point.op);
-            if !after.contains(&op) {
-                after.push(op);
-            }
-            continue;
-        }
-        let kind = (point.phase, point.op.kind);
-        match ops.iter_mut().find(|(k, _)| *k == kind) {
+        let key = (point.phase, point.op.kind, point.op.after);
+        match ops.iter_mut().find(|(k, _)| *k == key) {
             Some((_, nths)) => nths.push(point.op.nth),
-            None => ops.push((kind, vec![point.op.nth])),
+            None => ops.push((key, vec![point.op.nth])),
         }
     }
+    // Stable: the plain ops in order of appearance, then the counted ones.
+    ops.sort_by_key(|((_, _, after), _)| *after > 0);
     let mut at: Vec<String> = Vec::new();
-    for ((phase, kind), mut nths) in ops {
+    for ((phase, kind, after), mut nths) in ops {
         let kind = format!("{}{kind}", phase_prefix(phase));
+        let plus = if after > 0 {
+            format!("+{after}")
+        } else {
+            String::new()
+        };
         nths.sort_unstable();
         nths.dedup();
         let mut runs: Vec<(u64, u64)> = Vec::new();
@@ -590,13 +591,19 @@ pub fn where_seen(points: &[CrashPoint]) -> String {
         }
         for (first, last) in runs {
             at.push(if first == last {
-                format!("{kind}#{first}")
+                format!("{kind}#{first}{plus}")
             } else {
-                format!("{kind}#{first}–#{last}")
+                format!("{kind}#{first}{plus}–#{last}{plus}")
             });
         }
     }
-    at.extend(after);
+    // A long list of scattered ops reads as noise: name a few.
+    const NAMED_OPS: usize = 6;
+    if at.len() > NAMED_OPS {
+        let rest = at.len() - (NAMED_OPS - 1);
+        at.truncate(NAMED_OPS - 1);
+        at.push(format!("{rest} more runs of ops"));
+    }
     // Power cuts come in many writeback states: name a few, count the rest.
     const NAMED: usize = 3;
     let faults = if faults.len() > NAMED + 1 {
@@ -663,7 +670,7 @@ mod tests {
                 "rename#1:stall=10s",
                 "rename#1+1:stall=10s",
             ])),
-            "stall=10s at any of rename#1, rename#2+1, rename#1+1 (3 points)"
+            "stall=10s at any of rename#1, rename#1+1–#2+1 (3 points)"
         );
         assert_eq!(
             where_seen(&points(&[
@@ -672,6 +679,33 @@ mod tests {
                 "retry:unlink#2:kill-after",
             ])),
             "kill-after at any of unlink#1, retry:unlink#1–#2 (3 points)"
+        );
+    }
+
+    #[test]
+    fn where_seen_folds_ops_counted_from_another_and_names_a_few() {
+        // A 16 MiB copy: each write and the op after it, 111 of each.
+        let mut texts: Vec<String> = (1..=111)
+            .flat_map(|n| {
+                [
+                    format!("write#{n}:errno=EIO"),
+                    format!("write#{n}+1:errno=EIO"),
+                ]
+            })
+            .collect();
+        texts.push("rename#1+1:errno=EIO".into());
+        let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+        assert_eq!(
+            where_seen(&points(&texts)),
+            "errno=EIO at any of write#1–#111, write#1+1–#111+1, rename#1+1 (223 points)"
+        );
+        let scattered: Vec<String> = (1..=9)
+            .map(|n| format!("write#{}:kill-after", n * 2))
+            .collect();
+        let scattered: Vec<&str> = scattered.iter().map(String::as_str).collect();
+        assert_eq!(
+            where_seen(&points(&scattered)),
+            "kill-after at any of write#2, write#4, write#6, write#8, write#10, 4 more runs of ops (9 points)"
         );
     }
 
