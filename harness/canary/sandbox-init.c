@@ -352,10 +352,12 @@ static int run(char *request, size_t length, int in, int err, int *closed, int d
     }
     argv[args] = NULL;
     if (fresh && host_tmp >= 0) {
-        /* Seen once under a loaded test suite, rootless: the overlay mount
-         * failed with EINVAL though it had worked at the start. Tried again;
-         * failing that, the run shares the host's /tmp, as when no /tmp of
-         * its own could be made at the start, rather than failing. */
+        /* Seen rootless beside other swapfaults: the overlay failed with
+         * EINVAL ("overlayfs: failed to clone lowerpath" in the kernel log:
+         * a mount under /tmp that came from the host is locked in a user
+         * namespace, and overlayfs will not take /tmp as a lower layer).
+         * Tried again; failing that, the run shares the host's /tmp, as
+         * when none could be made at the start, rather than failing. */
         char why[200];
         for (int attempt = 0; attempt < 3 && fresh_tmp(why, sizeof why) < 0; attempt++) {
             usleep(10000);
