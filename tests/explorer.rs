@@ -6,8 +6,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::support::{
-    assert_nothing_left, explore_json, explored, group_at, interrupt, property, redact, reports,
-    swapfault, verdicts_by_point, wait_for, Report, Verdicts,
+    assert_nothing_left, assert_same_points, explore_json, explored, findings_by_point, group_at,
+    interrupt, property, reports, swapfault, verdicts_by_point, wait_for, Report, Verdicts,
 };
 
 #[test]
@@ -30,31 +30,6 @@ fn ctrl_c_stops_explore_and_leaves_no_mount() {
     assert_nothing_left(tmp.path(), None);
 }
 
-/// Asserts two explorations agree point by point, naming the points that do not.
-fn assert_same_points<T: PartialEq + std::fmt::Debug>(one: &[(String, T)], two: &[(String, T)]) {
-    let specs = |points: &[(String, T)]| points.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>();
-    assert_eq!(specs(one), specs(two), "the crash points differ");
-    let differ: Vec<_> = one.iter().zip(two).filter(|(a, b)| a != b).collect();
-    assert!(differ.is_empty(), "findings differ at: {differ:#?}");
-}
-
-/// Per crash point: the properties it failed, each with what was seen.
-fn findings_by_point(exploration: &Report) -> Vec<(String, Vec<(String, String)>)> {
-    explored(exploration)
-        .point_results
-        .iter()
-        .map(|point| {
-            let mut seen: Vec<(String, String)> = point
-                .findings
-                .iter()
-                .map(|f| (f.property.name().to_owned(), redact(&f.seen)))
-                .collect();
-            seen.sort();
-            (point.point.to_string(), seen)
-        })
-        .collect()
-}
-
 #[test]
 fn the_same_points_and_findings_on_one_worker_or_two() {
     // Random temp names, and one mount per worker reset between points.
@@ -69,7 +44,7 @@ fn the_same_points_and_findings_on_one_worker_or_two() {
         "2",
     ]));
     assert!(one.len() > 20, "{one:?}");
-    assert_same_points(&one, &two);
+    assert_same_points("one worker and two", &one, &two);
     // cp harms the canary at nearly every point, so canaries are restarted
     // all along. Whether one dies of SIGBUS or runs changed code depends on
     // when it beats, so here only the failing properties must agree.
@@ -93,7 +68,7 @@ fn the_same_points_and_findings_on_one_worker_or_two() {
         "--workers",
         "2",
     ])));
-    assert_same_points(&one, &two);
+    assert_same_points("one worker and two", &one, &two);
 }
 
 #[test]

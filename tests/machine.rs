@@ -8,42 +8,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use crate::support::{
-    explore_json, explored, group_at, redact, require, swapfault, verdicts_by_point, Report,
-    Verdicts,
+    assert_same_points, explore_json, explored, findings_by_point, group_at, require, swapfault,
+    verdicts_by_point, Verdicts,
 };
 
 const INSTALL: &str = r#"install "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#;
-
-/// Per crash point, its findings as (property, what was seen), redacted.
-fn findings_by_point(report: &Report) -> Vec<(String, Vec<(String, String)>)> {
-    explored(report)
-        .point_results
-        .iter()
-        .map(|point| {
-            let mut seen: Vec<(String, String)> = point
-                .findings
-                .iter()
-                .map(|f| (f.property.name().to_owned(), redact(&f.seen)))
-                .collect();
-            seen.sort();
-            (point.point.to_string(), seen)
-        })
-        .collect()
-}
-
-/// Asserts two explorations agree point by point, naming where they differ.
-fn assert_same(
-    what: &str,
-    one: &[(String, Vec<(String, String)>)],
-    two: &[(String, Vec<(String, String)>)],
-) {
-    let specs = |points: &[(String, Vec<(String, String)>)]| {
-        points.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>()
-    };
-    assert_eq!(specs(one), specs(two), "{what}: the crash points differ");
-    let differ: Vec<_> = one.iter().zip(two).filter(|(a, b)| a != b).collect();
-    assert!(differ.is_empty(), "{what}: findings differ at {differ:#?}");
-}
 
 /// What a probe sees while a namespace op is stalled depends on timing (it
 /// may wait on the directory lock), so `visible` agrees on its status only.
@@ -97,7 +66,7 @@ fn a_helper_that_swaps_after_the_strategy_exits_is_waited_for() {
     assert!(explored(&first).ops > 0, "{first:#}");
     for _ in 0..2 {
         let again = findings_by_point(&explore_json(&["--strategy", HELPER]));
-        assert_same("the helper again", &points, &again);
+        assert_same_points("the helper again", &points, &again);
     }
     assert_eq!(
         crate::support::status(&first, "result"),
@@ -133,7 +102,7 @@ fn a_download_cached_at_a_fixed_path_in_tmp_is_each_runs_own() {
     let one = explore_json(&["--strategy", cached, "--workers", "1"]);
     assert_eq!(crate::support::status(&one, "result"), "pass", "{one:#}");
     let four = explore_json(&["--strategy", cached, "--workers", "4"]);
-    assert_same(
+    assert_same_points(
         "1 and 4 workers",
         &findings_by_point(&one),
         &findings_by_point(&four),
@@ -217,7 +186,7 @@ fn a_loaded_machine_gives_the_verdicts_of_an_idle_one() {
     let load = Load::start();
     for (scenario, idle) in STEADY.iter().zip(&idle) {
         let loaded = failed_properties(findings_by_point(&explore_json(&[scenario])));
-        assert_same(&format!("{scenario} under load"), idle, &loaded);
+        assert_same_points(&format!("{scenario} under load"), idle, &loaded);
     }
     drop(load);
 }
@@ -257,7 +226,7 @@ fn a_suspended_swapfault_gives_the_verdicts_of_a_running_one() {
     }
     let output = child.wait_with_output().expect("explore ends");
     let stopped = crate::support::reports(&output).remove(0);
-    assert_same(
+    assert_same_points(
         "stopped and continued",
         &plain,
         &findings_by_point(&stopped),

@@ -342,3 +342,34 @@ pub fn verdicts_by_point(report: &Report) -> Verdicts {
         })
         .collect()
 }
+
+/// Per crash point: the properties it failed, each with what was seen
+/// (redacted), sorted.
+pub fn findings_by_point(exploration: &Report) -> Vec<(String, Vec<(String, String)>)> {
+    explored(exploration)
+        .point_results
+        .iter()
+        .map(|point| {
+            let mut seen: Vec<(String, String)> = point
+                .findings
+                .iter()
+                .map(|f| (f.property.name().to_owned(), redact(&f.seen)))
+                .collect();
+            seen.sort();
+            (point.point.to_string(), seen)
+        })
+        .collect()
+}
+
+/// Asserts two explorations (`what`) agree point by point, naming the
+/// points that do not.
+pub fn assert_same_points<T: PartialEq + std::fmt::Debug>(
+    what: &str,
+    one: &[(String, T)],
+    two: &[(String, T)],
+) {
+    let specs = |points: &[(String, T)]| points.iter().map(|(s, _)| s.clone()).collect::<Vec<_>>();
+    assert_eq!(specs(one), specs(two), "{what}: the crash points differ");
+    let differ: Vec<_> = one.iter().zip(two).filter(|(a, b)| a != b).collect();
+    assert!(differ.is_empty(), "{what}: findings differ at {differ:#?}");
+}

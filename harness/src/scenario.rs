@@ -521,24 +521,25 @@ impl Scenario {
                 })?,
             None => 0o755,
         };
-        let timeout = match &file.strategy.timeout {
-            Some(t) => humantime::parse_duration(t).map_err(|e| {
-                invalid(
-                    "strategy.timeout",
-                    format!("`{t}`: {e} (hint: e.g. \"30s\")"),
-                )
-            })?,
-            None => DEFAULT_TIMEOUT,
+        // A duration field, with the default and an example for the hint.
+        let duration = |field: &str, text: &Option<String>, default: Duration, example: &str| {
+            text.as_deref().map_or(Ok(default), |t| {
+                humantime::parse_duration(t)
+                    .map_err(|e| invalid(field, format!("`{t}`: {e} (hint: e.g. \"{example}\")")))
+            })
         };
-        let linger = match &file.strategy.linger {
-            Some(t) => humantime::parse_duration(t).map_err(|e| {
-                invalid(
-                    "strategy.linger",
-                    format!("`{t}`: {e} (hint: e.g. \"10s\")"),
-                )
-            })?,
-            None => DEFAULT_LINGER,
-        };
+        let timeout = duration(
+            "strategy.timeout",
+            &file.strategy.timeout,
+            DEFAULT_TIMEOUT,
+            "30s",
+        )?;
+        let linger = duration(
+            "strategy.linger",
+            &file.strategy.linger,
+            DEFAULT_LINGER,
+            "10s",
+        )?;
         let self_update = match &file.strategy.self_update {
             Some(spec) => Some(
                 spec.parse::<SelfUpdate>()
