@@ -213,17 +213,21 @@ fn a_suspended_swapfault_gives_the_verdicts_of_a_running_one() {
         .spawn()
         .expect("start explore");
     let pid = child.id() as i32;
+    let mut stops = 0;
     for _ in 0..3 {
         std::thread::sleep(Duration::from_millis(300));
         if child.try_wait().expect("try_wait").is_some() {
             break;
         }
+        stops += 1;
         // SAFETY: signalling our own child, not yet reaped.
         unsafe { libc::kill(pid, libc::SIGSTOP) };
         std::thread::sleep(Duration::from_secs(6));
         // SAFETY: as above.
         unsafe { libc::kill(pid, libc::SIGCONT) };
     }
+    // An exploration that ended before the first stop would prove nothing.
+    assert!(stops > 0, "explore ended before it could be stopped");
     let output = child.wait_with_output().expect("explore ends");
     let stopped = crate::support::reports(&output).remove(0);
     assert_same_points(
