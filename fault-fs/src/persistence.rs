@@ -448,7 +448,23 @@ impl Durability {
         let replayed = match self.replayed.get(&(cut.model, bytes)) {
             Some(replayed) => replayed.clone(),
             None => {
-                let replayed = Arc::new(self.replay(cut.model, bytes));
+                // Go on from the longest prefix replayed so far: the first
+                // N bytes of the stream are the same in a longer one.
+                let from = self
+                    .replayed
+                    .iter()
+                    .filter(|((model, done), _)| *model == cut.model && *done < bytes)
+                    .max_by_key(|((_, done), _)| *done)
+                    .map(|((_, done), replayed)| (*done, replayed.clone()));
+                let mut contents = self.replay(cut.model, from, bytes);
+                // What the replay wrote that is still in the file now is
+                // kept once, not once per cut.
+                for (ino, content) in &mut contents {
+                    if let Ok(now) = current.content(*ino) {
+                        content.share_equal_chunks(now);
+                    }
+                }
+                let replayed = Arc::new(contents);
                 self.replayed.insert((cut.model, bytes), replayed.clone());
                 replayed
             }
@@ -459,44 +475,65 @@ impl Durability {
     }
 
     /// The content of each file the first `bytes` of the unsynced stream
-    /// touch, replayed in order on its durable content under `model`.
-    fn replay(&self, model: PersistenceModel, bytes: u64) -> HashMap<u64, Content> {
+    /// touch, replayed in order on its durable content under `model`, or
+    /// on `from`: the replay of a shorter prefix (its byte count and
+    /// contents), whose chunks the result shares.
+    fn replay(
+        &self,
+        model: PersistenceModel,
+        from: Option<(u64, Arc<HashMap<u64, Content>>)>,
+        bytes: u64,
+    ) -> HashMap<u64, Content> {
         let durable = match model {
             PersistenceModel::MetadataOrdered => &self.ordered,
             PersistenceModel::Strict => &self.strict,
         };
-        let mut budget = bytes;
-        let mut contents: HashMap<u64, Content> = HashMap::new();
+        let (done, mut contents) = match from {
+            Some((done, replayed)) => (done, HashMap::clone(&replayed)),
+            None => (0, HashMap::new()),
+        };
+        // Bytes are counted over the whole stream, whether or not their
+        // file is still to be found. A change is replayed when the stream
+        // before it is shorter than the prefix; `from` holds those the
+        // shorter prefix reached, the first part of a write it cut in two.
+        let mut before = 0;
         for change in &self.unsynced {
-            if budget == 0 {
+            if before >= bytes {
                 break;
             }
-            // Bytes are counted over the whole stream, whether or not their
-            // file is still to be found.
-            let (ino, take) = match change {
-                Unsynced::Write {
-                    ino,
-                    data,
-                    ordered_len,
-                    ..
-                } => {
-                    let take = (data.len() as u64).min(budget);
-                    budget -= take;
-                    let mut take = take as usize;
-                    if model == PersistenceModel::MetadataOrdered {
-                        take = take.min(*ordered_len);
-                    }
-                    (*ino, take)
-                }
+            let reached = before < done;
+            let (ino, len) = match change {
+                Unsynced::Write { ino, data, .. } => (*ino, data.len() as u64),
                 Unsynced::Truncate { ino, .. } => (*ino, 0),
             };
             let content = contents
                 .entry(ino)
                 .or_insert_with(|| durable.get(&ino).cloned().unwrap_or_default());
             match change {
-                Unsynced::Write { offset, data, .. } => content.write(*offset, &data[..take]),
-                Unsynced::Truncate { size, .. } => content.truncate(*size),
+                Unsynced::Write {
+                    offset,
+                    data,
+                    ordered_len,
+                    ..
+                } => {
+                    let clip = |n: u64| match model {
+                        PersistenceModel::MetadataOrdered => (n as usize).min(*ordered_len),
+                        PersistenceModel::Strict => n as usize,
+                    };
+                    let start = if reached {
+                        clip(len.min(done - before))
+                    } else {
+                        0
+                    };
+                    let end = clip(len.min(bytes - before));
+                    if end > start {
+                        content.write(*offset + start as u64, &data[start..end]);
+                    }
+                }
+                Unsynced::Truncate { size, .. } if !reached => content.truncate(*size),
+                Unsynced::Truncate { .. } => {}
             }
+            before += len;
         }
         contents
     }
@@ -588,13 +625,43 @@ mod tests {
                     Writeback::Bytes(bytes) => *bytes,
                     Writeback::All => u64::MAX,
                 };
-                for (ino, content) in durable.replay(model, bytes) {
+                for (ino, content) in durable.replay(model, None, bytes) {
                     // Under strict the new file is not named: nothing to find.
                     if let Ok(found) = short.content(ino) {
                         assert_eq!(found, &content, "{cut} ino {ino}");
                     }
                 }
                 assert!(short.content(one).is_ok(), "{cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_replay_from_a_shorter_prefix_leaves_what_one_from_the_start_does() {
+        // Writes cut at every length, a truncate between them, two files.
+        let (mut tree, mut durable, one) = staged(&[7; 3 * 4096]);
+        let node = NewNode {
+            perm: 0o644,
+            uid: 0,
+            gid: 0,
+        };
+        let two = tree.create_file(ROOT_INO, "g".as_ref(), node).unwrap();
+        write(&mut tree, &mut durable, one, 0, &[1; 5000]);
+        write(&mut tree, &mut durable, two, 0, &[2; 9000]);
+        tree.truncate(one, 3000).unwrap();
+        durable.on_truncate(one, 3000);
+        write(&mut tree, &mut durable, one, 10_000, &[3; 6000]);
+        let total = 20_000;
+        for model in PersistenceModel::ALL {
+            for shorter in (0..=total).step_by(1500) {
+                let from = Arc::new(durable.replay(model, None, shorter));
+                for bytes in (shorter..=total + 10).step_by(700) {
+                    assert_eq!(
+                        durable.replay(model, Some((shorter, from.clone())), bytes),
+                        durable.replay(model, None, bytes),
+                        "{model} from {shorter} to {bytes}"
+                    );
+                }
             }
         }
     }

@@ -113,6 +113,19 @@ impl Content {
         })
     }
 
+    /// Takes `other`'s chunk wherever it holds the same bytes at the same
+    /// place, so two contents that are mostly alike keep those bytes once.
+    pub fn share_equal_chunks(&mut self, other: &Content) {
+        let chunks = Arc::make_mut(&mut self.chunks);
+        for (index, chunk) in chunks.iter_mut() {
+            if let Some(theirs) = other.chunks.get(index) {
+                if !Arc::ptr_eq(chunk, theirs) && chunk == theirs {
+                    *chunk = theirs.clone();
+                }
+            }
+        }
+    }
+
     /// Writes `data` at `offset`, extending the file (with a hole) as needed.
     pub fn write(&mut self, offset: u64, data: &[u8]) {
         if data.is_empty() {
