@@ -10,6 +10,7 @@ use fault_fs::{load_dir, FaultFs, FaultMount, FaultPlan, Trace, Tree};
 use harness::job::{run_job, Job};
 use harness::outcome::Event;
 use harness::report;
+use harness::sample::Coverage;
 
 use crate::exit::{Exit, ExitOf};
 
@@ -110,6 +111,18 @@ struct ExploreArgs {
     /// Also kill with SIGTERM at every mutating op.
     #[arg(long)]
     sigterm: bool,
+    /// Check every op of a long run of alike ops (the 512 writes of a
+    /// 64 MiB copy), not its first and last, powers of two and 8 drawn.
+    #[arg(long)]
+    exhaustive: bool,
+    /// The seed that draws the sampled ops of a long run.
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 0,
+        conflicts_with = "exhaustive"
+    )]
+    seed: u64,
     /// Print JSON instead of the human report.
     #[arg(long)]
     json: bool,
@@ -167,6 +180,10 @@ struct FuzzArgs {
 struct RunArgs {
     /// Scenario file (TOML).
     scenario: PathBuf,
+    /// The canary's size, instead of the file's `target.size` (NEW's then
+    /// 7/8 of it unless --new-size says)
+    #[arg(long, value_parser = parse_size, value_name = "SIZE")]
+    size: Option<u64>,
     /// The new canary's size, instead of the file's `target.new_size` (as
     /// fuzz reproductions give it)
     #[arg(long, value_parser = parse_size, value_name = "SIZE")]
@@ -244,7 +261,8 @@ struct CanaryArgs {
     /// What the target is: an executable, a library, or a set of both that must change together.
     #[arg(long, default_value = "lib", value_name = "exe|lib|set")]
     target: harness::TargetKind,
-    /// Canary size (bytes, or with KiB/MiB) [default: 256KiB]
+    /// Canary size (bytes, or with KiB/MiB) [default: a scenario file's
+    /// target.size, else 256KiB]
     #[arg(long, value_parser = parse_size, value_name = "SIZE")]
     size: Option<u64>,
     /// Size of the new canary [default: 7/8 of --size, so that a stale tail
@@ -291,6 +309,21 @@ impl CanaryArgs {
                 .map_err(|m| Failure::usage(anyhow::anyhow!("--self-update: {m}")))?,
             None => scenario,
         };
+        Ok(self.on_platform(scenario))
+    }
+
+    /// The scenario of a file with the sizes and platform given, if any.
+    fn on_file(&self, mut scenario: harness::Scenario) -> Result<harness::Scenario, Failure> {
+        if let Some(size) = self.size {
+            scenario = scenario
+                .with_size(size)
+                .map_err(|m| Failure::usage(anyhow::anyhow!("--size: {m}")))?;
+        }
+        if let Some(new_size) = self.new_size {
+            scenario = scenario
+                .with_new_size(new_size)
+                .map_err(|m| Failure::usage(anyhow::anyhow!("--new-size: {m}")))?;
+        }
         Ok(self.on_platform(scenario))
     }
 
@@ -666,6 +699,11 @@ fn run_and_report(
 
 fn run(args: RunArgs) -> Result<Exit, Failure> {
     let mut scenario = harness::Scenario::from_file(&args.scenario)?;
+    if let Some(size) = args.size {
+        scenario = scenario
+            .with_size(size)
+            .map_err(|m| Failure::usage(anyhow::anyhow!("--size: {m}")))?;
+    }
     if let Some(new_size) = args.new_size {
         scenario = scenario
             .with_new_size(new_size)
@@ -733,7 +771,7 @@ fn explore(args: ExploreArgs) -> Result<Exit, Failure> {
     } else {
         for file in scenario_files(&args.scenarios)? {
             let scenario = harness::Scenario::from_file(&file)?;
-            scenarios.push(args.canary.on_platform(scenario));
+            scenarios.push(args.canary.on_file(scenario)?);
         }
     }
     if scenarios.is_empty() {
@@ -745,6 +783,11 @@ fn explore(args: ExploreArgs) -> Result<Exit, Failure> {
         partition: args.partition,
         max_runs: args.max_runs,
         sigterm: args.sigterm,
+        coverage: if args.exhaustive {
+            Coverage::Exhaustive
+        } else {
+            Coverage::Sampled { seed: args.seed }
+        },
         ..ExploreOptions::default()
     };
     if let Some(workers) = args.workers {
@@ -757,11 +800,7 @@ fn explore(args: ExploreArgs) -> Result<Exit, Failure> {
     for scenario in scenarios {
         let prepared = harness::Prepared::new(args.time.on(scenario))?;
         let bar = progress_bar(&prepared.scenario.name);
-        let on_event = |event: Event<'_>| match event {
-            Event::Planned { points, .. } => bar.set_length(points as u64),
-            Event::PointDone { .. } => bar.inc(1),
-            Event::Case { .. } => {}
-        };
+        let on_event = |event: Event<'_>| bar.on(&event);
         let report = match run_job(&prepared, &job, &stop, &on_event) {
             Ok(report) => report,
             // After a stop no child may start: an error then is the stop's.
@@ -817,7 +856,7 @@ fn fuzz(args: FuzzArgs) -> Result<Exit, Failure> {
             args.regressions.clone(),
         ),
         (false, Some(file)) => (
-            args.canary.on_platform(harness::Scenario::from_file(file)?),
+            args.canary.on_file(harness::Scenario::from_file(file)?)?,
             Some(
                 args.regressions
                     .clone()
@@ -918,24 +957,60 @@ fn stop_on_signals() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>, Fa
 }
 
 /// The bar `explore` shows on stderr while crash points run.
-fn progress_bar(name: &str) -> indicatif::ProgressBar {
+fn progress_bar(name: &str) -> ExploreBar {
     let bar = indicatif::ProgressBar::new(0);
+    // The bar and its ETA run on cost (bytes moved), the count on points:
+    // a 64 MiB state's retry is not a stall at a lookup.
     bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{msg:>24} [{bar:30}] {pos}/{len} crash points, {rate}, eta {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        // Whole points per second: `340/s`, not indicatif's `340.8817/s`.
-        .with_key(
-            "rate",
-            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                let _ = write!(w, "{:.0}/s", state.per_sec());
-            },
-        )
-        .progress_chars("=> "),
+        indicatif::ProgressStyle::with_template("{prefix:>24} [{bar:30}] {msg}, eta {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
     );
-    bar.set_message(name.to_owned());
-    bar
+    bar.set_prefix(name.to_owned());
+    ExploreBar {
+        bar,
+        started: std::time::Instant::now(),
+        points: std::sync::atomic::AtomicU64::new(0),
+        planned: std::sync::atomic::AtomicU64::new(0),
+    }
+}
+
+/// An exploration's progress: the points done of those planned, in whole
+/// points per second, with an ETA weighted by what the rest costs.
+struct ExploreBar {
+    bar: indicatif::ProgressBar,
+    started: std::time::Instant,
+    points: std::sync::atomic::AtomicU64,
+    planned: std::sync::atomic::AtomicU64,
+}
+
+impl ExploreBar {
+    fn on(&self, event: &Event<'_>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        match event {
+            Event::Planned { points, cost, .. } => {
+                self.planned.store(*points as u64, Relaxed);
+                self.bar.set_length(*cost);
+            }
+            Event::PointDone { cost, .. } => {
+                let done = self.points.fetch_add(1, Relaxed) + 1;
+                self.bar.inc(*cost);
+                let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
+                let planned = self.planned.load(Relaxed);
+                self.bar
+                    .set_message(format!("{done}/{planned} crash points, {rate:.0}/s"));
+            }
+            Event::Case { .. } => {}
+        }
+    }
+}
+
+impl std::ops::Deref for ExploreBar {
+    type Target = indicatif::ProgressBar;
+
+    fn deref(&self) -> &indicatif::ProgressBar {
+        &self.bar
+    }
 }
 
 fn writeln_out(out: &mut dyn std::io::Write, text: &str) -> std::io::Result<()> {

@@ -574,7 +574,7 @@ fn partitions_cover_every_crash_point_once() {
             String::from_utf8_lossy(&output.stderr)
         );
         let shard = reports(&output).remove(0);
-        let counts = explored(&shard).points;
+        let counts = &explored(&shard).points;
         assert_eq!(
             counts.partition.map(|p| p.to_string()),
             Some(format!("{k}/{SHARDS}"))

@@ -12,7 +12,7 @@ mod support;
 
 use harness::report::redact::redact_run_names;
 use support::{
-    group_at, property, reports, swapfault, FindingGroup, PropertyReport, Report, Shown,
+    explored, group_at, property, reports, swapfault, FindingGroup, PropertyReport, Report, Shown,
 };
 
 /// `swapfault explore scenarios/ --json --junit`, run once for the tests
@@ -265,4 +265,84 @@ fn a_set_replaced_file_by_file_is_mixed_between_its_renames() {
     let replayed =
         replay_findings("rsync-delay-updates", true) + replay_findings("set-install-each", true);
     assert!(replayed >= 10, "replayed {replayed}");
+}
+
+/// The whole catalog explored at `size` with `extra` flags: its reports.
+fn catalog_at(size: &str, extra: &[&str]) -> Vec<Shown<Report>> {
+    let output = swapfault()
+        .args(["explore", "scenarios/", "--json", "--size", size])
+        .args(extra)
+        .output()
+        .expect("explore");
+    reports(&output)
+}
+
+/// A group's key: its property and what was seen. What a probe sees while
+/// an op is stalled depends on timing (it may wait on the directory lock),
+/// so `visible` is keyed by its property alone; a torn target by its class,
+/// not where its first point's bytes change (where rsync's SIGTERM handler
+/// stops writing differs from run to run).
+fn group_keys(report: &Report) -> std::collections::BTreeSet<(String, String)> {
+    report
+        .properties
+        .iter()
+        .flat_map(|p| {
+            p.groups.iter().map(move |g| {
+                let seen = match p.property.name() {
+                    "visible" => String::new(),
+                    _ => support::redact(g.seen.split(" (").next().unwrap_or_default()),
+                };
+                (p.property.name().to_owned(), seen)
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn sampling_long_runs_keeps_every_verdict_group_and_reproduction_of_the_catalog() {
+    support::require(support::CATALOG_TOOLS);
+    // 3 MiB: NEW (7/8 of it) is 21 writes of 128 KiB, so every copying
+    // strategy has a run long enough to be sampled (14 of 21 checked).
+    let sampled = catalog_at("3MiB", &[]);
+    let exhaustive = catalog_at("3MiB", &["--exhaustive"]);
+    assert_eq!(sampled.len(), exhaustive.len(), "one report per scenario");
+    let mut long_runs = 0;
+    for every in &exhaustive {
+        let name = &every.scenario;
+        let some = report(&sampled, name);
+        let (points, all) = (&explored(some).points, &explored(every).points);
+        assert_eq!(
+            points.derived, all.derived,
+            "{name}: the same points derived"
+        );
+        long_runs += points.sampled.len();
+        for (one, two) in some.properties.iter().zip(&every.properties) {
+            assert_eq!(one.status, two.status, "{name} {}", one.property);
+        }
+        assert_eq!(
+            group_keys(some),
+            group_keys(every),
+            "{name}: the same groups"
+        );
+        // Each group's first point was checked, in a group of the same
+        // kind: its reproduce line is one the sampled run printed too.
+        let checked: std::collections::BTreeSet<String> = explored(some)
+            .point_results
+            .iter()
+            .map(|p| p.point.to_string())
+            .collect();
+        for property in &every.properties {
+            for group in &property.groups {
+                if let Some(first) = group.points.first() {
+                    assert!(
+                        checked.contains(&first.to_string()),
+                        "{name} {}: {first} (first of `{}`) not checked",
+                        property.property,
+                        group.summary
+                    );
+                }
+            }
+        }
+    }
+    assert!(long_runs >= 10, "only {long_runs} long runs sampled");
 }

@@ -150,7 +150,7 @@ fn under_the_macos_model_the_fixed_self_update_passes_every_crash_point() {
     for name in ["kill", "live", "retry", "meta", "power"] {
         assert_eq!(status(&report, name), "pass", "{name}: {report:#}");
     }
-    let points = explored(&report).points;
+    let points = &explored(&report).points;
     assert!(points.run > 20, "{points:#?}");
 }
 

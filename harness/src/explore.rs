@@ -30,6 +30,7 @@ use crate::error::RunError;
 use crate::outcome::{Event, Exploration, Partition, PointResult, Points, RunOutcome, Verdict};
 use crate::pool::{self, Queue};
 use crate::runner::{run_from_power_cut, run_staged, RunOptions};
+use crate::sample::{Coverage, Sampling};
 use crate::scenario::{APP_DIR, STAGING_DIR};
 use crate::stage::Stage;
 use crate::target::Prepared;
@@ -45,6 +46,8 @@ pub struct ExploreOptions {
     pub max_runs: Option<usize>,
     /// Also kill with SIGTERM (programs that clean up on TERM can do worse).
     pub sigterm: bool,
+    /// Every op of a long run of alike ops, or a sample (the default).
+    pub coverage: Coverage,
 }
 
 impl Default for ExploreOptions {
@@ -54,6 +57,7 @@ impl Default for ExploreOptions {
             partition: None,
             max_runs: None,
             sigterm: false,
+            coverage: Coverage::default(),
         }
     }
 }
@@ -193,6 +197,35 @@ impl Work {
     }
 }
 
+/// What one run costs besides the bytes it moves (a mount reset, a
+/// sandbox's start, the observation), in the same unit.
+const RUN_COST: u64 = 256 * 1024;
+
+/// What each unit of `work` costs, in bytes moved: a run moves what the
+/// recording moved up to its op and a retry after it what the whole
+/// recording moved; a power cut computed costs its retry alone. A 64 MiB
+/// state's retry is not a stall at a lookup, and an ETA counted in points
+/// would say so.
+fn work_costs(work: &[Work], points: &[Placed], trace: &[OpRecord]) -> Vec<u64> {
+    let mut moved = Vec::with_capacity(trace.len());
+    let mut sum = 0;
+    for op in trace {
+        if matches!(op.kind, OpKind::Read | OpKind::Write) {
+            sum += op.len;
+        }
+        moved.push(sum);
+    }
+    let retry = sum + RUN_COST;
+    work.iter()
+        .map(|item| match item {
+            Work::Run(index) => {
+                moved.get(points[*index].op).copied().unwrap_or(sum) + RUN_COST + retry
+            }
+            Work::PowerCut { .. } => retry,
+        })
+        .collect()
+}
+
 /// The recording run, on a stage that the first worker then reuses, with
 /// the durable state after each of its mutating ops.
 pub fn record(prepared: &Prepared) -> Result<(RunOutcome, Vec<PowerCut>, Stage), RunError> {
@@ -305,6 +338,9 @@ pub fn explore(
     }
     let sigterm = options.sigterm || scenario.sigterm;
     let mut points = crash_points(&record.trace, &durable, sigterm);
+    let derived = points.len();
+    let sampling = Sampling::of(&record.trace, options.coverage);
+    points.retain(|point| sampling.keeps(point.op));
     let total = points.len();
     if let Some(partition) = options.partition {
         points = points
@@ -319,6 +355,11 @@ pub fn explore(
     }
     let work = plan_work(&points, &record, &durable);
     drop(durable);
+    let costs: HashMap<usize, u64> = work
+        .iter()
+        .zip(work_costs(&work, &points, &record.trace))
+        .map(|(item, cost)| (item.points()[0], cost))
+        .collect();
     // Computed power cuts go to the first worker, which keeps the recording's
     // stage: the same mount and NEW paths as the run the states came from,
     // in case the strategy left either in the files its retry reads.
@@ -329,6 +370,7 @@ pub fn explore(
     on_event(Event::Planned {
         scenario: &scenario.name,
         points: points.len(),
+        cost: costs.values().sum(),
     });
     let results: Mutex<Vec<Option<PointResult>>> = Mutex::new(vec![None; points.len()]);
     let fatal: Mutex<Option<RunError>> = Mutex::new(None);
@@ -375,7 +417,10 @@ pub fn explore(
                 Ok(outcome) => PointResult::of(point, outcome),
                 Err(error) => PointResult::failed(point, error.clone()),
             };
-            on_event(Event::PointDone { result: &result });
+            on_event(Event::PointDone {
+                result: &result,
+                cost: costs.get(&index).copied().unwrap_or(0),
+            });
             if let Ok(mut results) = results.lock() {
                 results[index] = Some(result);
             }
@@ -390,6 +435,9 @@ pub fn explore(
     // What was done, of what was planned (less when interrupted).
     let mut counts = Points {
         total,
+        derived,
+        coverage: options.coverage,
+        sampled: sampling.runs,
         partition: options.partition,
         ..Points::default()
     };

@@ -49,6 +49,7 @@ pub mod probe;
 pub mod proc;
 pub mod report;
 pub mod runner;
+pub mod sample;
 pub mod sandbox;
 pub mod scenario;
 pub mod self_update;

@@ -13,6 +13,7 @@ use fault_fs::{CrashPoint, OpRecord, Rule};
 use serde::{Deserialize, Serialize};
 
 use crate::observe::Observations;
+use crate::sample::{Coverage, SampledRun};
 
 /// The properties of DESIGN.md §3.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -333,10 +334,20 @@ impl FromStr for Partition {
 }
 
 /// How many crash points an exploration had and checked.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Points {
-    /// Crash points derived from the recording.
+    /// Crash points to check: those derived from the recording, less the
+    /// ones sampling left out.
     pub total: usize,
+    /// Crash points derived from the recording (what `--exhaustive` checks).
+    pub derived: usize,
+    /// How they were chosen: `"mode": "sampled"` (with its `"seed"`) or
+    /// `"exhaustive"`.
+    #[serde(flatten)]
+    pub coverage: Coverage,
+    /// The long runs of alike ops that were sampled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sampled: Vec<SampledRun>,
     /// Points checked (fewer with `--partition`, `--max-runs` or Ctrl-C).
     pub checked: usize,
     /// Of those, points that ran the strategy up to their fault.
@@ -359,11 +370,17 @@ pub enum Event<'a> {
         scenario: &'a str,
         /// Points to check.
         points: usize,
+        /// What checking them all costs, in bytes the strategy and its
+        /// retries move (see `PointDone`'s): the weight of an ETA.
+        cost: u64,
     },
     /// One crash point is done.
     PointDone {
         /// Its result.
         result: &'a PointResult,
+        /// What it cost, in the unit of [`Event::Planned`]'s: a point
+        /// computed with others costs nothing after the first.
+        cost: u64,
     },
     /// A fuzzing session has run this many cases.
     Case {

@@ -239,6 +239,8 @@ pub const DEFAULT_LINGER: Duration = Duration::from_secs(10);
 /// a reproduction names it so that it reruns the same scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Override {
+    /// The canary's size, NEW's defaulted from it (`--size`).
+    Size(u64),
     /// The new canary's size (`--new-size`).
     NewSize(u64),
     /// The platform (`--platform`).
@@ -678,6 +680,20 @@ impl Scenario {
         self.description = format!("the program replaces itself: {spec}");
         self.strategy.self_update = Some(spec);
         Ok(self)
+    }
+
+    /// This scenario with a canary of `size` bytes, NEW's size defaulted
+    /// from it ([`default_new_size`]); an error says why not (not the
+    /// canary, or a size out of range).
+    pub fn with_size(&self, size: u64) -> Result<Scenario, String> {
+        if !matches!(self.target.versions, Versions::Canary { .. }) {
+            return Err(NEW_SIZE_OF_FILES.into());
+        }
+        check_size(size)?;
+        let mut scenario = self.clone();
+        let new_size = default_new_size(size);
+        scenario.target.versions = Versions::Canary { size, new_size };
+        Ok(scenario.given(Override::Size(size)))
     }
 
     /// This scenario with a new canary of `new_size` bytes; an error says

@@ -8,7 +8,8 @@ use std::io::{self, Write};
 
 use super::{counted, Body, ExploreBody, FuzzBody, PropertyReport, Report, RunBody, Status};
 use crate::observe::{StrategyRun, TargetState};
-use crate::outcome::Property;
+use crate::outcome::{Points, Property};
+use crate::sample::{Coverage, DRAWN};
 use crate::scenario::Expectation;
 
 struct Paint {
@@ -55,6 +56,9 @@ pub fn write(out: &mut dyn Write, report: &Report, color: bool) -> io::Result<()
         }
         Body::Explore(explored) => {
             writeln!(out, "{}", p.paint("1", &explore_heading(report, explored)))?;
+            for line in sampling_lines(&explored.points) {
+                writeln!(out, "  {line}")?;
+            }
             if explored.points.total == 0 && !explored.interrupted {
                 writeln!(
                     out,
@@ -152,6 +156,34 @@ fn explore_heading(report: &Report, explored: &ExploreBody) -> String {
         counted(points.durable_states, "durable state"),
         if explored.interrupted { ", INTERRUPTED" } else { "" }
     )
+}
+
+/// What sampling left out, one line per long run of alike ops and one for
+/// the points (none when every point was checked).
+fn sampling_lines(points: &Points) -> Vec<String> {
+    let Coverage::Sampled { seed } = points.coverage else {
+        return Vec::new();
+    };
+    if points.sampled.is_empty() {
+        return Vec::new();
+    }
+    let mut lines: Vec<String> = points
+        .sampled
+        .iter()
+        .map(|run| {
+            format!(
+                "sampled: {} of the {} {} ops on {} from {}: the first, the last, every power \
+                 of two and {DRAWN} drawn with seed {seed}",
+                run.checked, run.ops, run.kind, run.path, run.first
+            )
+        })
+        .collect();
+    lines.push(format!(
+        "sampled: {} of {} (--exhaustive checks every one)",
+        points.total,
+        counted(points.derived, "crash point")
+    ));
+    lines
 }
 
 /// What the strategy, retry, live processes and probes of one run did.

@@ -30,7 +30,17 @@ pub fn redact_run_names(text: &str) -> String {
                 {
                     format!("{stem}.XXXXXX{tail}")
                 }
-                _ => word.to_owned(),
+                // A temp name made unique by a process id (`.x.tmp-1306`).
+                _ => match core.rsplit_once("tmp-") {
+                    Some((stem, pid))
+                        if word.contains('/')
+                            && !pid.is_empty()
+                            && pid.chars().all(|c| c.is_ascii_digit()) =>
+                    {
+                        format!("{stem}tmp-N{tail}")
+                    }
+                    _ => word.to_owned(),
+                },
             }
         })
         .collect::<Vec<_>>()
@@ -105,7 +115,8 @@ impl RecordedNames {
             return None;
         }
         let bytes = name.as_bytes();
-        let alnum = |i: usize| bytes[i].is_ascii_alphanumeric();
+        // Python's tempfile draws `_` too (`.update.tctrkx_a`).
+        let alnum = |i: usize| bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_';
         self.0
             .iter()
             .filter(|other| other.len() == name.len() && *other != name)
@@ -148,7 +159,7 @@ impl RecordedNames {
 /// (`.tmpHuFbBK,`), and that punctuation.
 fn core_of(part: &str) -> (&str, &str) {
     let len = part
-        .trim_end_matches(|c: char| !c.is_ascii_alphanumeric())
+        .trim_end_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_')
         .len();
     part.split_at(len)
 }
@@ -168,6 +179,8 @@ mod tests {
                 ".self.__temp__aB3dE9",
                 ".self.__temp__Vblc0y",
                 ".atomicwriteZZ9ZZZ",
+                ".update.tctrkx_a",
+                ".update._sj3fwi0",
                 ".atomicwriteZx2DyE",
                 "tmpfile.tmp",
                 ".libcanary.so.previous",
@@ -179,6 +192,11 @@ mod tests {
         assert_eq!(
             names.redact("stray files left: /app/.tmpHuFbBK, /app/.self.__temp__Vblc0y"),
             "stray files left: /app/.tmpXXXXXX, /app/.self.__temp__XXXXXX"
+        );
+        // Python's tempfile draws underscores too.
+        assert_eq!(
+            names.redact("stray files left: /app/.update._sj3fwi0"),
+            "stray files left: /app/.update.XXXXXXXX"
         );
         // A draw whose first characters happen to match another's reads
         // the same; a directory's random part too.
@@ -208,6 +226,10 @@ mod tests {
         assert_eq!(
             redact_run_names("live canary (pid 1306) died: killed by SIGBUS"),
             "live canary (pid N) died: killed by SIGBUS"
+        );
+        assert_eq!(
+            redact_run_names("stray files left: /app/.libcanary.so.tmp-122, /app/libcanary.so.2"),
+            "stray files left: /app/.libcanary.so.tmp-N, /app/libcanary.so.2"
         );
         assert_eq!(
             redact_run_names("xattrs lost or changed: user.origin"),

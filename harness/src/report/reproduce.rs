@@ -18,6 +18,7 @@ pub fn reproduction_prefix(scenario: &Scenario) -> String {
             let mut command = format!("swapfault run {}", shell_quote(&path.display().to_string()));
             for given in &scenario.overrides {
                 command.push_str(&match given {
+                    Override::Size(size) => format!(" --size {size}"),
                     Override::NewSize(size) => format!(" --new-size {size}"),
                     Override::Platform(platform) => format!(" --platform {}", platform.name()),
                     Override::Timeout(timeout) => {
@@ -51,7 +52,7 @@ pub fn reproduction_prefix(scenario: &Scenario) -> String {
                         command.push_str(&format!(" --linger {linger}"));
                     }
                     // Given as flags of their own below.
-                    Override::NewSize(_) | Override::Platform(_) => {}
+                    Override::Size(_) | Override::NewSize(_) | Override::Platform(_) => {}
                 }
             }
             match &scenario.target.versions {

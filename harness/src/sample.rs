@@ -1,0 +1,186 @@
+//! Long runs of alike ops, sampled. A 64 MiB copy is 512 writes of one
+//! file, each with the same crash points, and the states they leave differ
+//! only in how much was copied. Checking every one costs time quadratic in
+//! the size and tells nothing the boundaries and a spread of members do
+//! not: a run longer than [`LONG`] is checked at its first and last op,
+//! every power of two and [`DRAWN`] more drawn with a seed. An op that is
+//! not checked takes the ops after it up to the next mutating one with it
+//! (a stall at `write#9+1` sees what a stall at `write#9` does).
+//! `--exhaustive` checks every op.
+
+use serde::{Deserialize, Serialize};
+
+use fault_fs::{OpKind, OpRecord};
+
+/// A run of alike ops is sampled only when it is longer than this.
+pub const LONG: usize = 16;
+
+/// How many members of a long run are drawn, beside the boundaries and the
+/// powers of two.
+pub const DRAWN: usize = 8;
+
+/// Which crash points an exploration checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "mode")]
+pub enum Coverage {
+    /// Every op of a long run of alike ops (`--exhaustive`).
+    Exhaustive,
+    /// A long run's first and last op, every power of two and [`DRAWN`]
+    /// more drawn with `seed`.
+    Sampled {
+        /// The draws' seed (`--seed`).
+        seed: u64,
+    },
+}
+
+impl Default for Coverage {
+    fn default() -> Self {
+        Coverage::Sampled { seed: 0 }
+    }
+}
+
+/// One long run of alike ops and how many of them were checked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SampledRun {
+    /// Their kind.
+    pub kind: OpKind,
+    /// The file they act on, in the mount.
+    pub path: String,
+    /// The first op's name (`write#2`).
+    pub first: String,
+    /// How many ops the run has.
+    pub ops: usize,
+    /// How many of them were checked.
+    pub checked: usize,
+}
+
+/// What sampling keeps of a trace.
+#[derive(Clone, Debug, Default)]
+pub struct Sampling {
+    /// Per op of the trace: whether its crash points are checked.
+    keep: Vec<bool>,
+    /// The runs that were sampled.
+    pub runs: Vec<SampledRun>,
+}
+
+impl Sampling {
+    /// Samples the long runs of alike mutating ops in `trace`: ops of one
+    /// kind on one path (and one destination) one after another, with only
+    /// ops that change nothing between them.
+    pub fn of(trace: &[OpRecord], coverage: Coverage) -> Sampling {
+        let mut keep = vec![true; trace.len()];
+        let Coverage::Sampled { seed } = coverage else {
+            return Sampling {
+                keep,
+                runs: Vec::new(),
+            };
+        };
+        let mut runs = Vec::new();
+        for (number, run) in alike_runs(trace).into_iter().enumerate() {
+            if run.len() <= LONG {
+                continue;
+            }
+            let chosen = members(run.len(), seed ^ number as u64);
+            for (position, &start) in run.iter().enumerate() {
+                if chosen.contains(&position) {
+                    continue;
+                }
+                // The op and what follows it up to the next mutating op.
+                let end = trace[start + 1..]
+                    .iter()
+                    .position(OpRecord::is_mutating)
+                    .map_or(trace.len(), |n| start + 1 + n);
+                keep[start..end].iter_mut().for_each(|k| *k = false);
+            }
+            let first = &trace[run[0]];
+            runs.push(SampledRun {
+                kind: first.kind,
+                path: first.path.to_string(),
+                first: first.name.to_string(),
+                ops: run.len(),
+                checked: chosen.len(),
+            });
+        }
+        Sampling { keep, runs }
+    }
+
+    /// Whether the crash points at op `index` of the trace are checked.
+    pub fn keeps(&self, index: usize) -> bool {
+        self.keep.get(index).copied().unwrap_or(true)
+    }
+}
+
+/// The runs of alike mutating ops of `trace`, as indexes into it.
+fn alike_runs(trace: &[OpRecord]) -> Vec<Vec<usize>> {
+    let key = |op: &OpRecord| (op.kind, op.path.clone(), op.path2.clone());
+    let mut runs: Vec<Vec<usize>> = Vec::new();
+    let mut last = None;
+    for (index, op) in trace.iter().enumerate() {
+        if !op.is_mutating() || op.kind == OpKind::Release {
+            continue;
+        }
+        let this = key(op);
+        match runs.last_mut() {
+            Some(run) if last.as_ref() == Some(&this) => run.push(index),
+            _ => runs.push(vec![index]),
+        }
+        last = Some(this);
+    }
+    runs
+}
+
+/// The positions checked in a run of `len`: the first, the last, every
+/// power of two (counted from 1) and [`DRAWN`] more drawn with `seed`, in
+/// order.
+pub fn members(len: usize, seed: u64) -> Vec<usize> {
+    let mut chosen: Vec<usize> = vec![0, len.saturating_sub(1)];
+    chosen.extend(
+        (0..usize::BITS)
+            .map(|k| 1usize << k)
+            .take_while(|&n| n <= len)
+            .map(|n| n - 1),
+    );
+    let mut state = seed;
+    let mut draws = 0;
+    // The draws are among the members not chosen yet; there are enough of
+    // them, as only a run longer than LONG is sampled.
+    while draws < DRAWN && chosen.len() < len {
+        let position = (splitmix64(&mut state) % len as u64) as usize;
+        if !chosen.contains(&position) {
+            chosen.push(position);
+            draws += 1;
+        }
+    }
+    chosen.sort_unstable();
+    chosen.dedup();
+    chosen
+}
+
+/// SplitMix64: a small, fixed generator, so a seed draws the same members
+/// on every machine and in every version of the dependencies.
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_run_keeps_its_boundaries_its_powers_of_two_and_its_draws() {
+        let kept = members(512, 7);
+        for must in [0, 1, 3, 7, 15, 31, 63, 127, 255, 511] {
+            assert!(kept.contains(&must), "{must} not in {kept:?}");
+        }
+        assert_eq!(kept.len(), 10 + DRAWN, "{kept:?}");
+        assert_eq!(kept, members(512, 7), "a seed draws the same members");
+        assert_ne!(kept, members(512, 8), "another seed draws others");
+        // A run of 17 keeps all but the few no draw reached.
+        let short = members(LONG + 1, 0);
+        assert!(short.len() <= LONG + 1 && short.len() >= 6 + DRAWN.min(11));
+    }
+}
