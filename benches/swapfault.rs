@@ -5,7 +5,8 @@
 //! - `replace_1mib`: write+fsync+rename of 1 MiB on tmpfs, disk and fault-fs;
 //! - `explore_install`: crash points of `install` of a 1 MiB library with a
 //!   live canary, vs one plain run of install on tmpfs and on fault-fs, and
-//!   the fixed costs around a run (reset, canary start, mount).
+//!   the fixed costs around a run (reset, canary start, mount);
+//! - `explore_64mib`: the same exploration of a 64 MiB library, sampled.
 //!
 //! Needs root and /dev/fuse, like the tests. `cargo bench --bench swapfault`.
 
@@ -185,5 +186,34 @@ fn explore_install(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, copy_64mib, replace_1mib, explore_install);
+/// A real size: `install` of a 64 MiB library under a live canary, its long
+/// run of writes sampled (the default). `--exhaustive` takes minutes per
+/// exploration here; docs/PERFORMANCE.md times it once with `/usr/bin/time`.
+fn explore_64mib(c: &mut Criterion) {
+    let scenario = harness::Scenario::ad_hoc(
+        r#"install "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#,
+        harness::TargetKind::Lib,
+        64 << 20,
+        harness::scenario::default_new_size(64 << 20),
+    );
+    let prepared = harness::Prepared::new(scenario).expect("prepare");
+    let options = harness::explore::ExploreOptions::default();
+    let stop = AtomicBool::new(false);
+    let mut group = c.benchmark_group("explore_64mib");
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(120));
+    group.bench_function("sampled", |b| {
+        b.iter(|| harness::explore::explore(&prepared, &options, &stop, &|_| {}).expect("explore"))
+    });
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    copy_64mib,
+    replace_1mib,
+    explore_install,
+    explore_64mib
+);
 criterion_main!(benches);

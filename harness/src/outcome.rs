@@ -9,11 +9,10 @@ use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use fault_fs::{CrashPoint, OpRecord, Rule};
+use fault_fs::{CrashPoint, OpKind, OpRecord, Rule};
 use serde::{Deserialize, Serialize};
 
 use crate::observe::Observations;
-use crate::sample::{Coverage, SampledRun};
 
 /// The properties of DESIGN.md §3.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -331,6 +330,45 @@ impl FromStr for Partition {
         }
         Ok(Partition { index, count })
     }
+}
+
+/// How many members of a long run are drawn, beside the boundaries and the
+/// powers of two.
+pub const DRAWN: usize = 8;
+
+/// Which crash points an exploration checks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "mode")]
+pub enum Coverage {
+    /// Every op of a long run of alike ops (`--exhaustive`).
+    Exhaustive,
+    /// A long run's first and last op, every power of two and [`DRAWN`]
+    /// more drawn with `seed`.
+    Sampled {
+        /// The draws' seed (`--seed`).
+        seed: u64,
+    },
+}
+
+impl Default for Coverage {
+    fn default() -> Self {
+        Coverage::Sampled { seed: 0 }
+    }
+}
+
+/// One long run of alike ops and how many of them were checked.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SampledRun {
+    /// Their kind.
+    pub kind: OpKind,
+    /// The file they act on, in the mount.
+    pub path: String,
+    /// The first op's name (`write#2`).
+    pub first: String,
+    /// How many ops the run has.
+    pub ops: usize,
+    /// How many of them were checked.
+    pub checked: usize,
 }
 
 /// How many crash points an exploration had and checked.

@@ -8,51 +8,12 @@
 //! (a stall at `write#9+1` sees what a stall at `write#9` does).
 //! `--exhaustive` checks every op.
 
-use serde::{Deserialize, Serialize};
-
 use fault_fs::{OpKind, OpRecord};
+
+pub use crate::outcome::{Coverage, SampledRun, DRAWN};
 
 /// A run of alike ops is sampled only when it is longer than this.
 pub const LONG: usize = 16;
-
-/// How many members of a long run are drawn, beside the boundaries and the
-/// powers of two.
-pub const DRAWN: usize = 8;
-
-/// Which crash points an exploration checks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", tag = "mode")]
-pub enum Coverage {
-    /// Every op of a long run of alike ops (`--exhaustive`).
-    Exhaustive,
-    /// A long run's first and last op, every power of two and [`DRAWN`]
-    /// more drawn with `seed`.
-    Sampled {
-        /// The draws' seed (`--seed`).
-        seed: u64,
-    },
-}
-
-impl Default for Coverage {
-    fn default() -> Self {
-        Coverage::Sampled { seed: 0 }
-    }
-}
-
-/// One long run of alike ops and how many of them were checked.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SampledRun {
-    /// Their kind.
-    pub kind: OpKind,
-    /// The file they act on, in the mount.
-    pub path: String,
-    /// The first op's name (`write#2`).
-    pub first: String,
-    /// How many ops the run has.
-    pub ops: usize,
-    /// How many of them were checked.
-    pub checked: usize,
-}
 
 /// What sampling keeps of a trace.
 #[derive(Clone, Debug, Default)]

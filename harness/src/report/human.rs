@@ -8,8 +8,7 @@ use std::io::{self, Write};
 
 use super::{counted, Body, ExploreBody, FuzzBody, PropertyReport, Report, RunBody, Status};
 use crate::observe::{StrategyRun, TargetState};
-use crate::outcome::{Points, Property};
-use crate::sample::{Coverage, DRAWN};
+use crate::outcome::{Coverage, Points, Property, DRAWN};
 use crate::scenario::Expectation;
 
 struct Paint {
