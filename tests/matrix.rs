@@ -316,6 +316,11 @@ fn sampling_long_runs_keeps_every_verdict_group_and_reproduction_of_the_catalog(
             "{name}: the same points derived"
         );
         long_runs += points.sampled.len();
+        if !points.sampled.is_empty() {
+            // Sampling left points out, and --exhaustive none.
+            assert!(points.total < points.derived, "{name}: {points:?}");
+            assert_eq!(all.total, all.derived, "{name}: {all:?}");
+        }
         for (one, two) in some.properties.iter().zip(&every.properties) {
             assert_eq!(one.status, two.status, "{name} {}", one.property);
         }
