@@ -313,17 +313,8 @@ impl CanaryArgs {
     }
 
     /// The scenario of a file with the sizes and platform given, if any.
-    fn on_file(&self, mut scenario: harness::Scenario) -> Result<harness::Scenario, Failure> {
-        if let Some(size) = self.size {
-            scenario = scenario
-                .with_size(size)
-                .map_err(|m| Failure::usage(anyhow::anyhow!("--size: {m}")))?;
-        }
-        if let Some(new_size) = self.new_size {
-            scenario = scenario
-                .with_new_size(new_size)
-                .map_err(|m| Failure::usage(anyhow::anyhow!("--new-size: {m}")))?;
-        }
+    fn on_file(&self, scenario: harness::Scenario) -> Result<harness::Scenario, Failure> {
+        let scenario = sized(scenario, self.size, self.new_size)?;
         Ok(self.on_platform(scenario))
     }
 
@@ -697,18 +688,31 @@ fn run_and_report(
     })
 }
 
-fn run(args: RunArgs) -> Result<Exit, Failure> {
-    let mut scenario = harness::Scenario::from_file(&args.scenario)?;
-    if let Some(size) = args.size {
+/// A scenario file's canary at the sizes given (`--size`, `--new-size`).
+fn sized(
+    mut scenario: harness::Scenario,
+    size: Option<u64>,
+    new_size: Option<u64>,
+) -> Result<harness::Scenario, Failure> {
+    if let Some(size) = size {
         scenario = scenario
             .with_size(size)
             .map_err(|m| Failure::usage(anyhow::anyhow!("--size: {m}")))?;
     }
-    if let Some(new_size) = args.new_size {
+    if let Some(new_size) = new_size {
         scenario = scenario
             .with_new_size(new_size)
             .map_err(|m| Failure::usage(anyhow::anyhow!("--new-size: {m}")))?;
     }
+    Ok(scenario)
+}
+
+fn run(args: RunArgs) -> Result<Exit, Failure> {
+    let mut scenario = sized(
+        harness::Scenario::from_file(&args.scenario)?,
+        args.size,
+        args.new_size,
+    )?;
     if let Some(platform) = args.platform {
         scenario = scenario.with_platform(platform);
     }
