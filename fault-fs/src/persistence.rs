@@ -596,11 +596,8 @@ mod tests {
         assert_eq!(durable.writeback_family(), [Writeback::None]);
     }
 
-    #[test]
-    fn shortcuts_leave_what_a_replay_leaves() {
-        // Two files, interleaved writes, one extending its file: every
-        // state of the family, taken the short way (the tree as it is, the
-        // file before its last write), equals the plain replay.
+    /// Two files, each written once since the base (`one` extended).
+    fn two_files_written() -> (Tree, Durability, u64) {
         let (mut tree, mut durable, one) = staged(&[7; 3 * 4096]);
         let node = NewNode {
             perm: 0o644,
@@ -610,6 +607,15 @@ mod tests {
         let two = tree.create_file(ROOT_INO, "g".as_ref(), node).unwrap();
         write(&mut tree, &mut durable, one, 0, &[1; 5000]);
         write(&mut tree, &mut durable, two, 0, &[2; 9000]);
+        (tree, durable, one)
+    }
+
+    #[test]
+    fn shortcuts_leave_what_a_replay_leaves() {
+        // Two files, interleaved writes, one extending its file: every
+        // state of the family, taken the short way (the tree as it is, the
+        // file before its last write), equals the plain replay.
+        let (mut tree, mut durable, one) = two_files_written();
         write(&mut tree, &mut durable, one, 10_000, &[3; 6000]);
         let family = durable.writeback_family();
         assert!(family.len() >= 4, "{family:?}");
@@ -639,15 +645,7 @@ mod tests {
     #[test]
     fn a_replay_from_a_shorter_prefix_leaves_what_one_from_the_start_does() {
         // Writes cut at every length, a truncate between them, two files.
-        let (mut tree, mut durable, one) = staged(&[7; 3 * 4096]);
-        let node = NewNode {
-            perm: 0o644,
-            uid: 0,
-            gid: 0,
-        };
-        let two = tree.create_file(ROOT_INO, "g".as_ref(), node).unwrap();
-        write(&mut tree, &mut durable, one, 0, &[1; 5000]);
-        write(&mut tree, &mut durable, two, 0, &[2; 9000]);
+        let (mut tree, mut durable, one) = two_files_written();
         tree.truncate(one, 3000).unwrap();
         durable.on_truncate(one, 3000);
         write(&mut tree, &mut durable, one, 10_000, &[3; 6000]);
