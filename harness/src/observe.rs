@@ -65,9 +65,10 @@ impl fmt::Display for Exit {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Beat {
     /// Version compiled into the executable's code.
-    pub exe: u32,
-    /// Version the library's code answers.
-    pub lib: u32,
+    pub exe: i32,
+    /// Version the library's code answers: a C `int`, so whatever a torn
+    /// library's code returns, negative too, is a beat that says so.
+    pub lib: i32,
     /// Checksum of every file-backed mapping of the canary files.
     pub checksum: String,
 }
