@@ -17,7 +17,8 @@ pub const DEFAULT_STALL_DEADLINE: Duration = Duration::from_secs(30);
 /// The grammar of one fault, quoted in every parse error.
 pub const FAULT_FORMAT: &str = "kill-before[=SIG], kill-after[=SIG], errno=NAME[/once|/persist], \
 short-write=K|K%, kill-within=K|K%, stall[=DURATION], \
-power-cut[=metadata-ordered|strict][/written=none|all|BYTES], errno=NAME+power-cut[=...]";
+power-cut[=metadata-ordered|strict][/written=none|all|BYTES], errno=NAME+power-cut[=...], \
+short-write=K|K%+errno=ENOSPC|EDQUOT";
 
 /// A fault that does not parse: the text, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +70,11 @@ pub enum Fault {
     /// leaves on disk. fault-fs fails the op; the cut at the end is the
     /// caller's ([`crate::FaultFsHandle::durable_state`]).
     ErrnoThenCut(i32, Cut),
+    /// A disk that fills up during a write: that write stores only part
+    /// and reports the short count, then it is [`Fault::Full`] (this errno
+    /// for every later op that needs space). At an op that writes no data,
+    /// the op fails at once, as `Full` does.
+    Fills(ShortWrite, i32),
 }
 
 /// How much of a write a `short-write` fault lets through.
@@ -185,6 +191,9 @@ impl fmt::Display for Fault {
             Fault::ErrnoThenCut(errno, cut) => {
                 write!(f, "{}+power-cut={cut}", Fault::Errno(*errno))
             }
+            Fault::Fills(short, errno) => {
+                write!(f, "short-write={short}+{}", Fault::Full(*errno))
+            }
         }
     }
 }
@@ -196,9 +205,11 @@ impl FromStr for Fault {
         if let Some((first, cut)) = s.split_once('+') {
             return match (first.parse()?, cut.parse()?) {
                 (Fault::Errno(errno), Fault::PowerCut(cut)) => Ok(Fault::ErrnoThenCut(errno, cut)),
+                (Fault::ShortWrite(short), Fault::Full(errno)) => Ok(Fault::Fills(short, errno)),
                 _ => Err(fault_error(
                     s,
-                    "only errno=NAME+power-cut[=...] combines two faults",
+                    "only errno=NAME+power-cut[=...] and short-write=K+errno=ENOSPC combine \
+                     two faults",
                 )),
             };
         }
@@ -299,6 +310,11 @@ mod tests {
         assert_eq!(fault("errno=ENOSPC/once"), Fault::Errno(libc::ENOSPC));
         assert_eq!(fault("errno=EIO"), Fault::Errno(libc::EIO));
         assert_eq!(fault("errno=EIO/persist"), Fault::Full(libc::EIO));
+        let fills = Fault::Fills(ShortWrite::Percent(50), libc::ENOSPC);
+        assert_eq!(fault("short-write=50%+errno=ENOSPC"), fills);
+        assert_eq!(fills.to_string(), "short-write=50%+errno=ENOSPC");
+        let err = "short-write=5+errno=EIO".parse::<Fault>().unwrap_err();
+        assert!(err.to_string().contains("combine"), "{err}");
         let err = "errno=EIO/always".parse::<Fault>().unwrap_err().to_string();
         assert!(err.contains("once or persist"), "{err}");
     }

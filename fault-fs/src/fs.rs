@@ -96,8 +96,9 @@ impl State {
     /// Writes `data` into file `ino` at `offset`: every op that changes
     /// file data goes through here, so the durability bookkeeping sees it.
     /// The unsynced writes (a copy of the bytes, the file before the last
-    /// one) are kept only while something may cut the power: a power-cut
-    /// rule in the plan, or the recording's durable log.
+    /// one) are kept only while something may cut the power or lose them:
+    /// a power-cut rule in the plan, one that may fail a sync, or the
+    /// recording's durable log.
     fn write_data(&mut self, ino: u64, offset: u64, data: &[u8]) -> Result<usize, Errno> {
         if let Some(signing) = self.signing.as_mut().filter(|s| s.is_running(ino)) {
             let content = self.tree.content(ino)?;
@@ -108,7 +109,8 @@ impl State {
                 signing.changed(ino);
             }
         }
-        let keep = self.durable_log.is_some() || self.plan.may_cut_power();
+        let keep =
+            self.durable_log.is_some() || self.plan.may_cut_power() || self.plan.may_fail_sync();
         if !keep {
             return self.tree.write(ino, offset, data);
         }
@@ -499,6 +501,12 @@ impl FaultFs {
         if let Some(fault) = &decided.fault {
             tracing::debug!(seq, %kind, %fault, "fault fires");
             record.fault = Some(Arc::new(fault.clone()));
+        }
+        if matches!(kind, OpKind::Fsync | OpKind::Fdatasync)
+            && matches!(decided.decision, Decision::Fail(_))
+        {
+            // The writeback it asked for failed: that data is not on disk.
+            state.durable.on_fsync_failed(ino);
         }
         let stall_until = match decided.decision {
             Decision::Stall(duration) => {

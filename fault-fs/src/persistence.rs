@@ -200,6 +200,10 @@ pub struct Durability {
     /// first N bytes of the stream do not change as writes are added, so
     /// each is replayed once (until an fsync or a truncate changes them).
     replayed: HashMap<(PersistenceModel, u64), Arc<HashMap<u64, Content>>>,
+    /// Byte ranges per file whose writeback failed (a failed fsync): the
+    /// cache still shows their data, but the disk keeps what it held
+    /// there before, through any later fsync, until they are written again.
+    lost: HashMap<u64, Vec<(u64, u64)>>,
 }
 
 impl Durability {
@@ -221,14 +225,23 @@ impl Durability {
             unsynced: Vec::new(),
             before_last: None,
             replayed: HashMap::new(),
+            lost: HashMap::new(),
         }
     }
 
-    /// fsync or fdatasync of a file: its data is durable in both models.
+    /// fsync or fdatasync of a file: its data is durable in both models,
+    /// but for the ranges whose writeback failed before ([`Self::on_fsync_failed`]).
     pub fn on_fsync(&mut self, tree: &Tree, ino: u64) {
         if let Ok(content) = tree.content(ino) {
-            self.ordered.insert(ino, content.clone());
-            self.strict.insert(ino, content.clone());
+            let mut ordered = content.clone();
+            let mut strict = content.clone();
+            if let Some(lost) = self.lost.get(&ino) {
+                let empty = Content::default();
+                put_back(&mut ordered, lost, self.ordered.get(&ino).unwrap_or(&empty));
+                put_back(&mut strict, lost, self.strict.get(&ino).unwrap_or(&empty));
+            }
+            self.ordered.insert(ino, ordered);
+            self.strict.insert(ino, strict);
             self.unsynced.retain(|change| match change {
                 Unsynced::Write { ino: i, .. } | Unsynced::Truncate { ino: i, .. } => *i != ino,
             });
@@ -243,9 +256,60 @@ impl Durability {
         }
     }
 
+    /// An fsync or fdatasync of a file that failed: Linux marks the pages
+    /// it could not write clean and reports the error once, so their data
+    /// never reaches the disk, and a later fsync that succeeds does not
+    /// write them either (fsyncgate: Rebello et al., ATC '20). What the
+    /// file wrote since its last fsync is lost from the disk's view until
+    /// written again; the cache (the tree) still shows it.
+    pub fn on_fsync_failed(&mut self, ino: u64) {
+        let mut lost = Vec::new();
+        self.unsynced.retain(|change| match change {
+            Unsynced::Write {
+                ino: i,
+                offset,
+                data,
+                ..
+            } if *i == ino => {
+                lost.push((*offset, *offset + data.len() as u64));
+                false
+            }
+            _ => true,
+        });
+        if lost.is_empty() {
+            return;
+        }
+        self.lost.entry(ino).or_default().extend(lost);
+        self.replayed.clear();
+        if self
+            .before_last
+            .as_ref()
+            .is_some_and(|(last, _)| *last == ino)
+        {
+            self.before_last = None;
+        }
+    }
+
+    /// Whether a failed fsync left data the disk will not get.
+    pub fn has_lost_writes(&self) -> bool {
+        !self.lost.is_empty()
+    }
+
     /// Data written to a file whose content was `before`: durable only
     /// after an fsync, but it may reach the disk before (see [`Writeback`]).
     pub fn on_write(&mut self, ino: u64, offset: u64, data: &[u8], before: Content) {
+        if let Some(lost) = self.lost.get_mut(&ino) {
+            // Written again: those pages are dirty, and written back anew.
+            let end = offset + data.len() as u64;
+            *lost = lost
+                .iter()
+                .flat_map(|&(start, stop)| [(start, stop.min(offset)), (start.max(end), stop)])
+                .filter(|(start, stop)| start < stop)
+                .collect();
+            if lost.is_empty() {
+                self.lost.remove(&ino);
+            }
+        }
         if !data.is_empty() {
             self.unsynced.push(Unsynced::Write {
                 ino,
@@ -345,7 +409,10 @@ impl Durability {
     /// The tree that a reboot after a power cut now would find.
     pub fn durable_tree(&mut self, cut: Cut, current: &Tree) -> Tree {
         let model = cut.model;
-        if model == PersistenceModel::MetadataOrdered && cut.written == Writeback::All {
+        if model == PersistenceModel::MetadataOrdered
+            && cut.written == Writeback::All
+            && self.lost.is_empty()
+        {
             // Every change durable, data included: the tree as it is.
             return current.clone();
         }
@@ -381,6 +448,19 @@ impl Durability {
             tree.set_content(*ino, contents.get(ino).cloned().unwrap_or_default());
         }
         self.write_back(&mut tree, cut, current);
+        // What a failed writeback lost holds what the disk had there.
+        let contents = match model {
+            PersistenceModel::MetadataOrdered => &self.ordered,
+            PersistenceModel::Strict => &self.strict,
+        };
+        let empty = Content::default();
+        for (ino, lost) in &self.lost {
+            if let Ok(content) = tree.content(*ino) {
+                let mut content = content.clone();
+                put_back(&mut content, lost, contents.get(ino).unwrap_or(&empty));
+                tree.set_content(*ino, content);
+            }
+        }
         tree
     }
 
@@ -536,6 +616,20 @@ impl Durability {
             before += len;
         }
         contents
+    }
+}
+
+/// Puts `disk`'s bytes (zeros past its end) on `content` at each of the
+/// `ranges` within `content`'s size: what a failed writeback left there.
+fn put_back(content: &mut Content, ranges: &[(u64, u64)], disk: &Content) {
+    for &(start, stop) in ranges {
+        let stop = stop.min(content.len());
+        if start >= stop {
+            continue;
+        }
+        let mut bytes = disk.read(start, (stop - start) as usize);
+        bytes.resize((stop - start) as usize, 0);
+        content.write(start, &bytes);
     }
 }
 
@@ -790,5 +884,49 @@ mod tests {
             bytes_after(&mut durable, &tree, ino, cut(PersistenceModel::Strict)),
             b"AAAAAAAA"
         );
+    }
+
+    #[test]
+    fn data_whose_fsync_failed_is_not_made_durable_by_a_retried_fsync() {
+        let (mut tree, mut durable, ino) = staged(b"oooooooo");
+        write(&mut tree, &mut durable, ino, 0, b"AAAA");
+        write(&mut tree, &mut durable, ino, 8, b"NNNN");
+        durable.on_fsync_failed(ino);
+        // The retry succeeds and writes nothing: the disk keeps the old
+        // bytes where they were, and zeros past the old end.
+        durable.on_fsync(&tree, ino);
+        assert_eq!(tree.content(ino).unwrap().to_vec(), b"AAAAooooNNNN");
+        for model in PersistenceModel::ALL {
+            for written in [Writeback::None, Writeback::All] {
+                let cut = Cut { model, written };
+                assert_eq!(
+                    bytes_after(&mut durable, &tree, ino, cut),
+                    b"oooooooo\0\0\0\0",
+                    "{cut}"
+                );
+            }
+        }
+        // Written again, the pages are dirty anew and the next fsync keeps them.
+        write(&mut tree, &mut durable, ino, 0, b"AA");
+        durable.on_fsync(&tree, ino);
+        let cut = Cut::new(PersistenceModel::Strict);
+        assert_eq!(
+            bytes_after(&mut durable, &tree, ino, cut),
+            b"AAoooooo\0\0\0\0"
+        );
+    }
+
+    #[test]
+    fn a_failed_fsync_loses_its_data_from_every_writeback_too() {
+        let (mut tree, mut durable, ino) = staged(b"oooo");
+        write(&mut tree, &mut durable, ino, 0, b"AAAA");
+        durable.on_fsync_failed(ino);
+        assert!(durable.has_lost_writes());
+        assert_eq!(durable.writeback_family(), [Writeback::None]);
+        let all = Cut {
+            model: PersistenceModel::MetadataOrdered,
+            written: Writeback::All,
+        };
+        assert_eq!(bytes_after(&mut durable, &tree, ino, all), b"oooo");
     }
 }

@@ -94,6 +94,11 @@ pub struct PlanState {
     /// needs space fails with this errno, until the plan or the scope
     /// changes (the run ends).
     full: Option<i32>,
+    /// Set by a [`Fault::Full`] that fired at a read: the file whose data
+    /// cannot be read, and the errno every later read of it fails with, as
+    /// a bad block stays bad (the kernel retries a failed readahead with a
+    /// read of its own, which must fail too), until the run ends.
+    unreadable: Option<(u64, i32)>,
     /// Park the scope's next op that no rule faults until this instant.
     hold_next: Option<Instant>,
     /// Handles whose writer a kill or power cut stopped at a writeback
@@ -123,11 +128,13 @@ impl PlanState {
         self.matches = vec![Matches::default(); plan.rules.len()];
         self.plan = plan;
         self.full = None;
+        self.unreadable = None;
     }
 
     /// A new run begins (a new scope): a full disk from the last is freed.
     pub fn new_run(&mut self) {
         self.full = None;
+        self.unreadable = None;
     }
 
     /// Back to no plan at all, as a fresh file system.
@@ -152,13 +159,28 @@ impl PlanState {
         self.plan.rules.iter().any(|rule| rule.fault.cuts_power())
     }
 
+    /// Whether a rule of the plan may fail an fsync or fdatasync (whose
+    /// data is then lost: see [`crate::Durability::on_fsync_failed`]).
+    pub fn may_fail_sync(&self) -> bool {
+        self.plan.rules.iter().any(|rule| {
+            matches!(rule.fault, Fault::Errno(_) | Fault::Full(_))
+                && (rule.ops.is_empty()
+                    || rule.after.is_some()
+                    || rule
+                        .ops
+                        .iter()
+                        .any(|kind| matches!(kind, OpKind::Fsync | OpKind::Fdatasync)))
+        })
+    }
+
     /// What to do with `op`, counting it against the plan's rules.
     ///
     /// Only ops in scope are counted or faulted; a release is never faulted
     /// or held (close(2) has returned: nobody waits on it). A writeback
     /// write whose writer was stopped fails with EIO: its pages never
     /// reached the disk. After a lasting error ([`Fault::Full`]), every op
-    /// that needs space fails with it. The first rule that fires wins.
+    /// that needs space fails with it; after one at a read, every read of
+    /// that file. The first rule that fires wins.
     pub fn decide(&mut self, op: &OpRecord, context: OpContext) -> Decided {
         let lost = context
             .writeback
@@ -168,8 +190,14 @@ impl PlanState {
             decision: Decision::Proceed,
             fault: None,
         };
+        let unreadable = match self.unreadable {
+            Some((ino, errno)) if op.kind == OpKind::Read && op.ino == ino => Some(errno),
+            _ => None,
+        };
         if lost {
             decided.decision = Decision::Fail(libc::EIO);
+        } else if let (true, Some(errno)) = (faultable, unreadable) {
+            decided.decision = Decision::Fail(errno);
         } else if let (true, Some(errno)) = (faultable, self.full) {
             if op.kind.needs_space() {
                 decided.decision = Decision::Fail(errno);
@@ -196,6 +224,7 @@ impl PlanState {
             plan,
             matches,
             full,
+            unreadable,
             ..
         } = self;
         for (rule, counted) in plan.rules.iter().zip(matches.iter_mut()) {
@@ -206,7 +235,20 @@ impl PlanState {
                 Fault::KillBefore(signal) => Decision::KillBefore(*signal),
                 Fault::KillAfter(signal) => Decision::KillAfter(*signal),
                 Fault::Errno(errno) | Fault::ErrnoThenCut(errno, _) => Decision::Fail(*errno),
+                Fault::Full(errno) if op.kind == OpKind::Read => {
+                    *unreadable = Some((op.ino, *errno));
+                    Decision::Fail(*errno)
+                }
                 Fault::Full(errno) => {
+                    *full = Some(*errno);
+                    Decision::Fail(*errno)
+                }
+                // The disk fills inside this write: part of it is stored.
+                Fault::Fills(short, errno) if op.kind == OpKind::Write => {
+                    *full = Some(*errno);
+                    Decision::ShortWrite(short.bytes_of(op.len))
+                }
+                Fault::Fills(_, errno) => {
                     *full = Some(*errno);
                     Decision::Fail(*errno)
                 }
@@ -347,6 +389,41 @@ mod tests {
             decisions(&mut state, &[Write, Write]),
             [Fail(libc::ENOSPC), Proceed]
         );
+    }
+
+    #[test]
+    fn a_disk_that_fills_inside_a_write_writes_short_then_is_full() {
+        let mut state = plan(&["write#1:short-write=50%+errno=ENOSPC"]);
+        let full = Fail(libc::ENOSPC);
+        assert_eq!(
+            decisions(&mut state, &[Write, Write, Rename, OpKind::Create]),
+            [Decision::ShortWrite(2048), full, Proceed, full]
+        );
+        // At an op that writes no data the disk is full at once.
+        let mut state = plan(&["create#1:short-write=50%+errno=ENOSPC"]);
+        assert_eq!(
+            decisions(&mut state, &[OpKind::Create, Write]),
+            [full, full]
+        );
+    }
+
+    #[test]
+    fn a_lasting_error_at_a_read_fails_every_later_read_of_that_file() {
+        let mut state = plan(&["read#1:errno=EIO/persist"]);
+        let read = |ino| OpRecord {
+            ino,
+            ..op(OpKind::Read)
+        };
+        let decide = |state: &mut PlanState, op: OpRecord| state.decide(&op, IN_SCOPE).decision;
+        let eio = Fail(libc::EIO);
+        assert_eq!(decide(&mut state, read(7)), eio);
+        // The kernel's own retry of the page, and the next read: the same.
+        assert_eq!(decide(&mut state, read(7)), eio);
+        assert_eq!(decide(&mut state, read(8)), Proceed);
+        assert_eq!(decide(&mut state, op(Write)), Proceed);
+        assert_eq!(decide(&mut state, read(7)), eio);
+        state.new_run();
+        assert_eq!(decide(&mut state, read(7)), Proceed);
     }
 
     #[test]

@@ -31,7 +31,7 @@ use crate::outcome::{Event, Exploration, Partition, PointResult, Points, RunOutc
 use crate::pool::{self, Queue};
 use crate::runner::{run_from_power_cut, run_staged, RunOptions};
 use crate::sample::{Coverage, Sampling};
-use crate::scenario::{APP_DIR, STAGING_DIR};
+use crate::scenario::{APP_DIR, IMAGE_DIR, STAGING_DIR};
 use crate::stage::Stage;
 use crate::target::Prepared;
 
@@ -107,6 +107,20 @@ pub fn crash_points(trace: &[OpRecord], durable: &[PowerCut], sigterm: bool) -> 
             if op.kind != OpKind::Release && std::mem::take(&mut probe_next) {
                 points.push(point(stall()));
             }
+            // A read that fails, and every later read of that file: the
+            // kernel retries a failed readahead with a read of its own.
+            // Not where programs run from (the target's directory, the
+            // macOS model's image): FUSE cannot tell a read(2) from a page
+            // fault, and there a read may be the running program paging in
+            // its own code, which no strategy can help.
+            let runs_there = [APP_DIR, IMAGE_DIR].iter().any(|dir| {
+                op.path
+                    .strip_prefix(&format!("/{dir}"))
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            });
+            if op.kind == OpKind::Read && !runs_there {
+                points.push(point(Fault::Full(libc::EIO)));
+            }
             continue;
         }
         let mut at = |fault: Fault| points.push(point(fault));
@@ -120,11 +134,15 @@ pub fn crash_points(trace: &[OpRecord], durable: &[PowerCut], sigterm: bool) -> 
         }
         at(Fault::Errno(libc::EIO));
         // A full disk stays full: this op and every later one that needs
-        // space fail, until the run ends.
-        if op.kind.needs_space() {
+        // space fail, until the run ends. A disk fills inside a write: it
+        // stores part and returns the short count, and the next one fails
+        // (a writeback write's short count is told to nobody: it fails).
+        let half = fault_fs::ShortWrite::Percent(50);
+        if op.kind == OpKind::Write && op.len > 1 && !op.writeback {
+            at(Fault::Fills(half, libc::ENOSPC));
+        } else if op.kind.needs_space() {
             at(Fault::Full(libc::ENOSPC));
         }
-        let half = fault_fs::ShortWrite::Percent(50);
         if op.kind == OpKind::Write && op.len > 1 {
             if op.writeback {
                 // One writeback write carries every page the writer stored

@@ -137,7 +137,7 @@ fn nth_of(pick: u32, len: usize) -> usize {
 fn family(fault: &Fault) -> u8 {
     match fault {
         Fault::KillBefore(_) | Fault::KillAfter(_) | Fault::KillWithin(_) => 0,
-        Fault::Errno(_) | Fault::Full(_) | Fault::ErrnoThenCut(..) => 1,
+        Fault::Errno(_) | Fault::Full(_) | Fault::Fills(..) | Fault::ErrnoThenCut(..) => 1,
         Fault::PowerCut(_) => 2,
         Fault::Stall(_) => 3,
         Fault::ShortWrite(_) => 4,

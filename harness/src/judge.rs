@@ -18,7 +18,9 @@ use crate::outcome::{Evaluation, Finding, Property, Verdict};
 pub fn interrupts(fault: &Fault) -> Option<Property> {
     match fault {
         Fault::KillBefore(_) | Fault::KillAfter(_) | Fault::KillWithin(_) => Some(Property::Kill),
-        Fault::Errno(_) | Fault::Full(_) | Fault::ShortWrite(_) => Some(Property::Errors),
+        Fault::Errno(_) | Fault::Full(_) | Fault::ShortWrite(_) | Fault::Fills(..) => {
+            Some(Property::Errors)
+        }
         Fault::PowerCut(_) | Fault::ErrnoThenCut(..) => Some(Property::Power),
         Fault::Stall(_) => None,
     }
@@ -289,6 +291,26 @@ fn complete_after(seen: &Observations, property: Property) -> Verdict {
                 Some(point.clone()),
                 format!("the strategy exited 0 after the error, but the target is {class}"),
             ));
+        }
+        // A failed fsync's data never reaches the disk (fsyncgate): exit 0
+        // says the update is done, but a power cut now would undo it.
+        let durable = run.durable_after_sync_error.as_ref();
+        if let (Property::Errors, Some(durable), true) = (property, durable, run.exit.success()) {
+            if class == TargetClass::New && durable.class != TargetClass::New {
+                findings.push(Finding {
+                    detail: durable.mix.clone(),
+                    ..finding(
+                        property,
+                        Some(point.clone()),
+                        format!(
+                            "the strategy exited 0 after the failed sync, but the data it was to \
+                             make durable never reached the disk: a power cut now leaves the \
+                             durable target {}",
+                            durable.class
+                        ),
+                    )
+                });
+            }
         }
     }
     Verdict::of(findings)

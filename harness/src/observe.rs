@@ -252,6 +252,12 @@ pub struct StrategyRun {
     /// The platform model killed the strategy: no fault of the plan did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub killed_by_platform: Option<PlatformKill>,
+    /// Where an injected error failed an fsync or fdatasync of this run:
+    /// the target a power cut (metadata-ordered, nothing written back)
+    /// would leave once the run ended. That fsync's data never reaches
+    /// the disk, even if a retried fsync succeeds (docs/PERSISTENCE.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durable_after_sync_error: Option<TargetState>,
 }
 
 /// A kill by the platform's model (macOS code signing), not by the plan.

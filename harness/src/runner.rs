@@ -8,14 +8,16 @@ use std::io::Read;
 use std::process::Command;
 use std::time::Duration;
 
-use fault_fs::{CrashPoint, Fault, FaultPlan, OpRecord, Phase, Rule, Scope, Tree};
+use fault_fs::{
+    CrashPoint, Cut, Fault, FaultPlan, OpKind, OpRecord, PersistenceModel, Phase, Rule, Scope, Tree,
+};
 
 use crate::clock::RunInstant;
 use crate::error::{io, RunError};
 use crate::judge::{evaluate, interrupts};
 use crate::observe::{
     Exit, LiveReport, Observations, PlatformKill, ProbeKind, ProbeObservation, SelfUpdateReport,
-    StrategyRun,
+    StrategyRun, TargetState,
 };
 use crate::outcome::RunOutcome;
 use crate::probe::{default_probes, probe_stalled, ProbeTiming};
@@ -133,6 +135,7 @@ pub fn run_from_power_cut(
         settled_after: None,
         self_update: None,
         killed_by_platform: None,
+        durable_after_sync_error: None,
     };
     let first = strategy_run(cut_off, stage.observe(prepared));
     let mut observed = Observations::new(prepared.initial_target_state(), first, single_uid());
@@ -177,6 +180,8 @@ struct Strategy {
     self_update: Option<SelfUpdateReport>,
     /// The platform model killed the strategy.
     killed_by_platform: Option<PlatformKill>,
+    /// See [`StrategyRun::durable_after_sync_error`].
+    durable_after_sync_error: Option<TargetState>,
 }
 
 /// One run of the strategy as the runner saw it.
@@ -190,6 +195,7 @@ struct Ran {
 /// What a strategy run left, with how it ended.
 fn strategy_run(strategy: Strategy, left: Observed) -> StrategyRun {
     StrategyRun {
+        durable_after_sync_error: strategy.durable_after_sync_error,
         exit: strategy.exit,
         stderr: strategy.stderr,
         target: left.target,
@@ -258,6 +264,15 @@ impl Run<'_> {
                     reason: kill.reason(),
                 });
             }
+        }
+        let sync_failed = trace.iter().any(|op| {
+            matches!(op.kind, OpKind::Fsync | OpKind::Fdatasync)
+                && matches!(op.fault.as_deref(), Some(Fault::Errno(_) | Fault::Full(_)))
+        });
+        if sync_failed {
+            let durable = handle.durable_state(Cut::new(PersistenceModel::MetadataOrdered));
+            ran.strategy.durable_after_sync_error =
+                Some(prepared.observe(&durable, stage.mount.path()).target);
         }
         if let Some(live) = stage.live.as_mut() {
             live.settle(crate::live::SETTLE);
@@ -570,6 +585,7 @@ fn run_in(
             settled_after,
             self_update: None,
             killed_by_platform: None,
+            durable_after_sync_error: None,
         },
         probes: observations,
         scope,

@@ -28,6 +28,7 @@ fn ran(exit: Exit, class: TargetClass) -> StrategyRun {
         self_update: None,
         killed_by_platform: None,
         settled_after: None,
+        durable_after_sync_error: None,
     }
 }
 
@@ -764,5 +765,34 @@ fn a_not_exercised_property_has_no_findings_and_is_not_a_pass() {
         exercised,
         [Property::Result, Property::Meta, Property::Tidy],
         "an undisturbed run with no live process or probe"
+    );
+}
+
+/// fsyncgate: the strategy retried a failed fsync, which returned 0 and
+/// wrote nothing; it renamed and exited 0 with the new target in the
+/// cache, but the disk holds zeros.
+#[test]
+fn exit_0_after_a_failed_fsync_whose_data_never_reached_the_disk_fails_errors() {
+    let retried = |durable: TargetClass| Observations {
+        fired: vec![point("fsync#1:errno=EIO")],
+        first: StrategyRun {
+            durable_after_sync_error: Some(state(durable)),
+            ..ran(Exit::Code(0), TargetClass::New)
+        },
+        ..clean()
+    };
+    assert_eq!(
+        seen_of(&judge(&retried(TargetClass::Torn), Property::Errors)),
+        [(
+            Some("fsync#1:errno=EIO".into()),
+            "the strategy exited 0 after the failed sync, but the data it was to make durable \
+             never reached the disk: a power cut now leaves the durable target torn"
+                .into()
+        )]
+    );
+    // It wrote the file again and synced it: the data is on disk.
+    assert_eq!(
+        judge(&retried(TargetClass::New), Property::Errors),
+        Verdict::Pass
     );
 }

@@ -752,6 +752,7 @@ mod tests {
                 self_update: None,
                 killed_by_platform: None,
                 settled_after: None,
+                durable_after_sync_error: None,
             },
             retries: Vec::new(),
             live: Vec::new(),
