@@ -510,3 +510,33 @@ fn an_in_place_writer_changes_the_old_targets_other_names_a_new_inode_does_not()
         "{text}"
     );
 }
+
+/// O_TMPFILE: fault-fs (fuser) cannot answer FUSE_TMPFILE, so the kernel
+/// fails the open with EOPNOTSUPP, as it does on a file system without
+/// it. The report names that limit of the tool and the strategy's own
+/// words, never the daemon hint meant for a strategy that did its work
+/// elsewhere. (On tmpfs and ext4 the same open succeeds.)
+#[test]
+fn a_strategy_that_fails_at_an_unsupported_call_is_told_so_not_sent_to_a_daemon() {
+    crate::support::require(&[("python3", "python3")]);
+    let strategy =
+        "python3 -c 'import os; os.open(os.path.dirname(os.environ[\"SWAPFAULT_TARGET\"]), \
+                    os.O_TMPFILE | os.O_WRONLY, 0o755)'";
+    let output = swapfault()
+        .args(["explore", "--strategy", strategy])
+        .output()
+        .expect("explore");
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        text.contains("nothing was tested: the strategy failed before it changed anything (exit 1: OSError: [Errno 95] Operation not supported"),
+        "{text}"
+    );
+    assert!(text.contains("open(dir, O_TMPFILE) is one"), "{text}");
+    assert!(!text.contains("daemon"), "{text}");
+    assert!(
+        text.contains(
+            "did not replace: the strategy failed (exit 1) and the target is still old: OSError"
+        ),
+        "{text}"
+    );
+}

@@ -93,12 +93,14 @@ fn result(seen: &Observations) -> Verdict {
             }]);
         }
         (false, TargetClass::Old) => format!(
-            "did not replace: the strategy failed ({}) and the target is still old",
-            first.exit
+            "did not replace: the strategy failed ({}) and the target is still old{}",
+            first.exit,
+            said(&first.stderr)
         ),
         (false, class) => format!(
-            "the strategy failed ({}) and left the target {class}",
-            first.exit
+            "the strategy failed ({}) and left the target {class}{}",
+            first.exit,
+            said(&first.stderr)
         ),
     };
     Verdict::of(vec![finding(Property::Result, blame(seen), what)])
@@ -316,6 +318,15 @@ fn complete_after(seen: &Observations, property: Property) -> Verdict {
     Verdict::of(findings)
 }
 
+/// The last line a failed run printed, as `: LINE`: why it failed, in its
+/// own words (none when it printed nothing).
+fn said(stderr: &str) -> String {
+    match stderr.lines().rev().find(|line| !line.trim().is_empty()) {
+        Some(line) => format!(": {}", line.trim()),
+        None => String::new(),
+    }
+}
+
 /// retry: after an interruption, running the strategy again completes it.
 fn retry(seen: &Observations) -> Verdict {
     // The retry judged is the last one, made after the last interruption:
@@ -346,10 +357,7 @@ fn retry(seen: &Observations) -> Verdict {
     if retry.exit.success() && retry.target.class == TargetClass::New {
         return Verdict::Pass;
     }
-    let why = match retry.stderr.lines().last() {
-        Some(line) => format!(": {line}"),
-        None => String::new(),
-    };
+    let why = said(&retry.stderr);
     Verdict::of(vec![finding(
         Property::Retry,
         at,

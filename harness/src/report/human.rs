@@ -59,16 +59,8 @@ pub fn write(out: &mut dyn Write, report: &Report, color: bool) -> io::Result<()
                 writeln!(out, "  {line}")?;
             }
             if explored.points.total == 0 && !explored.interrupted {
-                writeln!(
-                    out,
-                    "  {}",
-                    p.paint(
-                        "31",
-                        "nothing was tested: the strategy changed nothing that swapfault saw \
-                         (hint: work done by a process the strategy did not start, such as a \
-                         daemon it asks or `systemd-run`, is outside its sandbox)"
-                    )
-                )?;
+                let why = nothing_tested(explored.record_failed.as_deref());
+                writeln!(out, "  {}", p.paint("31", &why))?;
             }
             write_properties(out, &report.properties, true, &p)?;
             if !explored.errors.is_empty() {
@@ -84,6 +76,29 @@ pub fn write(out: &mut dyn Write, report: &Report, color: bool) -> io::Result<()
             Ok(())
         }
         Body::Fuzz(fuzz) => write_fuzz(out, report, fuzz, &p),
+    }
+}
+
+/// Why an exploration derived no crash point: the strategy failed before
+/// it changed anything (`failed`: how, in its words), or it changed
+/// nothing swapfault saw.
+fn nothing_tested(failed: Option<&str>) -> String {
+    match failed {
+        // fault-fs answers FUSE_TMPFILE with EOPNOTSUPP: a limit of the
+        // tool, not of the strategy, and the user must hear which.
+        Some(how) if how.contains("Operation not supported") => format!(
+            "nothing was tested: the strategy failed before it changed anything ({how}) \
+             (hint: fault-fs does not support every call a real file system does: \
+             open(dir, O_TMPFILE) is one, and fails with EOPNOTSUPP; see docs/PERSISTENCE.md)"
+        ),
+        Some(how) => format!(
+            "nothing was tested: the strategy failed before it changed anything ({how}) \
+             (hint: `swapfault run` shows the run and its trace)"
+        ),
+        None => "nothing was tested: the strategy changed nothing that swapfault saw \
+                 (hint: work done by a process the strategy did not start, such as a \
+                 daemon it asks or `systemd-run`, is outside its sandbox)"
+            .to_owned(),
     }
 }
 

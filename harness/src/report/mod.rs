@@ -157,6 +157,10 @@ pub struct ExploreBody {
     pub interrupted: bool,
     /// Every crash point checked and its findings.
     pub point_results: Vec<PointResult>,
+    /// How the recording run failed, when it did (`exit 1: LAST LINE`):
+    /// with no crash point, the reason nothing was tested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record_failed: Option<String>,
 }
 
 /// A fuzzing session.
@@ -229,6 +233,13 @@ impl Report {
         // No crash point at all: the exploration tested nothing, and says so.
         let nothing = (points.total == 0 && !interrupted).then_some(NO_CRASH_POINT);
         let names = RecordedNames::of(&record, &results);
+        let first = &record.observed.first;
+        let record_failed = (!first.exit.success()).then(|| {
+            match first.stderr.lines().rev().find(|l| !l.trim().is_empty()) {
+                Some(line) => format!("{}: {}", first.exit, line.trim()),
+                None => first.exit.to_string(),
+            }
+        });
         let properties: Vec<PropertyReport> = Property::ALL
             .into_iter()
             .map(|property| {
@@ -284,6 +295,7 @@ impl Report {
                 errors,
                 interrupted,
                 point_results: results,
+                record_failed,
             }),
         }
     }
