@@ -142,13 +142,14 @@ struct FuzzArgs {
     #[command(flatten)]
     canary: CanaryArgs,
     /// New fault schedules to try, after the regressions.
-    #[arg(long, default_value_t = 256, value_name = "N")]
+    #[arg(long, default_value_t = 256, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..))]
     cases: u32,
     /// The seed of the schedules [default: drawn, and printed].
     #[arg(long, value_name = "S")]
     seed: Option<u64>,
     /// Stop trying new schedules after this long, e.g. 2m.
-    #[arg(long, default_value = "45s", value_parser = humantime::parse_duration)]
+    #[arg(long, default_value = "45s", value_parser = some_time)]
     time: Duration,
     /// Cases run at once, each on its own mount; the same seed finds the
     /// same schedule with any number [default: number of cores].
@@ -227,13 +228,23 @@ struct CheckArgs {
     once: OnceArgs,
 }
 
+/// A duration that leaves time to test something: 0 would time out every
+/// run, or try no schedule, and pass with nothing tested.
+fn some_time(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(time) if time.is_zero() => Err("0 tests nothing (hint: e.g. 30s)".into()),
+        Ok(time) => Ok(time),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
 /// How long a strategy run may take: what `run`, `check`, `explore` and
 /// `fuzz` share.
 #[derive(Debug, clap::Args)]
 struct TimeArgs {
     /// Timeout of the strategy's first process in each run (overrides the
     /// scenario's), e.g. 30s
-    #[arg(long, value_parser = humantime::parse_duration)]
+    #[arg(long, value_parser = some_time)]
     timeout: Option<Duration>,
     /// How long what the strategy leaves running may go on after it
     /// (overrides the scenario's `strategy.linger`), e.g. 10s

@@ -136,7 +136,9 @@ impl ExitOf for RunError {
             RunError::Io { .. } => Exit::Environment,
             RunError::Sandbox(err) => err.exit(),
             // The scenario's own commands.
-            RunError::LiveCommand { .. } | RunError::LiveCommandEnded { .. } => Exit::Usage,
+            RunError::LiveCommand { .. }
+            | RunError::LiveCommandEnded { .. }
+            | RunError::SameVersions { .. } => Exit::Usage,
         }
     }
 }

@@ -540,3 +540,36 @@ fn a_strategy_that_fails_at_an_unsupported_call_is_told_so_not_sent_to_a_daemon(
         "{text}"
     );
 }
+
+/// Inputs that would test nothing are usage errors (exit 2, one line that
+/// names the fix), never a pass: a zero timeout times every run out, zero
+/// fuzz time or cases tries no schedule, and OLD equal to NEW has nothing
+/// to replace.
+#[test]
+fn inputs_that_would_test_nothing_are_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    let same = dir.path().join("same.bin");
+    std::fs::write(&same, crate::support::pattern(1, 8192)).expect("write");
+    let same = same.to_string_lossy().into_owned();
+    let cp = r#"cp "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#;
+    for (args, says) in [
+        (
+            vec!["explore", "--strategy", cp, "--timeout", "0"],
+            "0 tests nothing",
+        ),
+        (
+            vec!["fuzz", "--strategy", cp, "--time", "0s"],
+            "0 tests nothing",
+        ),
+        (vec!["fuzz", "--strategy", cp, "--cases", "0"], "--cases"),
+        (
+            vec!["explore", "--strategy", cp, "--old", &same, "--new", &same],
+            "hold the same bytes: there is nothing to replace (hint:",
+        ),
+    ] {
+        let output = swapfault().args(&args).output().expect("swapfault");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}

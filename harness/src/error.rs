@@ -42,6 +42,14 @@ pub enum RunError {
         /// Why.
         source: std::io::Error,
     },
+    /// OLD and NEW hold the same bytes: no run could tell them apart.
+    #[error("{old} and {new} hold the same bytes: there is nothing to replace (hint: give --new the version you ship next)")]
+    SameVersions {
+        /// OLD's path.
+        old: String,
+        /// NEW's path.
+        new: String,
+    },
     /// One of the scenario's live commands ended before the strategy ran.
     #[error("live command `{command}` ended before the strategy ran ({exit}) (hint: a live command must keep running, e.g. `./canary` or `sleep 60 < $SWAPFAULT_TARGET`)")]
     LiveCommandEnded {

@@ -130,9 +130,16 @@ impl Prepared {
         let new_mtime = std::fs::metadata(&new)
             .and_then(|meta| meta.modified())
             .map_err(io(format!("cannot read {}", new.display())))?;
+        let (old_bytes, new_bytes) = (read(&old)?, read(&new)?);
+        if old_bytes == new_bytes {
+            return Err(RunError::SameVersions {
+                old: old.display().to_string(),
+                new: new.display().to_string(),
+            });
+        }
         Ok(Prepared {
-            old: read(&old)?,
-            new: read(&new)?,
+            old: old_bytes,
+            new: new_bytes,
             new_mtime,
             target_name,
             sibling: match sibling {
