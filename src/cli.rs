@@ -142,8 +142,7 @@ struct FuzzArgs {
     #[command(flatten)]
     canary: CanaryArgs,
     /// New fault schedules to try, after the regressions.
-    #[arg(long, default_value_t = 256, value_name = "N",
-          value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 256, value_name = "N")]
     cases: u32,
     /// The seed of the schedules [default: drawn, and printed].
     #[arg(long, value_name = "S")]

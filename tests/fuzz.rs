@@ -250,3 +250,22 @@ fn an_expected_flaw_does_not_stop_the_search_for_others() {
     assert_eq!(status(&replay, "tidy"), "fail", "{replay:#}");
     assert!(fuzzed(&report).stats.faults_fired >= 60, "{report:#}");
 }
+
+/// A flaw that needs no fault (install drops the target's xattrs in every
+/// run) is reported as a flaw of the undisturbed run: the shrinker tries
+/// the empty schedule first, and no fault is blamed.
+#[test]
+fn a_flaw_of_the_undisturbed_run_blames_no_fault() {
+    let (code, report) = swapfault_json(&[
+        "fuzz",
+        "--strategy",
+        r#"install "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#,
+        "--seed",
+        "1",
+        "--time",
+        "60s",
+    ]);
+    assert_eq!(code, Some(1), "{report:#}");
+    assert_eq!(schedule(&report), Vec::<String>::new(), "{report:#}");
+    assert_eq!(status(&report, "meta"), "fail", "{report:#}");
+}

@@ -642,9 +642,17 @@ pub fn fuzz(
         None => None,
         Some(mut drawn) => {
             let worker = &mut workers[0];
+            // The simplest schedule first: none. A flaw the undisturbed run
+            // shows is no fault's doing, and no fault is to be blamed for it.
+            let size = drawn.tree.current().0;
+            shrink_steps += 1;
+            cases_run += 1;
+            progress(cases_run, true);
+            let undisturbed = worker.run(&(size, Vec::new()))?;
+            let flawed = failed(&prepared.scenario, &undisturbed);
             // proptest's shrinking: simplify while the case fails, undo a
             // step that passes; at a limit, back to the last that failed.
-            if drawn.tree.simplify() {
+            if !flawed && drawn.tree.simplify() {
                 loop {
                     let out_of_steps = shrink_steps >= options.shrink_steps;
                     let out_of_time = options
@@ -669,8 +677,11 @@ pub fn fuzz(
                     }
                 }
             }
-            let (size, genes) = drawn.tree.current();
-            if let (Some(regressions), false) = (&regressions, drawn.kept) {
+            let (size, genes) = match flawed {
+                true => (size, Vec::new()),
+                false => drawn.tree.current(),
+            };
+            if let (Some(regressions), false, false) = (&regressions, drawn.kept, flawed) {
                 regressions.save(&drawn.seed, &(size, &genes));
             }
             let (variant, stage) = worker.variant(size)?;

@@ -370,14 +370,22 @@ fn write_fuzz(out: &mut dyn Write, report: &Report, fuzz: &FuzzBody, p: &Paint) 
         return Ok(());
     };
     let schedule: Vec<String> = failing.schedule.iter().map(|r| r.to_string()).collect();
-    writeln!(
-        out,
-        "  {} of {}, shrunk in {}: {}",
-        p.paint("31", "FAILING schedule"),
-        counted(schedule.len(), "fault"),
-        counted(stats.shrink_steps as usize, "run"),
-        schedule.join(", ")
-    )?;
+    if schedule.is_empty() {
+        writeln!(
+            out,
+            "  {}: the undisturbed run already fails (no fault is to blame; fix this first)",
+            p.paint("31", "FAILING with no fault at all"),
+        )?;
+    } else {
+        writeln!(
+            out,
+            "  {} of {}, shrunk in {}: {}",
+            p.paint("31", "FAILING schedule"),
+            counted(schedule.len(), "fault"),
+            counted(stats.shrink_steps as usize, "run"),
+            schedule.join(", ")
+        )?;
+    }
     if let Some(drawn) = &failing.new_size {
         writeln!(
             out,
