@@ -241,8 +241,7 @@ impl LiveCanary {
         self.child.signal(Signal::SIGUSR1);
         // No such beat by the deadline: hung; the report says so. A canary
         // that died sends none, and its pipe may outlive it (a process that
-        // inherited it): so its exit ends the wait too, rather than the
-        // deadline (a SIGBUS in its scan cost a run 30 s here).
+        // inherited it): so its exit ends the wait too, not the deadline.
         loop {
             let slice = (RunInstant::now() + Duration::from_millis(50)).min(deadline);
             if self.board.wait_for(|beats| beats.answered > asked, slice)
