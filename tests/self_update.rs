@@ -75,7 +75,10 @@ fn in_place_on_linux_did_not_replace_truthfully_or_not() {
     assert_eq!(code, Some(1), "{report:#}");
     assert_eq!(
         seen(&report, "result"),
-        ["did not replace: the strategy failed (exit 1) and the target is still old"]
+        [
+            "did not replace: the strategy failed (exit 1) and the target is still old: \
+          open $RUN/mnt/app/canary: Text file busy"
+        ]
     );
     assert!(
         observed(&report).first.stderr.contains("Text file busy"),
