@@ -246,13 +246,7 @@ impl Durability {
                 Unsynced::Write { ino: i, .. } | Unsynced::Truncate { ino: i, .. } => *i != ino,
             });
             self.replayed.clear();
-            if self
-                .before_last
-                .as_ref()
-                .is_some_and(|(last, _)| *last == ino)
-            {
-                self.before_last = None;
-            }
+            self.forget_last_write(ino);
         }
     }
 
@@ -281,6 +275,12 @@ impl Durability {
         }
         self.lost.entry(ino).or_default().extend(lost);
         self.replayed.clear();
+        self.forget_last_write(ino);
+    }
+
+    /// The last write is no longer one a cut may land inside, if it was
+    /// to `ino` (synced, or lost).
+    fn forget_last_write(&mut self, ino: u64) {
         if self
             .before_last
             .as_ref()
@@ -288,11 +288,6 @@ impl Durability {
         {
             self.before_last = None;
         }
-    }
-
-    /// Whether a failed fsync left data the disk will not get.
-    pub fn has_lost_writes(&self) -> bool {
-        !self.lost.is_empty()
     }
 
     /// Data written to a file whose content was `before`: durable only
@@ -921,7 +916,6 @@ mod tests {
         let (mut tree, mut durable, ino) = staged(b"oooo");
         write(&mut tree, &mut durable, ino, 0, b"AAAA");
         durable.on_fsync_failed(ino);
-        assert!(durable.has_lost_writes());
         assert_eq!(durable.writeback_family(), [Writeback::None]);
         let all = Cut {
             model: PersistenceModel::MetadataOrdered,

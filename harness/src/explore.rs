@@ -81,15 +81,8 @@ pub fn crash_points(trace: &[OpRecord], durable: &[PowerCut], sigterm: bool) -> 
     let mut first_mutation = true;
     // The target's directory, what is in it, and its ancestors (a
     // directory swap renames the directory itself); NEW's too.
-    let touches_target_dir = |path: &str| {
-        [APP_DIR, STAGING_DIR].iter().any(|dir| {
-            let dir = format!("/{dir}");
-            path == dir
-                || path
-                    .strip_prefix(&dir)
-                    .is_some_and(|rest| rest.starts_with('/'))
-        })
-    };
+    let touches_target_dir =
+        |path: &str| [APP_DIR, STAGING_DIR].iter().any(|dir| in_dir(path, dir));
     let stall = || Fault::Stall(Some(std::time::Duration::from_secs(10)));
     // Set after an op that changed the target's directory: the next op, of
     // whatever kind, is stalled too, so probes see the state between the two
@@ -113,11 +106,7 @@ pub fn crash_points(trace: &[OpRecord], durable: &[PowerCut], sigterm: bool) -> 
             // macOS model's image): FUSE cannot tell a read(2) from a page
             // fault, and there a read may be the running program paging in
             // its own code, which no strategy can help.
-            let runs_there = [APP_DIR, IMAGE_DIR].iter().any(|dir| {
-                op.path
-                    .strip_prefix(&format!("/{dir}"))
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-            });
+            let runs_there = [APP_DIR, IMAGE_DIR].iter().any(|dir| in_dir(&op.path, dir));
             if op.kind == OpKind::Read && !runs_there {
                 points.push(point(Fault::Full(libc::EIO)));
             }
@@ -194,6 +183,14 @@ pub fn crash_points(trace: &[OpRecord], durable: &[PowerCut], sigterm: bool) -> 
         }
     }
     points
+}
+
+/// Whether `path` (from the mount's root) is the top-level directory `dir`
+/// or inside it.
+fn in_dir(path: &str, dir: &str) -> bool {
+    path.strip_prefix('/')
+        .and_then(|rest| rest.strip_prefix(dir))
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// What a worker does next: one crash point run for real, or the power-cut

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use fault_fs::{CrashPoint, Fault, Phase};
 
 use crate::observe::{
-    Exit, Observations, SelfUpdateReport, StrategyRun, TargetClass, TargetState, Wanted,
+    last_words, Exit, Observations, SelfUpdateReport, StrategyRun, TargetClass, TargetState, Wanted,
 };
 use crate::outcome::{Evaluation, Finding, Property, Verdict};
 
@@ -321,10 +321,7 @@ fn complete_after(seen: &Observations, property: Property) -> Verdict {
 /// The last line a failed run printed, as `: LINE`: why it failed, in its
 /// own words (none when it printed nothing).
 fn said(stderr: &str) -> String {
-    match stderr.lines().rev().find(|line| !line.trim().is_empty()) {
-        Some(line) => format!(": {}", line.trim()),
-        None => String::new(),
-    }
+    last_words(stderr).map_or_else(String::new, |line| format!(": {line}"))
 }
 
 /// retry: after an interruption, running the strategy again completes it.

@@ -220,6 +220,16 @@ impl TargetState {
     }
 }
 
+/// The last line a run printed to stderr that is not blank: why it
+/// failed, in its own words.
+pub fn last_words(stderr: &str) -> Option<&str> {
+    stderr
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|line| !line.is_empty())
+}
+
 /// One run of the strategy and what it left.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StrategyRun {

@@ -14,7 +14,7 @@ pub mod reproduce;
 use fault_fs::{phase_prefix, CrashPoint, OpKind, Phase, Rule};
 use serde::{Deserialize, Serialize};
 
-use crate::observe::Observations;
+use crate::observe::{last_words, Observations};
 use crate::outcome::{
     DrawnSize, Exploration, FuzzOutcome, FuzzStats, PointResult, Points, Property, RunOutcome,
     Verdict,
@@ -234,11 +234,9 @@ impl Report {
         let nothing = (points.total == 0 && !interrupted).then_some(NO_CRASH_POINT);
         let names = RecordedNames::of(&record, &results);
         let first = &record.observed.first;
-        let record_failed = (!first.exit.success()).then(|| {
-            match first.stderr.lines().rev().find(|l| !l.trim().is_empty()) {
-                Some(line) => format!("{}: {}", first.exit, line.trim()),
-                None => first.exit.to_string(),
-            }
+        let record_failed = (!first.exit.success()).then(|| match last_words(&first.stderr) {
+            Some(line) => format!("{}: {line}", first.exit),
+            None => first.exit.to_string(),
         });
         let properties: Vec<PropertyReport> = Property::ALL
             .into_iter()
