@@ -323,6 +323,44 @@ fn a_download_staged_in_tmpdir_is_crash_points_and_the_retry_sees_what_the_kill_
     assert_eq!(group.seen, "after the kill the target is missing");
 }
 
+#[test]
+fn a_resume_that_goes_wrong_past_some_length_is_caught_with_retries_shared() {
+    // A resuming download with a bug: a part past half of NEW is taken for
+    // a whole one. Killed while the part is short, its retry finishes the
+    // part; killed past half, it installs the part. Kills at each of the
+    // copy's writes leave parts that differ only in length; the retries
+    // they share must not hide the difference: the default report must give
+    // the verdicts and findings --exhaustive (which shares nothing) gives.
+    // (Not every point: a part of 896 KiB, the first past half, shares the
+    // class of the 512 KiB–1 MiB parts, and is caught only where an audit
+    // lands on it; the parts past 1 MiB are a class that fails.)
+    let strategy = r#"p="$SWAPFAULT_TARGET.part"
+if [ -e "$p" ]; then
+  n=$(stat -c %s "$p"); full=$(stat -c %s "$SWAPFAULT_NEW")
+  [ $((n * 2)) -ge "$full" ] || tail -c +$((n + 1)) "$SWAPFAULT_NEW" >> "$p"
+else
+  cp "$SWAPFAULT_NEW" "$p"
+fi
+mv "$p" "$SWAPFAULT_TARGET""#;
+    let args = ["--strategy", strategy, "--size", "2MiB"];
+    let shared = explore_json(&args);
+    let every = explore_json(&[&args[..], &["--exhaustive"]].concat());
+    let points = &explored(&shared).points;
+    assert!(
+        points.retries_taken > 0,
+        "no retry was shared, so this tests nothing: {shared:#}"
+    );
+    assert_eq!(explored(&every).points.retries_taken, 0, "{every:#}");
+    // Past half of NEW (1.75 MiB in 128 KiB writes): the part is installed.
+    let group = group_at(&shared, "retry", "write#8:kill-after");
+    assert!(group.seen.contains("prefix-of-new"), "{group:#?}");
+    assert_eq!(
+        verdicts(&shared),
+        verdicts(&every),
+        "shared retries and --exhaustive disagree"
+    );
+}
+
 /// Runs swapfault as `nobody` (uid 65534) with its own cache dir, as a user
 /// without root would; /dev/fuse gets the mode distributions ship it with.
 fn swapfault_as_nobody(cache: &std::path::Path) -> std::process::Command {

@@ -163,7 +163,7 @@ fn replace_under_live_canary(command: &str) -> harness::observe::LiveReport {
         .status()
         .expect("replace");
     assert!(status.success(), "{command}");
-    live.settle(Duration::from_secs(3));
+    live.settle(Duration::from_secs(3), true);
     live.report()
 }
 

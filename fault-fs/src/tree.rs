@@ -113,6 +113,25 @@ impl Content {
         })
     }
 
+    /// True when this content is the first `len()` bytes of `other`. Chunks
+    /// the two share are not read; the others are compared a chunk at a time.
+    pub fn is_prefix_of_content(&self, other: &Content) -> bool {
+        if self.size > other.size {
+            return false;
+        }
+        (0..self.size.div_ceil(CHUNK as u64)).all(|index| {
+            let (mine, theirs) = (self.chunks.get(&index), other.chunks.get(&index));
+            if let (Some(mine), Some(theirs)) = (mine, theirs) {
+                if Arc::ptr_eq(mine, theirs) {
+                    return true;
+                }
+            }
+            let start = index * CHUNK as u64;
+            let len = (self.size - start).min(CHUNK as u64) as usize;
+            self.read(start, len) == other.read(start, len)
+        })
+    }
+
     /// Takes `other`'s chunk wherever it holds the same bytes at the same
     /// place, so two contents that are mostly alike keep those bytes once.
     pub fn share_equal_chunks(&mut self, other: &Content) {

@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use fault_fs::{
     CrashPoint, Cut, Fault, OpKind, OpRecord, PersistenceModel, PowerCut, Tree, Writeback,
@@ -29,7 +29,8 @@ use nix::sys::signal::Signal;
 use crate::error::RunError;
 use crate::outcome::{Event, Exploration, Partition, PointResult, Points, RunOutcome, Verdict};
 use crate::pool::{self, Queue};
-use crate::runner::{run_from_power_cut, run_staged, RunOptions};
+use crate::retry::SharedRetries;
+use crate::runner::{run_from_power_cut, run_staged, RunOptions, Sharing};
 use crate::sample::{Coverage, Sampling};
 use crate::scenario::{APP_DIR, IMAGE_DIR, STAGING_DIR};
 use crate::stage::Stage;
@@ -312,8 +313,12 @@ fn do_work(
     record: &RunOutcome,
     placed: &Placed,
     work: &Work,
+    sharing: Option<Sharing>,
 ) -> Result<RunOutcome, RunError> {
-    let options = RunOptions::after(record);
+    let options = RunOptions {
+        sharing,
+        ..RunOptions::after(record)
+    };
     match work {
         Work::Run(_) => {
             stage.prepare(prepared)?;
@@ -381,7 +386,6 @@ pub fn explore(
     let (cuts, runs): (Vec<&Work>, Vec<&Work>) = work
         .iter()
         .partition(|item| matches!(item, Work::PowerCut { .. }));
-    let (cuts, runs) = (Queue::new(&cuts), Queue::new(&runs));
     on_event(Event::Planned {
         scenario: &scenario.name,
         points: points.len(),
@@ -391,19 +395,23 @@ pub fn explore(
     let fatal: Mutex<Option<RunError>> = Mutex::new(None);
     let mut stages: Vec<Option<Stage>> = (0..options.workers.max(1)).map(|_| None).collect();
     stages[0] = Some(record_stage);
-    let take = |worker: usize| {
-        if stop.load(Ordering::Relaxed) || fatal.lock().is_ok_and(|f| f.is_some()) {
-            return None;
-        }
-        let cut = (worker == 0).then(|| cuts.take()).flatten();
-        cut.or_else(|| runs.take()).copied()
-    };
+    let retries = Arc::new(SharedRetries::new(
+        prepared,
+        matches!(options.coverage, Coverage::Sampled { .. }),
+    ));
+    // Set for the second round: the points that took the retry of a class
+    // that turned out to vary, run again with retries of their own.
+    let again = AtomicBool::new(false);
     let check = |worker: usize, stage: &mut Option<Stage>, item: &Work| {
         let first = &points[item.points()[0]];
         let _span = tracing::info_span!("crash_point", worker, point = %first.point).entered();
         let outcome = match stage.take().map_or_else(|| Stage::new(prepared), Ok) {
             Ok(mut ready) => {
-                let outcome = do_work(&mut ready, prepared, &record, first, item);
+                let sharing = (!again.load(Ordering::Relaxed)).then(|| Sharing {
+                    retries: retries.clone(),
+                    point: item.points()[0],
+                });
+                let outcome = do_work(&mut ready, prepared, &record, first, item, sharing);
                 // A stage that failed a run is not trusted again.
                 if outcome.is_ok() {
                     *stage = Some(ready);
@@ -442,7 +450,26 @@ pub fn explore(
         }
         true
     };
-    pool::run(&mut stages, &take, &check);
+    let round = |cuts: &[&Work], runs: &[&Work], stages: &mut [Option<Stage>]| {
+        let (cuts, runs) = (Queue::new(cuts), Queue::new(runs));
+        let take = |worker: usize| {
+            if stop.load(Ordering::Relaxed) || fatal.lock().is_ok_and(|f| f.is_some()) {
+                return None;
+            }
+            let cut = (worker == 0).then(|| cuts.take()).flatten();
+            cut.or_else(|| runs.take()).copied()
+        };
+        pool::run(stages, &take, &check);
+    };
+    round(&cuts, &runs, &mut stages);
+    let redo = retries.takers_of_varied();
+    if !redo.is_empty() && !stop.load(Ordering::Relaxed) {
+        again.store(true, Ordering::Relaxed);
+        let (mut cuts, mut runs) = (cuts.clone(), runs.clone());
+        cuts.retain(|item| redo.contains(&item.points()[0]));
+        runs.retain(|item| redo.contains(&item.points()[0]));
+        round(&cuts, &runs, &mut stages);
+    }
     if let Some(err) = fatal.into_inner().ok().flatten() {
         return Err(err);
     }
@@ -454,6 +481,9 @@ pub fn explore(
         coverage: options.coverage,
         sampled: sampling.runs,
         partition: options.partition,
+        retries: retries.retries_run(),
+        retries_taken: retries.retries_taken(),
+        varied_classes: retries.varied(),
         ..Points::default()
     };
     for item in &work {

@@ -48,6 +48,7 @@ mod pool;
 pub mod probe;
 pub mod proc;
 pub mod report;
+pub mod retry;
 pub mod runner;
 pub mod sample;
 pub mod sandbox;

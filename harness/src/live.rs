@@ -235,10 +235,18 @@ impl LiveCanary {
     /// cuts the canary's pause short) and waits for it, or `timeout` of run
     /// time, so a change made just now is seen without waiting out the
     /// interval.
-    pub fn settle(&mut self, timeout: Duration) {
+    ///
+    /// `rescan` off asks only that it answer (SIGUSR2): for when no file it
+    /// maps can have changed, so a checksum could only repeat the last one.
+    /// The answer still says it is alive and not hung.
+    pub fn settle(&mut self, timeout: Duration, rescan: bool) {
         let deadline = RunInstant::now() + timeout;
         let asked = lock(&self.board.beats).answered;
-        self.child.signal(Signal::SIGUSR1);
+        self.child.signal(if rescan {
+            Signal::SIGUSR1
+        } else {
+            Signal::SIGUSR2
+        });
         // No such beat by the deadline: hung; the report says so. A canary
         // that died sends none, and its pipe may outlive it (a process that
         // inherited it): so its exit ends the wait too, not the deadline.

@@ -394,6 +394,18 @@ pub struct Points {
     pub computed: usize,
     /// The distinct durable states among the computed ones (one retry each).
     pub durable_states: usize,
+    /// Retries run for real after interruptions.
+    #[serde(default)]
+    pub retries: usize,
+    /// Points that took the retry of another point whose interruption left
+    /// a state of the same class instead of running their own (see
+    /// `harness::retry`).
+    #[serde(default)]
+    pub retries_taken: usize,
+    /// Classes whose retries differed from point to point: every point
+    /// that had taken one was run again with a retry of its own.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub varied_classes: usize,
     /// This machine's share of the points (`--partition K/N`), if only one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<Partition>,
@@ -508,4 +520,9 @@ pub struct DrawnSize {
     pub old_bytes: u64,
     /// The new file's length.
     pub new_bytes: u64,
+}
+
+/// For serde: leaves a zero count out.
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }

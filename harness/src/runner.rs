@@ -6,6 +6,7 @@
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Duration;
 
 use fault_fs::{
@@ -21,6 +22,7 @@ use crate::observe::{
 };
 use crate::outcome::RunOutcome;
 use crate::probe::{default_probes, probe_stalled, ProbeTiming};
+use crate::retry::{harm, Claim, Retry, SharedRetries, StateClass};
 use crate::sandbox::{Ending, Message, Sandbox, SandboxError};
 use crate::scenario::{Versions, APP_DIR};
 use crate::stage::{Stage, SELF_REPORT};
@@ -36,6 +38,17 @@ pub struct RunOptions {
     /// only such processes are left, a run stops waiting for them at once
     /// instead of at the bound.
     pub daemons: BTreeSet<String>,
+    /// The exploration's retries this run may take one of, or add to.
+    pub sharing: Option<Sharing>,
+}
+
+/// A point's part in its exploration's retries (see [`crate::retry`]).
+#[derive(Clone, Debug)]
+pub struct Sharing {
+    /// The exploration's retries, by class.
+    pub retries: Arc<SharedRetries>,
+    /// The point's index: it decides whether the point audits.
+    pub point: usize,
 }
 
 impl Default for RunOptions {
@@ -43,6 +56,7 @@ impl Default for RunOptions {
         RunOptions {
             retry: true,
             daemons: BTreeSet::new(),
+            sharing: None,
         }
     }
 }
@@ -63,6 +77,7 @@ impl RunOptions {
         RunOptions {
             retry: true,
             daemons,
+            sharing: None,
         }
     }
 }
@@ -274,8 +289,9 @@ impl Run<'_> {
             ran.strategy.durable_after_sync_error =
                 Some(prepared.observe(&durable, stage.mount.path()).target);
         }
+        let rescan = stage.live_maps_may_have_changed(prepared);
         if let Some(live) = stage.live.as_mut() {
-            live.settle(crate::live::SETTLE);
+            live.settle(crate::live::SETTLE, rescan);
         }
         for probe in &mut ran.probes {
             probe.at.phase = phase;
@@ -320,13 +336,43 @@ impl Run<'_> {
     ) -> Result<RunOutcome, RunError> {
         let mut retry_traces = Vec::new();
         let mut phase: Phase = 0;
+        // The live reports as a retry taken from the point's class left them.
+        let mut live_taken = None;
         // A retry with no fault of its phase is not interrupted: the chain
         // ends. A run the platform's model killed is retried too, as a user
         // would.
         while self.options.retry && interrupted(&observed, phase) {
             phase += 1;
             self.stage.restage_new(self.prepared)?;
-            let (ran, trace, fired) = self.phase(phase)?;
+            let class = if phase == 1 { self.class() } else { None };
+            let sharing = self.options.sharing.as_ref();
+            let claim = match (&class, sharing) {
+                (Some(class), Some(sharing)) => Some(sharing.retries.claim(class, sharing.point)),
+                _ => None,
+            };
+            if let Some(Claim::Take(retry)) = claim {
+                let mut live = self.stage.live_reports();
+                retry.apply_to(&mut live);
+                live_taken = Some(live);
+                observed.retries.push(retry.run.clone());
+                retry_traces.push(retry.trace.clone());
+                break;
+            }
+            // Whatever happens to it, the class hears how its retry went.
+            let told = |retry: Option<&Retry>, ended: bool| {
+                if let (Some(class), Some(claim), Some(sharing)) = (&class, &claim, sharing) {
+                    sharing.retries.ran(class, claim, retry, ended);
+                } else if let (Some(sharing), Some(_)) = (sharing, retry) {
+                    sharing.retries.count_run();
+                }
+            };
+            let (ran, trace, fired) = match self.phase(phase) {
+                Ok(ran) => ran,
+                Err(err) => {
+                    told(None, false);
+                    return Err(err);
+                }
+            };
             if let Some(reports) = self.power_off(&fired) {
                 live_at_cut.get_or_insert(reports);
             }
@@ -334,11 +380,19 @@ impl Run<'_> {
             observed.fired.extend(fired);
             observed.probes.extend(ran.probes);
             observed.retries.push(strategy_run(ran.strategy, left));
+            if sharing.is_some() {
+                let retry = Retry {
+                    run: observed.retries[observed.retries.len() - 1].clone(),
+                    trace: trace.clone(),
+                    live: self.stage.live_reports(),
+                };
+                told(Some(&retry), !interrupted(&observed, phase));
+            }
             retry_traces.push(trace);
         }
-        observed.live = match live_at_cut {
-            Some(reports) => reports,
-            None => self.stage.live_reports(),
+        observed.live = match (live_at_cut, live_taken) {
+            (Some(reports), _) | (None, Some(reports)) => reports,
+            (None, None) => self.stage.live_reports(),
         };
         let evaluation = evaluate(&observed, &self.prepared.wanted());
         Ok(RunOutcome {
@@ -348,6 +402,22 @@ impl Run<'_> {
             retry_traces,
             evaluation,
         })
+    }
+}
+
+impl Run<'_> {
+    /// The class of the state the first retry starts from, if this run may
+    /// share it: an exploration's, with no fault in any retry.
+    fn class(&mut self) -> Option<StateClass> {
+        let sharing = self.options.sharing.as_ref()?;
+        if self.faults.iter().any(|rule| rule.phase > 0) {
+            return None;
+        }
+        let harmed = harm(&self.stage.live_reports());
+        let after_cut = self.cut_before;
+        self.stage
+            .handle()
+            .with_tree(|tree| sharing.retries.class_of(tree, after_cut, harmed))
     }
 }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use fault_fs::tree::{NewNode, ROOT_INO};
+use fault_fs::tree::{NewNode, NodeKind, ROOT_INO};
 use fault_fs::{FaultFs, FaultFsHandle, FaultMount, FaultPlan, Tree};
 
 use crate::error::{io, RunError};
@@ -334,6 +334,22 @@ impl Stage {
             }
         });
         Ok(())
+    }
+
+    /// Whether a file the live canary maps may have changed since it
+    /// started. It maps files of the initial tree (it is only ever started
+    /// from that tree, and kept only while unharmed), and a file has changed
+    /// unless its inode still holds the very chunks it started with.
+    pub(crate) fn live_maps_may_have_changed(&self, prepared: &Prepared) -> bool {
+        let initial = &prepared.initial;
+        self.handle().with_tree(|tree| {
+            initial.inodes().any(|node| match &node.kind {
+                NodeKind::File(before) => tree
+                    .content(node.ino)
+                    .map_or(true, |now| !now.shares_chunks_with(before)),
+                _ => false,
+            })
+        })
     }
 
     /// The reports of the live canary (first) and the scenario's live commands.

@@ -61,6 +61,9 @@ pub struct Prepared {
     pub(crate) initial: Tree,
     /// Every path of the initial tree, for the tidy check.
     pub(crate) initial_paths: BTreeSet<String>,
+    /// The target in the initial tree, classified once: every run starts
+    /// from it, and at 64 MiB a classification is a 64 MiB comparison.
+    initial_state: TargetState,
 }
 
 impl Prepared {
@@ -71,6 +74,7 @@ impl Prepared {
         let mut prepared = Self::read_versions(scenario)?;
         prepared.initial = prepared.build_initial_tree();
         prepared.initial_paths = all_paths(&prepared.initial);
+        prepared.initial_state = prepared.target_state(&prepared.initial, Path::new("/"));
         Ok(prepared)
     }
 
@@ -166,6 +170,7 @@ impl Prepared {
             scenario,
             initial: Tree::new(),
             initial_paths: BTreeSet::new(),
+            initial_state: TargetState::missing(),
         })
     }
 
@@ -190,7 +195,7 @@ impl Prepared {
 
     /// The target as every run finds it before the strategy starts.
     pub fn initial_target_state(&self) -> TargetState {
-        self.target_state(&self.initial, Path::new("/"))
+        self.initial_state.clone()
     }
 
     /// The target in `tree`, mounted at `mount` (see [`target_state`]);

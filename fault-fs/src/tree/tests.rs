@@ -98,6 +98,28 @@ fn prefix_test_matches_the_bytes_holes_included() {
 }
 
 #[test]
+fn prefix_test_of_two_contents_reads_only_the_chunks_they_do_not_share() {
+    let bytes: Vec<u8> = (0..3 * CHUNK + 100).map(|i| (i % 251) as u8).collect();
+    let whole = Content::from_bytes(&bytes);
+    let mut shared = whole.clone();
+    shared.truncate(2 * CHUNK as u64 + 7);
+    assert!(shared.is_prefix_of_content(&whole));
+    let copied = Content::from_bytes(&bytes[..CHUNK + 1]);
+    assert!(
+        copied.is_prefix_of_content(&whole),
+        "equal bytes, own chunks"
+    );
+    assert!(whole.is_prefix_of_content(&whole.clone()), "itself");
+    assert!(
+        !whole.is_prefix_of_content(&shared),
+        "longer than the other"
+    );
+    shared.write(CHUNK as u64 + 3, &[bytes[CHUNK + 3] ^ 1]);
+    assert!(!shared.is_prefix_of_content(&whole));
+    assert!(Content::default().is_prefix_of_content(&whole));
+}
+
+#[test]
 fn a_snapshot_differs_only_in_the_inodes_written_since() {
     let mut tree = Tree::new();
     let a = tree

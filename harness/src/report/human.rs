@@ -161,8 +161,18 @@ fn explore_heading(report: &Report, explored: &ExploreBody) -> String {
     } else {
         counted(points.checked, "crash point")
     };
+    // Every retry is run, or taken from a point that left a state of the
+    // same class: say how many of each.
+    let ran = match points.retries {
+        1 => "1 retry".to_owned(),
+        n => format!("{n} retries"),
+    };
+    let retries = match points.retries_taken {
+        0 => format!("; {ran} run"),
+        taken => format!("; {ran} run, {taken} taken from a point that left the same state"),
+    };
     format!(
-        "swapfault explore: {} ({} recorded, {checked} checked: {} run, {} computed from the recording in {}{})",
+        "swapfault explore: {} ({} recorded, {checked} checked: {} run, {} computed from the recording in {}{retries}{})",
         report.scenario,
         counted(explored.ops, "op"),
         points.run,
@@ -192,6 +202,13 @@ fn sampling_lines(points: &Points) -> Vec<String> {
             )
         })
         .collect();
+    if points.varied_classes > 0 {
+        lines.push(format!(
+            "retries: {} differed from point to point: their points were run again, \
+             each with a retry of its own",
+            counted(points.varied_classes, "state class")
+        ));
+    }
     lines.push(format!(
         "sampled: {} of {} (--exhaustive checks every one)",
         points.total,
