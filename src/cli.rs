@@ -1,7 +1,7 @@
 //! Command line: clap types, and `anyhow` at the edge. Exit codes are in
 //! [`crate::exit`].
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -89,8 +89,8 @@ fn parse_bench_size(text: &str) -> Result<u64, String> {
 
 #[derive(Debug, clap::Args)]
 struct ExploreArgs {
-    /// Scenario files, or directories of them.
-    #[arg(required_unless_present_any = ["strategy", "self_update"], conflicts_with = "self_update")]
+    /// Scenario files, or directories of them (none: give --strategy).
+    #[arg(conflicts_with = "self_update")]
     scenarios: Vec<PathBuf>,
     /// An ad-hoc strategy to explore against the built-in canary (or your files) instead.
     #[arg(long, value_name = "CMD", conflicts_with_all = ["scenarios", "self_update"])]
@@ -470,11 +470,23 @@ pub fn main() -> ExitCode {
     // Plain `{err}`: every error message here already quotes its cause.
     match outcome {
         Ok(exit) => exit.into(),
+        // Stdout's reader left (`| head`): nothing to say, and no one to
+        // say it to. Whatever ran was cleaned up on the way out.
+        Err(Failure { error, .. }) if is_broken_pipe(&error) => Exit::BrokenPipe.into(),
         Err(Failure { exit, error }) => {
             eprintln!("error: {error}");
             exit.into()
         }
     }
+}
+
+/// Whether `error` is a write to a pipe whose reader has gone.
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// Set by the signal thread of [`clean_up_on_signal`] before it kills anything.
@@ -789,10 +801,17 @@ fn explore(args: ExploreArgs) -> Result<Exit, Failure> {
         }
     }
     if scenarios.is_empty() {
+        let what = if args.scenarios.is_empty() {
+            "nothing to explore"
+        } else {
+            "no scenario files found"
+        };
         return Err(Failure::usage(anyhow::anyhow!(
-            "no scenario files found (hint: name .toml files or a directory holding them)"
+            "{what} (hint: name scenario files or a directory of them, e.g. `swapfault explore scenarios/`, or give a strategy, e.g. `swapfault explore --strategy 'install \"$SWAPFAULT_NEW\" \"$SWAPFAULT_TARGET\"'`)"
         )));
     }
+    // Checked now, not after minutes of exploring.
+    let mut junit = args.junit.as_deref().map(create_output).transpose()?;
     let mut options = ExploreOptions {
         partition: args.partition,
         max_runs: args.max_runs,
@@ -842,10 +861,8 @@ fn explore(args: ExploreArgs) -> Result<Exit, Failure> {
     } else if reports.len() > 1 {
         report::human::write_matrix(&mut stdout, &reports).map_err(Failure::environment)?;
     }
-    if let Some(path) = &args.junit {
-        let cannot = |e| Failure::usage(anyhow::anyhow!("cannot write {}: {e}", path.display()));
-        let mut file = std::fs::File::create(path).map_err(cannot)?;
-        report::junit::write(&mut file, &reports).map_err(cannot)?;
+    if let Some((path, file)) = &mut junit {
+        report::junit::write(file, &reports).map_err(|e| cannot_write(path, e))?;
     }
     if stop.load(Ordering::Relaxed) {
         eprintln!("swapfault: interrupted; the report above covers the crash points that ran");
@@ -896,6 +913,8 @@ fn fuzz(args: FuzzArgs) -> Result<Exit, Failure> {
     if let Some(workers) = args.workers {
         options.workers = workers.max(1);
     }
+    // Checked now, not after the whole session.
+    let mut junit = args.junit.as_deref().map(create_output).transpose()?;
     let stop = stop_on_signals()?;
     let prepared = harness::Prepared::new(scenario)?;
     let bar = indicatif::ProgressBar::new_spinner();
@@ -927,10 +946,9 @@ fn fuzz(args: FuzzArgs) -> Result<Exit, Failure> {
         report::human::write(&mut stdout, &report, std::io::stdout().is_terminal())
     };
     written.map_err(Failure::environment)?;
-    if let Some(path) = &args.junit {
-        let cannot = |e| Failure::usage(anyhow::anyhow!("cannot write {}: {e}", path.display()));
-        let mut file = std::fs::File::create(path).map_err(cannot)?;
-        report::junit::write(&mut file, std::slice::from_ref(&report)).map_err(cannot)?;
+    if let Some((path, file)) = &mut junit {
+        report::junit::write(file, std::slice::from_ref(&report))
+            .map_err(|e| cannot_write(path, e))?;
     }
     let interrupted = match &report.body {
         harness::report::Body::Fuzz(fuzz) => fuzz.stats.interrupted,
@@ -1025,6 +1043,17 @@ impl std::ops::Deref for ExploreBar {
     fn deref(&self) -> &indicatif::ProgressBar {
         &self.bar
     }
+}
+
+/// Creates an output file (`--junit FILE`) before the work whose report
+/// it will hold, so a path that cannot be written fails at once.
+fn create_output(path: &Path) -> Result<(PathBuf, std::fs::File), Failure> {
+    let file = std::fs::File::create(path).map_err(|e| cannot_write(path, e))?;
+    Ok((path.to_owned(), file))
+}
+
+fn cannot_write(path: &Path, error: std::io::Error) -> Failure {
+    Failure::usage(anyhow::anyhow!("cannot write {}: {error}", path.display()))
 }
 
 fn writeln_out(out: &mut dyn std::io::Write, text: &str) -> std::io::Result<()> {

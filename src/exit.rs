@@ -7,6 +7,7 @@
 //! | 2 | usage or scenario error |
 //! | 3 | environment: no `/dev/fuse`, no permission, no C compiler |
 //! | 130 | interrupted (Ctrl-C, SIGTERM, SIGHUP): children killed, mounts gone |
+//! | 141 | stdout closed by its reader (`swapfault explore … \| head`): quietly, as a shell reports SIGPIPE |
 //!
 //! Every error variant is matched by name (no `_` arm, a test checks it):
 //! a new variant does not compile until it is given a code here.
@@ -25,7 +26,8 @@ pub const HELP: &str = "Exit codes:
   1   a finding, or an expectation not met
   2   usage or scenario error
   3   environment: no /dev/fuse, no permission, no C compiler
-  130 interrupted (Ctrl-C, SIGTERM, SIGHUP): children killed, mounts gone";
+  130 interrupted (Ctrl-C, SIGTERM, SIGHUP): children killed, mounts gone
+  141 stdout closed by its reader: quietly, as a shell reports SIGPIPE";
 
 /// An exit code of `swapfault`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +42,8 @@ pub enum Exit {
     Environment,
     /// Stopped by Ctrl-C, SIGTERM or SIGHUP.
     Interrupted,
+    /// Stdout was closed by its reader (a pipe into `head`).
+    BrokenPipe,
 }
 
 impl Exit {
@@ -51,6 +55,8 @@ impl Exit {
             Exit::Usage => 2,
             Exit::Environment => 3,
             Exit::Interrupted => 130,
+            // 128 + SIGPIPE: what a shell reports for a writer the pipe killed.
+            Exit::BrokenPipe => 141,
         }
     }
 }
@@ -138,7 +144,8 @@ impl ExitOf for RunError {
             // The scenario's own commands.
             RunError::LiveCommand { .. }
             | RunError::LiveCommandEnded { .. }
-            | RunError::SameVersions { .. } => Exit::Usage,
+            | RunError::SameVersions { .. }
+            | RunError::StrategyFails { .. } => Exit::Usage,
         }
     }
 }

@@ -361,6 +361,103 @@ mv "$p" "$SWAPFAULT_TARGET""#;
     );
 }
 
+#[test]
+fn a_strategy_that_fails_with_no_fault_is_a_usage_error_with_its_own_words() {
+    // A tool the machine lacks, and a scenario moved away from the script
+    // its strategy runs: every crash point would only repeat the failure.
+    let moved = tempfile::tempdir().expect("dir");
+    let file = moved.path().join("temp-rename.toml");
+    std::fs::copy("scenarios/temp-rename.toml", &file).expect("copy");
+    let missing = r#"no-such-tool -d "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#;
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["explore", "--strategy", missing],
+            "no-such-tool: not found",
+        ),
+        (
+            &["fuzz", "--strategy", missing, "--time", "10s"],
+            "no-such-tool: not found",
+        ),
+        (
+            &["explore", file.to_str().expect("utf-8")],
+            "cannot open strategies/temp-rename.sh",
+        ),
+    ];
+    for (args, said) in cases {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let output = swapfault()
+            .args(args)
+            .env("TMPDIR", tmp.path())
+            .output()
+            .expect("swapfault");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
+        assert!(
+            stderr.contains("the strategy fails with no fault injected: fix it first")
+                && stderr.contains(said),
+            "{args:?}: {stderr}"
+        );
+        assert_nothing_left(tmp.path(), None);
+    }
+}
+
+#[test]
+fn a_closed_stdout_ends_explore_quietly_and_bad_input_says_so_before_any_run() {
+    use std::io::Read;
+    let tmp = tempfile::tempdir().expect("tmp");
+    // Its reader leaves after 10 bytes (`| head -c 10`): 141, as a shell
+    // reports SIGPIPE, with nothing on stderr and nothing left behind.
+    let mut child = swapfault()
+        .args([
+            "explore",
+            "--strategy",
+            "install \"$SWAPFAULT_NEW\" \"$SWAPFAULT_TARGET\"",
+        ])
+        .args(["--size", "4MiB", "--json"])
+        .env("TMPDIR", tmp.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("explore");
+    let mut head = [0u8; 10];
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_exact(&mut head)
+        .expect("the report's first bytes");
+    let output = child.wait_with_output().expect("wait");
+    assert_eq!(output.status.code(), Some(141));
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+    assert_nothing_left(tmp.path(), None);
+    // No scenario and no strategy: both ways are named. An output file
+    // that cannot be written: said at once, before anything runs.
+    for (args, said) in [
+        (&["explore"][..], "--strategy"),
+        (
+            &[
+                "explore",
+                "--strategy",
+                "true",
+                "--junit",
+                "/nonexistent/x.xml",
+            ][..],
+            "cannot write /nonexistent/x.xml",
+        ),
+    ] {
+        let output = swapfault()
+            .args(args)
+            .env("TMPDIR", tmp.path())
+            .output()
+            .expect("swapfault");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(said), "{args:?}: {stderr}");
+        assert_nothing_left(tmp.path(), None);
+    }
+}
+
 /// Runs swapfault as `nobody` (uid 65534) with its own cache dir, as a user
 /// without root would; /dev/fuse gets the mode distributions ship it with.
 fn swapfault_as_nobody(cache: &std::path::Path) -> std::process::Command {

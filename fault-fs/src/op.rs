@@ -236,10 +236,42 @@ impl<'de> Deserialize<'de> for OpKind {
     }
 }
 
-/// An op kind name that is not one of [`OpKind::ALL`].
+/// An op kind name that is not one of [`OpKind::ALL`]: the hint names the
+/// nearest kind when one is a slip away (`wrte`: `write`), else them all.
 #[derive(Debug, thiserror::Error)]
-#[error("unknown op kind `{0}` (hint: one of {list})", list = OpKind::ALL.map(OpKind::name).join(", "))]
+#[error("unknown op kind `{0}` (hint: {hint})", hint = kind_hint(&self.0))]
 pub struct UnknownOpKind(pub String);
+
+/// `did you mean `write`?` for a name at most two edits from one kind,
+/// else the list of every kind.
+fn kind_hint(name: &str) -> String {
+    let nearest = OpKind::ALL
+        .into_iter()
+        .map(|kind| (edits(name, kind.name()), kind.name()))
+        .min();
+    match nearest {
+        Some((distance, kind)) if distance <= 2 => format!("did you mean `{kind}`?"),
+        _ => format!("one of {}", OpKind::ALL.map(OpKind::name).join(", ")),
+    }
+}
+
+/// The Levenshtein distance between two names.
+fn edits(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != *cb))
+                .min(above + 1)
+                .min(row[j] + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
 
 impl FromStr for OpKind {
     type Err = UnknownOpKind;

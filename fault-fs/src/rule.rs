@@ -27,7 +27,7 @@ pub const SPEC_FORMAT: &str =
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
     /// A one-line spec is malformed.
-    #[error("bad fault spec `{spec}`: {reason} (hint: the format is {SPEC_FORMAT}; FAULT is {FAULT_FORMAT})")]
+    #[error("bad fault spec `{spec}`: {reason}{hint}", hint = format_hint(reason))]
     Spec {
         /// The spec as given.
         spec: String,
@@ -35,7 +35,7 @@ pub enum PlanError {
         reason: String,
     },
     /// A crash point is malformed.
-    #[error("bad crash point `{spec}`: {reason} (hint: the format is {CRASH_POINT_FORMAT})")]
+    #[error("bad crash point `{spec}`: {reason}{hint}", hint = point_format_hint(reason))]
     CrashPoint {
         /// The text as given.
         spec: String,
@@ -58,6 +58,25 @@ pub enum PlanError {
         /// The parser's message, with line and column.
         message: String,
     },
+}
+
+/// The spec format as a hint, unless `reason` carries a hint of its own
+/// (one hint a line, the one that says what to change).
+fn format_hint(reason: &str) -> String {
+    if reason.contains("(hint:") {
+        String::new()
+    } else {
+        format!(" (hint: the format is {SPEC_FORMAT}; FAULT is {FAULT_FORMAT})")
+    }
+}
+
+/// The crash point format as a hint, unless `reason` carries its own.
+fn point_format_hint(reason: &str) -> String {
+    if reason.contains("(hint:") {
+        String::new()
+    } else {
+        format!(" (hint: the format is {CRASH_POINT_FORMAT})")
+    }
 }
 
 fn spec_error(spec: &str, reason: impl Into<String>) -> PlanError {
@@ -531,7 +550,6 @@ mod tests {
         for (text, reason) in [
             ("write:kill-after", "no `#N`"),
             ("write#0:kill-after", "N must be a number from 1"),
-            ("wrote#1:kill-after", "unknown op kind `wrote`"),
             ("write#1", "missing `:FAULT`"),
             ("write#1:explode", "unknown fault"),
             ("write#1+0:kill-after", "K must be a number from 1"),
@@ -546,13 +564,18 @@ mod tests {
                 "{text}: {err}"
             );
         }
+        // A slip of the op kind: one hint, the nearest kind.
+        let err = "wrote#1:kill-after".parse::<CrashPoint>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "bad crash point `wrote#1:kill-after`: unknown op kind `wrote` (hint: did you mean `write`?)"
+        );
     }
 
     #[test]
     fn bad_specs_name_the_format() {
         for spec in [
             "write#3",
-            "wrote:kill-after",
             "write#0:kill-after",
             "write:errno=EWHAT",
             "write:kill-after=NOPE",
@@ -566,6 +589,16 @@ mod tests {
                 "{spec}: {err}"
             );
         }
+        // An op kind a slip away: the nearest one, and no second hint; one
+        // far from every kind: the list.
+        let slip = "wrte:kill-after".parse::<Rule>().unwrap_err().to_string();
+        assert!(
+            slip.ends_with("unknown op kind `wrte` (hint: did you mean `write`?)"),
+            "{slip}"
+        );
+        let far = "zzzzzz:kill-after".parse::<Rule>().unwrap_err().to_string();
+        assert!(far.contains("(hint: one of lookup, getattr"), "{far}");
+        assert_eq!(far.matches("(hint:").count(), 1, "{far}");
     }
 
     #[test]

@@ -50,6 +50,18 @@ pub enum RunError {
         /// NEW's path.
         new: String,
     },
+    /// The undisturbed run failed: a missing tool or file, a strategy that
+    /// cannot replace even when nothing goes wrong. Every crash point
+    /// would only repeat it.
+    #[error("the strategy fails with no fault injected: fix it first ({exit} in {workdir}{said}) (hint: `swapfault check` with no --fault runs it once and shows its stderr)")]
+    StrategyFails {
+        /// How the undisturbed run ended.
+        exit: Exit,
+        /// The directory it ran in.
+        workdir: String,
+        /// `: ` and the last line of its stderr, if it printed one.
+        said: String,
+    },
     /// One of the scenario's live commands ended before the strategy ran.
     #[error("live command `{command}` ended before the strategy ran ({exit}) (hint: a live command must keep running, e.g. `./canary` or `sleep 60 < $SWAPFAULT_TARGET`)")]
     LiveCommandEnded {

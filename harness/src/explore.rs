@@ -27,12 +27,15 @@ use fault_fs::{
 use nix::sys::signal::Signal;
 
 use crate::error::RunError;
-use crate::outcome::{Event, Exploration, Partition, PointResult, Points, RunOutcome, Verdict};
+use crate::observe::{last_words, TargetClass};
+use crate::outcome::{
+    Event, Exploration, Partition, PointResult, Points, Property, RunOutcome, Verdict,
+};
 use crate::pool::{self, Queue};
 use crate::retry::SharedRetries;
 use crate::runner::{run_from_power_cut, run_staged, RunOptions, Sharing};
 use crate::sample::{Coverage, Sampling};
-use crate::scenario::{APP_DIR, IMAGE_DIR, STAGING_DIR};
+use crate::scenario::{Expectation, APP_DIR, IMAGE_DIR, STAGING_DIR};
 use crate::stage::Stage;
 use crate::target::Prepared;
 
@@ -261,6 +264,27 @@ pub fn record(prepared: &Prepared) -> Result<(RunOutcome, Vec<PowerCut>, Stage),
     Ok((outcome, durable, stage))
 }
 
+/// Fails with [`RunError::StrategyFails`] when the undisturbed run `record`
+/// failed (not exit 0, and the target not new) and the scenario does not
+/// expect `result` to fail: no crash point could tell anything but that.
+/// A run the platform's model killed is the model's finding, not this.
+pub(crate) fn check_undisturbed(prepared: &Prepared, record: &RunOutcome) -> Result<(), RunError> {
+    let first = &record.observed.first;
+    let expected = prepared.scenario.expect().get(&Property::Result).copied();
+    if first.exit.success()
+        || first.target.class == TargetClass::New
+        || first.killed_by_platform.is_some()
+        || expected == Some(Expectation::Fail)
+    {
+        return Ok(());
+    }
+    Err(RunError::StrategyFails {
+        exit: first.exit,
+        workdir: prepared.scenario.strategy.workdir.display().to_string(),
+        said: last_words(&first.stderr).map_or_else(String::new, |line| format!(": {line}")),
+    })
+}
+
 /// The logged durable states of each op, by its sequence number.
 fn logged_by_seq(durable: &[PowerCut]) -> HashMap<u64, Vec<&PowerCut>> {
     let mut by_seq: HashMap<u64, Vec<&PowerCut>> = HashMap::new();
@@ -355,6 +379,9 @@ pub fn explore(
         for verdict in record.evaluation.0.values_mut() {
             *verdict = why.clone();
         }
+    }
+    if !stop.load(Ordering::Relaxed) {
+        check_undisturbed(prepared, &record)?;
     }
     let sigterm = options.sigterm || scenario.sigterm;
     let mut points = crash_points(&record.trace, &durable, sigterm);

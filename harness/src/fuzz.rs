@@ -41,7 +41,7 @@ use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
 
 use crate::clock::RunInstant;
 use crate::error::RunError;
-use crate::explore::{crash_points, record, Placed};
+use crate::explore::{check_undisturbed, crash_points, record, Placed};
 use crate::outcome::{DrawnSize, Failing, FuzzOutcome, FuzzStats, RunOutcome};
 use crate::pool::{self, Queue};
 use crate::runner::{run_staged, RunOptions};
@@ -289,6 +289,7 @@ impl Variant {
     /// recording's stage is the recording worker's to keep.
     fn record(prepared: Prepared) -> Result<(Variant, Stage), RunError> {
         let (recorded, durable, stage) = record(&prepared)?;
+        check_undisturbed(&prepared, &recorded)?;
         stage.handle().log_durable_states(false);
         let first = by_op(crash_points(&recorded.trace, &durable, true));
         let variant = Variant {
