@@ -133,10 +133,15 @@ fn write_properties(
             line.push_str(&p.paint("2", &format!(" ({part})")));
         }
         writeln!(out, "{}", line.trim_end())?;
-        for group in &property.groups {
+        for (n, group) in property.groups.iter().enumerate() {
             writeln!(out, "    - {}: {}", group.summary, group.seen)?;
             if explored {
                 writeln!(out, "      reproduce: {}", group.reproduce)?;
+            }
+            // Said once for the groups that share it, after the last of them.
+            let next = property.groups.get(n + 1).map(|g| g.fix.as_str());
+            if !group.fix.is_empty() && next != Some(group.fix.as_str()) {
+                writeln!(out, "      fix: {}", group.fix)?;
             }
         }
     }

@@ -40,7 +40,12 @@ fn property_suite(report: &Report) -> TestSuite {
             let mut lines: Vec<String> = property
                 .groups
                 .iter()
-                .map(|g| format!("{}: {} (reproduce: {})", g.summary, g.seen, g.reproduce))
+                .map(|g| {
+                    format!(
+                        "{}: {} (reproduce: {}) (fix: {})",
+                        g.summary, g.seen, g.reproduce, g.fix
+                    )
+                })
                 .collect();
             if let Some(why) = &property.why_not_exercised {
                 lines.push(format!("not exercised: {why}"));

@@ -5,6 +5,7 @@
 //! written; renderers are the only code that turns it into text: [`human`]
 //! (the terminal view and the catalog matrix), [`json`] and [`junit`].
 
+pub mod fix;
 pub mod human;
 pub mod json;
 pub mod junit;
@@ -67,6 +68,9 @@ pub struct FindingGroup {
     /// The command that reproduces it: at its first point at a mutating op
     /// (their order is stable across runs), else at its first point.
     pub reproduce: String,
+    /// What to change: the usual fix for what was seen (see [`fix::fix_for`]).
+    #[serde(default)]
+    pub fix: String,
 }
 
 /// The verdict on one property, against the scenario's expectation.
@@ -378,6 +382,7 @@ fn run_properties(scenario: &Scenario, outcome: &RunOutcome, command: &str) -> V
                     points: finding.crash_point.iter().cloned().collect(),
                     recurs_at: None,
                     reproduce: command.to_owned(),
+                    fix: String::new(),
                 })
                 .collect();
             let status = status_of(verdict.exercised(), !verdict.findings().is_empty());
@@ -387,12 +392,20 @@ fn run_properties(scenario: &Scenario, outcome: &RunOutcome, command: &str) -> V
                 status,
                 why_not_exercised: why_not(verdict),
                 part_not_exercised: part_not_exercised(property, &outcome.observed, scenario),
-                groups,
+                groups: with_fixes(property, groups),
                 expected,
                 as_expected: !(status == Status::Fail && expected != Some(Expectation::Fail)),
             }
         })
         .collect()
+}
+
+/// `groups` of `property`, each with what to change.
+fn with_fixes(property: Property, mut groups: Vec<FindingGroup>) -> Vec<FindingGroup> {
+    for group in &mut groups {
+        group.fix = fix::fix_for(property, &group.seen).to_owned();
+    }
+    groups
 }
 
 /// Why an exploration with no crash point exercised nothing.
@@ -512,6 +525,7 @@ fn explored_property(
                         reproduce,
                         points: vec![point.clone()],
                         recurs_at: None,
+                        fix: String::new(),
                     },
                     point,
                 )),
@@ -541,6 +555,7 @@ fn explored_property(
             points: Vec::new(),
             recurs_at: Some(*count),
             reproduce: command.to_owned(),
+            fix: String::new(),
         })
         .collect();
     all.extend(groups.into_iter().map(|(_, mut group, _)| {
@@ -554,7 +569,7 @@ fn explored_property(
         why_not_exercised: (status == Status::NotExercised)
             .then(|| why.unwrap_or_else(|| "no crash point exercised it".into())),
         part_not_exercised: part_not_exercised(property, &record.observed, scenario),
-        groups: all,
+        groups: with_fixes(property, all),
         expected: None,
         as_expected: true,
     }
