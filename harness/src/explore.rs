@@ -15,7 +15,11 @@
 //! `strict`) share one retry. A sync op also fails with EIO and the power
 //! goes when that run has ended, a real run. Each worker keeps one mount and
 //! resets it from a snapshot between points; the live canary is kept while
-//! no point harms it.
+//! no point harms it. Interrupted points whose trees are of one state class
+//! share one retry ([`crate::retry`]), except under `--exhaustive`.
+//!
+//! A strategy whose undisturbed run fails is a usage error, not a finding
+//! at every point ([`RunError::StrategyFails`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
