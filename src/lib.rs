@@ -97,9 +97,11 @@ impl Strategy {
     }
 
     /// A Rust function, run in a child process: this test binary, started
-    /// again for the calling test with `name` in its environment. In that
-    /// child this call runs `function` and exits, so the test goes no
-    /// further there. `name` tells the test's strategies apart.
+    /// again for the calling test with `name` in its environment (and
+    /// `--include-ignored`, so an `#[ignore]`d test run with `--ignored`
+    /// runs there too). In that child this call runs `function` and
+    /// exits, so the test goes no further there. `name` tells the test's
+    /// strategies apart.
     ///
     /// # Panics
     ///
@@ -142,7 +144,7 @@ impl Strategy {
         };
         Strategy {
             command: format!(
-                "{FUNCTION_ENV}={} exec {} --exact {} --test-threads=1 --quiet >/dev/null",
+                "{FUNCTION_ENV}={} exec {} --exact {} --include-ignored --test-threads=1 --quiet >/dev/null",
                 quote(name),
                 quote(&exe.display().to_string()),
                 quote(&test)
@@ -172,6 +174,12 @@ pub struct Scenario {
     timeout_ms: u64,
     sigterm: bool,
     platform: String,
+    /// The old target's mode, if not the default 0755.
+    #[serde(default)]
+    mode: Option<u32>,
+    /// The old target's xattrs, if not the default `user.origin`.
+    #[serde(default)]
+    xattrs: Option<Vec<(String, String)>>,
 }
 
 impl Scenario {
@@ -190,6 +198,8 @@ impl Scenario {
             timeout_ms: DEFAULT_TIMEOUT_MS,
             sigterm: false,
             platform: Platform::Linux.name().to_owned(),
+            mode: None,
+            xattrs: None,
         }
     }
 
@@ -236,6 +246,27 @@ impl Scenario {
     /// are installed (`libcanary.so -> libcanary.so.1`).
     pub fn symlinked(mut self, symlinked: bool) -> Scenario {
         self.symlinked = symlinked;
+        self
+    }
+
+    /// The old target's permission mode (default 0755), which the new one
+    /// must have too: give your files' mode, so that `meta` judges what
+    /// your strategy does to files like yours.
+    pub fn mode(mut self, mode: u32) -> Scenario {
+        self.mode = Some(mode);
+        self
+    }
+
+    /// The old target's extended attributes (default: one,
+    /// `user.origin`), which the new one must carry too. `.xattrs([])` for
+    /// files that have none: a strategy that does not copy xattrs then
+    /// passes `meta`, as it would on your files.
+    pub fn xattrs<N: Into<String>, V: Into<String>>(
+        mut self,
+        xattrs: impl IntoIterator<Item = (N, V)>,
+    ) -> Scenario {
+        let xattrs = xattrs.into_iter().map(|(n, v)| (n.into(), v.into()));
+        self.xattrs = Some(xattrs.collect());
         self
     }
 
@@ -288,6 +319,22 @@ impl Scenario {
                 ),
             })?;
         scenario.sigterm = self.sigterm;
+        if let Some(mode) = self.mode {
+            if mode > 0o7777 {
+                return Err(format!(
+                    "mode: {mode:#o} is not a permission mode (hint: at most 0o7777, e.g. .mode(0o644))"
+                ));
+            }
+            scenario.target.mode = mode;
+        }
+        if let Some(xattrs) = &self.xattrs {
+            if let Some((name, _)) = xattrs.iter().find(|(name, _)| !name.contains('.')) {
+                return Err(format!(
+                    "xattrs: `{name}` has no namespace (hint: name it as `user.{name}`)"
+                ));
+            }
+            scenario.target.xattrs = xattrs.iter().cloned().collect();
+        }
         let scenario = match self.timeout_ms {
             DEFAULT_TIMEOUT_MS => scenario,
             ms => scenario.with_timeout(Duration::from_millis(ms)),

@@ -64,6 +64,72 @@ fn the_full_recipe_as_a_rust_function_is_safe() {
     report.assert_safe();
 }
 
+/// The textbook recipe as written in most code: a temp file, fsync'd and
+/// renamed, the directory fsync'd, but no mode or xattrs copied: its
+/// files come out 0644 (the umask's) with no xattrs.
+fn textbook_recipe(paths: &Targets) -> io::Result<()> {
+    let temp = paths.target.with_extension("swap");
+    let _ = std::fs::remove_file(&temp);
+    let mut file = File::create(&temp)?;
+    file.write_all(&std::fs::read(&paths.new)?)?;
+    file.sync_all()?;
+    std::fs::rename(&temp, &paths.target)?;
+    File::open(paths.target.parent().unwrap_or(Path::new(".")))?.sync_all()
+}
+
+#[test]
+fn the_library_says_what_the_users_files_are_like() {
+    // On the built-in target (0755, an xattr) the textbook recipe loses
+    // both; on files like the user's (0644, none) it is safe.
+    let strategy = || Strategy::function("textbook_recipe", textbook_recipe);
+    let report = swapfault::explore(&Scenario::new(strategy())).expect("explore");
+    assert_eq!(report.status(Property::Meta), Some(Status::Fail));
+    let yours = Scenario::new(strategy())
+        .mode(0o644)
+        .xattrs::<&str, &str>([]);
+    swapfault::explore(&yours).expect("explore").assert_safe();
+    // A mode that is none, and an xattr with no namespace: one line each.
+    for (bad, said) in [
+        (Scenario::new(strategy()).mode(0o100644), "mode: 0o100644"),
+        (
+            Scenario::new(strategy()).xattrs([("origin", "x")]),
+            "user.origin",
+        ),
+    ] {
+        let err = swapfault::check(&bad, &[])
+            .expect_err("refused")
+            .to_string();
+        assert!(err.contains(said) && !err.contains('\n'), "{err}");
+    }
+}
+
+/// Ignored, as tests that need /dev/fuse often are: run by the next test
+/// with `--ignored`, as `cargo test -- --ignored` would.
+#[test]
+#[ignore = "run by an_ignored_test_explores_under_ignored"]
+fn ignored_full_recipe() {
+    let scenario = Scenario::new(Strategy::function("full_recipe", full_recipe));
+    swapfault::explore(&scenario)
+        .expect("explore")
+        .assert_safe();
+}
+
+#[test]
+fn an_ignored_test_explores_under_ignored() {
+    let exe = std::env::current_exe().expect("this test binary");
+    let output = std::process::Command::new(exe)
+        .args(["--ignored", "--exact", "ignored_full_recipe"])
+        .output()
+        .expect("the ignored test");
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(said.contains("1 passed"), "{said}");
+}
+
 #[test]
 fn writing_in_place_fails_and_the_panic_names_the_property_and_a_reproduction() {
     let scenario = Scenario::new(Strategy::function("in_place", in_place));
@@ -157,6 +223,6 @@ fn the_suite_passes_as_an_unprivileged_user() {
     if let Some(out) =
         swapfault_api_tests::rerun_as_nobody("the_suite_passes_as_an_unprivileged_user")
     {
-        assert!(out.contains("test result: ok. 6 passed"), "{out}");
+        assert!(out.contains("test result: ok. 8 passed"), "{out}");
     }
 }
