@@ -91,7 +91,14 @@ fn padding(version: u32, len: u64) -> Vec<u8> {
 }
 
 fn compile(args: &[&std::ffi::OsStr]) -> Result<(), CanaryError> {
-    compile_with(&std::env::var("CC").unwrap_or_else(|_| "cc".into()), args)
+    compile_with(&compiler(std::env::var("CC").ok()), args)
+}
+
+/// The C compiler: `$CC`, unless it is unset or empty (as `CC= make` has
+/// it), then `cc`.
+fn compiler(cc: Option<String>) -> String {
+    cc.filter(|cc| !cc.trim().is_empty())
+        .unwrap_or_else(|| "cc".into())
 }
 
 /// Runs `compiler` with `args`.
@@ -270,5 +277,18 @@ fn build_variant(version: u32, size: u64, set: bool) -> Result<CanaryBuild, Cana
             "the build did not land in {}",
             dir.display()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_cc_counts_as_unset() {
+        assert_eq!(compiler(None), "cc");
+        assert_eq!(compiler(Some(String::new())), "cc");
+        assert_eq!(compiler(Some(" ".into())), "cc");
+        assert_eq!(compiler(Some("clang".into())), "clang");
     }
 }
