@@ -343,8 +343,9 @@ impl Scenario {
     }
 }
 
-/// Why no report came back.
-#[derive(Debug, thiserror::Error)]
+/// Why no report came back. Its `Debug` is its one line too, so that
+/// `.expect("explore")` in a test prints the fix, not `Engine("…")`.
+#[derive(thiserror::Error)]
 pub enum Error {
     /// The scenario cannot be run as given.
     #[error("swapfault: {0}")]
@@ -353,6 +354,12 @@ pub enum Error {
     /// /dev/fuse, user namespaces refused, a missing compiler).
     #[error("swapfault: {0}")]
     Engine(String),
+}
+
+impl std::fmt::Debug for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
 }
 
 /// What the engine is asked to do.

@@ -214,6 +214,8 @@ fn a_bad_scenario_is_one_clear_error() {
     let scenario = Scenario::new(Strategy::command("true")).size(10);
     let err = swapfault::explore(&scenario).expect_err("too small");
     assert!(err.to_string().starts_with("swapfault: size: "), "{err}");
+    // As `.expect()` prints it: the same line, not `Scenario("…")`.
+    assert_eq!(format!("{err:?}"), err.to_string());
 }
 
 /// The tests above, run again as `nobody` (uid 65534) when this suite runs
