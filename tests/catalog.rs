@@ -513,7 +513,7 @@ fn an_in_place_writer_changes_the_old_targets_other_names_a_new_inode_does_not()
 
 /// O_TMPFILE: fault-fs (fuser) cannot answer FUSE_TMPFILE, so the kernel
 /// fails the open with EOPNOTSUPP, as it does on a file system without
-/// it. The report names that limit of the tool and the strategy's own
+/// it. The error names that limit of the tool and the strategy's own
 /// words, never the daemon hint meant for a strategy that did its work
 /// elsewhere. (On tmpfs and ext4 the same open succeeds.)
 #[test]
@@ -526,13 +526,26 @@ fn a_strategy_that_fails_at_an_unsupported_call_is_told_so_not_sent_to_a_daemon(
         .args(["explore", "--strategy", strategy])
         .output()
         .expect("explore");
-    let text = String::from_utf8_lossy(&output.stdout);
+    // It fails with no fault injected: a usage error, one line, whose hint
+    // names the tool's limit and not "fix it first".
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{text}");
     assert!(
-        text.contains("nothing was tested: the strategy failed before it changed anything (exit 1: OSError: [Errno 95] Operation not supported"),
+        text.contains("the strategy fails with no fault injected (exit 1 in ")
+            && text.contains("OSError: [Errno 95] Operation not supported"),
         "{text}"
     );
     assert!(text.contains("open(dir, O_TMPFILE) is one"), "{text}");
-    assert!(!text.contains("daemon"), "{text}");
+    assert!(
+        !text.contains("daemon") && !text.contains("fix it first"),
+        "{text}"
+    );
+    // A single run reports it as the run's own result.
+    let output = swapfault()
+        .args(["check", "--strategy", strategy])
+        .output()
+        .expect("check");
+    let text = String::from_utf8_lossy(&output.stdout);
     assert!(
         text.contains(
             "did not replace: the strategy failed (exit 1) and the target is still old: OSError"

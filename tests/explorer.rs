@@ -395,7 +395,8 @@ fn a_strategy_that_fails_with_no_fault_is_a_usage_error_with_its_own_words() {
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
         assert!(
-            stderr.contains("the strategy fails with no fault injected: fix it first")
+            stderr.contains("the strategy fails with no fault injected (")
+                && stderr.contains("(hint: fix it first")
                 && stderr.contains(said),
             "{args:?}: {stderr}"
         );
@@ -456,6 +457,29 @@ fn a_closed_stdout_ends_explore_quietly_and_bad_input_says_so_before_any_run() {
         assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
         assert!(stderr.contains(said), "{args:?}: {stderr}");
         assert_nothing_left(tmp.path(), None);
+    }
+}
+
+#[test]
+fn a_strategy_that_damages_the_programs_other_files_fails_result() {
+    // Installs the new library, then "prunes" what the new version does not
+    // ship: the program itself. Or swaps in a directory mkdtemp made (0700).
+    let pruning = r#"install -m 0755 "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET" && rm "$(dirname "$SWAPFAULT_TARGET")/canary""#;
+    let private_dir = r#"d=$(dirname "$SWAPFAULT_TARGET"); n=$(mktemp -d "$d.XXXXXX") && cp -a "$d"/* "$n" && cp -a "$SWAPFAULT_NEW" "$n/$(basename "$SWAPFAULT_TARGET")" && mv -T "$d" "$d.old" && mv -T "$n" "$d" && rm -rf "$d.old""#;
+    for (strategy, seen) in [
+        (pruning, "app/canary: missing"),
+        (private_dir, "app/: mode 0700, was 0755"),
+    ] {
+        let (code, report) = crate::support::swapfault_json(&["check", "--strategy", strategy]);
+        assert_eq!(code, Some(1), "{report:#}");
+        let group = crate::support::first_group(&report, "result");
+        assert!(
+            group
+                .seen
+                .starts_with("the strategy damaged what it had no reason to touch: ")
+                && group.seen.contains(seen),
+            "{report:#}"
+        );
     }
 }
 

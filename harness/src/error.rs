@@ -53,7 +53,9 @@ pub enum RunError {
     /// The undisturbed run failed: a missing tool or file, a strategy that
     /// cannot replace even when nothing goes wrong. Every crash point
     /// would only repeat it.
-    #[error("the strategy fails with no fault injected: fix it first ({exit} in {workdir}{said}) (hint: `swapfault check` with no --fault runs it once and shows its stderr)")]
+    #[error(
+        "the strategy fails with no fault injected ({exit} in {workdir}{said}) (hint: {hint})"
+    )]
     StrategyFails {
         /// How the undisturbed run ended.
         exit: Exit,
@@ -61,6 +63,9 @@ pub enum RunError {
         workdir: String,
         /// `: ` and the last line of its stderr, if it printed one.
         said: String,
+        /// What to do: fix it first, or, where it met a call fault-fs
+        /// cannot serve, which one.
+        hint: String,
     },
     /// One of the scenario's live commands ended before the strategy ran.
     #[error("live command `{command}` ended before the strategy ran ({exit}) (hint: a live command must keep running, e.g. `./canary` or `sleep 60 < $SWAPFAULT_TARGET`)")]

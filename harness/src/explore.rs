@@ -33,7 +33,8 @@ use nix::sys::signal::Signal;
 use crate::error::RunError;
 use crate::observe::{last_words, TargetClass};
 use crate::outcome::{
-    Event, Exploration, Partition, PointResult, Points, Property, RunOutcome, Verdict,
+    unsupported_call, Event, Exploration, Partition, PointResult, Points, Property, RunOutcome,
+    Verdict, UNSUPPORTED_CALL_HINT,
 };
 use crate::pool::{self, Queue};
 use crate::retry::SharedRetries;
@@ -282,10 +283,18 @@ pub(crate) fn check_undisturbed(prepared: &Prepared, record: &RunOutcome) -> Res
     {
         return Ok(());
     }
+    let said = last_words(&first.stderr).map_or_else(String::new, |line| format!(": {line}"));
+    let hint = if unsupported_call(&said) {
+        UNSUPPORTED_CALL_HINT.to_owned()
+    } else {
+        "fix it first; `swapfault check` with no --fault runs it once and shows its stderr"
+            .to_owned()
+    };
     Err(RunError::StrategyFails {
         exit: first.exit,
         workdir: prepared.scenario.strategy.workdir.display().to_string(),
-        said: last_words(&first.stderr).map_or_else(String::new, |line| format!(": {line}")),
+        said,
+        hint,
     })
 }
 

@@ -80,17 +80,29 @@ fn result(seen: &Observations) -> Verdict {
             ..finding(Property::Result, None, what)
         }]);
     }
+    // The application's other files: damage there fails result whatever
+    // became of the target.
+    let damaged = (!first.damaged.is_empty()).then(|| {
+        let what = format!(
+            "the strategy damaged what it had no reason to touch: {}",
+            first.damaged.join(", ")
+        );
+        finding(Property::Result, None, what)
+    });
     let what = match (first.exit.success(), first.target.class) {
-        (true, TargetClass::New) => return Verdict::Pass,
+        (true, TargetClass::New) => {
+            return damaged.map_or(Verdict::Pass, |damaged| Verdict::of(vec![damaged]))
+        }
         (true, TargetClass::Old) => {
             "did not replace, yet the strategy exited 0: the target is still old".to_owned()
         }
         (true, class) => {
             let what = format!("the strategy exited 0 but the target is {class}");
-            return Verdict::of(vec![Finding {
+            let torn = Finding {
                 detail: first.target.mix.clone(),
                 ..finding(Property::Result, blame(seen), what)
-            }]);
+            };
+            return Verdict::of(std::iter::once(torn).chain(damaged).collect());
         }
         (false, TargetClass::Old) => format!(
             "did not replace: the strategy failed ({}) and the target is still old{}",
@@ -103,7 +115,8 @@ fn result(seen: &Observations) -> Verdict {
             said(&first.stderr)
         ),
     };
-    Verdict::of(vec![finding(Property::Result, blame(seen), what)])
+    let failed = finding(Property::Result, blame(seen), what);
+    Verdict::of(std::iter::once(failed).chain(damaged).collect())
 }
 
 /// live: every live process stays alive and its mappings never change;

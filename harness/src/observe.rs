@@ -268,6 +268,12 @@ pub struct StrategyRun {
     /// the disk, even if a retried fsync succeeds (docs/PERSISTENCE.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub durable_after_sync_error: Option<TargetState>,
+    /// The application's other files as the run left them, where they are
+    /// not as they were: the program beside the target missing, changed
+    /// or of another mode, the target's directory no longer open to all
+    /// (`app/canary: missing`). The strategy had no reason to touch them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub damaged: Vec<String>,
 }
 
 /// A kill by the platform's model (macOS code signing), not by the plan.

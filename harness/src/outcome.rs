@@ -526,3 +526,13 @@ pub struct DrawnSize {
 fn is_zero(n: &usize) -> bool {
     *n == 0
 }
+
+/// Why a strategy that failed with EOPNOTSUPP may have met a limit of
+/// fault-fs rather than a fault of its own.
+pub const UNSUPPORTED_CALL_HINT: &str = "fault-fs does not support every call a real file \
+     system does: open(dir, O_TMPFILE) is one, and fails with EOPNOTSUPP; see docs/PERSISTENCE.md";
+
+/// Whether a strategy's last words say it met a call fault-fs cannot serve.
+pub fn unsupported_call(said: &str) -> bool {
+    said.contains("Operation not supported")
+}

@@ -134,6 +134,7 @@ impl Retry {
             && a.self_update == b.self_update
             && a.killed_by_platform.is_some() == b.killed_by_platform.is_some()
             && a.durable_after_sync_error == b.durable_after_sync_error
+            && a.damaged == b.damaged
             && harm(&self.live) == harm(&other.live)
     }
 
@@ -468,6 +469,7 @@ mod tests {
                 self_update: None,
                 killed_by_platform: None,
                 durable_after_sync_error: None,
+                damaged: Vec::new(),
             },
             trace: Vec::new(),
             live: Vec::new(),

@@ -220,6 +220,7 @@ fn strategy_run(strategy: Strategy, left: Observed) -> StrategyRun {
         other_names: left.other_names,
         self_update: strategy.self_update,
         killed_by_platform: strategy.killed_by_platform,
+        damaged: left.damaged,
     }
 }
 

@@ -514,7 +514,52 @@ impl Prepared {
             target: state,
             strays,
             other_names,
+            damaged: self.damage(tree, &mount),
         }
+    }
+
+    /// What the run did to the application's files other than the target:
+    /// the program beside it (the sibling: the executable of a library
+    /// target, the library of an executable one) must still be there, the
+    /// same bytes and mode, and the target's directory still open to
+    /// everyone it was open to (a directory made by `mkdtemp` is 0700:
+    /// nobody but root could run the program from it).
+    fn damage(&self, tree: &Tree, mount: &str) -> Vec<String> {
+        let mut damaged = Vec::new();
+        if let Some(sibling) = &self.sibling {
+            let rel = format!("{APP_DIR}/{}", sibling.name);
+            match tree.resolve_following(&rel, mount) {
+                Err(_) => damaged.push(format!("{rel}: missing")),
+                Ok((ino, _)) => {
+                    let node = tree.get(ino).ok();
+                    let same = tree.content(ino).is_ok_and(|content| {
+                        content.len() == sibling.bytes.len() as u64
+                            && content.is_prefix_of(&sibling.bytes)
+                    });
+                    if !same {
+                        damaged.push(format!("{rel}: changed"));
+                    } else if let Some(perm) = node.map(|n| n.perm).filter(|p| *p != 0o755) {
+                        damaged.push(format!("{rel}: mode {perm:04o}, was 0755"));
+                    }
+                }
+            }
+        }
+        let was = self
+            .initial
+            .resolve(APP_DIR)
+            .ok()
+            .and_then(|ino| self.initial.get(ino).ok())
+            .map_or(0o755, |node| node.perm);
+        if let Ok((ino, _)) = tree.resolve_following(APP_DIR, mount) {
+            let perm = tree.get(ino).map_or(was, |node| node.perm);
+            // Read and search for group and others, as they were.
+            if perm & was & 0o055 != was & 0o055 {
+                damaged.push(format!(
+                    "{APP_DIR}/: mode {perm:04o}, was {was:04o} (a user who is not its owner cannot reach the program)"
+                ));
+            }
+        }
+        damaged
     }
 }
 
@@ -527,6 +572,8 @@ pub(crate) struct Observed {
     pub(crate) strays: Vec<String>,
     /// The old target's other names.
     pub(crate) other_names: Vec<OtherName>,
+    /// See [`crate::observe::StrategyRun::damaged`].
+    pub(crate) damaged: Vec<String>,
 }
 
 /// Classifies target bytes (`None`: no file) against old and new.

@@ -29,6 +29,7 @@ fn ran(exit: Exit, class: TargetClass) -> StrategyRun {
         killed_by_platform: None,
         settled_after: None,
         durable_after_sync_error: None,
+        damaged: Vec::new(),
     }
 }
 
@@ -795,4 +796,36 @@ fn exit_0_after_a_failed_fsync_whose_data_never_reached_the_disk_fails_errors() 
         judge(&retried(TargetClass::New), Property::Errors),
         Verdict::Pass
     );
+}
+
+#[test]
+fn damage_to_the_programs_other_files_fails_result_even_with_the_target_new() {
+    let damaged = |what: &[&str], class| Observations {
+        first: StrategyRun {
+            damaged: what.iter().map(|w| (*w).to_owned()).collect(),
+            ..ran(Exit::Code(0), class)
+        },
+        ..clean()
+    };
+    assert_eq!(
+        judge(&damaged(&[], TargetClass::New), Property::Result),
+        Verdict::Pass
+    );
+    let pruned = judge(
+        &damaged(&["app/canary: missing"], TargetClass::New),
+        Property::Result,
+    );
+    assert_eq!(
+        seen_of(&pruned),
+        vec![(
+            None,
+            "the strategy damaged what it had no reason to touch: app/canary: missing".to_owned()
+        )]
+    );
+    // Beside a target that is not new, both are said.
+    let both = judge(
+        &damaged(&["app/: mode 0700, was 0755"], TargetClass::Old),
+        Property::Result,
+    );
+    assert_eq!(seen_of(&both).len(), 2, "{both:?}");
 }

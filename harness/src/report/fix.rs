@@ -8,6 +8,11 @@ use crate::outcome::Property;
 /// The usual fix for a finding of `property` that saw `seen`.
 pub fn fix_for(property: Property, seen: &str) -> &'static str {
     match property {
+        Property::Result if seen.contains("no reason to touch") => {
+            "touch nothing but the target: leave the program's other files and its \
+             directory as they were (a directory made by mkdtemp is 0700: give it the \
+             old one's mode before it takes the old one's place)"
+        }
         Property::Result if seen.contains("self-updating program") => {
             "replace the running program by a rename of a complete new file over it, \
              not by writing into it, and exec the new file only once the rename is done"

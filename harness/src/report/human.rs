@@ -8,7 +8,7 @@ use std::io::{self, Write};
 
 use super::{counted, Body, ExploreBody, FuzzBody, PropertyReport, Report, RunBody, Status};
 use crate::observe::{StrategyRun, TargetState};
-use crate::outcome::{Coverage, Points, Property, DRAWN};
+use crate::outcome::{unsupported_call, Coverage, Points, Property, DRAWN, UNSUPPORTED_CALL_HINT};
 use crate::scenario::Expectation;
 
 struct Paint {
@@ -86,10 +86,9 @@ fn nothing_tested(failed: Option<&str>) -> String {
     match failed {
         // fault-fs answers FUSE_TMPFILE with EOPNOTSUPP: a limit of the
         // tool, not of the strategy, and the user must hear which.
-        Some(how) if how.contains("Operation not supported") => format!(
+        Some(how) if unsupported_call(how) => format!(
             "nothing was tested: the strategy failed before it changed anything ({how}) \
-             (hint: fault-fs does not support every call a real file system does: \
-             open(dir, O_TMPFILE) is one, and fails with EOPNOTSUPP; see docs/PERSISTENCE.md)"
+             (hint: {UNSUPPORTED_CALL_HINT})"
         ),
         Some(how) => format!(
             "nothing was tested: the strategy failed before it changed anything ({how}) \

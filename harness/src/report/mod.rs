@@ -778,6 +778,7 @@ mod tests {
                 killed_by_platform: None,
                 settled_after: None,
                 durable_after_sync_error: None,
+                damaged: Vec::new(),
             },
             retries: Vec::new(),
             live: Vec::new(),
