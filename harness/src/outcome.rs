@@ -18,7 +18,8 @@ use crate::observe::Observations;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Property {
-    /// An undisturbed run leaves the target equal to new, and says so truthfully.
+    /// An undisturbed run leaves the target equal to new, says so truthfully,
+    /// and leaves the program's other files and directory as they were.
     Result,
     /// Live processes stay alive and their mappings of the old files never change.
     Live,
