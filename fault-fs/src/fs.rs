@@ -109,8 +109,7 @@ impl State {
                 signing.changed(ino);
             }
         }
-        let keep =
-            self.durable_log.is_some() || self.plan.may_cut_power() || self.plan.may_fail_sync();
+        let keep = self.durable_log.is_some() || self.plan.keeps_unsynced_writes();
         if !keep {
             return self.tree.write(ino, offset, data);
         }

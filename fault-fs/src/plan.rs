@@ -106,6 +106,22 @@ pub struct PlanState {
     /// the writer died before it stored them. The kernel still sends them
     /// (it copied them all before it wrote any back), and they are refused.
     lost_writeback: HashSet<u64>,
+    /// See [`PlanState::keeps_unsynced_writes`]: derived from the plan.
+    keeps_unsynced: bool,
+}
+
+/// Whether a rule of `plan` may cut the power or fail a sync.
+fn keeps_unsynced(plan: &FaultPlan) -> bool {
+    plan.rules.iter().any(|rule| {
+        let fails_sync = matches!(rule.fault, Fault::Errno(_) | Fault::Full(_))
+            && (rule.ops.is_empty()
+                || rule.after.is_some()
+                || rule
+                    .ops
+                    .iter()
+                    .any(|kind| matches!(kind, OpKind::Fsync | OpKind::Fdatasync)));
+        rule.fault.cuts_power() || fails_sync
+    })
 }
 
 impl PlanState {
@@ -113,6 +129,7 @@ impl PlanState {
     pub fn new(plan: FaultPlan) -> PlanState {
         PlanState {
             matches: vec![Matches::default(); plan.rules.len()],
+            keeps_unsynced: keeps_unsynced(&plan),
             plan,
             ..PlanState::default()
         }
@@ -126,6 +143,7 @@ impl PlanState {
     /// Puts `plan` in force, its counts at zero and the disk no longer full.
     pub fn set_plan(&mut self, plan: FaultPlan) {
         self.matches = vec![Matches::default(); plan.rules.len()];
+        self.keeps_unsynced = keeps_unsynced(&plan);
         self.plan = plan;
         self.full = None;
         self.unreadable = None;
@@ -153,24 +171,13 @@ impl PlanState {
         self.lost_writeback.remove(&fh);
     }
 
-    /// Whether a rule of the plan may cut the power (so unsynced writes must
-    /// be kept to compute what survives).
-    pub fn may_cut_power(&self) -> bool {
-        self.plan.rules.iter().any(|rule| rule.fault.cuts_power())
-    }
-
-    /// Whether a rule of the plan may fail an fsync or fdatasync (whose
-    /// data is then lost: see [`crate::Durability::on_fsync_failed`]).
-    pub fn may_fail_sync(&self) -> bool {
-        self.plan.rules.iter().any(|rule| {
-            matches!(rule.fault, Fault::Errno(_) | Fault::Full(_))
-                && (rule.ops.is_empty()
-                    || rule.after.is_some()
-                    || rule
-                        .ops
-                        .iter()
-                        .any(|kind| matches!(kind, OpKind::Fsync | OpKind::Fdatasync)))
-        })
+    /// Whether writes not yet fsync'd must be kept, as the durability model
+    /// needs them: a rule of the plan may cut the power (what survives is
+    /// computed from them) or fail an fsync or fdatasync (whose data is
+    /// then lost: see [`crate::Durability::on_fsync_failed`]). Decided once
+    /// per plan, not at every write.
+    pub fn keeps_unsynced_writes(&self) -> bool {
+        self.keeps_unsynced
     }
 
     /// What to do with `op`, counting it against the plan's rules.
@@ -315,6 +322,23 @@ mod tests {
 
     fn plan(specs: &[&str]) -> PlanState {
         PlanState::new(FaultPlan::from_specs(specs).expect("specs"))
+    }
+
+    #[test]
+    fn unsynced_writes_are_kept_only_for_a_plan_that_needs_them() {
+        for (specs, keeps) in [
+            (&["write#1:kill-after"][..], false),
+            (&["rename#1:stall"], false),
+            (&["fsync#1:errno=EIO"], true),
+            (&["write:errno=ENOSPC"], false),
+            (&["rename#1+1:errno=EIO"], true),
+            (&["rename#1:power-cut"], true),
+        ] {
+            assert_eq!(plan(specs).keeps_unsynced_writes(), keeps, "{specs:?}");
+        }
+        let mut state = plan(&["fsync#1:errno=EIO"]);
+        state.set_plan(FaultPlan::default());
+        assert!(!state.keeps_unsynced_writes(), "a new plan decides anew");
     }
 
     const IN_SCOPE: OpContext = OpContext {
