@@ -354,11 +354,14 @@ impl SharedRetries {
                     }
                 }
             }
+            // Counted above; the runner keeps no retry of these.
             Claim::Take(_) | Claim::Own => {}
         }
     }
 
-    /// Counts a retry that ran for real beyond the first of its chain.
+    /// Counts a retry that ran for real and stands for no class: beyond the
+    /// first of its chain, from a tree with no class, or of a class that is
+    /// not shared.
     pub(crate) fn count_run(&self) {
         self.run.fetch_add(1, Ordering::Relaxed);
     }

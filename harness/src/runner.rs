@@ -359,18 +359,20 @@ impl Run<'_> {
                 retry_traces.push(retry.trace.clone());
                 break;
             }
-            // Whatever happens to it, the class hears how its retry went.
-            let told = |retry: Option<&Retry>, ended: bool| {
-                if let (Some(class), Some(claim), Some(sharing)) = (&class, &claim, sharing) {
-                    sharing.retries.ran(class, claim, retry, ended);
-                } else if let (Some(sharing), Some(_)) = (sharing, retry) {
-                    sharing.retries.count_run();
+            // The class's waiting points hear of it however it goes; only a
+            // representative's or an audit's retry is kept to compare.
+            let kept = match (&class, &claim) {
+                (Some(class), Some(claim @ (Claim::Represent | Claim::Audit))) => {
+                    Some((class, claim))
                 }
+                _ => None,
             };
             let (ran, trace, fired) = match self.phase(phase) {
                 Ok(ran) => ran,
                 Err(err) => {
-                    told(None, false);
+                    if let (Some((class, claim)), Some(sharing)) = (kept, sharing) {
+                        sharing.retries.ran(class, claim, None, false);
+                    }
                     return Err(err);
                 }
             };
@@ -381,13 +383,18 @@ impl Run<'_> {
             observed.fired.extend(fired);
             observed.probes.extend(ran.probes);
             observed.retries.push(strategy_run(ran.strategy, left));
-            if sharing.is_some() {
-                let retry = Retry {
-                    run: observed.retries[observed.retries.len() - 1].clone(),
-                    trace: trace.clone(),
-                    live: self.stage.live_reports(),
-                };
-                told(Some(&retry), !interrupted(&observed, phase));
+            match (kept, sharing) {
+                (Some((class, claim)), Some(sharing)) => {
+                    let retry = Retry {
+                        run: observed.retries[observed.retries.len() - 1].clone(),
+                        trace: trace.clone(),
+                        live: self.stage.live_reports(),
+                    };
+                    let ended = !interrupted(&observed, phase);
+                    sharing.retries.ran(class, claim, Some(&retry), ended);
+                }
+                (None, Some(sharing)) => sharing.retries.count_run(),
+                (_, None) => {}
             }
             retry_traces.push(trace);
         }
