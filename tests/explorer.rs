@@ -386,13 +386,7 @@ fn a_strategy_that_fails_with_no_fault_is_a_usage_error_with_its_own_words() {
     ];
     for (args, said) in cases {
         let tmp = tempfile::tempdir().expect("tmp");
-        let output = swapfault()
-            .args(args)
-            .env("TMPDIR", tmp.path())
-            .output()
-            .expect("swapfault");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        let stderr = usage_error(args, tmp.path());
         assert_eq!(stderr.trim_end().lines().count(), 1, "one line: {stderr}");
         assert!(
             stderr.contains("the strategy fails with no fault injected (")
@@ -448,16 +442,23 @@ fn a_closed_stdout_ends_explore_quietly_and_bad_input_says_so_before_any_run() {
             "cannot write /nonexistent/x.xml",
         ),
     ] {
-        let output = swapfault()
-            .args(args)
-            .env("TMPDIR", tmp.path())
-            .output()
-            .expect("swapfault");
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        let stderr = usage_error(args, tmp.path());
         assert!(stderr.contains(said), "{args:?}: {stderr}");
         assert_nothing_left(tmp.path(), None);
     }
+}
+
+/// Runs swapfault with `args` and its temp dirs in `tmp`; asserts a usage
+/// error (exit 2) and returns its stderr.
+fn usage_error(args: &[&str], tmp: &std::path::Path) -> String {
+    let output = swapfault()
+        .args(args)
+        .env("TMPDIR", tmp)
+        .output()
+        .expect("swapfault");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+    stderr
 }
 
 #[test]
