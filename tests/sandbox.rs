@@ -151,6 +151,31 @@ fn fifty_sigkills_of_explore_leave_no_process_no_mount_and_no_run_dir() {
 }
 
 #[test]
+fn a_run_killed_before_it_locked_its_dir_leaves_nothing_the_next_start_keeps() {
+    // A SIGKILL between creating the run dir and locking it leaves a dir
+    // with nothing in it (the CI run of stop 39 met one); a dir of a run
+    // killed while removing its own is half empty. Both belong to no one.
+    let place = Place::new();
+    let empty = place.path("tmp").join("swapfault-run-killedEarly");
+    let half = place.path("tmp").join("swapfault-run-killedLate");
+    std::fs::create_dir(&empty).expect("dir");
+    std::fs::create_dir_all(half.join("mnt")).expect("dir");
+    // A live run's dir stays: its lock is held.
+    let live = place.path("tmp").join("swapfault-run-stillAlive");
+    std::fs::create_dir(&live).expect("dir");
+    let held = std::fs::File::open(&live).expect("open");
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(
+        unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&held), libc::LOCK_EX) },
+        0
+    );
+    // `true` replaces nothing: the verdict is not what this test is about.
+    let _ = place.swapfault(&["check", "--strategy", "true"]).wait();
+    assert_eq!(place.run_dirs(), vec![live]);
+    drop(held);
+}
+
+#[test]
 fn sigterm_during_a_stall_with_a_blocked_probe_ends_at_once() {
     let place = Place::new();
     // The create is held for 30 s; the read probe waits on the directory

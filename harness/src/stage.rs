@@ -40,20 +40,51 @@ pub fn remove_run_dir(mount_point: &Path) {
 /// Prefix of a run's temp dir.
 const RUN_DIR_PREFIX: &str = "swapfault-run-";
 
-/// The file in a run's temp dir that its process holds locked while it
-/// lives: a run dir whose lock can be taken belongs to a dead run.
-const RUN_LOCK: &str = "lock";
-
-/// Locks `dir`'s run lock for as long as the returned guard lives.
+/// Locks the run dir `dir` itself (an flock on the directory) for as long
+/// as the returned guard lives: a run dir whose lock can be taken belongs
+/// to a dead run. Locking the dir rather than a file in it leaves no window
+/// (between creating the dir and creating a lock file) in which a killed
+/// run leaves a dir that no later start would remove.
 fn lock_run_dir(dir: &Path) -> std::io::Result<nix::fcntl::Flock<std::fs::File>> {
-    let file = std::fs::File::create(dir.join(RUN_LOCK))?;
+    let file = std::fs::File::open(dir)?;
     nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
         .map_err(|(_, errno)| std::io::Error::from(errno))
 }
 
+/// Creates and locks a run dir. Another start may take a new dir for a dead
+/// one in the moment before it is locked and remove it: then the lock fails,
+/// or it is taken on a dir no longer at its path, and a fresh dir is made.
+fn new_run_dir() -> Result<(tempfile::TempDir, nix::fcntl::Flock<std::fs::File>), RunError> {
+    use std::os::unix::fs::MetadataExt;
+    let mut attempts = 0;
+    loop {
+        let dir = tempfile::Builder::new()
+            .prefix(RUN_DIR_PREFIX)
+            .tempdir()
+            .map_err(io("cannot create a temp dir"))?;
+        let locked = lock_run_dir(dir.path()).and_then(|lock| {
+            let held = lock.metadata()?;
+            let at_path = std::fs::symlink_metadata(dir.path())?;
+            if (held.dev(), held.ino()) == (at_path.dev(), at_path.ino()) && held.nlink() > 0 {
+                Ok(lock)
+            } else {
+                Err(std::io::ErrorKind::NotFound.into())
+            }
+        });
+        match locked {
+            Ok(lock) => return Ok((dir, lock)),
+            Err(err) if attempts >= 8 => {
+                return Err(io("cannot lock the run's temp dir")(err));
+            }
+            Err(_) => attempts += 1,
+        }
+    }
+}
+
 /// Removes the temp dirs of runs whose process died (SIGKILL, OOM, a CI
 /// timeout): their lock is free. A mount left in one (where the mounts
-/// were not private) is detached first.
+/// were not private) is detached first. The lock is held while the dir is
+/// removed, so a start that just made it cannot lock it meanwhile.
 pub fn remove_stale_run_dirs() {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
         return;
@@ -64,10 +95,7 @@ pub fn remove_stale_run_dirs() {
             continue;
         }
         let dir = entry.path();
-        let Ok(lock) = std::fs::File::open(dir.join(RUN_LOCK)) else {
-            continue;
-        };
-        if nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok() {
+        if let Ok(_lock) = lock_run_dir(&dir) {
             tracing::info!(dir = %dir.display(), "removing the temp dir of a dead run");
             let _ = nix::mount::umount2(&dir.join("mnt"), nix::mount::MntFlags::MNT_DETACH);
             let _ = std::fs::remove_dir_all(&dir);
@@ -131,11 +159,7 @@ impl Stage {
     /// Mounts fault-fs over the scenario's initial tree and stages NEW.
     /// Live processes start at [`Stage::prepare`].
     pub fn new(prepared: &Prepared) -> Result<Stage, RunError> {
-        let dir = tempfile::Builder::new()
-            .prefix(RUN_DIR_PREFIX)
-            .tempdir()
-            .map_err(io("cannot create a temp dir"))?;
-        let lock = lock_run_dir(dir.path()).map_err(io("cannot lock the run's temp dir"))?;
+        let (dir, lock) = new_run_dir()?;
         let mnt = dir.path().join("mnt");
         std::fs::create_dir(&mnt).map_err(io("cannot create the mount point"))?;
         let outside = if prepared.scenario.target.new_inside {
