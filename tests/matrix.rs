@@ -311,10 +311,15 @@ fn sampling_long_runs_keeps_every_verdict_group_and_reproduction_of_the_catalog(
         let name = &every.scenario;
         let some = report(&sampled, name);
         let (points, all) = (&explored(some).points, &explored(every).points);
-        // rsync's receiver writes what its pipe gave it, so at 3 MiB its
-        // recording may hold a write or two more in one run than in the
-        // other: then the points differ, and so may their names, but the
-        // verdicts and the groups may not.
+        // Two kinds of strategy have recordings that differ from run to
+        // run, on an idle machine too. rsync's receiver writes what its
+        // pipe gave it, so at 3 MiB its recording may hold a write or two
+        // more in one run than in the other. mmap-in-place's writes are the
+        // kernel's writeback, split where the kernel starts it (FUSE's
+        // strict dirty limit starts it early, by a share of recent
+        // writeouts): 33 writes in one run, 35 in the next. Then the points
+        // differ, and so may their names, but the verdicts and the groups
+        // may not.
         let same_recording = explored(some).ops == explored(every).ops;
         if same_recording {
             assert_eq!(
@@ -322,7 +327,10 @@ fn sampling_long_runs_keeps_every_verdict_group_and_reproduction_of_the_catalog(
                 "{name}: the same points derived"
             );
         } else {
-            assert!(name.starts_with("rsync"), "{name}: the recordings differ");
+            assert!(
+                name.starts_with("rsync") || name == "mmap-in-place",
+                "{name}: the recordings differ"
+            );
             eprintln!(
                 "{name}: the two recordings differ ({} and {} ops): verdicts and groups compared",
                 explored(some).ops,
