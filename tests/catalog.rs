@@ -219,6 +219,60 @@ fn a_retried_fsync_does_not_make_the_data_of_the_failed_one_durable() {
 }
 
 #[test]
+fn a_sync_of_everything_is_a_barrier_and_without_the_first_one_power_fails() {
+    // FUSE never hears of sync(2) or syncfs(2); the sandbox's seccomp
+    // filter hands them over. On a real kernel: `strace -e trace=sync,syncfs
+    // sync` shows sync(), `sync -f FILE` syncfs(3).
+    crate::support::require(&[("python3", "python3")]);
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+    let all = dir.join("sync-all.toml");
+    let all = all.to_string_lossy();
+    // The second sync(2) is op sync#2: a power cut right after it finds
+    // the new target on disk, under the strict model too.
+    let (_, report) = swapfault_json(&["run", &all, "--fault", "sync#2:power-cut=strict"]);
+    let run = run_of(&report);
+    let syncs: Vec<String> = run
+        .trace
+        .iter()
+        .filter(|op| op.kind == fault_fs::OpKind::Sync)
+        .map(|op| op.name.to_string())
+        .collect();
+    assert_eq!(syncs, ["sync#1", "sync#2"], "{report:#}");
+    assert_eq!(run.observed.fired.len(), 1, "{report:#}");
+    assert_eq!(status(&report, "power"), "pass", "{report:#}");
+    // Before the first sync, the temp file's data is not durable: a cut
+    // there under strict finds the old target (the rename had not
+    // happened), which passes too; after the rename without that sync, it
+    // fails (the explorer finds it: scenarios/sync-after-rename.toml).
+    let without = dir.join("sync-after-rename.toml");
+    let without = without.to_string_lossy();
+    let (_, report) = swapfault_json(&[
+        "run",
+        &without,
+        "--fault",
+        "rename#1:power-cut=metadata-ordered",
+    ]);
+    assert_eq!(status(&report, "power"), "fail", "{report:#}");
+    assert!(
+        first_group(&report, "power")
+            .seen
+            .starts_with("after the power cut the durable target is empty"),
+        "{report:#}"
+    );
+    // syncfs(2) of a file on the mount is the same barrier; `sync -f` is it.
+    let strategy = r#"cp "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET.tmp" && sync -f "$SWAPFAULT_TARGET.tmp" && mv "$SWAPFAULT_TARGET.tmp" "$SWAPFAULT_TARGET" && sync -f "$SWAPFAULT_TARGET""#;
+    let (_, report) = swapfault_json(&[
+        "check",
+        "--strategy",
+        strategy,
+        "--fault",
+        "sync#2:power-cut=strict",
+    ]);
+    assert_eq!(run_of(&report).observed.fired.len(), 1, "{report:#}");
+    assert_eq!(status(&report, "power"), "pass", "{report:#}");
+}
+
+#[test]
 fn new_bytes_with_the_mode_and_xattrs_not_yet_restored_are_a_meta_finding() {
     crate::support::require(&[("python3", "python3")]);
     let scenario =

@@ -29,7 +29,7 @@ use crate::plan::{Decision, OpContext, PlanState};
 use crate::proc::{proc_info, signal_namespace, Caller};
 use crate::rule::FaultPlan;
 use crate::signing::{CodeSigning, SignatureKill, FMODE_EXEC};
-use crate::tree::{InodeChange, NewNode, NodeKind, RenameMode, Tree};
+use crate::tree::{InodeChange, NewNode, NodeKind, RenameMode, Tree, ROOT_INO};
 
 /// No kernel caching of entries or attributes: every lookup reaches the
 /// daemon, so faults see every op and a reset tree is never masked by stale
@@ -342,7 +342,7 @@ impl FaultFs {
                 own_pgid: nix::unistd::getpgrp().as_raw() as u32,
                 own_pid: std::process::id(),
             }),
-            root: crate::tree::ROOT_INO,
+            root: ROOT_INO,
         }
     }
 
@@ -405,9 +405,14 @@ impl FaultFs {
 
     /// The process that sent `req`.
     fn who(&self, req: &Request) -> Who {
+        self.who_pid(req.pid())
+    }
+
+    /// Process `pid`, as the sender of an op.
+    fn who_pid(&self, pid: u32) -> Who {
         Who {
-            pid: req.pid(),
-            caller: self.caller(req.pid()),
+            pid,
+            caller: self.caller(pid),
             writeback: None,
         }
     }
@@ -1592,6 +1597,36 @@ impl Filesystem for FaultFs {
 }
 
 impl FaultFsHandle {
+    /// A `sync(2)` or `syncfs(2)` of this file system by process `pid`,
+    /// which FUSE never sends: the strategy's sandbox hands it over. It is
+    /// an op like any other, `sync` at the root: traced, counted, decided
+    /// by the plan (a kill, a power cut, a stall, an errno), and applied:
+    /// every file's data and every directory's entries become durable, as
+    /// the real call makes them. `answer` gets the result once it is done
+    /// (at once, or when a stall ends), from whatever thread that is.
+    pub fn sync(&self, pid: u32, answer: impl FnOnce(Result<(), i32>) + Send + 'static) {
+        let fs = FaultFs {
+            inner: self.inner.clone(),
+            root: ROOT_INO,
+        };
+        let gate = fs.gate_as(
+            fs.who_pid(pid),
+            OpKind::Sync,
+            At::Ino(ROOT_INO),
+            None,
+            NO_ARGS,
+        );
+        fs.run(
+            gate,
+            |state, _| {
+                let State { durable, tree, .. } = state;
+                durable.on_sync(tree);
+                Ok(())
+            },
+            move |result: Result<(), Errno>| answer(result.map_err(|errno| errno.code())),
+        );
+    }
+
     /// A copy of every op traced so far.
     pub fn trace(&self) -> Vec<OpRecord> {
         lock(&self.inner.state).trace.records().to_vec()

@@ -86,11 +86,15 @@ pub enum OpKind {
     CopyFileRange,
     /// `lseek` with SEEK_DATA / SEEK_HOLE.
     Lseek,
+    /// `sync(2)`, or `syncfs(2)` of this file system: FUSE never sees
+    /// either; the strategy's sandbox hands them over (see
+    /// [`crate::FaultFsHandle::sync`]).
+    Sync,
 }
 
 impl OpKind {
     /// Every kind, in declaration order.
-    pub const ALL: [OpKind; 32] = [
+    pub const ALL: [OpKind; 33] = [
         OpKind::Lookup,
         OpKind::Getattr,
         OpKind::Setattr,
@@ -123,6 +127,7 @@ impl OpKind {
         OpKind::Fallocate,
         OpKind::CopyFileRange,
         OpKind::Lseek,
+        OpKind::Sync,
     ];
 
     /// The name used in traces and fault specs.
@@ -160,6 +165,7 @@ impl OpKind {
             OpKind::Fallocate => "fallocate",
             OpKind::CopyFileRange => "copy_file_range",
             OpKind::Lseek => "lseek",
+            OpKind::Sync => "sync",
         }
     }
 
@@ -194,9 +200,12 @@ impl OpKind {
             )
     }
 
-    /// True for the durability barriers: fsync, fdatasync, fsyncdir.
+    /// True for the durability barriers: fsync, fdatasync, fsyncdir, sync.
     pub fn is_sync(self) -> bool {
-        matches!(self, OpKind::Fsync | OpKind::Fdatasync | OpKind::Fsyncdir)
+        matches!(
+            self,
+            OpKind::Fsync | OpKind::Fdatasync | OpKind::Fsyncdir | OpKind::Sync
+        )
     }
 
     /// Whether the op may need new space (blocks, an inode, a directory

@@ -401,6 +401,23 @@ impl Durability {
         self.dirs.insert(dir, entries.clone());
     }
 
+    /// sync(2) or syncfs(2): every file's data and every directory's
+    /// entries are durable in both models, as after an fsync of each (data
+    /// whose writeback failed before stays lost: the pages were marked clean).
+    pub fn on_sync(&mut self, tree: &Tree) {
+        let (files, dirs): (Vec<_>, Vec<_>) = tree
+            .inodes()
+            .filter(|node| matches!(node.kind, NodeKind::File(_) | NodeKind::Dir(_)))
+            .map(|node| (node.ino, node.is_dir()))
+            .partition(|(_, dir)| !dir);
+        for (ino, _) in files {
+            self.on_fsync(tree, ino);
+        }
+        for (ino, _) in dirs {
+            self.on_fsyncdir(tree, ino);
+        }
+    }
+
     /// The tree that a reboot after a power cut now would find.
     pub fn durable_tree(&mut self, cut: Cut, current: &Tree) -> Tree {
         let model = cut.model;

@@ -32,6 +32,7 @@
 //!
 //! harness knows nothing of the command line; the binary crate does.
 
+pub mod barrier;
 pub mod bench;
 pub mod canary;
 pub mod clock;

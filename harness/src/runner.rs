@@ -473,7 +473,11 @@ fn run_strategy(
 ) -> Result<Ran, RunError> {
     let mut sandbox = match stage.sandbox.take() {
         Some(sandbox) if sandbox.is_ours() => sandbox,
-        _ => Sandbox::start(&prepared.sandbox_init, stage.run_dir())?,
+        _ => {
+            let mut sandbox = Sandbox::start(&prepared.sandbox_init, stage.run_dir())?;
+            sandbox.watch_syncs(stage.handle(), stage.devices());
+            sandbox
+        }
     };
     let ran = run_in(prepared, stage, &mut sandbox, probes, fresh_tmp, daemons)?;
     // A sandbox whose run failed is not trusted again: it is dropped (its

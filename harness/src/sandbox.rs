@@ -105,6 +105,12 @@ pub struct Sandbox {
     pub ns: u64,
     /// The thread that started the init: the init dies with it.
     thread: std::thread::ThreadId,
+    /// The init's seccomp listener for sync(2) and syncfs(2), until
+    /// [`Sandbox::watch_syncs`] takes it (`None`: the kernel refused it).
+    sync_listener: Option<OwnedFd>,
+    /// Answers those calls: dropped after the init (the field above it),
+    /// once nothing is left to call.
+    syncs: Option<crate::barrier::SyncWatch>,
 }
 
 /// How the strategy ended, as its init reported it.
@@ -247,15 +253,19 @@ impl Sandbox {
                 "cannot tell the namespace of pid {pid} (hint: needs Linux 6.11 or later)"
             )));
         }
-        let sandbox = Sandbox {
+        let mut sandbox = Sandbox {
             child,
             control: ours,
             init: pid,
             ns,
             thread: std::thread::current().id(),
+            sync_listener: None,
+            syncs: None,
         };
         // Its mounts are made (or not) before it takes a request.
-        match sandbox.receive(READY) {
+        let (ready, listener) = sandbox.receive_with_fd(READY);
+        sandbox.sync_listener = listener;
+        match ready {
             Some(ready) if ready.starts_with("ready") => {
                 for notice in ready.lines().filter_map(|l| l.strip_prefix("notice ")) {
                     tracing::warn!("the strategy's sandbox has {notice}");
@@ -268,6 +278,20 @@ impl Sandbox {
             None => Err(SandboxError::Namespace(format!(
                 "the strategy's init said nothing in {READY:?}"
             ))),
+        }
+    }
+
+    /// Hands the strategy's sync(2) and syncfs(2) calls to `handle`'s file
+    /// system (mounted with the st_dev `devices`) from now on (see
+    /// [`crate::barrier`]). Without a listener (a kernel that refused it)
+    /// they go to the kernel alone, which FUSE never hears of.
+    pub fn watch_syncs(&mut self, handle: &fault_fs::FaultFsHandle, devices: Vec<u64>) {
+        let Some(listener) = self.sync_listener.take() else {
+            return;
+        };
+        match crate::barrier::SyncWatch::start(listener, handle.clone(), devices) {
+            Ok(watch) => self.syncs = Some(watch),
+            Err(err) => tracing::warn!(%err, "cannot watch the strategy's sync(2) calls"),
         }
     }
 
@@ -331,27 +355,53 @@ impl Sandbox {
     /// when none came, and an empty text once the init is gone (killed,
     /// and its namespace with it: a Ctrl-C kills every child of ours).
     fn receive(&self, timeout: Duration) -> Option<String> {
+        self.receive_with_fd(timeout).0
+    }
+
+    /// [`Sandbox::receive`], with the descriptor the message carried, if
+    /// any (the "ready" message's seccomp listener).
+    fn receive_with_fd(&self, timeout: Duration) -> (Option<String>, Option<OwnedFd>) {
         use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-        use nix::sys::socket::{recv, MsgFlags};
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+        use std::os::fd::FromRawFd;
         let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
         let mut fds = [PollFd::new(self.control.as_fd(), PollFlags::POLLIN)];
         match poll(
             &mut fds,
             PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX),
         ) {
-            Ok(0) | Err(_) => return None,
+            Ok(0) | Err(_) => return (None, None),
             Ok(_) => {}
         }
         let mut report = vec![0; 16 << 10];
-        match recv(
+        let mut iov = [std::io::IoSliceMut::new(&mut report)];
+        let mut space = nix::cmsg_space!([std::os::fd::RawFd; 1]);
+        let received = recvmsg::<()>(
             self.control.as_raw_fd(),
-            &mut report,
-            MsgFlags::MSG_DONTWAIT,
-        ) {
-            Ok(n) if n > 0 => Some(String::from_utf8_lossy(&report[..n]).into_owned()),
-            Err(nix::Error::EAGAIN | nix::Error::EINTR) => None,
-            _ => Some(String::new()),
-        }
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_CMSG_CLOEXEC,
+        );
+        let (n, fd) = match received {
+            Ok(message) => {
+                let fd = message.cmsgs().ok().and_then(|mut cmsgs| {
+                    cmsgs.find_map(|cmsg| match cmsg {
+                        ControlMessageOwned::ScmRights(fds) => fds.first().copied(),
+                        _ => None,
+                    })
+                });
+                // SAFETY: SCM_RIGHTS gave this process a new descriptor,
+                // owned by no one else.
+                (
+                    message.bytes,
+                    fd.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+                )
+            }
+            Err(nix::Error::EAGAIN | nix::Error::EINTR) => return (None, None),
+            Err(_) => (0, None),
+        };
+        let text = String::from_utf8_lossy(&report[..n]).into_owned();
+        (Some(text), fd)
     }
 
     /// Waits up to `timeout` for what the init says next of the run.

@@ -201,6 +201,17 @@ impl Stage {
         Ok(stage)
     }
 
+    /// The st_dev of the stage's mounts (the tree and its /tmp): what a
+    /// `syncfs(2)` of this file system names.
+    pub fn devices(&self) -> Vec<u64> {
+        use std::os::unix::fs::MetadataExt;
+        [self.mount.path(), self.tmp.path()]
+            .iter()
+            .filter_map(|path| std::fs::metadata(path).ok())
+            .map(|meta| meta.dev())
+            .collect()
+    }
+
     pub fn handle(&self) -> &FaultFsHandle {
         self.mount.handle()
     }
