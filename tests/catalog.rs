@@ -273,6 +273,30 @@ fn a_sync_of_everything_is_a_barrier_and_without_the_first_one_power_fails() {
 }
 
 #[test]
+fn a_program_removed_and_put_back_is_damage_when_a_kill_lands_between() {
+    // The undisturbed run leaves everything as it was, so result passes;
+    // a kill between the rm and the cp leaves a library that is new and a
+    // program that is gone.
+    let strategy = r#"d=$(dirname "$SWAPFAULT_TARGET"); cp -p "$d/canary" "$TMPDIR/keep" && rm "$d/canary" && install -m 0755 "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET" && cp -p "$TMPDIR/keep" "$d/canary""#;
+    let (_, report) = swapfault_json(&["check", "--strategy", strategy]);
+    assert_eq!(status(&report, "result"), "pass", "{report:#}");
+    let (_, report) = swapfault_json(&[
+        "check",
+        "--strategy",
+        strategy,
+        "--no-retry",
+        "--fault",
+        "unlink#1:kill-after",
+    ]);
+    let kill = first_group(&report, "kill");
+    assert_eq!(
+        kill.seen, "after the kill the application is damaged: app/canary: missing",
+        "{report:#}"
+    );
+    assert!(kill.fix.contains("other files"), "{report:#}");
+}
+
+#[test]
 fn new_bytes_with_the_mode_and_xattrs_not_yet_restored_are_a_meta_finding() {
     crate::support::require(&[("python3", "python3")]);
     let scenario =

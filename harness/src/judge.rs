@@ -282,10 +282,13 @@ fn complete_after(seen: &Observations, property: Property) -> Verdict {
         };
         return Verdict::not_exercised(format!("{what} fired in this run"));
     }
-    let after = match property {
-        Property::Kill => "after the kill the target",
-        Property::Power => "after the power cut the durable target",
-        _ => "after the error the target",
+    let (when, after) = match property {
+        Property::Kill => ("after the kill", "after the kill the target"),
+        Property::Power => (
+            "after the power cut",
+            "after the power cut the durable target",
+        ),
+        _ => ("after the error", "after the error the target"),
     };
     let mut findings = Vec::new();
     // Each run a fault interrupted, judged by what that run left.
@@ -299,6 +302,16 @@ fn complete_after(seen: &Observations, property: Property) -> Verdict {
                 detail: run.target.mix.clone(),
                 ..finding(property, Some(point.clone()), format!("{after} is {class}"))
             });
+        }
+        // The application must still start after the interruption too: a
+        // strategy that removes the program and puts it back later leaves
+        // it gone if cut off in between.
+        if !run.damaged.is_empty() {
+            let what = format!(
+                "{when} the application is damaged: {}",
+                run.damaged.join(", ")
+            );
+            findings.push(finding(property, Some(point.clone()), what));
         }
         if property == Property::Errors && class == TargetClass::Old && run.exit.success() {
             findings.push(finding(
@@ -365,7 +378,17 @@ fn retry(seen: &Observations) -> Verdict {
         return Verdict::not_exercised("no retry was made after the interruption");
     };
     if retry.exit.success() && retry.target.class == TargetClass::New {
-        return Verdict::Pass;
+        if retry.damaged.is_empty() {
+            return Verdict::Pass;
+        }
+        return Verdict::of(vec![finding(
+            Property::Retry,
+            at,
+            format!(
+                "{after}the retry replaced the target but left the application damaged: {}",
+                retry.damaged.join(", ")
+            ),
+        )]);
     }
     let why = said(&retry.stderr);
     Verdict::of(vec![finding(

@@ -8,6 +8,16 @@ use crate::outcome::Property;
 /// The usual fix for a finding of `property` that saw `seen`.
 pub fn fix_for(property: Property, seen: &str) -> &'static str {
     match property {
+        // Damage after an interruption or a retry: a step that removes or
+        // rewrites another file of the application and puts it back later.
+        _ if seen.contains("the application is damaged")
+            || seen.contains("left the application damaged") =>
+        {
+            "never remove or rewrite the application's other files on the way: \
+             leave them alone, or replace each as the target is, by a rename of a \
+             complete new copy, so that a run cut off anywhere leaves a program \
+             that starts"
+        }
         Property::Result if seen.contains("no reason to touch") => {
             "touch nothing but the target: leave the program's other files and its \
              directory as they were (a directory made by mkdtemp is 0700: give it the \
@@ -74,6 +84,8 @@ mod tests {
         for property in Property::ALL {
             assert!(!fix_for(property, "").is_empty(), "{property:?}");
         }
+        let damaged = "after the kill the application is damaged: app/canary: missing";
+        assert!(fix_for(Property::Kill, damaged).contains("other files"));
         let exited_0 = "the strategy exited 0 after the error, but the target is empty";
         assert!(fix_for(Property::Errors, exited_0).contains("never rename a file"));
         assert!(
