@@ -35,7 +35,7 @@
 //! the call to be made from the test's own thread, the one libtest names
 //! after the test. docs/API.md has the guide.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -85,6 +85,8 @@ pub type StrategyFn = fn(&Targets) -> std::io::Result<()>;
 #[derive(Clone, Debug)]
 pub struct Strategy {
     command: String,
+    /// For a Rust function, the `cargo test` that runs its test again.
+    rerun: Option<String>,
 }
 
 impl Strategy {
@@ -93,6 +95,7 @@ impl Strategy {
     pub fn command(command: impl Into<String>) -> Strategy {
         Strategy {
             command: command.into(),
+            rerun: None,
         }
     }
 
@@ -149,6 +152,7 @@ impl Strategy {
                 quote(&exe.display().to_string()),
                 quote(&test)
             ),
+            rerun: cargo_rerun(&exe, &quote(&test)),
         }
     }
 
@@ -157,6 +161,38 @@ impl Strategy {
     pub fn shell_command(&self) -> &str {
         &self.command
     }
+}
+
+/// The `cargo test` that runs test `test` (quoted) of the test binary
+/// `exe` again, whatever its hash after a rebuild: the profile from the
+/// binary's directory, the package from cargo's environment (cargo sets
+/// `CARGO_PKG_NAME` when it runs a test), the target from the binary's
+/// name (`crates-0123456789abcdef`: `--test crates`; the package's own
+/// name: `--lib`). `None` when the binary is not where cargo puts tests.
+fn cargo_rerun(exe: &Path, test: &str) -> Option<String> {
+    let stem = exe.file_name()?.to_str()?;
+    let (target, hash) = stem.rsplit_once('-')?;
+    if hash.len() != 16 || !hash.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let deps = exe.parent()?;
+    if deps.file_name()? != "deps" {
+        return None;
+    }
+    let profile = match deps.parent()?.file_name()?.to_str()? {
+        "debug" => String::new(),
+        "release" => " --release".to_owned(),
+        other => format!(" --profile {other}"),
+    };
+    let package = std::env::var("CARGO_PKG_NAME").ok();
+    let kind = match &package {
+        Some(package) if package.replace('-', "_") == target => " --lib".to_owned(),
+        _ => format!(" --test {target}"),
+    };
+    let package = package.map_or_else(String::new, |package| format!(" -p {package}"));
+    Some(format!(
+        "cargo test{profile}{package}{kind} -- --exact {test} --include-ignored"
+    ))
 }
 
 /// What to replace, and how: the built-in canary (an executable, a library
@@ -180,6 +216,9 @@ pub struct Scenario {
     /// The old target's xattrs, if not the default `user.origin`.
     #[serde(default)]
     xattrs: Option<Vec<(String, String)>>,
+    /// See [`harness::Scenario::rerun`].
+    #[serde(default)]
+    rerun: Option<String>,
 }
 
 impl Scenario {
@@ -189,6 +228,7 @@ impl Scenario {
     pub fn new(strategy: Strategy) -> Scenario {
         Scenario {
             command: strategy.command,
+            rerun: strategy.rerun,
             target: TargetKind::Lib.name().to_owned(),
             size: None,
             new_size: None,
@@ -319,6 +359,7 @@ impl Scenario {
                 ),
             })?;
         scenario.sigterm = self.sigterm;
+        scenario.rerun = self.rerun.clone();
         if let Some(mode) = self.mode {
             if mode > 0o7777 {
                 return Err(format!(
@@ -394,7 +435,17 @@ enum Answer {
 const DEFAULT_TIMEOUT_MS: u64 = harness::scenario::DEFAULT_TIMEOUT.as_millis() as u64;
 
 /// Every crash point of `scenario`'s recorded run (`swapfault explore`).
+///
+/// With `SWAPFAULT_FAULT` set (as a reproduction of a Rust function's
+/// finding sets it: fault specs separated by spaces, or none), one run
+/// under those faults instead ([`check`]): the finding, not the search.
 pub fn explore(scenario: &Scenario) -> Result<Report, Error> {
+    if let Some(faults) = reproduced_faults() {
+        return check(
+            scenario,
+            &faults.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+    }
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     ask(Request::Explore {
         scenario: scenario.clone(),
@@ -413,13 +464,26 @@ pub fn check(scenario: &Scenario, faults: &[&str]) -> Result<Report, Error> {
 
 /// Random fault schedules across `scenario`'s run and its retries for
 /// `time`, the failing one shrunk (`swapfault fuzz`; `seed` as `--seed`).
-/// No regressions file is kept.
+/// No regressions file is kept. With `SWAPFAULT_FAULT` set, one run
+/// under those faults instead, as for [`explore`].
 pub fn fuzz(scenario: &Scenario, seed: Option<u64>, time: Duration) -> Result<Report, Error> {
+    if let Some(faults) = reproduced_faults() {
+        return check(
+            scenario,
+            &faults.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+    }
     ask(Request::Fuzz {
         scenario: scenario.clone(),
         seed,
         time_ms: time.as_millis() as u64,
     })
+}
+
+/// The faults of a reproduction, when `SWAPFAULT_FAULT` names them.
+fn reproduced_faults() -> Option<Vec<String>> {
+    let specs = std::env::var(harness::report::reproduce::FAULT_ENV).ok()?;
+    Some(specs.split_whitespace().map(str::to_owned).collect())
 }
 
 /// Starts the engine (this binary again) with `request` and reads its answer.

@@ -146,14 +146,67 @@ fn writing_in_place_fails_and_the_panic_names_the_property_and_a_reproduction() 
         .expect_err("writing in place is not safe against kills");
     let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
     assert!(message.starts_with("swapfault: kill failed"), "{message}");
-    // The reproduction runs this very test's strategy under the fault.
+    // The reproduction runs this very test again, under the fault alone,
+    // by a command that survives a rebuild (no hashed binary path). A
+    // binary copied out of cargo's tree (as the run as nobody copies it)
+    // has no cargo command: its reproduction starts the binary itself.
+    let test = "writing_in_place_fails_and_the_panic_names_the_property_and_a_reproduction";
+    let exe = std::env::current_exe().expect("this test binary");
+    if exe.parent().and_then(|dir| dir.file_name()) == Some("deps".as_ref()) {
+        assert!(
+            message.contains("reproduce: SWAPFAULT_FAULT='open#1:kill-after' cargo test"),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!(
+                " -p swapfault-api-tests --test rust_strategies -- --exact {test} --include-ignored"
+            )),
+            "{message}"
+        );
+    } else {
+        assert!(
+            message.contains(
+                "reproduce: swapfault check --strategy 'SWAPFAULT_RUST_STRATEGY=in_place exec /"
+            ),
+            "{message}"
+        );
+        assert!(message.contains("--fault 'open#1:kill-after'"), "{message}");
+    }
+}
+
+/// Run only by the test below, with SWAPFAULT_FAULT set: what a
+/// reproduction of a finding of `in_place` runs.
+#[test]
+#[ignore = "run by a_reproduction_runs_its_fault_not_the_search"]
+fn reproduction_of_in_place() {
+    let scenario = Scenario::new(Strategy::function("in_place", in_place));
+    let report = swapfault::explore(&scenario).expect("explore");
+    println!("{}", report.human());
+}
+
+#[test]
+fn a_reproduction_runs_its_fault_not_the_search() {
+    // What `SWAPFAULT_FAULT='open#1:kill-after' cargo test … -- --exact
+    // reproduction_of_in_place` runs once cargo has built the binary.
+    let exe = std::env::current_exe().expect("this test binary");
+    let output = std::process::Command::new(exe)
+        .args(["--exact", "reproduction_of_in_place", "--include-ignored"])
+        .args(["--nocapture", "--test-threads=1"])
+        .env("SWAPFAULT_FAULT", "open#1:kill-after")
+        .output()
+        .expect("the reproduction");
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{said}");
+    // One run, under that fault: a check's report, not an exploration's.
     assert!(
-        message.contains(
-            "reproduce: swapfault check --strategy 'SWAPFAULT_RUST_STRATEGY=in_place exec /"
-        ),
-        "{message}"
+        said.contains("faults:   open#1:kill-after (fired: open#1:kill-after)"),
+        "{said}"
     );
-    assert!(message.contains("--fault 'open#1:kill-after'"), "{message}");
+    assert!(!said.contains("crash points checked"), "{said}");
+    assert!(
+        said.contains("after the kill the target is empty"),
+        "{said}"
+    );
 }
 
 #[test]
@@ -225,6 +278,6 @@ fn the_suite_passes_as_an_unprivileged_user() {
     if let Some(out) =
         swapfault_api_tests::rerun_as_nobody("the_suite_passes_as_an_unprivileged_user")
     {
-        assert!(out.contains("test result: ok. 8 passed"), "{out}");
+        assert!(out.contains("test result: ok. 9 passed"), "{out}");
     }
 }

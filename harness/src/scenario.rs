@@ -285,6 +285,11 @@ pub struct Scenario {
     pub expect_on: BTreeMap<Platform, BTreeMap<Property, Expectation>>,
     /// What was given apart from the file, in the order given.
     pub overrides: Vec<Override>,
+    /// How a user reruns this scenario when not with swapfault's own
+    /// command: a Rust test's `cargo test … -- --exact NAME`, which runs
+    /// the faults in `SWAPFAULT_FAULT` instead of exploring. Reproductions
+    /// name it ([`crate::report::reproduce::reproduction`]).
+    pub rerun: Option<String>,
 }
 
 /// What is wrong with an ad-hoc scenario ([`Scenario::from_ad_hoc`]).
@@ -633,6 +638,7 @@ impl Scenario {
             platform: Platform::Linux,
             expect_on: BTreeMap::new(),
             overrides: Vec::new(),
+            rerun: None,
         }
     }
 

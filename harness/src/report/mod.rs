@@ -22,7 +22,7 @@ use crate::outcome::{
 };
 use crate::scenario::{Expectation, Scenario};
 use redact::{redact_run_names, RecordedNames};
-use reproduce::{reproduction_prefix, run_command, shell_quote};
+use reproduce::{reproduction, reproduction_prefix, run_command, shell_quote};
 
 /// The version of the JSON shape: raised when a field changes meaning or
 /// goes away (adding a field does not raise it).
@@ -233,7 +233,8 @@ impl Report {
             points,
             interrupted,
         } = explored;
-        let command = reproduction_prefix(scenario);
+        // The undisturbed run's findings are reproduced with no fault.
+        let command = reproduction(scenario, &[]);
         // No crash point at all: the exploration tested nothing, and says so.
         let nothing = (points.total == 0 && !interrupted).then_some(NO_CRASH_POINT);
         let names = RecordedNames::of(&record, &results);
@@ -503,7 +504,7 @@ fn explored_property(
                 continue;
             }
             let point = finding.crash_point.clone().unwrap_or(result.point.clone());
-            let reproduce = format!("{command} --fault {}", shell_quote(&point.to_string()));
+            let reproduce = reproduction(scenario, &[point.to_string()]);
             match groups.iter_mut().find(|(s, _, _)| *s == seen) {
                 Some((_, group, reproduced)) => {
                     // Reproduce at a point that names the same op on every

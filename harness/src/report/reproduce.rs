@@ -11,8 +11,16 @@ pub fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
-/// The command that reruns a scenario; a reproduction adds `--fault`.
+/// The environment variable a scenario's [`Scenario::rerun`] reads its
+/// faults from (fault specs, separated by spaces).
+pub const FAULT_ENV: &str = "SWAPFAULT_FAULT";
+
+/// The command that reruns a scenario; a reproduction adds its faults
+/// ([`reproduction`]).
 pub fn reproduction_prefix(scenario: &Scenario) -> String {
+    if let Some(rerun) = &scenario.rerun {
+        return rerun.clone();
+    }
     match &scenario.source {
         Some(path) => {
             let mut command = format!("swapfault run {}", shell_quote(&path.display().to_string()));
@@ -82,10 +90,22 @@ pub fn reproduction_prefix(scenario: &Scenario) -> String {
 
 /// The command that reruns this very run: the scenario and its faults.
 pub fn run_command(scenario: &Scenario, faults: &[Rule]) -> String {
-    let mut command = reproduction_prefix(scenario);
-    for rule in faults {
+    let specs: Vec<String> = faults.iter().map(Rule::to_string).collect();
+    reproduction(scenario, &specs)
+}
+
+/// The command that runs `scenario` under the fault specs `faults`:
+/// swapfault's own with a `--fault` each, or the scenario's
+/// [`Scenario::rerun`] with the faults in [`FAULT_ENV`] before it.
+pub fn reproduction(scenario: &Scenario, faults: &[String]) -> String {
+    let prefix = reproduction_prefix(scenario);
+    if scenario.rerun.is_some() {
+        return format!("{FAULT_ENV}={} {prefix}", shell_quote(&faults.join(" ")));
+    }
+    let mut command = prefix;
+    for spec in faults {
         command.push_str(" --fault ");
-        command.push_str(&shell_quote(&rule.to_string()));
+        command.push_str(&shell_quote(spec));
     }
     command
 }
