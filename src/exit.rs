@@ -145,6 +145,7 @@ impl ExitOf for RunError {
             RunError::LiveCommand { .. }
             | RunError::LiveCommandEnded { .. }
             | RunError::SameVersions { .. }
+            | RunError::OwnerRootless { .. }
             | RunError::StrategyFails { .. } => Exit::Usage,
         }
     }

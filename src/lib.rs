@@ -219,6 +219,9 @@ pub struct Scenario {
     /// See [`harness::Scenario::rerun`].
     #[serde(default)]
     rerun: Option<String>,
+    /// The old target's owner, if not root's.
+    #[serde(default)]
+    owner: Option<(u32, u32)>,
 }
 
 impl Scenario {
@@ -229,6 +232,7 @@ impl Scenario {
         Scenario {
             command: strategy.command,
             rerun: strategy.rerun,
+            owner: None,
             target: TargetKind::Lib.name().to_owned(),
             size: None,
             new_size: None,
@@ -297,6 +301,15 @@ impl Scenario {
         self
     }
 
+    /// The old target's owner, uid and gid (default root's), which the new
+    /// one must have too (`meta`). Only a run as root can give a file
+    /// another owner: rootless runs map a single uid, and refuse this with
+    /// an error that says so.
+    pub fn owner(mut self, uid: u32, gid: u32) -> Scenario {
+        self.owner = Some((uid, gid));
+        self
+    }
+
     /// The old target's extended attributes (default: one,
     /// `user.origin`), which the new one must carry too. `.xattrs([])` for
     /// files that have none: a strategy that does not copy xattrs then
@@ -360,6 +373,9 @@ impl Scenario {
             })?;
         scenario.sigterm = self.sigterm;
         scenario.rerun = self.rerun.clone();
+        if let Some(owner) = self.owner {
+            scenario.target.owner = owner;
+        }
         if let Some(mode) = self.mode {
             if mode > 0o7777 {
                 return Err(format!(

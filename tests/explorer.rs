@@ -6,8 +6,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use crate::support::{
-    assert_nothing_left, assert_same_points, explore_json, explored, findings_by_point, group_at,
-    interrupt, property, reports, swapfault, verdicts_by_point, wait_for, Report, Verdicts,
+    assert_nothing_left, assert_same_points, explore_json, explored, findings_by_point,
+    first_group, group_at, interrupt, property, reports, status, swapfault, swapfault_json,
+    verdicts_by_point, wait_for, Report, Verdicts,
 };
 
 #[test]
@@ -762,4 +763,53 @@ fn partitions_cover_every_crash_point_once() {
     let mut whole_failing = failing_of(&whole);
     whole_failing.sort();
     assert_eq!(failing, whole_failing);
+}
+
+#[test]
+fn an_owner_is_judged_as_root_and_refused_rootless_with_the_reason() {
+    // install without -o makes the new file root's; with -o/-g it keeps
+    // the old owner. Rootless, one uid is mapped: no file can have another.
+    let dir = tempfile::tempdir().expect("dir");
+    let scenario = |name: &str, command: &str| {
+        let path = dir.path().join(format!("{name}.toml"));
+        let text = format!(
+            "description = \"{name}\"\n[target]\nkind = \"lib\"\nowner = \"1000:1000\"\n\
+             [strategy]\ncommand = '{command}'\n"
+        );
+        std::fs::write(&path, text).expect("scenario");
+        path.to_string_lossy().into_owned()
+    };
+    let careless = scenario(
+        "careless",
+        r#"install -m 0755 "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#,
+    );
+    let careful = scenario(
+        "careful",
+        r#"install -o 1000 -g 1000 -m 0755 "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#,
+    );
+    let (_, report) = swapfault_json(&["run", &careless]);
+    assert_eq!(status(&report, "meta"), "fail", "{report:#}");
+    assert_eq!(
+        first_group(&report, "meta").seen,
+        "owner is 0:0, was 1000:1000",
+        "{report:#}"
+    );
+    let (_, report) = swapfault_json(&["run", &careful]);
+    assert_eq!(status(&report, "meta"), "pass", "{report:#}");
+    let cache = tempfile::tempdir().expect("cache dir");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("chmod");
+    let rootless = swapfault_as_nobody(cache.path())
+        .args(["run", &careful])
+        .output()
+        .expect("as nobody");
+    let said = String::from_utf8_lossy(&rootless.stderr);
+    assert_eq!(rootless.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("target.owner 1000:1000 needs a run as root"),
+        "{said}"
+    );
 }

@@ -50,6 +50,15 @@ pub enum RunError {
         /// NEW's path.
         new: String,
     },
+    /// An owner other than root's was asked for in rootless mode, where one
+    /// uid is mapped and every file has that one owner.
+    #[error("target.owner {uid}:{gid} needs a run as root: rootless runs map a single uid, so every file has one owner (hint: run as root to test ownership, or leave the owner out)")]
+    OwnerRootless {
+        /// The uid asked for.
+        uid: u32,
+        /// The gid asked for.
+        gid: u32,
+    },
     /// The undisturbed run failed: a missing tool or file, a strategy that
     /// cannot replace even when nothing goes wrong. Every crash point
     /// would only repeat it.

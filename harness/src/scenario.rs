@@ -140,6 +140,12 @@ fn yes() -> bool {
     true
 }
 
+/// `UID:GID`, numbers both.
+fn parse_owner(text: &str) -> Option<(u32, u32)> {
+    let (uid, gid) = text.split_once(':')?;
+    Some((uid.trim().parse().ok()?, gid.trim().parse().ok()?))
+}
+
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct TargetFile {
@@ -148,6 +154,7 @@ struct TargetFile {
     size: Option<String>,
     new_size: Option<String>,
     mode: Option<String>,
+    owner: Option<String>,
     #[serde(default)]
     xattrs: BTreeMap<String, String>,
     old: Option<PathBuf>,
@@ -199,6 +206,10 @@ pub struct Target {
     pub versions: Versions,
     /// Mode of the old target (and expected of the new).
     pub mode: u32,
+    /// Owner of the old target, uid and gid (and expected of the new);
+    /// root's by default. Another needs a run as root: rootless runs map
+    /// one uid ([`crate::RunError::OwnerRootless`]).
+    pub owner: (u32, u32),
     /// Extended attributes of the old target (and expected of the new).
     pub xattrs: BTreeMap<String, String>,
     /// Stage NEW inside the mount rather than outside.
@@ -528,6 +539,15 @@ impl Scenario {
                 })?,
             None => 0o755,
         };
+        let owner = match &target.owner {
+            Some(text) => parse_owner(text).ok_or_else(|| {
+                invalid(
+                    "target.owner",
+                    format!("`{text}` is not UID:GID (hint: e.g. \"1000:1000\")"),
+                )
+            })?,
+            None => (0, 0),
+        };
         // A duration field, with the default and an example for the hint.
         let duration = |field: &str, text: &Option<String>, default: Duration, example: &str| {
             text.as_deref().map_or(Ok(default), |t| {
@@ -593,6 +613,7 @@ impl Scenario {
             kind: target.kind,
             versions,
             mode,
+            owner,
             xattrs: target.xattrs,
             new_inside: target.new_inside,
             symlink: target.symlink,
@@ -764,6 +785,7 @@ impl Scenario {
             kind,
             versions: Versions::Canary { size, new_size },
             mode: 0o755,
+            owner: (0, 0),
             xattrs: BTreeMap::from([(AD_HOC_XATTR.0.to_owned(), AD_HOC_XATTR.1.to_owned())]),
             new_inside: false,
             symlink: false,

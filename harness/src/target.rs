@@ -71,6 +71,10 @@ impl Prepared {
     /// here, so a machine that cannot run anything says so before any build.
     pub fn new(scenario: Scenario) -> Result<Self, RunError> {
         fault_fs::check_environment()?;
+        let (uid, gid) = scenario.target.owner;
+        if (uid, gid) != (0, 0) && crate::sandbox::single_uid() {
+            return Err(RunError::OwnerRootless { uid, gid });
+        }
         let mut prepared = Self::read_versions(scenario)?;
         prepared.initial = prepared.build_initial_tree();
         prepared.initial_paths = all_paths(&prepared.initial);
@@ -349,6 +353,8 @@ impl Prepared {
             &self.old,
             self.scenario.target.mode,
         ) {
+            let (uid, gid) = self.scenario.target.owner;
+            let _ = tree.chown(ino, Some(uid), Some(gid));
             for (name, value) in &self.scenario.target.xattrs {
                 let _ = tree.setxattr(ino, name.as_ref(), value.as_bytes(), 0);
             }
