@@ -84,32 +84,32 @@ pub struct Strategy {
 pub const STRATEGIES: [Strategy; 6] = [
     Strategy {
         name: "cp",
-        scenario: include_str!("../../scenarios/cp.toml"),
+        scenario: include_str!("../catalog/cp.toml"),
         replace: cp,
     },
     Strategy {
         name: "pwrite-in-place",
-        scenario: include_str!("../../scenarios/pwrite-in-place.toml"),
+        scenario: include_str!("../catalog/pwrite-in-place.toml"),
         replace: pwrite_in_place,
     },
     Strategy {
         name: "install",
-        scenario: include_str!("../../scenarios/install.toml"),
+        scenario: include_str!("../catalog/install.toml"),
         replace: install,
     },
     Strategy {
         name: "temp-rename",
-        scenario: include_str!("../../scenarios/temp-rename.toml"),
+        scenario: include_str!("../catalog/temp-rename.toml"),
         replace: temp_rename,
     },
     Strategy {
         name: "atomic-fsync",
-        scenario: include_str!("../../scenarios/atomic-fsync.toml"),
+        scenario: include_str!("../catalog/atomic-fsync.toml"),
         replace: atomic_fsync,
     },
     Strategy {
         name: "link-aside-fsync",
-        scenario: include_str!("../../scenarios/link-aside-fsync.toml"),
+        scenario: include_str!("../catalog/link-aside-fsync.toml"),
         replace: link_aside_fsync,
     },
 ];
