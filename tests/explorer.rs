@@ -813,3 +813,42 @@ fn an_owner_is_judged_as_root_and_refused_rootless_with_the_reason() {
         "{said}"
     );
 }
+
+#[test]
+fn a_junit_failure_carries_its_first_finding_as_message_and_its_property_as_type() {
+    // What GitHub's and GitLab's test views show of a failure: its
+    // message and type, as cargo-nextest writes them.
+    let dir = tempfile::tempdir().expect("dir");
+    let junit = dir.path().join("junit.xml");
+    let output = swapfault()
+        .args([
+            "explore",
+            "--strategy",
+            r#"cp "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#,
+        ])
+        .arg("--junit")
+        .arg(&junit)
+        .output()
+        .expect("explore");
+    assert_eq!(output.status.code(), Some(1));
+    let xml = std::fs::read_to_string(&junit).expect("junit");
+    // An ad-hoc suite is named by the command that reruns it, not `check`.
+    assert!(
+        xml.contains("<testsuite name=\"swapfault check --strategy "),
+        "{xml}"
+    );
+    let live = xml
+        .split("<testcase ")
+        .find(|case| case.starts_with("name=\"live\""))
+        .expect("a live test case");
+    assert!(
+        live.contains("classname=\"swapfault check --strategy "),
+        "{live}"
+    );
+    assert!(
+        live.contains(
+            "<failure message=\"live: live canary (pid N) died: killed by SIGBUS\" type=\"live\">"
+        ),
+        "{live}"
+    );
+}
