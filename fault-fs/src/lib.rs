@@ -15,7 +15,7 @@
 //!   ([`OpName`], `write#3`), as the explorer places them.
 //!
 //! ```no_run
-//! use fault_fs::{FaultFs, FaultMount, FaultPlan};
+//! use swapfault_fs::{FaultFs, FaultMount, FaultPlan};
 //!
 //! let plan = FaultPlan::from_specs(&["write#2:kill-after"]).unwrap();
 //! let mount = FaultMount::mount(FaultFs::new(Default::default(), plan), "/tmp/m".as_ref()).unwrap();

@@ -25,6 +25,7 @@ use serde::Serialize;
 use crate::outcome::Property;
 use crate::scenario::{Expectation, Scenario};
 
+#[cfg(feature = "plots")]
 pub mod plot;
 
 /// The version of the bench's JSON shape: raised when a field changes

@@ -83,7 +83,7 @@ fn cache_root() -> PathBuf {
 /// Deterministic padding: different per version, so prefixes and tears of
 /// old and new can be told apart everywhere in the file.
 fn padding(version: u32, len: u64) -> Vec<u8> {
-    use rand::{RngCore, SeedableRng};
+    use rand::{Rng, SeedableRng};
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5357_4150 + u64::from(version));
     let mut out = vec![0; len as usize];
     rng.fill_bytes(&mut out);

@@ -20,7 +20,7 @@
 //! the library share.
 //!
 //! ```no_run
-//! use harness::{run, Prepared, RunOptions, Scenario, TargetKind};
+//! use swapfault_harness::{run, Prepared, RunOptions, Scenario, TargetKind};
 //!
 //! let scenario = Scenario::ad_hoc(r#"cp "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#, TargetKind::Lib, 256 * 1024, 224 * 1024);
 //! let prepared = Prepared::new(scenario).unwrap();

@@ -94,7 +94,7 @@ fn alike_runs(trace: &[OpRecord]) -> Vec<Vec<usize>> {
 /// power of two (counted from 1) and [`DRAWN`] more drawn with `seed`, in
 /// order.
 pub fn members(len: usize, seed: u64) -> Vec<usize> {
-    use rand::{Rng, SeedableRng};
+    use rand::{RngExt, SeedableRng};
     let mut chosen: Vec<usize> = vec![0, len.saturating_sub(1)];
     chosen.extend(
         (0..usize::BITS)
