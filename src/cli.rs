@@ -21,6 +21,43 @@ use crate::exit::{Exit, ExitOf};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Colour in the human report: auto (on a terminal, unless NO_COLOR is
+    /// set), always or never.
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+}
+
+/// When the human report is coloured (`--color`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ColorChoice {
+    /// On a terminal, unless `NO_COLOR` is set and not empty (no-color.org).
+    Auto,
+    /// Always, piped or not, `NO_COLOR` or not.
+    Always,
+    /// Never.
+    Never,
+}
+
+/// Whether this run colours its human report: decided once, in [`main`].
+static COLOR: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// See [`COLOR`].
+fn color() -> bool {
+    COLOR.get().copied().unwrap_or(false)
+}
+
+impl ColorChoice {
+    fn colors(self) -> bool {
+        use std::io::IsTerminal;
+        match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty())
+                    && std::io::stdout().is_terminal()
+            }
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -437,6 +474,7 @@ pub fn init_tracing() {
 /// Parses the command line, runs it, and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let _ = COLOR.set(cli.color.colors());
     // mount and bench run on the host as they are: bench times the user's
     // own disk, and may drop its caches.
     if !matches!(cli.command, Command::Mount(_) | Command::Bench(_)) {
@@ -687,7 +725,6 @@ fn run_and_report(
     faults: Vec<fault_fs::Rule>,
     once: &OnceArgs,
 ) -> Result<Exit, Failure> {
-    use std::io::IsTerminal;
     use std::sync::atomic::AtomicBool;
     let options = harness::RunOptions {
         retry: !once.no_retry,
@@ -700,7 +737,7 @@ fn run_and_report(
     let written = if once.json {
         report::json::write(&mut stdout, &report)
     } else {
-        report::human::write(&mut stdout, &report, std::io::stdout().is_terminal())
+        report::human::write(&mut stdout, &report, color())
     };
     written.map_err(Failure::environment)?;
     Ok(if report.as_expected {
@@ -788,7 +825,6 @@ fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, Failure> {
 
 fn explore(args: ExploreArgs) -> Result<Exit, Failure> {
     use harness::explore::ExploreOptions;
-    use std::io::IsTerminal;
     use std::sync::atomic::Ordering;
 
     let mut scenarios = Vec::new();
@@ -827,7 +863,7 @@ fn explore(args: ExploreArgs) -> Result<Exit, Failure> {
         options.workers = workers.max(1);
     }
     let stop = stop_on_signals()?;
-    let color = std::io::stdout().is_terminal();
+    let color = color();
     let mut reports = Vec::new();
     let job = Job::Explore(options);
     for scenario in scenarios {
@@ -877,7 +913,6 @@ fn explore(args: ExploreArgs) -> Result<Exit, Failure> {
 
 fn fuzz(args: FuzzArgs) -> Result<Exit, Failure> {
     use harness::fuzz::{self, FuzzOptions};
-    use std::io::IsTerminal;
     use std::sync::atomic::Ordering;
 
     let ad_hoc = args.strategy.is_some() || args.canary.self_update.is_some();
@@ -943,7 +978,7 @@ fn fuzz(args: FuzzArgs) -> Result<Exit, Failure> {
     let written = if args.json {
         report::json::write(&mut stdout, &report)
     } else {
-        report::human::write(&mut stdout, &report, std::io::stdout().is_terminal())
+        report::human::write(&mut stdout, &report, color())
     };
     written.map_err(Failure::environment)?;
     if let Some((path, file)) = &mut junit {

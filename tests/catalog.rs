@@ -663,3 +663,46 @@ fn inputs_that_would_test_nothing_are_refused() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn colour_follows_color_and_no_color_as_no_color_org_asks() {
+    // `script` gives the report a terminal, as a user's shell would.
+    crate::support::require(&[("script", "util-linux")]);
+    let exe = env!("CARGO_BIN_EXE_swapfault");
+    let strategy = r#"cp "$SWAPFAULT_NEW" "$SWAPFAULT_TARGET""#;
+    let escapes = |args: &[&str], no_color: Option<&str>, terminal: bool| -> usize {
+        let quoted: Vec<String> = args
+            .iter()
+            .map(|a| harness::report::reproduce::shell_quote(a))
+            .collect();
+        let line = format!("{exe} {}", quoted.join(" "));
+        let mut command = if terminal {
+            let mut script = std::process::Command::new("script");
+            script.args(["-qec", &line, "/dev/null"]);
+            script
+        } else {
+            let mut sh = std::process::Command::new("sh");
+            sh.args(["-c", &line]);
+            sh
+        };
+        command.env_remove("NO_COLOR");
+        if let Some(value) = no_color {
+            command.env("NO_COLOR", value);
+        }
+        let output = command.output().expect("swapfault");
+        String::from_utf8_lossy(&output.stdout)
+            .matches("\x1b[")
+            .count()
+    };
+    let check = ["check", "--strategy", strategy];
+    let with = |flag: &'static str| [&check[..], &["--color", flag]].concat();
+    // auto: colour on a terminal, none when piped or under NO_COLOR.
+    assert!(escapes(&check, None, true) > 0);
+    assert_eq!(escapes(&check, None, false), 0);
+    assert_eq!(escapes(&check, Some("1"), true), 0);
+    // An empty NO_COLOR is no request.
+    assert!(escapes(&check, Some(""), true) > 0);
+    // The flag is the user's word: it beats both.
+    assert!(escapes(&with("always"), Some("1"), false) > 0);
+    assert_eq!(escapes(&with("never"), None, true), 0);
+}

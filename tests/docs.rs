@@ -55,6 +55,7 @@ fn table_rows(readme: &str, header: &str) -> Vec<Vec<String>> {
 fn the_command_table_names_every_flag_of_every_command() {
     let usage = doc("docs/USAGE.md");
     let rows = table_rows(&usage, "| command | flags | what it does |");
+    assert!(usage.contains("Every command takes `--color auto|always|never`"));
     for command in ["demo", "check", "run", "explore", "fuzz", "mount", "bench"] {
         let row = rows
             .iter()
@@ -66,6 +67,8 @@ fn the_command_table_names_every_flag_of_every_command() {
             .expect("--help");
         let mut help = flags(&String::from_utf8_lossy(&output.stdout));
         help.remove("--help");
+        // Global: said once, under the table.
+        help.remove("--color");
         let said = flags(&row[..row.len() - 1].join(" "));
         assert_eq!(
             said, help,
