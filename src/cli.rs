@@ -76,6 +76,13 @@ enum Command {
     Fuzz(FuzzArgs),
     /// Time the catalog's strategies natively on a real disk, step by step, next to what each guarantees.
     Bench(BenchArgs),
+    /// Print the completion script for SHELL (e.g. `swapfault completions bash > ~/.local/share/bash-completion/completions/swapfault`).
+    Completions {
+        /// The shell: bash, elvish, fish, powershell or zsh.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page, in roff (e.g. `swapfault man > swapfault.1; man ./swapfault.1`).
+    Man,
 }
 
 #[derive(Debug, clap::Args)]
@@ -471,13 +478,49 @@ pub fn init_tracing() {
         .try_init();
 }
 
+/// `swapfault completions SHELL`: the completion script for SHELL.
+fn completions(shell: clap_complete::Shell) -> Result<Exit, Failure> {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "swapfault", &mut script);
+    print_bytes(&script)
+}
+
+/// `swapfault man`: the manual page, generated from the same definitions
+/// as --help (its SUBCOMMANDS section names each command; `swapfault
+/// COMMAND --help` has the rest).
+fn man() -> Result<Exit, Failure> {
+    let command = <Cli as clap::CommandFactory>::command();
+    let mut page = Vec::new();
+    // Rendering into memory: its only errors would be the Vec's, none.
+    let _ = clap_mangen::Man::new(command).render(&mut page);
+    print_bytes(&page)
+}
+
+/// Writes `bytes` to stdout: rendered in memory first, so that a reader
+/// that leaves (`| head`) ends the command quietly, as any other.
+fn print_bytes(bytes: &[u8]) -> Result<Exit, Failure> {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(bytes)
+        .and_then(|()| stdout.flush())
+        .map_err(|err| {
+            Failure::environment(anyhow::Error::new(err).context("cannot write to stdout"))
+        })?;
+    Ok(Exit::Success)
+}
+
 /// Parses the command line, runs it, and maps the outcome to an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let _ = COLOR.set(cli.color.colors());
     // mount and bench run on the host as they are: bench times the user's
     // own disk, and may drop its caches.
-    if !matches!(cli.command, Command::Mount(_) | Command::Bench(_)) {
+    if !matches!(
+        cli.command,
+        Command::Mount(_) | Command::Bench(_) | Command::Completions { .. } | Command::Man
+    ) {
         // Before any thread starts: what this run mounts and starts stays
         // private to it and dies with it, however it ends.
         if let Err(err) = harness::sandbox::enter_private_namespaces() {
@@ -503,6 +546,8 @@ pub fn main() -> ExitCode {
         Command::Explore(args) => explore(args),
         Command::Fuzz(args) => fuzz(args),
         Command::Bench(args) => bench(args),
+        Command::Completions { shell } => completions(shell),
+        Command::Man => man(),
     };
     halt_if_interrupted();
     // Plain `{err}`: every error message here already quotes its cause.

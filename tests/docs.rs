@@ -172,3 +172,40 @@ fn the_readme_shows_what_explore_prints_for_your_own_strategy() {
         "the README's exploration against what explore prints"
     );
 }
+
+#[test]
+fn completions_load_in_bash_and_the_man_page_names_every_command() {
+    let output = swapfault()
+        .args(["completions", "bash"])
+        .output()
+        .expect("completions");
+    assert!(output.status.success());
+    let script = String::from_utf8_lossy(&output.stdout).into_owned();
+    // bash loads the script and binds it to the command.
+    let bound = std::process::Command::new("bash")
+        .args(["-c", "eval \"$SCRIPT\" && complete -p swapfault"])
+        .env("SCRIPT", &script)
+        .output()
+        .expect("bash");
+    let said = String::from_utf8_lossy(&bound.stdout);
+    assert!(
+        said.contains("_swapfault") && said.trim_end().ends_with(" swapfault"),
+        "{said}"
+    );
+    let output = swapfault().arg("man").output().expect("man");
+    assert!(output.status.success());
+    let page = String::from_utf8_lossy(&output.stdout);
+    assert!(page.contains(".TH swapfault 1"), "{page}");
+    for command in [
+        "demo",
+        "check",
+        "run",
+        "explore",
+        "fuzz",
+        "mount",
+        "bench",
+        "completions",
+    ] {
+        assert!(page.contains(command), "the man page lacks `{command}`");
+    }
+}
